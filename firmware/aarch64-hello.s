@@ -9,15 +9,17 @@
  *
  * CPU k (MPIDR Aff0 = k, k < NCPUS) waits for its turn (a word in RAM),
  * prints "hello from cpu k" and passes the turn on.  CPU 0 also brings the
- * others up with PSCI CPU_ON (HVC conduit) and, once every CPU has printed,
- * powers the machine off with PSCI SYSTEM_OFF (when built with POWEROFF=1).
+ * others up with PSCI CPU_ON and, once every CPU has printed, powers the
+ * machine off with PSCI SYSTEM_OFF (when built with POWEROFF=1).  PSCI calls
+ * try the HVC conduit first, then SMC.
  *
  * Works with either bring-up path:
  *  - PSCI: secondaries start powered off (start-powered-off=true) and
- *    psci-conduit=2 (HVC), as on -M virt;
+ *    psci-conduit=2 (HVC, as on -M virt) or 1 (SMC, as on virt with
+ *    virtualization=on);
  *  - spin table: every CPU starts running at the entry point; CPU_ON then
- *    returns ALREADY_ON, or, with no PSCI at all, the HVC traps into the
- *    vector table below, which returns NOT_SUPPORTED.  Without PSCI there is
+ *    returns ALREADY_ON, or, with no PSCI at all, the HVC/SMC traps into
+ *    the vector table below, which returns NOT_SUPPORTED.  Without PSCI there is
  *    no power-off: CPU 0 parks.
  * EL-agnostic (EL3, EL2 or EL1 at entry), MMU off, no stack.
  */
@@ -95,7 +97,7 @@ _start:
     mov     x1, x21                     /* target MPIDR: Aff0 = k */
     adr     x2, _start
     mov     x3, #0
-    hvc     #0
+    bl      psci_call
     add     x21, x21, #1
     b       1b
 
@@ -108,11 +110,33 @@ _start:
 3:
     .if     POWEROFF
     ldr     x0, =PSCI_SYSTEM_OFF
-    hvc     #0
+    bl      psci_call
     .endif
 park:
     wfe
     b       park
+
+/*
+ * psci_call: x0 = function id, x1-x3 = arguments; returns x0.
+ * Tries the HVC conduit, then SMC when HVC came back NOT_SUPPORTED (-1):
+ * QEMU's built-in PSCI answers on the conduit the CPU's psci-conduit
+ * property names; a conduit nobody serves traps into sync_handler, which
+ * returns -1.  Clobbers x4-x7, x10, x11.
+ */
+psci_call:
+    mov     x4, x0
+    mov     x5, x1
+    mov     x6, x2
+    mov     x7, x3
+    hvc     #0
+    cmn     x0, #1
+    b.ne    1f
+    mov     x0, x4
+    mov     x1, x5
+    mov     x2, x6
+    mov     x3, x7
+    smc     #0
+1:  ret
 
 /* puts: x0 = NUL-terminated string; clobbers x0-x3, x9 */
 puts:
@@ -134,9 +158,11 @@ putc:
     ret
 
 /*
- * Synchronous exception from the current EL: the only expected one is an
- * HVC that no PSCI implementation claimed (UNDEF, EC 0, ELR at the HVC).
- * Step over it and return NOT_SUPPORTED (-1) in x0.  Anything else parks.
+ * Synchronous exception from the current EL.  Expected only from a PSCI
+ * conduit that QEMU does not serve: an UNDEF HVC/SMC (EC 0x00, ELR at the
+ * instruction: step over it) or an HVC/SMC taken at this EL (EC 0x16/0x17,
+ * ELR already after it).  Return NOT_SUPPORTED (-1) in x0.  Anything else
+ * parks the CPU.
  */
 sync_handler:
     mrs     x10, CurrentEL
@@ -147,24 +173,29 @@ sync_handler:
     b.eq    2f
     mrs     x11, esr_el1
     lsr     x11, x11, #26
-    cbnz    x11, park
+    cbnz    x11, 8f
     mrs     x11, elr_el1
     add     x11, x11, #4
     msr     elr_el1, x11
     b       9f
 2:  mrs     x11, esr_el2
     lsr     x11, x11, #26
-    cbnz    x11, park
+    cbnz    x11, 8f
     mrs     x11, elr_el2
     add     x11, x11, #4
     msr     elr_el2, x11
     b       9f
 3:  mrs     x11, esr_el3
     lsr     x11, x11, #26
-    cbnz    x11, park
+    cbnz    x11, 8f
     mrs     x11, elr_el3
     add     x11, x11, #4
     msr     elr_el3, x11
+    b       9f
+8:  cmp     x11, #0x16                  /* HVC from AArch64 */
+    b.eq    9f
+    cmp     x11, #0x17                  /* SMC from AArch64 */
+    b.ne    park
 9:  mov     x0, #-1
     eret
 
