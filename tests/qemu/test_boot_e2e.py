@@ -16,6 +16,7 @@ fails instead when CI=true.  The firmware is built from source in the session
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -26,8 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Optional
 
 import pytest
-from qemu.qmp import ConnectError, ExecuteError
-from qemu.qmp.legacy import QEMUMonitorProtocol
+from qemu.qmp import ConnectError, ExecuteError, QMPClient
 
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI") == "true"
@@ -108,6 +108,40 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+class SyncQMP:
+    """A blocking facade over qemu.qmp's QMPClient that owns a private event loop.
+
+    Unlike qemu.qmp.legacy it never installs its loop as the thread's current
+    loop, and it closes the loop in close(), so nothing leaks into other code
+    that uses asyncio (no "unclosed event loop" ResourceWarning).
+    """
+
+    def __init__(self, name: str = "machinedesc-test") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = QMPClient(name)
+        self.timeout: float = 30.0
+
+    def _run(self, coro: Any, timeout: Optional[float]) -> Any:
+        return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    def connect(self, sock: str) -> None:
+        """Connect to a QMP unix socket (raises ConnectError)."""
+        self._run(self._client.connect(sock), 10.0)
+
+    def cmd(self, name: str, **args: Any) -> Any:
+        """Execute one command and return its result (raises ExecuteError)."""
+        return self._run(self._client.execute(name, args or None), self.timeout)
+
+    def close(self) -> None:
+        """Disconnect (errors from an already dead peer ignored) and close the loop."""
+        try:
+            self._run(self._client.disconnect(), 10.0)
+        except Exception:  # QEMU may already be gone; nothing left to close then
+            pass
+        finally:
+            self._loop.close()
+
+
 class Guest:
     """A QEMU process with QMP on a private unix socket and serial0 on its stdout."""
 
@@ -124,7 +158,7 @@ class Guest:
         self._out = bytearray()
         self._cond = threading.Condition()
         self._eof = False
-        self.qmp: Optional[QEMUMonitorProtocol] = None
+        self.qmp: Optional[SyncQMP] = None
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -163,25 +197,26 @@ class Guest:
 
     def connect(self, timeout: float = 15.0) -> None:
         """Connect to QMP, retrying while QEMU creates its socket."""
-        qmp = QEMUMonitorProtocol(self.sock)
+        qmp = SyncQMP()
         deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError("QEMU exited before QMP was up" + self._diag())
-            if not os.path.exists(self.sock):
-                # Not created yet: don't let qemu.qmp log a failed connect.
-                if time.monotonic() > deadline:
-                    raise AssertionError("QMP socket never appeared" + self._diag())
-                time.sleep(0.002)
-                continue
-            try:
-                qmp.connect()
-                break
-            except (ConnectError, OSError):
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError("QEMU exited before QMP was up" + self._diag())
                 if time.monotonic() > deadline:
                     raise AssertionError("QMP socket never answered" + self._diag())
-                time.sleep(0.005)
-        qmp.settimeout(30.0)
+                # Connect only once the socket exists, so that qemu.qmp does
+                # not log a failed attempt for every poll.
+                if os.path.exists(self.sock):
+                    try:
+                        qmp.connect(self.sock)
+                        break
+                    except (ConnectError, OSError):
+                        pass
+                time.sleep(0.002)
+        except BaseException:
+            qmp.close()
+            raise
         self.qmp = qmp
 
     def cmd(self, name: str, **args: Any) -> Any:
