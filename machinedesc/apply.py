@@ -1,0 +1,662 @@
+"""Drive QEMU over QMP: capability probe, phase checks, steps with progress, verification, the guest run.
+
+``apply_plan`` builds a board's machine from a ``Plan``; ``drive`` is the
+engine it shares with the QMP configurator (``configurator.run``): start QEMU
+(or connect to one), probe, send, verify, then run the guest, detach, or
+leave.  Every exit path - success, a failing step, QEMU dying, a timeout,
+Ctrl-C - goes through one ``finally`` that stops the QEMU machinedesc started
+and removes its private directory; a QEMU reached with ``--connect`` is never
+stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from qemu.qmp import ExecuteError, QMPClient, QMPError
+
+from .errors import MachinedescError, UsageError
+from .plan import Plan, Step
+from .qemu import (
+    HOW_TO_GET_PATCHED,
+    QemuError,
+    QemuNotFoundError,
+    QemuProcess,
+    QemuTimeoutError,
+    find_binary,
+    rewrite_chardevs,
+)
+from .qmpfile import format_command
+from .source import SourceLocation
+
+#: Commands that move the machine to another phase, and the phase they lead to.
+TRANSITIONS: Mapping[str, str] = {"x-machine-init": "initialized", "x-exit-preconfig": "ready"}
+
+# QEMU 10 with -preconfig stops in late-backends-created, after accel-created.
+_PHASE_EQUIV: Mapping[str, frozenset[str]] = {
+    "accel-created": frozenset({"accel-created", "late-backends-created"}),
+    "late-backends-created": frozenset({"accel-created", "late-backends-created"}),
+    "initialized": frozenset({"initialized"}),
+    "ready": frozenset({"ready"}),
+}
+
+# device_add takes any device property; these are the arguments that only the
+# patched QEMU understands (they are in its schema, not in stock QEMU's).
+_DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
+
+_ECHO_LIMIT = 400
+
+
+class CapabilityError(MachinedescError):
+    """The QEMU binary lacks a command, argument or device type the plan needs."""
+
+    exit_code = 3
+
+
+class StepError(MachinedescError):
+    """A step failed, the machine was in the wrong phase, or verification found a difference."""
+
+    exit_code = 4
+
+
+class Interrupted(MachinedescError):
+    """The user pressed Ctrl-C (or machinedesc got SIGTERM/SIGHUP); QEMU was shut down."""
+
+    exit_code = 130
+
+    def __init__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"machinedesc: interrupted ({name})")
+        self.exit_code = 128 + signum
+
+
+@dataclass(frozen=True)
+class Action:
+    """One QMP command to send, with where it came from (board or QMP file line)."""
+
+    command: str
+    arguments: Mapping[str, Any]
+    phase: str | None
+    origin: SourceLocation | None
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        """The command in qmp-shell syntax."""
+        try:
+            return format_command(self.command, self.arguments)
+        except ValueError:
+            return json.dumps({"execute": self.command, "arguments": dict(self.arguments)})
+
+    @classmethod
+    def from_step(cls, step: Step) -> Action:
+        note = step.reason
+        if step.component and step.component not in note:
+            note = f"{step.component}: {note}" if note else step.component
+        return cls(step.command, step.arguments, step.phase.value, step.location, note)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A post-build expectation: ``path`` exists (and is realized if a device), or a link's value."""
+
+    what: str
+    path: str
+    origin: SourceLocation | None
+    prop: str | None = None
+    target: str | None = None
+
+
+@dataclass
+class Options:
+    """How to reach QEMU and how to run the guest (the apply/run command-line flags)."""
+
+    qemu: str | None = None
+    serial: str | None = None
+    paused: bool = False
+    detach: bool = False
+    connect: str | None = None
+    timeout: float = 30.0
+    verbose: bool = False
+    extra_args: Sequence[str] = ()
+    stdout: BinaryIO | None = None
+    stderr: TextIO | None = None
+    #: Called with time.monotonic() of the console's first byte (benchmarks).
+    on_first_output: Callable[[float], None] | None = None
+
+    def validate(self) -> None:
+        """Raise UsageError (exit 2) for flag combinations that make no sense."""
+        if self.connect:
+            bad = [name for name, on in (("--qemu", self.qemu), ("--serial", self.serial),
+                                         ("--paused", self.paused), ("--detach", self.detach),
+                                         ("extra QEMU arguments", bool(self.extra_args))) if on]
+            if bad:
+                raise UsageError(f"{', '.join(bad)} cannot be used with --connect "
+                                 "(the QEMU you connect to was started by you)")
+        if self.detach and self.serial == "stdio":
+            raise UsageError("--serial stdio cannot be used with --detach (use file:PATH, socket:PATH or none)")
+        if self.timeout <= 0:
+            raise UsageError("--timeout must be positive")
+
+
+@dataclass
+class Job:
+    """What to build: the actions, the checks afterwards, and how to start QEMU."""
+
+    title: str
+    actions: Sequence[Action]
+    system: str | None
+    qemu_args: Sequence[str]
+    console_ids: Sequence[str]
+    checks: Sequence[Check] = ()
+    check_phases: bool = True
+    binary: str | None = None
+    extra_commands: frozenset[str] = field(default_factory=frozenset)
+
+
+class _Reporter:
+    """Progress on a terminal (one rewritten line), quiet in pipes; ``-v`` echoes commands and replies."""
+
+    def __init__(self, stream: TextIO, verbose: bool) -> None:
+        self.stream = stream
+        self.verbose = verbose
+        self.tty = stream.isatty() and not verbose
+        self._shown = False
+
+    def progress(self, n: int, total: int, action: Action) -> None:
+        if self.tty:
+            width = shutil.get_terminal_size((80, 24)).columns
+            line = f"[{action.phase or '-'}] step {n}/{total}: {action.text}"
+            self.stream.write("\r\x1b[K" + line[: max(10, width - 1)])
+            self.stream.flush()
+            self._shown = True
+
+    def sent(self, message: Mapping[str, Any]) -> None:
+        if self.verbose:
+            self._echo("-> ", message)
+
+    def received(self, reply: Mapping[str, Any]) -> None:
+        if self.verbose:
+            self._echo("<- ", reply)
+
+    def _echo(self, arrow: str, message: Mapping[str, Any]) -> None:
+        text = json.dumps(dict(message))
+        if len(text) > _ECHO_LIMIT:
+            # query-qmp-schema's reply alone is hundreds of kilobytes.
+            text = f"{text[:_ECHO_LIMIT]}... ({len(text)} bytes)"
+        self.stream.write(arrow + text + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+    def say(self, text: str) -> None:
+        """A status line, only on a terminal (or with -v)."""
+        if self.tty or self.verbose:
+            self.clear()
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+class Session:
+    """One qemu.qmp connection, with timeouts and QEMU-death detection around every command."""
+
+    def __init__(self, client: QMPClient, timeout: float, qemu: QemuProcess | None,
+                 reporter: _Reporter, where: str) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.qemu = qemu
+        self.reporter = reporter
+        self.where = where
+
+    async def call(self, command: str, arguments: Mapping[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        """Execute one command; ExecuteError passes through (the caller knows the step).
+
+        Raises QemuTimeoutError or QemuError (exit 5) when QEMU does not answer
+        in time or the connection breaks.
+        """
+        msg = QMPClient.make_execute_msg(command, dict(arguments) if arguments else None)
+        self.reporter.sent(msg)
+        try:
+            async with asyncio.timeout(timeout or self.timeout):
+                value = await self.client.execute_msg(msg)
+        except ExecuteError as exc:
+            self.reporter.received(dict(exc.received))
+            raise
+        except TimeoutError:
+            raise self.lost(f"QEMU did not answer '{command}' within {timeout or self.timeout:g} s",
+                            timeout=True) from None
+        except (QMPError, OSError, EOFError) as exc:
+            raise self.lost(f"lost the QMP connection during '{command}' ({type(exc).__name__}: {exc})") from exc
+        self.reporter.received({"return": value})
+        return value
+
+    def lost(self, what: str, timeout: bool = False) -> QemuError:
+        """The exit-5 error for a dead or silent QEMU, with its stderr tail."""
+        lines = [f"machinedesc: {what}"]
+        if self.qemu is not None:
+            # Give a dying QEMU a moment so the status and stderr are final.
+            self.qemu.wait(0.5)
+            lines.append(f"  QEMU ({self.qemu.binary}, pid {self.qemu.pid}) {self.qemu.describe_exit()}")
+            tail = self.qemu.stderr_tail()
+            if tail:
+                lines.append("  QEMU stderr (last lines):")
+                lines.extend("    " + line for line in tail.splitlines())
+        else:
+            lines.append(f"  QEMU at {self.where}")
+        cls = QemuTimeoutError if timeout else QemuError
+        return cls("\n".join(lines))
+
+    async def phase(self) -> str:
+        """The machine phase QEMU reports (query-machine-phase)."""
+        reply = await self.call("query-machine-phase")
+        return str(reply["phase"]) if isinstance(reply, dict) else str(reply)
+
+
+def _version(client: QMPClient) -> str:
+    greeting = client.greeting
+    if greeting is None:
+        return "unknown version"
+    info: Any = greeting.QMP.version
+    q = info["qemu"]
+    text = f"QEMU {q['major']}.{q['minor']}.{q['micro']}"
+    if info.get("package"):
+        text += f" ({str(info['package']).strip()})"
+    return text
+
+
+async def probe(session: Session, job: Job, binary: str) -> None:
+    """Check that QEMU has every command, argument and device type the job uses.
+
+    Raises CapabilityError (exit 3) naming the binary, its version, what is
+    missing and how to get the patched build.
+    """
+    schema = await session.call("query-qmp-schema")
+    by_name = {entry["name"]: entry for entry in schema}
+    commands = {e["name"]: e for e in schema if e.get("meta-type") == "command"}
+    needed = {a.command for a in job.actions} | set(job.extra_commands)
+    if job.check_phases:
+        needed.add("query-machine-phase")
+    missing_cmds = sorted(needed - commands.keys())
+    missing_args: set[str] = set()
+    drivers: set[str] = set()
+    for action in job.actions:
+        spec = commands.get(action.command)
+        if spec is None:
+            continue
+        members, variants, tag = _members(by_name, spec.get("arg-type"))
+        keys = set(action.arguments)
+        if action.command == "device_add":
+            drivers.add(str(action.arguments.get("driver", "")))
+            keys &= _DEVICE_ADD_CONTROL
+        elif tag is not None and tag in action.arguments:
+            variant = variants.get(str(action.arguments[tag]))
+            if variant is None:
+                missing_args.add(f"{action.command} {tag}={action.arguments[tag]}")
+                continue
+            members = members | _members(by_name, variant)[0]
+        for key in sorted(keys - members):
+            missing_args.add(f"{action.command} '{key}'")
+    missing_types: list[str] = []
+    drivers.discard("")
+    if drivers and "qom-list-types" in commands:
+        types = await session.call("qom-list-types", {"abstract": False})
+        known = {t["name"] for t in types}
+        missing_types = sorted(drivers - known)
+    if not (missing_cmds or missing_args or missing_types):
+        return
+    lines = [f"machinedesc: {binary} ({_version(session.client)}) cannot build {job.title}:"]
+    if missing_cmds:
+        lines.append("  missing QMP commands: " + ", ".join(missing_cmds))
+    if missing_args:
+        lines.append("  missing QMP arguments: " + ", ".join(sorted(missing_args)))
+    if missing_types:
+        lines.append("  missing device types: " + ", ".join(missing_types))
+    lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
+                 + HOW_TO_GET_PATCHED)
+    raise CapabilityError("\n".join(lines))
+
+
+def _members(by_name: Mapping[str, Any], type_name: str | None) -> tuple[set[str], dict[str, str], str | None]:
+    if not type_name or type_name not in by_name:
+        return set(), {}, None
+    entry = by_name[type_name]
+    members = {m["name"] for m in entry.get("members", [])}
+    variants = {v["case"]: v["type"] for v in entry.get("variants", [])}
+    return members, variants, entry.get("tag")
+
+
+def _phase_ok(expected: str, actual: str) -> bool:
+    return actual in _PHASE_EQUIV.get(expected, frozenset({expected}))
+
+
+async def send_all(session: Session, job: Job) -> None:
+    """Send the actions in order, checking phases; raise StepError at the first failure."""
+    total = len(job.actions)
+    checked: str | None = None
+    for n, action in enumerate(job.actions, start=1):
+        if job.check_phases and action.phase and (checked is None or not _phase_ok(action.phase, checked)):
+            actual = await session.phase()
+            if not _phase_ok(action.phase, actual):
+                raise StepError(_step_failure(n, total, action,
+                                              f"QEMU is in phase '{actual}', but this step belongs "
+                                              f"to phase '{action.phase}'"))
+            checked = actual
+        session.reporter.progress(n, total, action)
+        try:
+            await session.call(action.command, action.arguments)
+        except ExecuteError as exc:
+            raise StepError(_step_failure(n, total, action,
+                                          f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
+        expected = TRANSITIONS.get(action.command)
+        if expected is not None and job.check_phases:
+            actual = await session.phase()
+            if not _phase_ok(expected, actual):
+                raise StepError(_step_failure(n, total, action,
+                                              f"after {action.command} QEMU is in phase '{actual}', "
+                                              f"expected '{expected}'"))
+            checked = actual
+    session.reporter.clear()
+
+
+def _step_failure(n: int, total: int, action: Action, why: str) -> str:
+    where = f"{action.origin}: " if action.origin else ""
+    head = f"{where}step {n}/{total} failed"
+    if action.phase:
+        head += f" (phase {action.phase})"
+    lines = [head, f"  {action.text}"]
+    if action.note:
+        lines.append(f"  step: {action.note}")
+    if action.origin:
+        lines.extend(action.origin.describe_chain())
+    lines.append(f"  {why}")
+    return "\n".join(lines)
+
+
+async def verify(session: Session, checks: Sequence[Check]) -> None:
+    """Check every component and link against QEMU's QOM tree; StepError lists all differences."""
+    problems: list[str] = []
+    for check in checks:
+        where = f"{check.origin}: " if check.origin else ""
+        if check.prop is None:
+            problem = await _check_component(session, check)
+        else:
+            problem = await _check_link(session, check)
+        if problem:
+            problems.append(where + problem)
+    if problems:
+        raise StepError("machinedesc: the machine QEMU built differs from the board:\n"
+                        + "\n".join("  " + p for p in problems))
+
+
+async def _check_component(session: Session, check: Check) -> str | None:
+    try:
+        realized = await session.call("qom-get", {"path": check.path, "property": "realized"})
+    except ExecuteError:
+        # Not a device (e.g. a backend object) or not there at all: ask whether it exists.
+        try:
+            await session.call("qom-list", {"path": check.path})
+        except ExecuteError:
+            return f"{check.what}: no object at {check.path}"
+        return None
+    if realized is not True:
+        return f"{check.what}: {check.path} exists but is not realized"
+    return None
+
+
+async def _check_link(session: Session, check: Check) -> str | None:
+    assert check.prop is not None and check.target is not None
+    try:
+        value = await session.call("qom-get", {"path": check.path, "property": check.prop})
+    except ExecuteError as exc:
+        return f"{check.what}: cannot read {check.path} property {check.prop}: {exc.error.error.desc}"
+    target = check.target
+    ok = value == target or (not target.startswith("/") and isinstance(value, str)
+                             and value.endswith("/" + target))
+    if not ok:
+        return f"{check.what}: {check.path}.{check.prop} is {value!r}, the board says {target!r}"
+    return None
+
+
+async def _wait_exit(qemu: QemuProcess) -> int:
+    """Wait (without blocking the loop or leaving a thread behind) until QEMU exits."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(qemu.pid)
+    except (AttributeError, OSError):
+        while qemu.poll() is None:
+            await asyncio.sleep(0.05)
+        return qemu.poll() or 0
+    done = loop.create_future()
+
+    def ready() -> None:
+        if not done.done():
+            done.set_result(None)
+    try:
+        loop.add_reader(fd, ready)
+        if qemu.poll() is None:
+            await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    rc = qemu.wait()
+    return rc if rc is not None else 0
+
+
+def _silence_qmp_logging() -> None:
+    # qemu.qmp logs a dying peer at ERROR level; we report it ourselves, with context.
+    logger = logging.getLogger("qemu.qmp")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+async def _connect(client: QMPClient, path: str, timeout: float, qemu: QemuProcess | None) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await client.connect(path)
+    except TimeoutError:
+        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {path} within {timeout:g} s"
+                               + _tail(qemu)) from None
+    except (QMPError, OSError) as exc:
+        if qemu is not None:
+            qemu.wait(0.5)
+            raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} before QMP was up "
+                            f"({qemu.binary})" + _tail(qemu)) from exc
+        raise QemuError(f"machinedesc: cannot connect to QMP socket {path}: {exc}") from exc
+
+
+def _tail(qemu: QemuProcess | None) -> str:
+    if qemu is None:
+        return ""
+    tail = qemu.stderr_tail()
+    return ("\n  QEMU stderr (last lines):\n" + "\n".join("    " + line for line in tail.splitlines())) if tail else ""
+
+
+async def drive(job: Job, opts: Options) -> int:
+    """Start (or connect to) QEMU, build the job's machine, then run/detach/leave; returns 0.
+
+    Raises CapabilityError (3), StepError (4), QemuError (5), Interrupted
+    (130+) or UsageError (2); on every path the QEMU started here is gone and
+    its directory removed, unless the job detached successfully.
+    """
+    opts.validate()
+    _silence_qmp_logging()
+    err = opts.stderr if opts.stderr is not None else sys.stderr
+    out = opts.stdout if opts.stdout is not None else sys.stdout.buffer
+    reporter = _Reporter(err, opts.verbose)
+    loop = asyncio.get_running_loop()
+    interrupted: list[int] = []
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def on_signal(signum: int) -> None:
+        if not interrupted:
+            interrupted.append(signum)
+            main_task.cancel()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
+    qemu: QemuProcess | None = None
+    client = QMPClient(job.title)
+    ok = False
+    try:
+        if opts.connect:
+            binary = opts.connect
+            await _connect(client, opts.connect, opts.timeout, None)
+        else:
+            binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
+            binary = str(binary_path)
+            qemu = _start(binary_path, job, opts, out)
+            if opts.on_first_output is not None:
+                _watch_first_output(qemu, opts.on_first_output)
+            await _connect(client, str(qemu.qmp_path), opts.timeout, qemu)
+        session = Session(client, opts.timeout, qemu, reporter, binary)
+        await probe(session, job, binary)
+        start = time.monotonic()
+        await send_all(session, job)
+        await verify(session, job.checks)
+        reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
+                     f"{time.monotonic() - start:.2f} s, verified")
+        if qemu is None:
+            ok = True
+            return 0
+        if not opts.paused:
+            await session.call("cont")
+        await _disconnect(client)
+        if opts.detach:
+            qemu.detach()
+            _print_detached(qemu, job, opts, out)
+            ok = True
+            return 0
+        if opts.paused:
+            err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
+                      "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
+            err.flush()
+        rc = await _wait_exit(qemu)
+        qemu.finish_console()
+        if rc != 0:
+            raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
+                            + _tail(qemu))
+        ok = True
+        return 0
+    except asyncio.CancelledError:
+        if interrupted:
+            main_task.uncancel()
+            raise Interrupted(interrupted[0]) from None
+        raise
+    finally:
+        reporter.clear()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        if qemu is not None and not (ok and opts.detach):
+            # An interrupt gets a clean shutdown (SIGTERM); a failure leaves nothing to save.
+            qemu.cleanup(grace=3.0 if interrupted else 0.0)
+        await _disconnect(client)
+        if qemu is not None and ok and opts.detach:
+            qemu.cleanup()
+
+
+def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
+    args = list(job.qemu_args)
+    serial = opts.serial or ("log" if opts.detach else "stdio")
+    workdir: Path | None = None
+    if serial != "stdio":
+        workdir = Path(tempfile.mkdtemp(prefix="machinedesc-"))
+        try:
+            args = rewrite_chardevs(args, job.console_ids, serial, workdir)
+        except ValueError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise UsageError(str(exc)) from None
+    if "-preconfig" not in args and "--preconfig" not in args:
+        args.append("-preconfig")
+    # Always stopped until verified: a fast guest must not power off before we look at it.
+    if "-S" not in args:
+        args.append("-S")
+    args.extend(opts.extra_args)
+    console = None if opts.detach else out
+    return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir)
+
+
+def _watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) -> None:
+    def poll() -> None:
+        while qemu.poll() is None and qemu.first_output is None:
+            time.sleep(0.0005)
+        if qemu.first_output is not None:
+            callback(qemu.first_output)
+    threading.Thread(target=poll, daemon=True).start()
+
+
+def _print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -> None:
+    lines = [f"pid: {qemu.pid}", f"qmp: {qemu.qmp_path}"]
+    serial = opts.serial or "log"
+    if serial == "log":
+        lines += [f"console {cid}: {qemu.workdir / (cid + '.log')}" for cid in job.console_ids]
+    lines.append(f"stderr: {qemu.stderr_path}")
+    lines.append(f"directory: {qemu.workdir} (remove it after QEMU exits)")
+    out.write(("\n".join(lines) + "\n").encode())
+    out.flush()
+
+
+async def _disconnect(client: QMPClient) -> None:
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        async with asyncio.timeout(2.0):
+            await client.disconnect()
+
+
+def plan_job(plan: Plan) -> Job:
+    """The Job for a board's Plan: its steps, its checks, its QEMU arguments and console."""
+    checks: list[Check] = [Check(f"component '{c.component}'", c.qom_path, c.location) for c in plan.components]
+    checks += [Check(f"link {l.source}.{l.prop}", l.source, l.location, l.prop, l.target) for l in plan.links]
+    consoles = [cid for cid, backend in plan.chardevs.items() if backend == "stdio"]
+    if not consoles and plan.chardevs:
+        consoles = [next(iter(plan.chardevs))]
+    return Job(
+        title=f"board '{plan.name}' ({plan.board})",
+        actions=[Action.from_step(s) for s in plan.steps],
+        system=plan.system,
+        qemu_args=plan.qemu_args,
+        console_ids=consoles,
+        checks=checks,
+        check_phases=True,
+        extra_commands=frozenset({"cont"}),
+    )
+
+
+def apply_plan(plan: Plan, opts: Options) -> int:
+    """Build ``plan``'s machine in QEMU and run it; returns the exit status (0).
+
+    Raises the MachinedescError subclasses described in ``drive``.
+    """
+    return run_async(drive(plan_job(plan), opts))
+
+
+def run_async(coro: Awaitable[int]) -> int:
+    """Run one drive() coroutine to completion in a fresh event loop."""
+    async def main() -> int:
+        return await coro
+    return asyncio.run(main())
+
+
+__all__ = [
+    "Action", "CapabilityError", "Check", "Interrupted", "Job", "Options", "QemuError",
+    "QemuNotFoundError", "Session", "StepError", "apply_plan", "drive", "plan_job", "run_async",
+]

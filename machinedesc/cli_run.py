@@ -1,0 +1,114 @@
+"""The `apply` and `run` commands (click); machinedesc.cli registers them on its group.
+
+Errors are raised, not printed: ``machinedesc.cli.main`` prints ``str(err)``
+and exits with ``err.exit_code`` for every MachinedescError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .apply import Options, apply_plan
+from .errors import UsageError
+
+EXIT_CODES = """\b
+Exit status:
+  0    the machine was built and the guest powered off (or --detach/--connect)
+  1    internal error (a bug: please report the traceback)
+  2    invalid board, QMP file or usage
+  3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
+  4    a step failed, or the built machine differs from the board
+  5    QEMU died or stopped answering (timeout)
+  130  interrupted (Ctrl-C); QEMU was shut down
+"""
+
+_SERIAL_HELP = ("Where the board's console chardev goes: stdio (the terminal, default), "
+                "file:PATH, socket:PATH (a listening unix socket) or none.")
+
+
+def _common(func: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed([
+        click.option("--qemu", "qemu", metavar="PATH",
+                     help="QEMU binary (default: $MACHINEDESC_QEMU_<SYSTEM>, $MACHINEDESC_QEMU, "
+                          "the patched build, then PATH)."),
+        click.option("--serial", metavar="SPEC", help=_SERIAL_HELP),
+        click.option("--paused", is_flag=True, help="Leave the CPUs stopped after building (-S)."),
+        click.option("--detach", is_flag=True,
+                     help="Leave QEMU running in the background; print its pid and QMP socket."),
+        click.option("--connect", metavar="SOCKET",
+                     help="Build in a QEMU you started with -preconfig and -qmp unix:SOCKET,server=on "
+                          "(it is never killed)."),
+        click.option("--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
+                     help="How long to wait for QEMU to start or answer one command."),
+        click.option("-v", "--verbose", is_flag=True, help="Echo every QMP command and reply on stderr."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _validate_serial(serial: str | None) -> None:
+    if serial is None:
+        return
+    kind, sep, target = serial.partition(":")
+    if kind in ("stdio", "none") and not sep:
+        return
+    if kind in ("file", "socket") and target:
+        return
+    raise UsageError(f"invalid --serial '{serial}': use stdio, file:PATH, socket:PATH or none")
+
+
+@click.command("apply", epilog=EXIT_CODES)
+@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override a board parameter (repeatable).")
+@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Load this ELF into the machine (repeatable).")
+@_common
+def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], qemu: str | None,
+              serial: str | None, paused: bool, detach: bool, connect: str | None, timeout: float,
+              verbose: bool) -> None:
+    """Build BOARD's machine in QEMU over QMP, phase by phase, verify it, and run the guest.
+
+    QEMU starts with the board's arguments and -preconfig, QMP on a unix socket
+    in a private directory; the guest's console appears on the terminal until
+    the guest powers off or you press Ctrl-C.  Any failure stops the QEMU it
+    started and removes its directory.
+    """
+    from .pipeline import load_plan  # the lead's pipeline; imported late so `run` works without it
+
+    _validate_serial(serial)
+    values: dict[str, str] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        values[name] = value
+    plan = load_plan(board, values, tuple(f.resolve() for f in firmware))
+    opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
+                   timeout=timeout, verbose=verbose)
+    apply_plan(plan, opts)
+
+
+@click.command("run", epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True})
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
+@_common
+def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
+            detach: bool, connect: str | None, timeout: float, verbose: bool) -> None:
+    """Send a QMP configuration FILE (as written by `machinedesc plan`) to QEMU, line by line.
+
+    QEMU is started from the command line in the file's `# qemu:` header (plus
+    QEMU_ARGS after `--`), or reached with --connect.  Stops at the first error
+    with the file's line number.
+    """
+    from .configurator import run
+
+    _validate_serial(serial)
+    opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
+                   timeout=timeout, verbose=verbose, extra_args=qemu_args)
+    run(file, opts)
+
+
+__all__ = ["EXIT_CODES", "apply_cmd", "run_cmd"]

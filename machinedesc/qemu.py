@@ -1,0 +1,321 @@
+"""Start and stop one QEMU process: binary lookup, private socket directory, no shell, cleanup.
+
+The process runs in its own session (so the terminal's Ctrl-C reaches only
+machinedesc, which then shuts QEMU down cleanly), gets its QMP socket as an
+already-listening file descriptor (so there is nothing to poll for), writes
+its stderr to a file whose tail goes into error messages, and has its stdout
+on a pipe that is relayed to our stdout (that is where ``-chardev stdio``
+writes, so the guest console works without handing QEMU the terminal).
+Everything lives in a fresh 0700 directory that ``cleanup()`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import MachinedescError
+
+#: Printed wherever the patched QEMU is missing.
+HOW_TO_GET_PATCHED = (
+    "build the patched QEMU with `machinedesc qemu build` (apply finds it "
+    "automatically), or point --qemu / MACHINEDESC_QEMU at a patched binary"
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class QemuNotFoundError(MachinedescError):
+    """No QEMU binary for the board's system could be found (a missing capability)."""
+
+    exit_code = 3
+
+
+class QemuError(MachinedescError):
+    """QEMU could not be started, died, or stopped answering."""
+
+    exit_code = 5
+
+
+class QemuTimeoutError(QemuError):
+    """QEMU did not answer within the timeout."""
+
+
+def find_binary(system: str, explicit: str | None = None) -> Path:
+    """Find ``qemu-system-SYSTEM``: explicit path, env, patched build, then PATH.
+
+    The environment variables are ``MACHINEDESC_QEMU_<SYSTEM>`` (upper case,
+    e.g. ``MACHINEDESC_QEMU_RISCV64``) and then ``MACHINEDESC_QEMU``.
+    Raises QemuNotFoundError (exit 3) when nothing is found.
+    """
+    name = f"qemu-system-{system}"
+    candidates: list[tuple[str, str]] = []
+    if explicit:
+        candidates.append(("--qemu", explicit))
+    for var in (f"MACHINEDESC_QEMU_{system.upper()}", "MACHINEDESC_QEMU"):
+        if os.environ.get(var):
+            candidates.append((var, os.environ[var]))
+    for origin, value in candidates:
+        path = Path(value) if "/" in value else _which(value)
+        if path is None or not path.is_file() or not os.access(path, os.X_OK):
+            raise QemuNotFoundError(f"{origin}: {value}: no such executable")
+        return path.resolve()
+    try:
+        from .qemu_build import patched_binary
+        patched = patched_binary(system)
+    except MachinedescError:
+        patched = None
+    if patched is not None:
+        return patched
+    found = _which(name)
+    if found is None:
+        raise QemuNotFoundError(f"{name} not found (looked at --qemu, MACHINEDESC_QEMU_{system.upper()}, "
+                                f"MACHINEDESC_QEMU, the patched build and PATH); {HOW_TO_GET_PATCHED}")
+    return found
+
+
+def _which(name: str) -> Path | None:
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def _set_pdeathsig() -> None:
+    # Runs in the child between fork and exec: if machinedesc dies without
+    # cleaning up (SIGKILL), the kernel kills QEMU too.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class QemuProcess:
+    """One running QEMU started by machinedesc.  Always call ``cleanup()`` (or use ``with``).
+
+    ``args`` are the emulator arguments without the binary and without any
+    QMP monitor; ``start`` adds ``-chardev socket,fd=N`` + ``-mon`` for QMP and
+    ``-pidfile``.  ``console`` receives QEMU's stdout (the ``stdio`` chardev)
+    chunk by chunk; None sends it to /dev/null.  ``keep_alive=True`` (detach)
+    does not tie QEMU's life to ours.
+    """
+
+    def __init__(self, binary: Path, args: Sequence[str], *, console: BinaryIO | None,
+                 keep_alive: bool = False, workdir: Path | None = None) -> None:
+        self.binary = binary
+        self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="machinedesc-"))
+        os.chmod(self.workdir, 0o700)
+        self.qmp_path = self.workdir / "qmp.sock"
+        self.stderr_path = self.workdir / "qemu.stderr"
+        self.pidfile = self.workdir / "qemu.pid"
+        self.detached = False
+        self._console = console
+        self._relay: threading.Thread | None = None
+        self._first_output: float | None = None
+        self._on_first_output: Callable[[], None] | None = None
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(self.qmp_path))
+            listener.listen(4)
+            fd = listener.fileno()
+            self.argv = [
+                str(binary), *args,
+                "-chardev", f"socket,id=machinedesc-qmp,fd={fd},server=on,wait=off",
+                "-mon", "chardev=machinedesc-qmp,mode=control",
+                "-pidfile", str(self.pidfile),
+            ]
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if console is not None else subprocess.DEVNULL,
+                    stderr=err,
+                    pass_fds=(fd,),
+                    start_new_session=True,
+                    preexec_fn=None if keep_alive else _set_pdeathsig,
+                    close_fds=True,
+                )
+        except OSError as exc:
+            listener.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise QemuError(f"cannot start {binary}: {exc}") from exc
+        finally:
+            # QEMU holds its own copy of the listening socket now.
+            listener.close()
+        if self.proc.stdout is not None:
+            self._relay = threading.Thread(target=self._relay_console, name="qemu-console", daemon=True)
+            self._relay.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def first_output(self) -> float | None:
+        """``time.monotonic()`` when the console's first byte arrived, if any."""
+        return self._first_output
+
+    def _relay_console(self) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            if self._first_output is None:
+                self._first_output = time.monotonic()
+            if self._console is not None:
+                try:
+                    self._console.write(chunk)
+                    self._console.flush()
+                except (OSError, ValueError):
+                    # Our stdout went away (closed pipe): keep draining so QEMU never blocks.
+                    self._console = None
+
+    def poll(self) -> int | None:
+        """QEMU's exit status if it has exited (negative: killed by that signal), else None."""
+        return self.proc.poll()
+
+    def describe_exit(self) -> str:
+        """``exited with status N`` / ``was killed by SIGKILL`` / ``is still running``."""
+        rc = self.proc.poll()
+        if rc is None:
+            return "is still running"
+        if rc < 0:
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            return f"was killed by {name}"
+        return f"exited with status {rc}"
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        """The last ``lines`` lines QEMU wrote to stderr ('' if none)."""
+        try:
+            data = self.stderr_path.read_bytes()[-8192:]
+        except OSError:
+            return ""
+        text = data.decode("utf-8", errors="replace").rstrip()
+        return "\n".join(text.splitlines()[-lines:])
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to QEMU's process group (it is the group leader)."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for QEMU to exit; its status, or None on timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = 0.0) -> None:
+        """End QEMU: SIGTERM and ``grace`` seconds to exit cleanly, then SIGKILL."""
+        if self.proc.poll() is not None:
+            return
+        if grace > 0:
+            self.signal(signal.SIGTERM)
+            if self.wait(grace) is not None:
+                return
+        self.signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def detach(self) -> None:
+        """Leave QEMU running and its directory in place: ``cleanup()`` then only closes our ends."""
+        self.detached = True
+
+    def finish_console(self, timeout: float = 2.0) -> None:
+        """Wait until everything QEMU wrote to the console has been relayed."""
+        if self._relay is not None:
+            self._relay.join(timeout)
+
+    def cleanup(self, grace: float = 0.0) -> None:
+        """Stop QEMU (unless detached), close our pipe ends, remove the private directory."""
+        if not self.detached:
+            self.stop(grace)
+            self.finish_console()
+        if self.proc.stdout is not None and (self._relay is None or not self._relay.is_alive()):
+            self.proc.stdout.close()
+        if not self.detached:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> QemuProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def rewrite_chardevs(args: Sequence[str], ids: Sequence[str], spec: str, workdir: Path) -> list[str]:
+    """Point the ``-chardev`` options whose id is in ``ids`` at ``spec``.
+
+    ``spec`` is ``stdio`` (unchanged: stdio is relayed), ``file:PATH``,
+    ``socket:PATH`` (a listening unix socket), ``none``, or the internal
+    ``log`` (a file ``ID.log`` in ``workdir``, used by --detach).
+    Raises ValueError for an unknown spec.
+    """
+    kind, _, target = spec.partition(":")
+    if kind not in ("stdio", "file", "socket", "none", "log") or (kind in ("file", "socket") and not target):
+        raise ValueError(f"invalid serial '{spec}': use stdio, file:PATH, socket:PATH or none")
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-chardev", "--chardev") and i + 1 < len(args):
+            cid = _option(args[i + 1], "id")
+            if cid is not None and cid in ids and kind != "stdio":
+                out += [arg, _chardev(kind, target, cid, workdir)]
+                i += 2
+                continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _option(optstr: str, key: str) -> str | None:
+    for part in optstr.split(","):
+        k, sep, v = part.partition("=")
+        if sep and k == key:
+            return v
+    return None
+
+
+def _chardev(kind: str, target: str, cid: str, workdir: Path) -> str:
+    if kind == "none":
+        return f"null,id={cid}"
+    if kind == "log":
+        return f"file,id={cid},path={_qemu_opt(str(workdir / (cid + '.log')))}"
+    path = _qemu_opt(str(Path(target).expanduser().absolute()))
+    if kind == "file":
+        return f"file,id={cid},path={path}"
+    return f"socket,id={cid},path={path},server=on,wait=off"
+
+
+def _qemu_opt(value: str) -> str:
+    # QEMU's option syntax escapes a comma by doubling it.
+    return value.replace(",", ",,")
+
+
+def stdio_chardevs(args: Sequence[str]) -> list[str]:
+    """The ids of the ``-chardev stdio,...`` options in ``args``."""
+    ids: list[str] = []
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("-chardev", "--chardev"):
+            spec = args[i + 1]
+            if spec.split(",", 1)[0] == "stdio" or _option(spec, "backend") == "stdio":
+                cid = _option(spec, "id")
+                if cid:
+                    ids.append(cid)
+    return ids

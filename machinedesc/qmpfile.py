@@ -1,0 +1,267 @@
+"""QMP configuration files: parse (and format) one QMP command per line in qmp-shell syntax.
+
+A QMP configuration file is the seed RFC's "configuration file": one command
+per line, ``command key=value ...``, in the order it must be sent.  This is
+machinedesc's own parser; qmp-shell's is private to it and not meant for
+scripts.  The rules, chosen to read every line qmp-shell reads the same way:
+
+* A line whose first non-blank character is ``#`` is a comment; blank lines
+  are ignored.  Comments of the form ``# key: value`` before the first command
+  form the *header* (``# system: riscv64``, ``# qemu: qemu-system-riscv64 ...``);
+  ``# phase: NAME`` anywhere marks the machine phase of the commands after it.
+* Tokens are split exactly as qmp-shell splits them: on whitespace, except
+  inside ``"..."`` or ``'...'`` runs (so ``{"a": "b c"}`` is one token only if
+  written without bare spaces: ``{"a":"b c"}``).
+* Values are read like qmp-shell reads them: a Python ``int()``-able value is
+  an integer, ``true``/``false`` (any case) are booleans, a value starting with
+  ``{`` or ``[`` is JSON.  There are no hex, float or null literals.
+* Two deliberate differences from qmp-shell, both for scripts:
+  - a value starting with ``{`` or ``[`` that is not valid JSON is an error
+    (qmp-shell silently sends it as a string), and a value written as a JSON
+    string, ``"like this"``, is that string without its quotes (qmp-shell
+    keeps the quotes) - the only way to write a string with blanks, or a
+    string that would otherwise read as a number or a boolean;
+  - a dotted key nests *only that key*: ``cmd a.b=1 c=2`` gives
+    ``{"a": {"b": 1}, "c": 2}``, while qmp-shell, due to a bug, nests every
+    later argument too (``{"a": {"b": 1, "c": 2}}``).  Keys sharing a prefix
+    merge (``a.b=1 a.c=2``); using a key both as a leaf and as a prefix, or
+    twice, is an error.
+* qmp-shell's ``transaction( ... )`` blocks are not supported; write
+  ``transaction actions=[...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MachinedescError
+from .source import SourceLocation
+
+# The same token expression qmp-shell uses (qemu.qmp.qmp_shell.QMPShell._build_cmd).
+_TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"])*"|'(?:\\.|[^'])*')+""")
+_HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
+_KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")
+
+#: Phase names a ``# phase:`` comment may use (QEMU's MachinePhase names and the plan's).
+PHASE_NAMES = frozenset(
+    {"accel-created", "late-backends-created", "initialized", "ready"}
+)
+
+
+class QmpFileError(MachinedescError):
+    """A QMP configuration file is malformed; the message starts with ``file:line:col``."""
+
+    exit_code = 2
+
+    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
+        text = f"{location}: {message}"
+        if hint:
+            text += f"\n  hint: {hint}"
+        super().__init__(text)
+        self.location = location
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class QmpCommand:
+    """One command line of the file: what to send and where it was written."""
+
+    location: SourceLocation
+    command: str
+    arguments: Mapping[str, Any]
+    phase: str | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The QMP wire message (without id)."""
+        if self.arguments:
+            return {"execute": self.command, "arguments": dict(self.arguments)}
+        return {"execute": self.command}
+
+
+@dataclass(frozen=True)
+class QmpFile:
+    """A parsed QMP configuration file: header comments and commands in order."""
+
+    path: str
+    header: Mapping[str, str] = field(default_factory=dict)
+    commands: tuple[QmpCommand, ...] = ()
+
+    @property
+    def qemu_argv(self) -> list[str] | None:
+        """The ``# qemu:`` header split like a shell would, or None if there is none."""
+        line = self.header.get("qemu")
+        if line is None:
+            return None
+        return shlex.split(line)
+
+    @property
+    def system(self) -> str | None:
+        """The ``# system:`` header, else the suffix of the ``qemu-system-X`` binary."""
+        system = self.header.get("system")
+        if system:
+            return system
+        argv = self.qemu_argv
+        if argv:
+            name = Path(argv[0]).name
+            if name.startswith("qemu-system-"):
+                return name[len("qemu-system-"):]
+        return None
+
+
+def parse_value(text: str, location: SourceLocation | None = None) -> Any:
+    """Read one value the way qmp-shell does (see the module docstring).
+
+    Raises QmpFileError for a ``{``/``[`` value that is not JSON, or a
+    ``"..."`` value that is not a valid JSON string, when ``location`` is given;
+    without a location a plain ValueError.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    if text.lower() == "true":
+        return True
+    if text.lower() == "false":
+        return False
+    if text.startswith(("{", "[")) or (len(text) >= 2 and text[0] == text[-1] == '"'):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            what = "JSON string" if text.startswith('"') else "JSON value"
+            if location is None:
+                raise ValueError(f"invalid {what} {text!r}: {exc}") from exc
+            raise QmpFileError(location, f"invalid {what}: {exc}") from exc
+    return text
+
+
+def _set_key(arguments: dict[str, Any], key: str, value: Any, location: SourceLocation) -> None:
+    parts = key.split(".")
+    node = arguments
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise QmpFileError(location, f"'{'.'.join(parts[:depth + 1])}' is used both as a value and as an object")
+        node = child
+    leaf = parts[-1]
+    if leaf in node:
+        if isinstance(node[leaf], dict):
+            raise QmpFileError(location, f"'{key}' is used both as a value and as an object")
+        raise QmpFileError(location, f"'{key}' is given twice")
+    node[leaf] = value
+
+
+def parse_line(text: str, location: SourceLocation, phase: str | None = None) -> QmpCommand | None:
+    """Parse one command line; None for a blank line.  ``location.col`` is ignored.
+
+    Raises QmpFileError naming the column of the offending token.
+    """
+    tokens = list(_TOKEN.finditer(text))
+    if not tokens:
+        return None
+
+    def at(col0: int) -> SourceLocation:
+        return SourceLocation(location.file, location.line, col0 + 1, location.chain)
+
+    first = tokens[0]
+    command = first.group(0)
+    if command in ("transaction(", ")"):
+        raise QmpFileError(
+            at(first.start()),
+            "qmp-shell transaction blocks are not supported",
+            "write one line: transaction actions=[{\"type\":...,\"data\":{...}}]",
+        )
+    if "=" in command:
+        raise QmpFileError(at(first.start()), f"expected a command name, got '{command}'")
+    arguments: dict[str, Any] = {}
+    for tok in tokens[1:]:
+        key, sep, raw = tok.group(0).partition("=")
+        if not sep:
+            raise QmpFileError(
+                at(tok.start()), f"expected key=value, got '{tok.group(0)}'",
+                "comments must be on their own line, starting with '#'" if tok.group(0).startswith("#") else None,
+            )
+        if not _KEY.fullmatch(key):
+            raise QmpFileError(at(tok.start()), f"invalid argument name '{key}'")
+        value = parse_value(raw, at(tok.start() + len(key) + 1))
+        _set_key(arguments, key, value, at(tok.start()))
+    return QmpCommand(at(first.start()), command, arguments, phase)
+
+
+def parse(text: str, filename: str) -> QmpFile:
+    """Parse a whole QMP configuration file.  Raises QmpFileError at the first error."""
+    header: dict[str, str] = {}
+    commands: list[QmpCommand] = []
+    phase: str | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            m = _HEADER.match(stripped)
+            if not m:
+                continue
+            key, value = m.group(1).lower(), m.group(2).strip()
+            if key == "phase":
+                if value not in PHASE_NAMES:
+                    col = line.index("#") + 1
+                    raise QmpFileError(
+                        SourceLocation(filename, lineno, col),
+                        f"unknown phase '{value}'",
+                        "one of: " + ", ".join(sorted(PHASE_NAMES)),
+                    )
+                phase = value
+            elif not commands and key not in header:
+                header[key] = value
+            continue
+        cmd = parse_line(line, SourceLocation(filename, lineno, 1), phase)
+        if cmd is not None:
+            commands.append(cmd)
+    return QmpFile(filename, header, tuple(commands))
+
+
+def load(path: Path) -> QmpFile:
+    """Read and parse ``path``.  Raises QmpFileError (also for an unreadable file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QmpFileError(SourceLocation(str(path), 0, 0), f"cannot read: {exc}") from exc
+    return parse(text, str(path))
+
+
+def format_value(value: Any) -> str:
+    """Write a value so that ``parse_value`` reads it back (and qmp-shell too when possible).
+
+    Strings are written bare unless they contain blanks or quotes or would
+    read back as another type; then they are JSON-quoted (which qmp-shell
+    does not unquote).  Floats and None have no literal and are refused.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        bare_ok = (
+            value != ""
+            and not any(c.isspace() or c in "\"'" for c in value)
+            and not value.startswith(("{", "["))
+            and parse_value(value) == value
+        )
+        return value if bare_ok else json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    raise ValueError(f"no QMP configuration file literal for {value!r}")
+
+
+def format_command(command: str, arguments: Mapping[str, Any]) -> str:
+    """One line ``command key=value ...``; nested objects are written as JSON values."""
+    parts = [command]
+    parts.extend(f"{key}={format_value(val)}" for key, val in arguments.items())
+    return " ".join(parts)
