@@ -1,0 +1,176 @@
+"""Semantic checks on a Board: references, lines, drivers, MMIO overlaps, clusters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import Collector
+from .expr import ExprError, evaluate
+from .loader import did_you_mean
+from .model import U64_MAX, Board, Component, LineRef
+from .plan import Phase
+from .qemu_types import LineInfo
+
+
+def check_board(board: Board, problems: Collector) -> None:
+    """Add a problem for every semantic error of ``board``."""
+    by_id = board.by_id
+    backends = {b.id for b in board.backends}
+    _check_refs(board, by_id, backends, problems)
+    _check_clusters(board, by_id, problems)
+    _check_lines(board, by_id, problems)
+    _check_mmio(board, problems)
+
+
+def _ref_hint(name: str, choices: Any) -> str:
+    return did_you_mean(name, choices) or "it must be the id of a component of this board"
+
+
+def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str], problems: Collector) -> None:
+    for comp in board.components:
+        if comp.parent is not None and not comp.parent.startswith("/"):
+            if comp.parent not in by_id:
+                problems.add(comp.location, f"{comp.yaml_path}.parent",
+                             f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id))
+            elif comp.parent == comp.id:
+                problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
+        for prop, target in comp.links.items():
+            if not target.startswith("/") and target not in by_id and target not in backends:
+                problems.add(comp.location, f"{comp.yaml_path}.links.{prop}",
+                             f"link target '{target}' is not a component or backend",
+                             _ref_hint(target, [*by_id, *backends]))
+        for prop in comp.info.chardevs:
+            name = comp.props.get(prop)
+            if isinstance(name, str) and name not in board.chardevs:
+                problems.add(comp.prop_locations.get(prop, comp.location), f"{comp.yaml_path}.props.{prop}",
+                             f"chardev '{name}' is not declared",
+                             did_you_mean(name, board.chardevs) or f"declare it under chardevs: (e.g. {name}: stdio)")
+        if comp.phase is Phase.READY and comp.info.is_cluster:
+            problems.add(comp.location, f"{comp.yaml_path}.phase", "a cpu-cluster cannot be hot-plugged",
+                         "clusters must be realized before their CPUs, in the initialized phase")
+    for raw in board.raw:
+        for name in raw.after:
+            if name not in by_id:
+                problems.add(raw.location, f"qmp.{raw.name}.after",
+                             f"'{name}' is not a component", _ref_hint(name, by_id))
+
+
+def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Collector) -> None:
+    members: dict[str, int] = defaultdict(int)
+    for comp in board.components:
+        if comp.parent in by_id and comp.info.is_cpu:
+            members[comp.parent] += 1
+    for comp in board.components:
+        if comp.info.is_cluster and not members[comp.id]:
+            problems.add(comp.location, comp.yaml_path, f"cpu-cluster '{comp.id}' has no CPUs",
+                         f"give CPUs 'parent: {comp.id}', or remove the cluster (QEMU refuses an empty one)")
+
+
+def _line_count(info: LineInfo, comp: Component) -> int | None:
+    if info.count is None or isinstance(info.count, int):
+        return info.count
+    env = {k.replace("-", "_"): v for k, v in comp.props.items()}
+    try:
+        value = evaluate(info.count, env)
+    except ExprError:
+        return None  # the property has its QEMU default, which we do not know
+    return value if isinstance(value, int) else None
+
+
+def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, where: str,
+                problems: Collector) -> bool:
+    comp = by_id.get(ref.component)
+    if comp is None:
+        problems.add(ref.location, where, f"'{ref.component}' is not a component",
+                     _ref_hint(ref.component, by_id))
+        return False
+    family = comp.info.outputs if output else comp.info.inputs
+    info = comp.info.output(ref.name) if output else comp.info.input(ref.name)
+    kind = "output" if output else "input"
+    if info is None:
+        names = ", ".join(sorted(family)) or "none known"
+        problems.add(ref.location, where, f"{comp.type} '{comp.id}' has no {kind} line '{ref.name}'",
+                     did_you_mean(ref.name, family) or f"its {kind} lines: {names}")
+        return False
+    count = _line_count(info, comp)
+    if count is not None and ref.index >= count:
+        problems.add(ref.location, where, f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
+        return False
+    return True
+
+
+def _check_lines(board: Board, by_id: Mapping[str, Component], problems: Collector) -> None:
+    driven: dict[str, tuple[str, LineRef]] = {}
+    for wire in board.wires:
+        for src in wire.sources:
+            _check_line(src, by_id, True, f"{wire.yaml_path}.from", problems)
+        for dst in wire.targets:
+            if not _check_line(dst, by_id, False, f"{wire.yaml_path}.to", problems):
+                continue
+            first = driven.get(dst.text)
+            if first is not None:
+                problems.add(dst.location, f"{wire.yaml_path}.to",
+                             f"input {dst.text} is already driven by wire '{first[0]}' (at {first[1].location})",
+                             "an input takes one output; list both outputs in one wire with join: or")
+            else:
+                driven[dst.text] = (wire.name, dst)
+
+
+def region_size(comp: Component, region: int) -> int | None:
+    """The size of MMIO region ``region``: the mapping's own size, else the type table's."""
+    sizes = comp.info.mmio
+    if sizes is None or region >= len(sizes):
+        return None
+    spec = sizes[region]
+    if isinstance(spec, int):
+        return spec
+    env = {k.replace("-", "_"): v for k, v in comp.props.items()}
+    try:
+        value = evaluate(spec, env)
+    except ExprError:
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _check_mmio(board: Board, problems: Collector) -> None:
+    spans: list[tuple[int, int, int, Component, int]] = []
+    for comp in board.components:
+        info = comp.info
+        for m in comp.mmio:
+            where = f"{comp.yaml_path}.mmio"
+            if info.known and not info.sysbus:
+                problems.add(m.location, where, f"{comp.type} is not a sysbus device: it has no MMIO regions to map")
+                continue
+            if info.mmio is not None and m.region >= len(info.mmio):
+                problems.add(m.location, where,
+                             f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
+                continue
+            if m.addr < 0:
+                problems.add(m.location, where, f"negative address {m.addr}")
+                continue
+            size = m.size if m.size is not None else region_size(comp, m.region)
+            if size is None or size <= 0:
+                continue
+            end = m.addr + size - 1
+            if end > U64_MAX:
+                problems.add(m.location, where, f"region [{m.addr:#x}, {end:#x}] ends beyond the 64-bit address space")
+                continue
+            spans.append((m.addr, end, m.priority, comp, m.region))
+    spans.sort(key=lambda s: (s[0], s[1], s[3].index, s[4]))
+    active: list[tuple[int, int, int, Component, int]] = []
+    for span in spans:
+        active = [a for a in active if a[1] >= span[0]]
+        for other in active:
+            if other[2] == span[2]:
+                a_start, a_end, prio, a_comp, a_reg = other
+                b_start, b_end, _, b_comp, b_reg = span
+                loc = next((m.location for m in b_comp.mmio if m.region == b_reg), b_comp.location)
+                problems.add(
+                    loc, f"{b_comp.yaml_path}.mmio",
+                    f"{b_comp.id} region {b_reg} [{b_start:#x}, {b_end:#x}] overlaps "
+                    f"{a_comp.id} region {a_reg} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
+                    "move one of them, or give the one that should win a higher priority",
+                )
+        active.append(span)

@@ -1,0 +1,97 @@
+"""${...} expressions: integer arithmetic over parameters and the copy index, nothing else."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .loader import did_you_mean
+
+EXPR = re.compile(r"\$\{([^{}]*)\}")
+SIZE = re.compile(r"^([0-9]+) ?(B|KiB|MiB|GiB|TiB)$")
+_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift, ast.BitOr: operator.or_, ast.BitAnd: operator.and_,
+    ast.BitXor: operator.xor,
+}
+_UNOPS: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
+}
+
+
+class ExprError(Exception):
+    """An expression that cannot be evaluated; message and hint are for the user."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def parse_size(text: str) -> int | None:
+    """``128 MiB`` -> 134217728; None if ``text`` is not a size."""
+    match = SIZE.match(text)
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(source: str) -> ast.expr:
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ExprError(f"cannot parse expression '{source}': {err.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
+                                 ast.Load, *_BINOPS, *_UNOPS)):
+            raise ExprError(f"'{source}': only integers, names and + - * // % << >> & | ^ ~ are allowed")
+        if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
+            raise ExprError(f"'{source}': only integer literals are allowed")
+    return tree.body
+
+
+def evaluate(source: str, env: Mapping[str, Any]) -> Any:
+    """The value of expression ``source`` with names from ``env``."""
+    return _eval(_compile(source), env, source)
+
+
+def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in env:
+            hint = did_you_mean(node.id, env) or "define it under params: (or use ${i} inside count)"
+            raise ExprError(f"'{node.id}' is not defined", hint)
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        return _UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source))
+    assert isinstance(node, ast.BinOp)
+    left = _int(_eval(node.left, env, source), source)
+    right = _int(_eval(node.right, env, source), source)
+    if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
+        raise ExprError(f"'{source}': division by zero")
+    if isinstance(node.op, ast.LShift) and not 0 <= right <= 128:
+        raise ExprError(f"'{source}': shift count {right} out of range")
+    return _BINOPS[type(node.op)](left, right)
+
+
+def _int(value: Any, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ExprError(f"'{source}': arithmetic needs integers, got {value!r}")
+    return value
+
+
+def substitute(value: Any, env: Mapping[str, Any]) -> Any:
+    """``value`` with ${...} evaluated: a whole-string expression keeps its type."""
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    whole = EXPR.fullmatch(value)
+    if whole:
+        return evaluate(whole.group(1), env)
+    return EXPR.sub(lambda m: str(evaluate(m.group(1), env)), value)

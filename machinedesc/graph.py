@@ -1,0 +1,296 @@
+"""Board -> step graph: networkx nodes are steps (create, set, realize, map, wire, ...),
+edges are QEMU's ordering constraints; realized=false is used only where needed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .errors import Collector
+from .model import Board, Component, LineRef, Wire
+from .plan import Phase
+
+Node = tuple[Any, ...]
+XMI: Node = ("T", "x-machine-init")
+XEP: Node = ("T", "x-exit-preconfig")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One qom-set of an output link to an input line, after fan-out/or lowering."""
+
+    source: LineRef
+    target: LineRef
+    wire: Wire
+    index: int
+    via: str = ""
+
+
+@dataclass
+class StepGraph:
+    """The ordered constraint graph and the decisions the planner renders."""
+
+    graph: nx.DiGraph
+    components: list[Component]
+    connections: list[Connection]
+    folded_links: dict[str, set[str]] = field(default_factory=dict)
+    unrealized: dict[str, str] = field(default_factory=dict)
+    order: list[Node] = field(default_factory=list)
+
+
+def _synthetic_id(base: str, taken: set[str]) -> str:
+    cid = base
+    while cid in taken:
+        cid += "-auto"
+    taken.add(cid)
+    return cid
+
+
+def lower_wires(board: Board) -> tuple[list[Component], list[Connection]]:
+    """Turn wires into point-to-point connections, inserting or-irq/split-irq devices."""
+    taken = {c.id for c in board.components}
+    extra: list[Component] = []
+    index = len(board.components)
+    # (wire, sources, targets) after or-lowering; fan-out is grouped per source line.
+    fanout: dict[str, list[tuple[LineRef, LineRef, Wire]]] = defaultdict(list)
+    order: list[str] = []
+    conns: list[Connection] = []
+
+    def synth(kind: str, base: str, wire: Wire, lines: int) -> Component:
+        nonlocal index
+        comp = Component(id=_synthetic_id(base, taken), type=kind, index=index, location=wire.location,
+                         yaml_path=wire.yaml_path, props={"num-lines": lines}, synthetic=True)
+        index += 1
+        extra.append(comp)
+        return comp
+
+    for wire in board.wires:
+        sources = wire.sources
+        if wire.join == "or" and len(sources) > 1:
+            first = wire.targets[0]
+            gate = synth("or-irq", f"or-{first.component}-{first.name}-{first.index}", wire, len(sources))
+            for k, src in enumerate(sources):
+                conns.append(Connection(src, LineRef(gate.id, "unnamed-gpio-in", k, src.location), wire, len(conns)))
+            sources = (LineRef(gate.id, "unnamed-gpio-out", 0, wire.location),)
+        for dst in wire.targets:
+            key = sources[0].text
+            if key not in fanout:
+                order.append(key)
+            fanout[key].append((sources[0], dst, wire))
+    for key in order:
+        group = fanout[key]
+        src, _, wire = group[0]
+        if len(group) == 1:
+            conns.append(Connection(src, group[0][1], wire, len(conns)))
+            continue
+        split = synth("split-irq", f"split-{src.component}-{src.name}-{src.index}", wire, len(group))
+        conns.append(Connection(src, LineRef(split.id, "unnamed-gpio-in", 0, src.location), wire, len(conns),
+                                via=split.id))
+        for k, (_, dst, w) in enumerate(group):
+            conns.append(Connection(LineRef(split.id, "unnamed-gpio-out", k, w.location), dst, w, len(conns),
+                                    via=split.id))
+    return extra, conns
+
+
+def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGraph | None:
+    """The ordered step graph of ``board``; None (with problems added) on a real cycle."""
+    extra, conns = lower_wires(board)
+    comps = [*board.components, *extra]
+    by_id = {c.id: c for c in comps}
+    g = nx.DiGraph()
+
+    def edge(u: Node, v: Node, why: str) -> None:
+        g.add_edge(u, v, why=why)
+
+    for b in board.backends:
+        g.add_node(("B", b.id), phase=Phase.ACCEL_CREATED)
+    for prop in board.machine_props:
+        g.add_node(("P", prop), phase=Phase.ACCEL_CREATED)
+    for c in comps:
+        g.add_node(("C", c.id), phase=c.phase)
+        g.add_node(("R", c.id), phase=c.phase)
+        edge(("C", c.id), ("R", c.id), "realize after create")
+        parent = by_id.get(c.parent) if c.parent else None
+        if parent is not None:
+            edge(("C", parent.id), ("C", c.id), f"{parent.id} is the parent of {c.id}")
+            if parent.info.is_cluster and c.info.is_cpu:
+                edge(("C", c.id), ("R", parent.id), f"cluster {parent.id} realizes after its CPU {c.id} exists")
+                edge(("R", parent.id), ("R", c.id), f"CPU {c.id} reads its cluster index when it realizes")
+        for prop, target in sorted(c.links.items()):
+            if target in by_id:
+                s = ("S", c.id, prop)
+                g.add_node(s, phase=c.phase)
+                edge(("C", target), s, f"link {c.id}.{prop} needs {target} to exist")
+                edge(("C", c.id), s, f"link {c.id}.{prop} is set on {c.id}")
+                if c.info.link_at_realize(prop):
+                    edge(s, ("R", c.id), f"{c.id} checks link '{prop}' when it realizes")
+        for k, _ in enumerate(c.mmio):
+            g.add_node(("M", c.id, k), phase=c.phase)
+            edge(("R", c.id), ("M", c.id, k), f"{c.id} is mapped after it realizes")
+    for conn in conns:
+        src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
+        if src is None or dst is None:
+            continue
+        w = ("W", conn.index)
+        late = Phase.READY in (src.phase, dst.phase)
+        g.add_node(w, phase=Phase.READY if late else Phase.INITIALIZED)
+        out = src.info.output(conn.source.name)
+        inp = dst.info.input(conn.target.name)
+        edge(("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist")
+        edge(("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist")
+    for raw in board.raw:
+        q = ("Q", raw.name)
+        g.add_node(q, phase=raw.phase)
+        for name in raw.after:
+            for n in _component_nodes(g, name, by_id):
+                edge(n, q, f"qmp.{raw.name} comes after {name}")
+    for k in range(firmware):
+        f = ("F", k)
+        g.add_node(f, phase=Phase.INITIALIZED)
+        for c in comps:
+            if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
+                last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
+                edge(last, f, "firmware loads once CPUs and memory are in place")
+    _phase_edges(g)
+
+    if not nx.is_directed_acyclic_graph(g):
+        _report_cycle(g, by_id, problems)
+        return None
+    sg = StepGraph(g, comps, conns)
+    _fold_links(sg, by_id)
+    _fuse(sg, problems)
+    if problems.problems:
+        return None
+    anchor: dict[str, int] = {}
+    for conn in conns:
+        for cid in (conn.source.component, conn.target.component):
+            anchor.setdefault(cid, conn.index)
+    sg.order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
+    return sg
+
+
+def _component_nodes(g: nx.DiGraph, cid: str, by_id: Mapping[str, Component]) -> list[Node]:
+    comp = by_id.get(cid)
+    if comp is None:
+        return []
+    nodes: list[Node] = [("C", cid), ("R", cid)]
+    nodes += [("S", cid, p) for p in sorted(comp.links) if g.has_node(("S", cid, p))]
+    nodes += [("M", cid, k) for k in range(len(comp.mmio))]
+    return nodes
+
+
+def _phase_edges(g: nx.DiGraph) -> None:
+    """Pin every step between the transitions of its phase (few edges: only at the borders)."""
+    g.add_node(XMI, phase=Phase.ACCEL_CREATED)
+    g.add_node(XEP, phase=Phase.INITIALIZED)
+    g.add_edge(XMI, XEP, why="phases")
+    for n, phase in list(g.nodes(data="phase")):
+        if n in (XMI, XEP):
+            continue
+        same_pred = any(g.nodes[p]["phase"] is phase for p in g.predecessors(n))
+        same_succ = any(g.nodes[s]["phase"] is phase for s in g.successors(n))
+        if phase is Phase.ACCEL_CREATED and not same_succ:
+            g.add_edge(n, XMI, why="accel-created steps come before x-machine-init")
+        elif phase is Phase.INITIALIZED:
+            if not same_pred:
+                g.add_edge(XMI, n, why="cold-plug steps need the initialized phase")
+            if not same_succ:
+                g.add_edge(n, XEP, why="cold-plug steps come before x-exit-preconfig")
+        elif phase is Phase.READY and not same_pred:
+            g.add_edge(XEP, n, why="hot-plug steps come after x-exit-preconfig")
+
+
+def node_label(n: Node) -> str:
+    """A step in the user's words, for cycles and reasons."""
+    verbs = {"C": "create", "R": "realize", "M": "map", "B": "backend", "P": "machine property",
+             "Q": "qmp", "F": "firmware", "W": "wire"}
+    if n[0] == "T":
+        return str(n[1])
+    if n[0] == "S":
+        return f"set {n[1]}.{n[2]}"
+    return f"{verbs[n[0]]} {n[1]}"
+
+
+def _report_cycle(g: nx.DiGraph, by_id: Mapping[str, Component], problems: Collector) -> None:
+    cycle = nx.find_cycle(g)
+    text = node_label(cycle[0][0])
+    for u, v in cycle:
+        text += f" -> {node_label(v)} ({g.edges[u, v]['why']})"
+    comp = next((by_id[n[1]] for u, _ in cycle for n in (u,) if n[0] in "CRSM" and n[1] in by_id), None)
+    problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
+                 f"ordering cycle that realized=false cannot break: {text}",
+                 "break the loop of parents (or move the components to the same phase)")
+
+
+def _contract(g: nx.DiGraph, keep: Node, drop: Node) -> None:
+    for p in list(g.predecessors(drop)):
+        if p != keep:
+            g.add_edge(p, keep, why=g.edges[p, drop]["why"])
+    for s in list(g.successors(drop)):
+        if s != keep and not g.has_edge(keep, s):
+            g.add_edge(keep, s, why=g.edges[drop, s]["why"])
+    g.remove_node(drop)
+
+
+def _fold_links(sg: StepGraph, by_id: Mapping[str, Component]) -> None:
+    """Pass a link in device_add itself when its target can be created first."""
+    g = sg.graph
+    for c in sg.components:
+        for prop, target in sorted(c.links.items()):
+            s = ("S", c.id, prop)
+            if not g.has_node(s) or nx.has_path(g, ("C", c.id), ("C", target)):
+                continue
+            _contract(g, ("C", c.id), s)
+            sg.folded_links.setdefault(c.id, set()).add(prop)
+
+
+def _fuse(sg: StepGraph, problems: Collector) -> None:
+    """One plain device_add unless some step must sit between create and realize."""
+    g = sg.graph
+    for c in sg.components:
+        create, realize = ("C", c.id), ("R", c.id)
+        between = [p for p in g.predecessors(realize)
+                   if p != create and p[0] != "T" and nx.has_path(g, create, p)]
+        if between:
+            why = g.edges[between[0], realize]["why"]
+            if c.phase is Phase.READY:
+                problems.add(c.location, c.yaml_path,
+                             f"'{c.id}' is hot-plugged but would need realized=false ({why})",
+                             "realized=false is only possible before x-exit-preconfig: use phase: initialized")
+            sg.unrealized[c.id] = why
+            continue
+        _contract(g, create, realize)
+
+
+_KIND = {"B": 0, "P": 1, "C": 2, "S": 3, "R": 4, "M": 5, "Q": 6, "F": 7, "W": 8, "T": 9}
+
+
+def _sort_key(n: Node, g: nx.DiGraph, by_id: Mapping[str, Component], board: Board,
+              anchor: Mapping[str, int]) -> tuple[int, int, int, int, int]:
+    phase = g.nodes[n]["phase"].order
+    kind = n[0]
+    if kind in "CRSM":
+        comp = by_id[n[1]]
+        sub = n[2] if kind == "M" else 0
+        if comp.synthetic:
+            # Inserted devices sit with the first wire that needs them.
+            return (phase, 1, anchor[comp.id], 0, _KIND[kind])
+        return (phase, 0, comp.index, _KIND[kind], sub)
+    if kind == "W":
+        return (phase, 1, n[1], 1, 0)
+    if kind == "B":
+        return (phase, 0, [b.id for b in board.backends].index(n[1]), 0, 0)
+    if kind == "P":
+        return (phase, 0, list(board.machine_props).index(n[1]), 1, 0)
+    if kind == "Q":
+        raw_index = [r.name for r in board.raw].index(n[1])
+        raw = board.raw[raw_index]
+        anchors = [by_id[a].index for a in raw.after if a in by_id]
+        return (phase, 0, max(anchors), 9, raw_index) if anchors else (phase, 3, raw_index, 0, 0)
+    if kind == "F":
+        return (phase, 2, n[1], 0, 0)
+    return (phase, 9, 0, 0, 0)

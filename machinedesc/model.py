@@ -1,0 +1,369 @@
+"""Located tree -> Board model: parameters applied, copies expanded, values typed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Collector
+from .expr import ExprError, parse_size, substitute
+from .loader import LMap, LSeq, PathT, did_you_mean, format_path, location_of, resolve_plain
+from .plan import Phase
+from .qemu_types import TypeInfo, type_info
+from .source import SourceLocation
+
+QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")
+U64_MAX = (1 << 64) - 1
+S64_MIN = -(1 << 63)
+
+
+@dataclass(frozen=True)
+class Mmio:
+    """One MMIO region of a component mapped at an address."""
+
+    region: int
+    addr: int
+    priority: int
+    size: int | None
+    location: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class Component:
+    """One device to create (a copy of a replicated entry is a component of its own)."""
+
+    id: str
+    type: str
+    index: int
+    location: SourceLocation | None
+    yaml_path: str
+    parent: str | None = None
+    props: Mapping[str, Any] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)
+    mmio: tuple[Mmio, ...] = ()
+    phase: Phase = Phase.INITIALIZED
+    prop_locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
+    synthetic: bool = False
+
+    @property
+    def info(self) -> TypeInfo:
+        return type_info(self.type)
+
+
+@dataclass(frozen=True)
+class LineRef:
+    """``component.name[index]``: one GPIO line of a component."""
+
+    component: str
+    name: str
+    index: int
+    location: SourceLocation | None
+
+    @property
+    def text(self) -> str:
+        return f"{self.component}.{self.name}[{self.index}]"
+
+    @property
+    def prop(self) -> str:
+        """The QOM property (output) or child (input) name of the line."""
+        return f"{self.name}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Wire:
+    """Output line(s) connected to input line(s); ``join`` combines several outputs."""
+
+    name: str
+    sources: tuple[LineRef, ...]
+    targets: tuple[LineRef, ...]
+    join: str | None
+    location: SourceLocation | None
+    yaml_path: str
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A QOM object created with object-add before the machine initializes."""
+
+    id: str
+    type: str
+    props: Mapping[str, Any]
+    location: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class RawCommand:
+    """A user's raw QMP command, sent in ``phase`` after the ``after`` components."""
+
+    name: str
+    execute: str
+    arguments: Mapping[str, Any]
+    phase: Phase
+    after: tuple[str, ...]
+    location: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class Board:
+    """A whole board, ready for the checks and the planner."""
+
+    file: str
+    name: str
+    summary: str
+    system: str
+    machine: str
+    machine_props: Mapping[str, Any]
+    params: Mapping[str, Any]
+    chardevs: Mapping[str, str]
+    backends: tuple[Backend, ...]
+    components: tuple[Component, ...]
+    wires: tuple[Wire, ...]
+    raw: tuple[RawCommand, ...]
+    locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, Component]:
+        return {c.id: c for c in self.components}
+
+    def qom_path(self, comp: Component, by_id: Mapping[str, Component]) -> str:
+        """The QOM path the component gets: under its parent, else /machine/peripheral."""
+        seen: list[str] = []
+        parts: list[str] = []
+        cur: Component | None = comp
+        while cur is not None and cur.id not in seen:
+            seen.append(cur.id)
+            parts.append(cur.id)
+            if cur.parent is None:
+                return "/machine/peripheral/" + "/".join(reversed(parts))
+            if cur.parent.startswith("/"):
+                return cur.parent.rstrip("/") + "/" + "/".join(reversed(parts))
+            cur = by_id.get(cur.parent)
+        return "/machine/peripheral/" + "/".join(reversed(parts))
+
+
+class _Builder:
+    def __init__(self, tree: LMap, file: str, problems: Collector) -> None:
+        self.tree = tree
+        self.file = file
+        self.problems = problems
+
+    def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
+
+    def value(self, raw: Any, env: Mapping[str, Any], path: PathT) -> Any:
+        """Substitute and type one value; report and return None on failure."""
+        try:
+            if isinstance(raw, list):
+                return [self.value(v, env, (*path, i)) for i, v in enumerate(raw)]
+            if isinstance(raw, dict):
+                return {k: self.value(v, env, (*path, k)) for k, v in raw.items()}
+            val = substitute(raw, env)
+        except ExprError as err:
+            self.err(path, err.message, err.hint)
+            return None
+        if isinstance(val, str):
+            size = parse_size(val)
+            if size is not None:
+                val = size
+        if isinstance(val, int) and not isinstance(val, bool) and not S64_MIN <= val <= U64_MAX:
+            self.err(path, f"{val:#x} does not fit in 64 bits")
+            return None
+        return val
+
+    def integer(self, raw: Any, env: Mapping[str, Any], path: PathT, what: str) -> int | None:
+        val = self.value(raw, env, path)
+        if val is None:
+            return None
+        if isinstance(val, bool) or not isinstance(val, int):
+            self.err(path, f"{what} must be an integer, got {val!r}")
+            return None
+        return val
+
+
+def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector) -> Board:
+    """The Board for a schema-valid tree; semantic problems go to ``problems``."""
+    b = _Builder(doc_tree, file, problems)
+    tree = doc_tree
+    params = _params(b, overrides)
+    env: dict[str, Any] = dict(params)
+
+    chardevs = {k: str(v) for k, v in tree.get("chardevs", {}).items()}
+    machine_raw = tree.get("machine", "none")
+    if isinstance(machine_raw, dict):
+        machine = str(machine_raw["type"])
+        machine_props = {k: b.value(v, env, ("machine", "props", k)) for k, v in machine_raw.get("props", {}).items()}
+    else:
+        machine, machine_props = str(machine_raw), {}
+
+    backends = tuple(
+        Backend(bid, spec["type"], {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
+                location_of(tree, ("backends", bid), key=True))
+        for bid, spec in tree.get("backends", {}).items()
+    )
+    components = _components(b, env)
+    wires = _wires(b, env)
+    raw = _raw(b, env)
+    name = tree.get("name") or Path(file).stem
+    return Board(
+        file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
+        machine_props=machine_props, params=params, chardevs=chardevs, backends=backends,
+        components=components, wires=wires, raw=raw,
+        locations={"chardevs": location_of(tree, ("chardevs",), key=True)},
+    )
+
+
+def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
+    declared = b.tree.get("params", {})
+    params: dict[str, Any] = {}
+    for name, raw in declared.items():
+        params[name] = _typed_param(raw)
+    for name, text in overrides.items():
+        if name not in declared:
+            hint = did_you_mean(name, declared) or (
+                f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
+            b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
+            continue
+        params[name] = _typed_param(resolve_plain(text))
+    return params
+
+
+def _typed_param(raw: Any) -> Any:
+    if isinstance(raw, str):
+        size = parse_size(raw)
+        if size is not None:
+            return size
+    return raw
+
+
+def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT) -> list[dict[str, Any]]:
+    """The environments of each copy: one without count, count of them with ``i``."""
+    if "count" not in spec:
+        return [dict(env)]
+    count = b.integer(spec["count"], env, (*path, "count"), "count")
+    if count is None:
+        return []
+    if count < 0:
+        b.err((*path, "count"), f"count must not be negative, got {count}")
+        return []
+    return [{**env, "i": i} for i in range(count)]
+
+
+def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
+    out: list[Component] = []
+    seen: dict[str, SourceLocation | None] = {}
+    for key, spec in b.tree.get("components", {}).items():
+        path: PathT = ("components", key)
+        if "count" in spec and "${" not in key:
+            b.err(path, "a component with count needs ${i} in its id, or every copy gets the same id",
+                  f"rename it to '{key}${{i}}'", key=True)
+            continue
+        loc = location_of(b.tree, path, key=True)
+        for copy in _copies(b, spec, env, path):
+            comp = _component(b, key, spec, copy, path, loc, len(out))
+            if comp is None:
+                continue
+            if comp.id in seen:
+                first = seen[comp.id]
+                where = f" (first at {first})" if first else ""
+                b.err(path, f"duplicate component id '{comp.id}'{where}", "ids must be unique across the board", key=True)
+                continue
+            seen[comp.id] = loc
+            out.append(comp)
+    return tuple(out)
+
+
+def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT,
+               loc: SourceLocation | None, index: int) -> Component | None:
+    cid = b.value(key, env, path)
+    if not isinstance(cid, str) or not QEMU_ID.match(cid):
+        if cid is not None:
+            b.err(path, f"'{cid}' is not a valid QEMU id",
+                  "ids start with a letter and use letters, digits, '_', '.', '-'", key=True)
+        return None
+    props_spec = spec.get("props", {})
+    props = {k: b.value(v, env, (*path, "props", k)) for k, v in props_spec.items()}
+    links = {k: b.value(v, env, (*path, "links", k)) for k, v in spec.get("links", {}).items()}
+    parent = b.value(spec["parent"], env, (*path, "parent")) if "parent" in spec else None
+    mmio = _mmio(b, spec.get("mmio"), env, (*path, "mmio"))
+    copy = f"{format_path(path)}" + (f" (i={env['i']})" if "i" in env and "count" in spec else "")
+    return Component(
+        id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
+        props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
+        phase=Phase(spec.get("phase", "initialized")),
+        prop_locations={k: location_of(b.tree, (*path, "props", k)) for k in props_spec},
+    )
+
+
+def _mmio(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> tuple[Mmio, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        addr = b.integer(raw, env, path, "address")
+        return () if addr is None else (Mmio(0, addr, 0, None, location_of(b.tree, path)),)
+    out: list[Mmio] = []
+    for i, entry in enumerate(raw):
+        p = (*path, i)
+        addr = b.integer(entry["addr"], env, (*p, "addr"), "address")
+        region = b.integer(entry.get("region", 0), env, (*p, "region"), "region")
+        prio = b.integer(entry.get("priority", 0), env, (*p, "priority"), "priority")
+        size = b.integer(entry["size"], env, (*p, "size"), "size") if "size" in entry else None
+        if addr is None or region is None or prio is None:
+            continue
+        out.append(Mmio(region, addr, prio, size, location_of(b.tree, p)))
+    return tuple(out)
+
+
+def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> LineRef | None:
+    text = b.value(raw, env, path)
+    if text is None:
+        return None
+    match = LINE.match(str(text))
+    if not match:
+        b.err(path, f"'{text}' is not a line", "write component.line[index], e.g. uart0.sysbus-irq[0]")
+        return None
+    return LineRef(match["comp"], match["name"], int(match["index"] or 0), location_of(b.tree, path))
+
+
+def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
+    out: list[Wire] = []
+    for name, spec in b.tree.get("wiring", {}).items():
+        path: PathT = ("wiring", name)
+        for copy in _copies(b, spec, env, path):
+            srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
+            dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]
+            from_path: PathT = (*path, "from")
+            to_path: PathT = (*path, "to")
+            sources = [_line(b, r, copy, (*from_path, i) if isinstance(spec["from"], list) else from_path)
+                       for i, r in enumerate(srcs_raw)]
+            targets = [_line(b, r, copy, (*to_path, i) if isinstance(spec["to"], list) else to_path)
+                       for i, r in enumerate(dsts_raw)]
+            join = spec.get("join")
+            if len(sources) > 1 and join is None:
+                b.err(from_path, "several outputs into one wire need 'join: or'",
+                      "add join: or to combine them with an or-irq")
+                continue
+            if None in sources or None in targets:
+                continue
+            suffix = f"[{copy['i']}]" if "i" in copy and "count" in spec else ""
+            out.append(Wire(name + suffix, tuple(s for s in sources if s), tuple(t for t in targets if t), join,
+                            location_of(b.tree, path, key=True), format_path(path) + suffix))
+    return tuple(out)
+
+
+def _raw(b: _Builder, env: Mapping[str, Any]) -> tuple[RawCommand, ...]:
+    out: list[RawCommand] = []
+    for name, spec in b.tree.get("qmp", {}).items():
+        path: PathT = ("qmp", name)
+        args = b.value(dict(spec.get("arguments", {})), env, (*path, "arguments"))
+        out.append(RawCommand(name, spec["execute"], args or {}, Phase(spec.get("phase", "initialized")),
+                              tuple(spec.get("after", ())), location_of(b.tree, path, key=True)))
+    return tuple(out)
+
+
+def is_seq(value: Any) -> bool:
+    """True for YAML sequences (located or not)."""
+    return isinstance(value, (list, LSeq))

@@ -1,0 +1,39 @@
+"""The whole front half: board file -> validated Board -> Plan; the library entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .checks import check_board
+from .errors import Collector
+from .graph import build_graph
+from .loader import load_document
+from .model import Board, build_board
+from .plan import Plan
+from .planner import make_plan
+from .schema import validate
+
+
+def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: Path | None = None) -> Board:
+    """Load, schema-check and semantically check a board; raises BoardError with every problem."""
+    doc = load_document(Path(path), catalog)
+    problems = Collector()
+    validate(doc.tree, problems)
+    problems.raise_if_any()
+    board = build_board(doc.tree, doc.file, overrides or {}, problems)
+    problems.raise_if_any()
+    check_board(board, problems)
+    problems.raise_if_any()
+    return board
+
+
+def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: Sequence[Path] = (),
+              catalog: Path | None = None) -> Plan:
+    """The Plan for a board file (``firmware``: ELF files to load); raises BoardError."""
+    board = load_board(path, overrides, catalog)
+    problems = Collector()
+    sg = build_graph(board, problems, firmware=len(firmware))
+    problems.raise_if_any()
+    assert sg is not None
+    return make_plan(board, sg, [str(Path(f).resolve()) for f in firmware])

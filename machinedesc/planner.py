@@ -1,0 +1,134 @@
+"""Step graph -> Plan: each ordered node becomes a QMP command with its source and reason.
+
+Pure: a model in, steps out, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .graph import Connection, Node, StepGraph
+from .model import Board, Component
+from .plan import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
+
+
+def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
+    """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load."""
+    by_id = {c.id: c for c in sg.components}
+    paths = {c.id: board.qom_path(c, by_id) for c in sg.components}
+    backends = {b.id: f"/objects/{b.id}" for b in board.backends}
+    render = _Renderer(board, sg, by_id, paths, backends, firmware)
+    steps = [render.step(n) for n in sg.order]
+    cpus = sum(1 for c in sg.components if c.info.is_cpu)
+    args: list[str] = ["-M", board.machine]
+    if cpus:
+        args += ["-smp", f"1,maxcpus={cpus}"]
+    args += ["-nodefaults", "-display", "none"]
+    for cid, backend in board.chardevs.items():
+        args += ["-chardev", f"{backend},id={cid}"]
+    return Plan(
+        board=board.file, name=board.name, system=board.system, qemu_args=tuple(args), steps=tuple(steps),
+        components=tuple(ComponentCheck(c.id, paths[c.id], c.location) for c in sg.components),
+        links=tuple(LinkCheck(paths[c.source.component], c.source.prop,
+                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
+                    for c in sg.connections),
+        chardevs=dict(board.chardevs),
+    )
+
+
+class _Renderer:
+    def __init__(self, board: Board, sg: StepGraph, by_id: Mapping[str, Component], paths: Mapping[str, str],
+                 backends: Mapping[str, str], firmware: Sequence[str]) -> None:
+        self.board = board
+        self.sg = sg
+        self.by_id = by_id
+        self.paths = paths
+        self.backends = backends
+        self.firmware = firmware
+        self.conns: dict[int, Connection] = {c.index: c for c in sg.connections}
+
+    def target_path(self, target: str) -> str:
+        if target.startswith("/"):
+            return target
+        return self.paths.get(target) or self.backends[target]
+
+    def step(self, n: Node) -> Step:
+        phase = self.sg.graph.nodes[n]["phase"]
+        kind = n[0]
+        if kind == "T":
+            return self.transition(str(n[1]))
+        if kind == "B":
+            return self.backend(n[1])
+        if kind == "P":
+            value = self.board.machine_props[n[1]]
+            return Step(phase, StepKind.MACHINE, "qom-set", {"path": "/machine", "property": n[1], "value": value},
+                        None, f"machine property {n[1]}")
+        if kind == "Q":
+            raw = next(r for r in self.board.raw if r.name == n[1])
+            return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
+                        f"raw command qmp.{raw.name}")
+        if kind == "F":
+            path = self.firmware[n[1]]
+            return Step(phase, StepKind.CREATE, "device_add", {"driver": "loader", "id": f"firmware{n[1]}", "file": path},
+                        None, "load firmware (ELF) once CPUs and memory exist")
+        if kind == "W":
+            return self.wire(phase, self.conns[n[1]])
+        comp = self.by_id[n[1]]
+        if kind == "C":
+            return self.create(phase, comp)
+        if kind == "S":
+            return Step(phase, StepKind.SET, "qom-set",
+                        {"path": self.paths[comp.id], "property": n[2], "value": self.target_path(comp.links[n[2]])},
+                        comp.location, f"link {comp.id}.{n[2]} -> {comp.links[n[2]]}, now that both exist", comp.id)
+        if kind == "R":
+            return Step(phase, StepKind.REALIZE, "qom-set",
+                        {"path": self.paths[comp.id], "property": "realized", "value": True},
+                        comp.location, f"realize {comp.id}", comp.id)
+        mmio = comp.mmio[n[2]]
+        args: dict[str, Any] = {"device": comp.id if comp.parent is None else self.paths[comp.id], "addr": mmio.addr}
+        if mmio.region:
+            args["mmio"] = mmio.region
+        if mmio.priority:
+            args["priority"] = mmio.priority
+        return Step(phase, StepKind.MAP, "x-sysbus-mmio-map", args, mmio.location,
+                    f"map {comp.id} region {mmio.region} at {mmio.addr:#x}", comp.id)
+
+    def transition(self, command: str) -> Step:
+        if command == "x-machine-init":
+            return Step(Phase.ACCEL_CREATED, StepKind.TRANSITION, command, {}, None,
+                        "advance to the initialized phase")
+        return Step(Phase.INITIALIZED, StepKind.TRANSITION, command, {}, None,
+                    "leave preconfig: the machine becomes ready")
+
+    def backend(self, bid: str) -> Step:
+        b = next(x for x in self.board.backends if x.id == bid)
+        return Step(Phase.ACCEL_CREATED, StepKind.BACKEND, "object-add", {"qom-type": b.type, "id": b.id, **b.props},
+                    b.location, f"backend {b.id}")
+
+    def create(self, phase: Phase, comp: Component) -> Step:
+        args: dict[str, Any] = {"driver": comp.type, "id": comp.id}
+        if comp.parent is not None:
+            args["parent"] = self.target_path(comp.parent)
+        args.update(comp.props)
+        folded = self.sg.folded_links.get(comp.id, set())
+        for prop, target in comp.links.items():
+            if prop in folded or target not in self.by_id:
+                args[prop] = self.target_path(target)
+        why = self.sg.unrealized.get(comp.id)
+        if why is not None:
+            args["realized"] = False
+            reason = f"create {comp.id} unrealized: {why}"
+        elif comp.synthetic:
+            reason = f"{comp.type} inserted for wire {comp.yaml_path}"
+        else:
+            reason = f"create {comp.id}"
+        return Step(phase, StepKind.CREATE, "device_add", args, comp.location, reason, comp.id)
+
+    def wire(self, phase: Phase, conn: Connection) -> Step:
+        src, dst = conn.source, conn.target
+        args = {"path": self.paths[src.component], "property": src.prop,
+                "value": f"{self.paths[dst.component]}/{dst.prop}"}
+        via = f" (via {conn.via})" if conn.via else ""
+        return Step(phase, StepKind.WIRE, "qom-set", args, conn.wire.location,
+                    f"wire {src.text} -> {dst.text}{via}", src.component)
