@@ -1,0 +1,258 @@
+"""`machinedesc run` against real stock QEMU 10.0: success, serial redirection, detach, connect, faults.
+
+Stock QEMU has -preconfig and x-exit-preconfig, which is enough for QMP
+files without phase markers; every failure path is proven to leave no QEMU
+process and no private directory behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from harness import Sandbox, StderrWatcher, qmp_quit, wait_gone
+from qemu.qmp import QMPClient
+
+LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
+
+
+def virt_file(path: Path, elf: Path, extra: str = "", body: str = "x-exit-preconfig\n") -> Path:
+    path.write_text(
+        "# a QMP configuration file for QEMU's own -M virt\n"
+        "# system: riscv64\n"
+        f"# qemu: qemu-system-riscv64 -M virt -smp 2 -bios {elf} -nodefaults -display none "
+        f"-chardev stdio,id=serial0 -serial chardev:serial0 {extra}-preconfig\n"
+        "\n" + body)
+    return path
+
+
+def none_file(path: Path, body: str) -> Path:
+    path.write_text("# system: riscv64\n"
+                    "# qemu: qemu-system-riscv64 -M none -nodefaults -display none -preconfig\n"
+                    + body)
+    return path
+
+
+def lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def test_run_boots_firmware_and_exits_0(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 0, out.stderr
+    assert lines(out.stdout) == LINES
+    assert out.stderr == ""  # quiet in pipes
+    sandbox.assert_clean()
+
+
+def test_verbose_echoes_commands_and_replies(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf",
+                  body="qom-get path=/machine property=type\nx-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "-v"))
+    assert out.rc == 0, out.stderr
+    assert '-> {"execute": "qom-get", "arguments": {"path": "/machine", "property": "type"}}' in out.stderr
+    assert '<- {"return": "virt-machine"}' in out.stderr
+    assert '-> {"execute": "cont"}' in out.stderr
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("kind", ["file", "none"])
+def test_serial_redirection(kind: str, sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    log = sandbox.base / "uart.log"
+    spec = f"file:{log}" if kind == "file" else "none"
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--serial", spec))
+    assert out.rc == 0, out.stderr
+    assert out.stdout == ""
+    if kind == "file":
+        assert lines(log.read_text()) == LINES
+    sandbox.assert_clean()
+
+
+def test_detach_paused_with_serial_socket(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    uart = sandbox.base / "uart.sock"
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--detach", "--paused",
+                                        "--serial", f"socket:{uart}"))
+    assert out.rc == 0, out.stderr
+    info = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    pid, qmp = int(info["pid"]), info["qmp"]
+    assert os.path.exists(qmp) and (os.stat(os.path.dirname(qmp)).st_mode & 0o777) == 0o700
+    assert sandbox.qemu_pids() == [pid]
+    # Paused: nothing printed until we connect to the UART and continue the CPUs.
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(uart))
+
+        async def cont() -> None:
+            client = QMPClient("test")
+            await client.connect(qmp)
+            status = await client.execute("query-status")
+            assert isinstance(status, dict) and status["status"] == "prelaunch"
+            await client.execute("cont")
+            await client.disconnect()
+        asyncio.run(cont())
+        s.settimeout(20)
+        data = b""
+        while b"timer interrupt" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert lines(data.decode()) == LINES
+    wait_gone(pid)  # the firmware powered the machine off
+    shutil.rmtree(info["directory"].split(" (")[0])
+    sandbox.assert_clean()
+
+
+def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello-nopoweroff.elf")
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert proc.stdout is not None
+    got = b""
+    deadline = time.monotonic() + 20
+    while b"timer interrupt" not in got and time.monotonic() < deadline:
+        got += os.read(proc.stdout.fileno(), 4096)
+    assert lines(got.decode()) == LINES
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGINT)" in err.decode()
+    sandbox.assert_clean()
+
+
+def test_connect_never_kills_the_users_qemu(sandbox: Sandbox, stock_riscv: Path, tmp_path: Path) -> None:
+    sock = tmp_path / "user-qmp.sock"
+    user = subprocess.Popen([str(stock_riscv), "-M", "none", "-nodefaults", "-display", "none", "-S",
+                             "-preconfig", "-qmp", f"unix:{sock},server=on,wait=off"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        bad = none_file(tmp_path / "bad.qmp", "object-add qom-type=memory-backend-ram id=m0 size=x\n")
+        out = sandbox.call(sandbox.argv_run(str(bad), "--connect", str(sock)))
+        assert out.rc == 4, out.stderr
+        assert user.poll() is None, "a failing step must not kill a QEMU we did not start"
+        good = none_file(tmp_path / "good.qmp", "object-add qom-type=memory-backend-ram id=m1 size=4096\n"
+                         "x-exit-preconfig\n")
+        out = sandbox.call(sandbox.argv_run(str(good), "--connect", str(sock)))
+        assert out.rc == 0, out.stderr
+        assert user.poll() is None
+        for flag in (["--detach"], ["--paused"], ["--qemu", str(stock_riscv)]):
+            out = sandbox.call(sandbox.argv_run(str(good), "--connect", str(sock), *flag))
+            assert out.rc == 2 and "cannot be used with --connect" in out.stderr
+        qmp_quit(str(sock))
+        assert user.wait(10) == 0
+    finally:
+        if user.poll() is None:
+            user.kill()
+        user.communicate()
+    sandbox.assert_clean()
+
+
+# --- failure paths: exit code, message, and nothing left behind --------------
+
+def test_failing_step_names_file_line_and_qemu_error(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = none_file(sandbox.base / "bad.qmp",
+                  "object-add qom-type=memory-backend-ram id=m0 size=4096\n"
+                  "# the next line is wrong\n"
+                  "object-add qom-type=memory-backend-ram id=m1 size=lots\n"
+                  "x-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 4, out.stderr
+    first = out.stderr.splitlines()[0]
+    assert first == f"{f}:5:1: step 2/3 failed"
+    assert "  object-add qom-type=memory-backend-ram id=m1 size=lots" in out.stderr
+    assert "QEMU error GenericError: " in out.stderr and "size" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_malformed_file_exits_2_before_starting_qemu(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = none_file(sandbox.base / "bad.qmp", "qom-list path\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 2
+    assert out.stderr.startswith(f"{f}:3:10: expected key=value, got 'path'")
+    sandbox.assert_clean()
+
+
+def test_phase_markers_need_the_patched_qemu_exit_3(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = none_file(sandbox.base / "plan.qmp", "# phase: accel-created\nx-machine-init\n"
+                  "# phase: initialized\nx-sysbus-mmio-map device=ram addr=0\nx-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 3, out.stderr
+    assert re.search(rf"{re.escape(str(stock_riscv))} \(QEMU 10\.0\.\d+", out.stderr), out.stderr
+    assert "missing QMP commands: query-machine-phase, x-machine-init, x-sysbus-mmio-map" in out.stderr
+    assert "machinedesc qemu build" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_qemu_that_cannot_start_exits_5_with_its_stderr(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = sandbox.base / "broken.qmp"
+    f.write_text("# system: riscv64\n# qemu: qemu-system-riscv64 -M no-such-machine -preconfig\n"
+                 "x-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 5, out.stderr
+    assert "no-such-machine" in out.stderr and "exited with status 1" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_missing_binary_exits_3(sandbox: Sandbox, tmp_path: Path) -> None:
+    f = none_file(tmp_path / "a.qmp", "x-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(tmp_path / "nope")))
+    assert out.rc == 3 and "no such executable" in out.stderr
+    sandbox.assert_clean()
+
+
+def slow_file(path: Path, n: int = 20000) -> Path:
+    """Many harmless commands, so a fault can be injected while they are being sent."""
+    return none_file(path, "qom-list path=/machine\n" * n + "x-exit-preconfig\n")
+
+
+def test_qemu_killed_during_run_exits_5(sandbox: Sandbox, stock_riscv: Path) -> None:
+    proc = sandbox.start(sandbox.argv_run(str(slow_file(sandbox.base / "slow.qmp")),
+                                          "--qemu", str(stock_riscv), "-v"))
+    err = StderrWatcher(proc)
+    err.wait_for('"qom-list"', count=50)
+    os.kill(sandbox.wait_qemu(), signal.SIGKILL)
+    assert proc.wait(20) == 5
+    text = err.finish()
+    assert "lost the QMP connection" in text and "was killed by SIGKILL" in text, text[-1500:]
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_qemu_that_stops_answering_times_out_exit_5(sandbox: Sandbox, stock_riscv: Path) -> None:
+    proc = sandbox.start(sandbox.argv_run(str(slow_file(sandbox.base / "slow.qmp")),
+                                          "--qemu", str(stock_riscv), "--timeout", "1", "-v"))
+    err = StderrWatcher(proc)
+    err.wait_for('"qom-list"', count=50)
+    qemu = sandbox.wait_qemu()
+    os.kill(qemu, signal.SIGSTOP)
+    start = time.monotonic()
+    assert proc.wait(20) == 5
+    assert time.monotonic() - start < 10
+    text = err.finish()
+    assert "did not answer 'qom-list' within 1 s" in text, text[-1500:]
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_ctrl_c_during_run_exits_130(sandbox: Sandbox, stock_riscv: Path) -> None:
+    proc = sandbox.start(sandbox.argv_run(str(slow_file(sandbox.base / "slow.qmp")),
+                                          "--qemu", str(stock_riscv), "-v"))
+    err = StderrWatcher(proc)
+    err.wait_for('"qom-list"', count=50)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    assert "interrupted (SIGINT)" in err.finish()
+    proc.communicate()
+    sandbox.assert_clean()
