@@ -48,7 +48,8 @@ class BoardError(MachinedescError):
 
     def render(self) -> str:
         """All problems, sorted by file, line, column, one block each."""
-        return "\n".join(p.render() for p in sorted(self.problems, key=_sort_key))
+        # Copies of a replicated entry repeat the same problem: show it once.
+        return "\n".join(p.render() for p in sorted(set(self.problems), key=_sort_key))
 
 
 def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:

@@ -21,6 +21,10 @@ _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.RShift: operator.rshift, ast.BitOr: operator.or_, ast.BitAnd: operator.and_,
     ast.BitXor: operator.xor,
 }
+_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
 _UNOPS: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert,
 }
@@ -49,8 +53,9 @@ def _compile(source: str) -> ast.expr:
         raise ExprError(f"cannot parse expression '{source}': {err.msg}") from None
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
-                                 ast.Load, *_BINOPS, *_UNOPS)):
-            raise ExprError(f"'{source}': only integers, names and + - * // % << >> & | ^ ~ are allowed")
+                                 ast.Load, ast.Compare, *_BINOPS, *_UNOPS, *_CMPOPS)):
+            raise ExprError(f"'{source}': only integers, names, + - * // % << >> & | ^ ~ "
+                            "and comparisons are allowed")
         if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
             raise ExprError(f"'{source}': only integer literals are allowed")
     return tree.body
@@ -71,6 +76,14 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
         return env[node.id]
     if isinstance(node, ast.UnaryOp):
         return _UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source))
+    if isinstance(node, ast.Compare):
+        left = _int(_eval(node.left, env, source), source)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _int(_eval(right_node, env, source), source)
+            if not _CMPOPS[type(op)](left, right):
+                return False
+            left = right
+        return True
     assert isinstance(node, ast.BinOp)
     left = _int(_eval(node.left, env, source), source)
     right = _int(_eval(node.right, env, source), source)

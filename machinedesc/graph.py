@@ -110,6 +110,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
         g.add_node(("B", b.id), phase=Phase.ACCEL_CREATED)
     for prop in board.machine_props:
         g.add_node(("P", prop), phase=Phase.ACCEL_CREATED)
+    cpus = [c for c in comps if c.info.is_cpu]
     for c in comps:
         g.add_node(("C", c.id), phase=c.phase)
         g.add_node(("R", c.id), phase=c.phase)
@@ -118,7 +119,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
         if parent is not None:
             edge(("C", parent.id), ("C", c.id), f"{parent.id} is the parent of {c.id}")
             if parent.info.is_cluster and c.info.is_cpu:
-                edge(("C", c.id), ("R", parent.id), f"cluster {parent.id} realizes after its CPU {c.id} exists")
+                edge(("C", c.id), ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist")
                 edge(("R", parent.id), ("R", c.id), f"CPU {c.id} reads its cluster index when it realizes")
         for prop, target in sorted(c.links.items()):
             if target in by_id:
@@ -128,6 +129,9 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
                 edge(("C", c.id), s, f"link {c.id}.{prop} is set on {c.id}")
                 if c.info.link_at_realize(prop):
                     edge(s, ("R", c.id), f"{c.id} checks link '{prop}' when it realizes")
+        if c.info.realize_after_cpus:
+            for cpu in cpus:
+                edge(("R", cpu.id), ("R", c.id), f"{c.type} finds its CPUs when it realizes")
         for k, _ in enumerate(c.mmio):
             g.add_node(("M", c.id, k), phase=c.phase)
             edge(("R", c.id), ("M", c.id, k), f"{c.id} is mapped after it realizes")

@@ -32,6 +32,7 @@ class TypeInfo:
     inputs: dict[str, LineInfo] = field(default_factory=dict)
     chardevs: tuple[str, ...] = ()
     links: dict[str, bool] = field(default_factory=dict)
+    realize_after_cpus: bool = False
 
     @property
     def is_cpu(self) -> bool:
@@ -79,4 +80,5 @@ def type_info(name: str) -> TypeInfo:
         name=name, known=True, role=entry.get("role", "device"), sysbus=entry.get("sysbus", False),
         mmio=tuple(mmio) if mmio is not None else None, outputs=_lines(entry.get("outputs")),
         inputs=_lines(entry.get("inputs")), chardevs=tuple(entry.get("chardevs", ())), links=links,
+        realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
     )

@@ -1,0 +1,159 @@
+"""The command line: validate, plan, schema, qemu build/path (apply and run live in cli_run)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from . import __version__, qemu_build
+from .cli_run import EXIT_CODES, apply_cmd, run_cmd
+from .errors import BoardError, MachinedescError, UsageError
+from .pipeline import load_board, load_plan
+from .render import render_json, render_qmp
+from .schema import schema_text
+
+_CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."
+
+
+def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
+    """``--set name=value`` options as a dict; raises UsageError when malformed."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        values[name] = value
+    return values
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="machinedesc")
+def cli() -> None:
+    """Declarative YAML machine descriptions for QEMU, built over QMP.
+
+    A board (boards/*.yaml) lists clusters, CPUs, memories, peripherals, the
+    MMIO map and IRQ wiring; `plan` prints the QMP commands that build it
+    phase by phase, `apply` builds it in a real QEMU (docs/).
+    """
+
+
+@cli.command()
+@click.argument("boards", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
+@click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | None) -> None:
+    """Check BOARDS and print every error (file:line:col), exit 2 if any."""
+    overrides = parse_sets(sets)
+    problems = []
+    for board in boards:
+        try:
+            load_board(board, overrides, catalog)
+            click.echo(f"{board}: ok")
+        except BoardError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise BoardError(problems)
+
+
+@cli.command()
+@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["qmp", "json"]), default="qmp", show_default=True,
+              help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the plan here (atomically) instead of stdout.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
+@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Add a step loading this ELF (repeatable).")
+@click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
+         catalog: Path | None) -> None:
+    """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
+    result = load_plan(board, parse_sets(sets), firmware, catalog)
+    text = render_qmp(result) if fmt == "qmp" else render_json(result)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        _write_atomically(output, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A failed or interrupted write must not leave half a plan behind.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@cli.command()
+def schema() -> None:
+    """Print the board JSON Schema (schemas/board.schema.json)."""
+    click.echo(schema_text(), nl=False)
+
+
+@cli.group()
+def qemu() -> None:
+    """Build or locate the patched QEMU (qemu/README.md)."""
+
+
+@qemu.command("build", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def qemu_build_cmd(args: tuple[str, ...]) -> None:
+    """Build the patched QEMU into the cache (runs qemu/build.sh ARGS; idempotent)."""
+    code = qemu_build.build(list(args))
+    if code:
+        raise SystemExit(code)
+
+
+@qemu.command("path")
+@click.argument("system")
+def qemu_path(system: str) -> None:
+    """Print the patched qemu-system-SYSTEM's path; exit 1 if it is not built."""
+    binary = qemu_build.patched_binary(system)
+    if binary is None:
+        click.echo(f"the patched qemu-system-{system} is not built: run `machinedesc qemu build`", err=True)
+        raise SystemExit(1)
+    click.echo(str(binary))
+
+
+cli.add_command(apply_cmd)
+cli.add_command(run_cmd)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: run the CLI and turn errors into messages and exit codes, in one place."""
+    try:
+        cli.main(args=argv, prog_name="machinedesc", standalone_mode=False)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except MachinedescError as err:
+        print(str(err), file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception:  # noqa: BLE001 - the one place internal errors become exit 1
+        traceback.print_exc()
+        print("machinedesc: internal error (a bug): please report the traceback above", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

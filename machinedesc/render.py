@@ -1,0 +1,82 @@
+"""Plan -> text: the QMP configuration file (qmp-shell syntax) and JSON lines."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from .plan import Phase, Plan, Step
+
+HEADER_MAGIC = "# machinedesc plan, format 1"
+
+
+def qemu_command(plan: Plan) -> list[str]:
+    """The QEMU command line the plan needs (the QMP socket is the runner's to add)."""
+    return [plan.binary, *plan.qemu_args, "-preconfig"]
+
+
+def shell_value(value: Any) -> str:
+    """A value as qmp-shell parses it back: ints in decimal, true/false, compact JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        # qmp-shell keeps quotes literally; only values that it would misread are quoted.
+        if value and not any(ch.isspace() for ch in value) and not _reads_as_other(value):
+            return value
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=False)
+
+
+def _reads_as_other(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        pass
+    return text.lower() in ("true", "false") or text.startswith(("{", "[", '"'))
+
+
+def command_line(step: Step) -> str:
+    """``cmd key=value ...`` for one step."""
+    parts = [step.command]
+    parts += [f"{k}={shell_value(v)}" for k, v in step.arguments.items()]
+    return " ".join(parts)
+
+
+def _comment(step: Step) -> str:
+    where = f"{step.location.short}: " if step.location else ""
+    return f"# {where}{step.reason}"
+
+
+def render_qmp(plan: Plan) -> str:
+    """The seed's QMP configuration file: header, then per phase a comment and one command per line.
+
+    Comment lines always start with ``# `` and a word without '=', so qmp-shell
+    reports them as unparsable and skips them instead of sending anything.
+    """
+    lines = [
+        HEADER_MAGIC,
+        f"# board: {plan.board}",
+        f"# name: {plan.name}",
+        f"# system: {plan.system}",
+        f"# qemu: {shlex.join(qemu_command(plan))}",
+        "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=off,",
+        "# then: machinedesc run THIS-FILE --connect SOCKET",
+    ]
+    for phase in Phase:
+        steps = plan.steps_in(phase)
+        if not steps and phase is Phase.READY:
+            continue
+        lines += ["", f"# phase: {phase.value}"]
+        for step in steps:
+            lines.append(_comment(step))
+            lines.append(command_line(step))
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    """One QMP wire message per line (no ids), in order."""
+    return "".join(json.dumps(s.message, separators=(",", ":")) + "\n" for s in plan.steps)
