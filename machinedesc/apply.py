@@ -507,10 +507,15 @@ async def drive(job: Job, opts: Options) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
 
+    cleaning = False
+
     def on_signal(signum: int) -> None:
+        # The first signal cancels the work; once cleanup runs, signals are
+        # only noted, so that cleanup itself is never cut short.
         if not interrupted:
             interrupted.append(signum)
-            main_task.cancel()
+            if not cleaning:
+                main_task.cancel()
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in handled:
@@ -542,6 +547,9 @@ async def drive(job: Job, opts: Options) -> int:
         if not opts.paused:
             await session.call("cont")
         await _disconnect(client)
+        if interrupted:
+            # The signal came while qemu.qmp was tearing down and got absorbed there.
+            raise Interrupted(interrupted[0])
         if opts.detach:
             qemu.detach()
             _print_detached(qemu, job, opts, out)
@@ -564,15 +572,16 @@ async def drive(job: Job, opts: Options) -> int:
             raise Interrupted(interrupted[0]) from None
         raise
     finally:
+        cleaning = True
         reporter.clear()
-        for signum in handled:
-            loop.remove_signal_handler(signum)
         if qemu is not None and not (ok and opts.detach):
             # An interrupt gets a clean shutdown (SIGTERM); a failure leaves nothing to save.
             qemu.cleanup(grace=3.0 if interrupted else 0.0)
         await _disconnect(client)
         if qemu is not None and ok and opts.detach:
             qemu.cleanup()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
@@ -617,7 +626,8 @@ def _print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -
 
 
 async def _disconnect(client: QMPClient) -> None:
-    with contextlib.suppress(Exception, asyncio.CancelledError):
+    # Errors only: a cancellation (Ctrl-C) arriving here must still reach drive().
+    with contextlib.suppress(Exception):
         async with asyncio.timeout(2.0):
             await client.disconnect()
 
@@ -652,7 +662,12 @@ def apply_plan(plan: Plan, opts: Options) -> int:
 def run_async(coro: Awaitable[int]) -> int:
     """Run one drive() coroutine to completion in a fresh event loop."""
     async def main() -> int:
-        return await coro
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            # Only drive()'s signal handler cancels; a cancel that landed in
+            # its cleanup surfaces here.
+            raise Interrupted(signal.SIGINT) from None
     return asyncio.run(main())
 
 

@@ -1,10 +1,10 @@
-"""Test driver: runs machinedesc's apply (a pickled Plan) or `run` command the way the CLI's main() does.
+"""Test driver: runs machinedesc's real CLI, or apply on a pickled Plan the way the CLI's main() does.
 
-``driver.py run ARGS...`` runs the click command ``run_cmd``; ``driver.py plan
-FILE`` unpickles ``(Plan, options)`` and calls ``apply_plan``.  Errors become
-exit codes exactly as in ``machinedesc.cli.main``: MachinedescError ->
-``str(err)`` on stderr and ``err.exit_code``; click usage errors -> 2;
-KeyboardInterrupt -> 130.
+``driver.py cli ARGS...`` is ``machinedesc ARGS...`` (machinedesc.cli.main);
+``driver.py plan FILE`` unpickles ``(Plan, options)`` and calls
+``apply_plan`` (for plans a board cannot express, e.g. a wrong check).
+Errors become exit codes as in ``machinedesc.cli.main``: MachinedescError ->
+``str(err)`` on stderr and ``err.exit_code``; KeyboardInterrupt -> 130.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import pickle
 import sys
 from pathlib import Path
 
-import click
-
 from machinedesc.apply import Options, apply_plan
 from machinedesc.errors import MachinedescError
 
@@ -22,9 +20,9 @@ from machinedesc.errors import MachinedescError
 def main() -> int:
     mode = sys.argv[1]
     try:
-        if mode == "run":
-            from machinedesc.cli_run import run_cmd
-            run_cmd.main(sys.argv[2:], prog_name="machinedesc run", standalone_mode=False)
+        if mode == "cli":
+            from machinedesc.cli import main as cli_main
+            cli_main(sys.argv[2:])
         elif mode == "plan":
             plan, options = pickle.loads(Path(sys.argv[2]).read_bytes())
             apply_plan(plan, Options(**options))
@@ -33,9 +31,6 @@ def main() -> int:
     except MachinedescError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
-    except click.ClickException as err:
-        err.show()
-        return 2
     except KeyboardInterrupt:
         return 130
     return 0

@@ -95,7 +95,12 @@ class Sandbox:
         self.env.pop("MACHINEDESC_QEMU", None)
 
     def argv_run(self, *args: str) -> list[str]:
-        return [sys.executable, str(DRIVER), "run", *args]
+        """``machinedesc run ARGS...`` through the real CLI entry point."""
+        return [sys.executable, str(DRIVER), "cli", "run", *args]
+
+    def argv_cli(self, *args: str) -> list[str]:
+        """``machinedesc ARGS...`` through the real CLI entry point."""
+        return [sys.executable, str(DRIVER), "cli", *args]
 
     def argv_plan(self, plan: Any, **options: Any) -> list[str]:
         path = self.base / f"plan-{time.monotonic_ns()}.pickle"
