@@ -101,69 +101,69 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     extra, conns = lower_wires(board)
     comps = [*board.components, *extra]
     by_id = {c.id: c for c in comps}
-    g = nx.DiGraph()
-
-    def edge(u: Node, v: Node, why: str) -> None:
-        g.add_edge(u, v, why=why)
+    # Nodes and edges are collected first and added in bulk: networkx clears
+    # its caches on every single add, which dominates on large boards.
+    phase: dict[Node, Phase] = {}
+    edges: list[tuple[Node, Node, str]] = []
+    edge = edges.append
 
     for b in board.backends:
-        g.add_node(("B", b.id), phase=Phase.ACCEL_CREATED)
+        phase[("B", b.id)] = Phase.ACCEL_CREATED
     for prop in board.machine_props:
-        g.add_node(("P", prop), phase=Phase.ACCEL_CREATED)
+        phase[("P", prop)] = Phase.ACCEL_CREATED
     cpus = [c for c in comps if c.info.is_cpu]
     for c in comps:
-        g.add_node(("C", c.id), phase=c.phase)
-        g.add_node(("R", c.id), phase=c.phase)
-        edge(("C", c.id), ("R", c.id), "realize after create")
+        create, realize = ("C", c.id), ("R", c.id)
+        phase[create] = phase[realize] = c.phase
+        edge((create, realize, "realize after create"))
         parent = by_id.get(c.parent) if c.parent else None
         if parent is not None:
-            edge(("C", parent.id), ("C", c.id), f"{parent.id} is the parent of {c.id}")
+            edge((("C", parent.id), create, f"{parent.id} is the parent of {c.id}"))
             if parent.info.is_cluster and c.info.is_cpu:
-                edge(("C", c.id), ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist")
-                edge(("R", parent.id), ("R", c.id), f"CPU {c.id} reads its cluster index when it realizes")
+                edge((create, ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
+                edge((("R", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
         for prop, target in sorted(c.links.items()):
             if target in by_id:
                 s = ("S", c.id, prop)
-                g.add_node(s, phase=c.phase)
-                edge(("C", target), s, f"link {c.id}.{prop} needs {target} to exist")
-                edge(("C", c.id), s, f"link {c.id}.{prop} is set on {c.id}")
+                phase[s] = c.phase
+                edge((("C", target), s, f"link {c.id}.{prop} needs {target} to exist"))
+                edge((create, s, f"link {c.id}.{prop} is set on {c.id}"))
                 if c.info.link_at_realize(prop):
-                    edge(s, ("R", c.id), f"{c.id} checks link '{prop}' when it realizes")
+                    edge((s, realize, f"{c.id} checks link '{prop}' when it realizes"))
         if c.info.realize_after_cpus:
             for cpu in cpus:
-                edge(("R", cpu.id), ("R", c.id), f"{c.type} finds its CPUs when it realizes")
-        for k, _ in enumerate(c.mmio):
-            g.add_node(("M", c.id, k), phase=c.phase)
-            edge(("R", c.id), ("M", c.id, k), f"{c.id} is mapped after it realizes")
+                edge((("R", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
+        for k in range(len(c.mmio)):
+            phase[("M", c.id, k)] = c.phase
+            edge((realize, ("M", c.id, k), f"{c.id} is mapped after it realizes"))
     for conn in conns:
         src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
         if src is None or dst is None:
             continue
         w = ("W", conn.index)
-        late = Phase.READY in (src.phase, dst.phase)
-        g.add_node(w, phase=Phase.READY if late else Phase.INITIALIZED)
+        phase[w] = Phase.READY if Phase.READY in (src.phase, dst.phase) else Phase.INITIALIZED
         out = src.info.output(conn.source.name)
         inp = dst.info.input(conn.target.name)
-        edge(("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist")
-        edge(("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist")
+        edge((("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist"))
+        edge((("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist"))
     for raw in board.raw:
         q = ("Q", raw.name)
-        g.add_node(q, phase=raw.phase)
+        phase[q] = raw.phase
         for name in raw.after:
-            for n in _component_nodes(g, name, by_id):
-                edge(n, q, f"qmp.{raw.name} comes after {name}")
+            for n in _component_nodes(phase, name, by_id):
+                edge((n, q, f"qmp.{raw.name} comes after {name}"))
     for k in range(firmware):
         f = ("F", k)
-        g.add_node(f, phase=Phase.INITIALIZED)
+        phase[f] = Phase.INITIALIZED
         for c in comps:
             if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
                 last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
-                edge(last, f, "firmware loads once CPUs and memory are in place")
-    _phase_edges(g)
+                edge((last, f, "firmware loads once CPUs and memory are in place"))
+    _phase_edges(phase, edges)
 
-    if not nx.is_directed_acyclic_graph(g):
-        _report_cycle(g, by_id, problems)
-        return None
+    g = nx.DiGraph()
+    g.add_nodes_from((n, {"phase": p}) for n, p in phase.items())
+    g.add_edges_from((u, v, {"why": why}) for u, v, why in edges)
     sg = StepGraph(g, comps, conns)
     _fold_links(sg, by_id)
     _fuse(sg, problems)
@@ -173,39 +173,42 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     for conn in conns:
         for cid in (conn.source.component, conn.target.component):
             anchor.setdefault(cid, conn.index)
-    sg.order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
+    try:
+        sg.order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
+    except nx.NetworkXUnfeasible:
+        _report_cycle(g, by_id, problems)
+        return None
     return sg
 
 
-def _component_nodes(g: nx.DiGraph, cid: str, by_id: Mapping[str, Component]) -> list[Node]:
+def _component_nodes(phase: Mapping[Node, Phase], cid: str, by_id: Mapping[str, Component]) -> list[Node]:
     comp = by_id.get(cid)
     if comp is None:
         return []
     nodes: list[Node] = [("C", cid), ("R", cid)]
-    nodes += [("S", cid, p) for p in sorted(comp.links) if g.has_node(("S", cid, p))]
+    nodes += [("S", cid, p) for p in sorted(comp.links) if ("S", cid, p) in phase]
     nodes += [("M", cid, k) for k in range(len(comp.mmio))]
     return nodes
 
 
-def _phase_edges(g: nx.DiGraph) -> None:
+def _phase_edges(phase: dict[Node, Phase], edges: list[tuple[Node, Node, str]]) -> None:
     """Pin every step between the transitions of its phase (few edges: only at the borders)."""
-    g.add_node(XMI, phase=Phase.ACCEL_CREATED)
-    g.add_node(XEP, phase=Phase.INITIALIZED)
-    g.add_edge(XMI, XEP, why="phases")
-    for n, phase in list(g.nodes(data="phase")):
-        if n in (XMI, XEP):
-            continue
-        same_pred = any(g.nodes[p]["phase"] is phase for p in g.predecessors(n))
-        same_succ = any(g.nodes[s]["phase"] is phase for s in g.successors(n))
-        if phase is Phase.ACCEL_CREATED and not same_succ:
-            g.add_edge(n, XMI, why="accel-created steps come before x-machine-init")
-        elif phase is Phase.INITIALIZED:
-            if not same_pred:
-                g.add_edge(XMI, n, why="cold-plug steps need the initialized phase")
-            if not same_succ:
-                g.add_edge(n, XEP, why="cold-plug steps come before x-exit-preconfig")
-        elif phase is Phase.READY and not same_pred:
-            g.add_edge(XEP, n, why="hot-plug steps come after x-exit-preconfig")
+    same_pred = {v for u, v, _ in edges if phase[u] is phase[v]}
+    same_succ = {u for u, v, _ in edges if phase[u] is phase[v]}
+    nodes = list(phase.items())
+    phase[XMI] = Phase.ACCEL_CREATED
+    phase[XEP] = Phase.INITIALIZED
+    edges.append((XMI, XEP, "phases"))
+    for n, p in nodes:
+        if p is Phase.ACCEL_CREATED and n not in same_succ:
+            edges.append((n, XMI, "accel-created steps come before x-machine-init"))
+        elif p is Phase.INITIALIZED:
+            if n not in same_pred:
+                edges.append((XMI, n, "cold-plug steps need the initialized phase"))
+            if n not in same_succ:
+                edges.append((n, XEP, "cold-plug steps come before x-exit-preconfig"))
+        elif p is Phase.READY and n not in same_pred:
+            edges.append((XEP, n, "hot-plug steps come after x-exit-preconfig"))
 
 
 def node_label(n: Node) -> str:

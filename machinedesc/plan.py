@@ -19,7 +19,10 @@ class Phase(enum.Enum):
 
     @property
     def order(self) -> int:
-        return list(Phase).index(self)
+        return _PHASE_ORDER[self]
+
+
+_PHASE_ORDER = {p: i for i, p in enumerate(Phase)}
 
 
 class StepKind(enum.Enum):
