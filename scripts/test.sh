@@ -1,0 +1,10 @@
+#!/bin/bash
+# Install everything (scripts/install.sh), then run the whole test suite against
+# the real patched QEMU, stock QEMU and the real firmware.
+#
+#   bash scripts/test.sh [pytest options...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/install.sh
+exec python3 -m pytest -W error -ra "$@"
