@@ -131,12 +131,13 @@ def riscv_steps(elf: Path, nharts: int = 2) -> list[Step]:
     return steps
 
 
-def aarch64_steps(elf: Path) -> list[Step]:
+def aarch64_steps(elf: Path, psci: bool = True) -> list[Step]:
     """QMP steps that build the seed's example board (cluster of two cortex-a72).
 
     CPU properties (see firmware/README.md): no EL3/EL2 so QEMU's PSCI (HVC
     conduit) serves CPU_ON and SYSTEM_OFF, reset vector at RAM, cpu1 starts
-    powered off and cpu0 turns it on.
+    powered off and cpu0 turns it on.  With PSCI=False: no conduit, every CPU
+    starts running (spin-table bring-up), and there is no power-off.
     """
     steps: list[Step] = [
         ("x-machine-init", {}),
@@ -147,8 +148,8 @@ def aarch64_steps(elf: Path) -> list[Step]:
         steps.append(("device_add", {
             "driver": "cortex-a72-arm-cpu", "id": f"cpu{i}", "parent": "cluster0",
             "realized": False, "has_el3": False, "has_el2": False,
-            "rvbar": AARCH64_RAM_BASE, "psci-conduit": PSCI_CONDUIT_HVC,
-            "start-powered-off": i != 0}))
+            "rvbar": AARCH64_RAM_BASE, "psci-conduit": PSCI_CONDUIT_HVC if psci else 0,
+            "start-powered-off": psci and i != 0}))
     steps.append(("qom-set", {"path": "cluster0", "property": "realized", "value": True}))
     for i in range(2):
         steps.append(("qom-set", {"path": f"cpu{i}", "property": "realized", "value": True}))
@@ -167,9 +168,9 @@ def aarch64_steps(elf: Path) -> list[Step]:
 UART_LOG = "uart0.log"
 
 
-def start_preconfig(qemu_launcher: Callable[..., Any], system: str) -> Any:
-    """A patched ``-M none -smp 1,maxcpus=2 -preconfig`` QEMU, serial0 to a file."""
-    return qemu_launcher(system, maxcpus=2, extra_args=["-serial", f"file:{UART_LOG}"])
+def start_preconfig(qemu_launcher: Callable[..., Any], system: str, maxcpus: int = 2) -> Any:
+    """A patched ``-M none -smp 1,maxcpus=N -preconfig`` QEMU, serial0 to a file."""
+    return qemu_launcher(system, maxcpus=maxcpus, extra_args=["-serial", f"file:{UART_LOG}"])
 
 
 def uart_text(inst: Any) -> str:
@@ -258,6 +259,31 @@ def test_aarch64_seed_board_both_cpus_print(
     assert nonblank_lines(out) == AARCH64_LINES, out
     # PSCI SYSTEM_OFF from the firmware: QEMU exits 0.
     assert wait_exit(inst) == 0, diag(inst)
+
+
+def test_riscv64_qmp_machine_with_four_harts(
+        firmware: Path, qemu_launcher: Callable[..., Any]) -> None:
+    inst = start_preconfig(qemu_launcher, "riscv64", maxcpus=4)
+    run_steps(inst, riscv_steps(firmware / "riscv64-hello-4harts.elf", nharts=4))
+    run_steps(inst, [("x-exit-preconfig", {})])
+    out = wait_uart(inst, "hello from timer interrupt")
+    assert nonblank_lines(out) == [f"hello from hart {k}" for k in range(4)] + [
+        "hello from timer interrupt"], out
+    assert wait_exit(inst) == 0, diag(inst)
+
+
+def test_aarch64_spin_table_bring_up_without_psci(
+        firmware: Path, qemu_launcher: Callable[..., Any]) -> None:
+    """Both CPUs start running; the firmware's HVC/SMC trap and are skipped."""
+    inst = start_preconfig(qemu_launcher, "aarch64")
+    run_steps(inst, aarch64_steps(firmware / "aarch64-hello.elf", psci=False))
+    run_steps(inst, [("x-exit-preconfig", {})])
+    out = wait_uart(inst, "hello from cpu 1")
+    assert nonblank_lines(out) == AARCH64_LINES, out
+    # No PSCI, no SYSTEM_OFF: QEMU keeps running, and the CPUs are parked.
+    time.sleep(0.3)
+    assert inst.process.poll() is None, diag(inst)
+    assert inst.cmd("query-status")["status"] == "running"
 
 
 def test_riscv64_system_reset_runs_firmware_again(
