@@ -56,19 +56,49 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 def validate(tree: LMap, problems: Collector) -> None:
     """Add one problem per schema violation in ``tree``."""
     for error in _validator().iter_errors(tree):
-        _report(tree, _most_specific(error), problems)
+        for specific in _most_specific(error):
+            _report(tree, specific, problems)
 
 
-def _most_specific(error: ValidationError) -> ValidationError:
-    # oneOf/anyOf errors hide the useful reason in their context.
-    # oneOf/anyOf errors hide the useful reason in their context; a branch
-    # that failed only on its type is rarely the one the user meant.
-    while error.context:
-        meant = [e for e in error.context if e.validator != "type"]
-        if not meant:
-            break
-        error = best_match(meant)
-    return error
+def _most_specific(error: ValidationError) -> list[ValidationError]:
+    """The errors inside a oneOf/anyOf that the user most likely meant.
+
+    The meant branch is the one whose errors reach deepest into the value (it
+    matched the most structure), preferring errors other than a wrong type;
+    if every branch only disagrees on the type, the parent error stands (and
+    says which types would do).
+    """
+    if not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).extend(_leaves(sub))
+
+    def score(leaves: list[ValidationError]) -> tuple[int, bool]:
+        depth = max(len(e.absolute_path) for e in leaves)
+        return depth, any(e.validator != "type" for e in leaves if len(e.absolute_path) == depth)
+
+    best = max(branches.values(), key=score)
+    depth, meaningful = score(best)
+    if depth <= len(error.absolute_path) and not meaningful:
+        return [error]
+    by_path: dict[tuple[Any, ...], list[ValidationError]] = {}
+    for leaf in best:
+        by_path.setdefault(tuple(leaf.absolute_path), []).append(leaf)
+    chosen = []
+    for errs in by_path.values():
+        meant = [e for e in errs if e.validator != "type"] or errs
+        chosen.append(best_match(meant))
+    return chosen
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    if not error.context:
+        return [error]
+    out: list[ValidationError] = []
+    for sub in error.context:
+        out.extend(_leaves(sub))
+    return out
 
 
 def _report(tree: LMap, error: ValidationError, problems: Collector) -> None:
@@ -80,10 +110,12 @@ def _report(tree: LMap, error: ValidationError, problems: Collector) -> None:
                 problems.add(location_of(tree, (*path, key), key=True), format_path((*path, key)),
                              "unknown key", did_you_mean(key, allowed))
         return
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.relative_schema_path:
+        identifier = error.validator_value == "^[A-Za-z_][A-Za-z0-9_]*$"
         problems.add(location_of(tree, (*path, error.instance), key=True),
                      format_path((*path, error.instance)), f"invalid name '{error.instance}'",
-                     "names start with a letter and use letters, digits, '_', '.', '-'")
+                     "parameter names are identifiers: letters, digits and '_', not starting with a digit"
+                     if identifier else "names start with a letter and use letters, digits, '_', '.', '-'")
         return
     message, hint = _explain(error)
     problems.add(location_of(tree, path), format_path(path), message, hint)
