@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
@@ -432,7 +433,7 @@ async def _check_link(session: Session, check: Check) -> str | None:
     ok = value == target or (not target.startswith("/") and isinstance(value, str)
                              and value.endswith("/" + target))
     if not ok:
-        return f"{check.what}: {check.path}.{check.prop} is {value!r}, the board says {target!r}"
+        return f"{check.what} is {value!r}, the board says {target!r}"
     return None
 
 
@@ -533,7 +534,16 @@ async def drive(job: Job, opts: Options) -> int:
             qemu = _start(binary_path, job, opts, out)
             if opts.on_first_output is not None:
                 _watch_first_output(qemu, opts.on_first_output)
-            await _connect(client, str(qemu.qmp_path), opts.timeout, qemu)
+            try:
+                await _connect(client, str(qemu.qmp_path), opts.timeout, qemu)
+            except QemuError as exc:
+                if qemu.poll() is None:
+                    raise
+                # Stock QEMU already refuses the board's command line (e.g.
+                # -smp maxcpus on -M none): tell the user what is missing, not
+                # only how QEMU died.
+                await _probe_minimal(binary_path, job, opts, str(exc))
+                raise
         session = Session(client, opts.timeout, qemu, reporter, binary)
         await probe(session, job, binary)
         start = time.monotonic()
@@ -582,6 +592,25 @@ async def drive(job: Job, opts: Options) -> int:
             qemu.cleanup()
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> None:
+    """Probe ``binary`` started with a minimal command line; raise its CapabilityError, if any."""
+    probe_qemu = QemuProcess(binary, ["-M", "none", "-nodefaults", "-display", "none", "-preconfig"],
+                             console=None)
+    client = QMPClient("probe")
+    try:
+        await _connect(client, str(probe_qemu.qmp_path), opts.timeout, probe_qemu)
+        session = Session(client, opts.timeout, probe_qemu, _Reporter(io.StringIO(), False), str(binary))
+        await probe(session, job, str(binary))
+    except CapabilityError as exc:
+        first = why.splitlines()[-1].strip() if why else ""
+        raise CapabilityError(f"{exc}\n  (with the board's command line QEMU did not even start: {first})") from None
+    except MachinedescError:
+        return
+    finally:
+        probe_qemu.cleanup()
+        await _disconnect(client)
 
 
 def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:

@@ -1,0 +1,237 @@
+"""`machinedesc apply` end to end: real QEMU, real firmware, the real CLI, every failure path.
+
+The capability test runs against Debian's stock QEMU 10.0; the others need
+the patched QEMU (skipped loudly outside CI, failed under CI=true).  After
+every test the sandbox proves that no QEMU process and no private socket
+directory was left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, wait_gone
+
+from machinedesc.pipeline import load_plan
+from machinedesc.plan import LinkCheck
+
+SOC = REPO / "boards" / "soc.yaml"
+RISCV_LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
+
+# Every catalog board that has a demo firmware: (board, system, firmware, expected UART lines).
+CATALOG = [
+    ("soc.yaml", "riscv64", "riscv64-hello.elf", RISCV_LINES),
+    ("soc-4core.yaml", "riscv64", "riscv64-hello-4harts.elf",
+     [f"hello from hart {i}" for i in range(4)] + ["hello from timer interrupt"]),
+    ("seed-a72.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
+]
+
+
+def lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def big_board(path: Path, n: int = 1000) -> Path:
+    """A generated board of ``n`` small sysbus devices, each mapped (2 steps per device)."""
+    out = ["machinedesc: 1", "name: big", "summary: generated", "system: riscv64", "components:"]
+    for i in range(n):
+        out += [f"  dev{i}:", "    type: riscv.sifive.test", f"    mmio: {0x20000000 + i * 0x1000:#x}"]
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+# --- stock QEMU: the capability probe ---------------------------------------
+
+def test_stock_qemu_fails_fast_with_exit_3(sandbox: Sandbox, stock_riscv: Path) -> None:
+    out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--qemu", str(stock_riscv), "-v"))
+    assert out.rc == 3, out.stderr
+    msg = out.stderr
+    assert re.search(rf"^machinedesc: {re.escape(str(stock_riscv))} \(QEMU 10\.0\.\d+ \(Debian",
+                     msg, re.M), msg
+    assert "cannot build board 'soc'" in msg
+    assert "missing QMP commands: query-machine-phase, x-machine-init, x-sysbus-mmio-map" in msg
+    assert "missing QMP arguments: device_add 'parent', device_add 'realized'" in msg
+    assert "missing device types: sysbus-memory" in msg
+    assert "machinedesc qemu build" in msg
+    # Stock QEMU refuses the board's -smp 1,maxcpus=2 on -M none: the probe says why it matters.
+    assert "QEMU did not even start: qemu-system-riscv64: Invalid SMP CPUs 2" in msg
+    # Nothing was sent before the probe decided: no step reached QEMU.
+    sent = re.findall(r'^-> \{"execute": "([^"]+)"', msg, re.M)
+    assert not set(sent) & {"x-machine-init", "device_add", "qom-set", "x-sysbus-mmio-map"}, sent
+    sandbox.assert_clean()
+
+
+# --- the patched QEMU: success ----------------------------------------------
+
+@pytest.mark.parametrize("board, system, elf, expected", CATALOG, ids=[c[0] for c in CATALOG])
+def test_catalog_board_boots_its_firmware(board: str, system: str, elf: str, expected: list[str],
+                                          sandbox: Sandbox, firmware: Path, request: pytest.FixtureRequest) -> None:
+    qemu = request.getfixturevalue(f"patched_{system}")
+    out = sandbox.call(sandbox.argv_cli("apply", str(REPO / "boards" / board), "--qemu", str(qemu),
+                                        "--firmware", str(firmware / elf)))
+    assert out.rc == 0, out.stderr
+    assert lines(out.stdout) == expected
+    assert out.stderr == ""  # quiet when not on a terminal
+    sandbox.assert_clean()
+
+
+def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, patched_riscv64: Path, firmware: Path) -> None:
+    proc = sandbox.start(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64),
+                                          "--firmware", str(firmware / "riscv64-hello-nopoweroff.elf")))
+    assert proc.stdout is not None
+    got = b""
+    deadline = time.monotonic() + 20
+    while b"timer interrupt" not in got and time.monotonic() < deadline:
+        got += os.read(proc.stdout.fileno(), 4096)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert lines(got.decode()) == RISCV_LINES
+    sandbox.assert_clean()
+
+
+# --- failure paths -----------------------------------------------------------
+
+def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched_riscv64: Path,
+                                                       tmp_path: Path) -> None:
+    board = tmp_path / "soc.yaml"
+    text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
+    assert "fifo-size" in text
+    board.write_text(text)
+    line = text.splitlines().index("  uart0:") + 1
+    out = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64)))
+    assert out.rc == 4, out.stderr
+    first = out.stderr.splitlines()[0]
+    # The lead's loader shows board paths relative to the catalog (the board's directory).
+    assert re.fullmatch(rf"(.*/)?soc\.yaml:{line}:3: step \d+/\d+ failed \(phase initialized\)",
+                        first), out.stderr
+    assert "  device_add driver=serial-mm id=uart0 " in out.stderr
+    assert "QEMU error GenericError: " in out.stderr and "fifo-size" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_qemu_side_realize_error_via_set(sandbox: Sandbox, patched_riscv64: Path) -> None:
+    # A valid board whose parameter QEMU refuses at realize time: the timer needs a non-zero frequency.
+    out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64),
+                                        "--set", "timebase_hz=0"))
+    assert out.rc == 4, out.stderr
+    line = SOC.read_text().splitlines().index("  mtimer:") + 1
+    assert re.match(rf"(.*/)?soc\.yaml:{line}:3: step \d+/\d+ failed", out.stderr), out.stderr
+    assert "riscv.aclint.mtimer" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_verification_difference_is_exit_4_and_guest_never_runs(sandbox: Sandbox, patched_riscv64: Path,
+                                                                 firmware: Path) -> None:
+    plan = load_plan(SOC, {}, [firmware / "riscv64-hello.elf"])
+    right = plan.links[0]
+    wrong = LinkCheck(right.source, right.prop, plan.links[1].target, right.location)
+    plan = dataclasses.replace(plan, links=(wrong, *plan.links[1:]))
+    out = sandbox.call(sandbox.argv_plan(plan, qemu=str(patched_riscv64)))
+    assert out.rc == 4, out.stderr
+    assert "the machine QEMU built differs from the board" in out.stderr
+    assert (f"{wrong.location}: link {wrong.source}.{wrong.prop} is '{right.target}', "
+            f"the board says '{wrong.target}'") in out.stderr
+    assert out.stdout == ""  # verified before the CPUs ran: the firmware never printed
+    sandbox.assert_clean()
+
+
+def _start_big(sandbox: Sandbox, qemu: Path, *extra: str) -> tuple[subprocess.Popen[bytes], StderrWatcher]:
+    board = big_board(sandbox.base / "big.yaml")
+    proc = sandbox.start(sandbox.argv_cli("apply", str(board), "--qemu", str(qemu), "-v", *extra))
+    err = StderrWatcher(proc)
+    err.wait_for('"device_add"', count=20)
+    return proc, err
+
+
+def test_qemu_killed_during_apply_exits_5(sandbox: Sandbox, patched_riscv64: Path) -> None:
+    proc, err = _start_big(sandbox, patched_riscv64)
+    os.kill(sandbox.wait_qemu(), signal.SIGKILL)
+    assert proc.wait(20) == 5
+    text = err.finish()
+    assert "was killed by SIGKILL" in text, text[-1500:]
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_qemu_not_answering_times_out_exit_5(sandbox: Sandbox, patched_riscv64: Path) -> None:
+    proc, err = _start_big(sandbox, patched_riscv64, "--timeout", "1")
+    os.kill(sandbox.wait_qemu(), signal.SIGSTOP)
+    assert proc.wait(20) == 5
+    text = err.finish()
+    assert re.search(r"QEMU did not answer '[a-z_-]+' within 1 s", text), text[-1500:]
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_ctrl_c_during_apply_exits_130(sandbox: Sandbox, patched_riscv64: Path) -> None:
+    proc, err = _start_big(sandbox, patched_riscv64)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    assert "interrupted (SIGINT)" in err.finish()
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+# --- plan file: run and qmp-shell build the same machine as apply ------------
+
+def _detached(out_text: str) -> tuple[int, str, str]:
+    info = dict(line.split(": ", 1) for line in out_text.splitlines())
+    return int(info["pid"]), info["qmp"], info["directory"].split(" (")[0]
+
+
+def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, patched_riscv64: Path,
+                                                             firmware: Path, tmp_path: Path) -> None:
+    elf = firmware / "riscv64-hello.elf"
+    plan_file = tmp_path / "soc.qmp"
+    out = sandbox.call(sandbox.argv_cli("plan", str(SOC), "--firmware", str(elf), "-o", str(plan_file)))
+    assert out.rc == 0, out.stderr
+    trees = {}
+    for how in ("apply", "run"):
+        argv = (sandbox.argv_cli("apply", str(SOC), "--firmware", str(elf)) if how == "apply"
+                else sandbox.argv_cli("run", str(plan_file)))
+        out = sandbox.call(argv + ["--qemu", str(patched_riscv64), "--detach", "--paused", "--serial", "none"])
+        assert out.rc == 0, out.stderr
+        pid, qmp, directory = _detached(out.stdout)
+        trees[how] = qom_tree(qmp)
+        qmp_quit(qmp)
+        wait_gone(pid)
+        shutil.rmtree(directory)
+
+    # qemu.qmp's own qmp-shell reads the same file, started from the header's command line.
+    from machinedesc.qmpfile import load
+    header = load(plan_file).qemu_argv
+    assert header is not None
+    sock = tmp_path / "shell.sock"
+    qemu = subprocess.Popen([str(patched_riscv64), *header[1:], "-S",
+                             "-qmp", f"unix:{sock},server=on,wait=off"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shell = subprocess.run(["python3", "-m", "qemu.qmp.qmp_shell", str(sock)],
+                               input=plan_file.read_text(), capture_output=True, text=True, timeout=60)
+        # qmp-shell reports '#' comment lines as parse errors and skips them; commands must all succeed.
+        assert '"error"' not in shell.stdout, shell.stdout
+        assert shell.stdout.count('{"return": {}}') == sum(
+            1 for ln in plan_file.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+        trees["qmp-shell"] = qom_tree(str(sock))
+        qmp_quit(str(sock))
+        qemu.wait(10)
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+        qemu.communicate()
+    assert trees["apply"]["/machine/peripheral/cluster0/hart1"] == "rv64-riscv-cpu"
+    assert trees["run"] == trees["apply"]
+    assert trees["qmp-shell"] == trees["apply"]
+    sandbox.assert_clean()
