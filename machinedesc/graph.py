@@ -74,7 +74,10 @@ def lower_wires(board: Board) -> tuple[list[Component], list[Connection]]:
             first = wire.targets[0]
             gate = synth("or-irq", f"or-{first.component}-{first.name}-{first.index}", wire, len(sources))
             for k, src in enumerate(sources):
-                conns.append(Connection(src, LineRef(gate.id, "unnamed-gpio-in", k, src.location), wire, len(conns)))
+                # A joined output may also fan out elsewhere: group it like any other.
+                if src.text not in fanout:
+                    order.append(src.text)
+                fanout[src.text].append((src, LineRef(gate.id, "unnamed-gpio-in", k, src.location), wire))
             sources = (LineRef(gate.id, "unnamed-gpio-out", 0, wire.location),)
         for dst in wire.targets:
             key = sources[0].text

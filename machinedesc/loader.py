@@ -265,7 +265,10 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
         mark = err.problem_mark or err.context_mark
         loc = composer.loc(mark) if mark else SourceLocation(display, 1, 1, chain)
         problem = err.problem or err.context or "invalid YAML"
-        fail(loc, "", f"YAML syntax error: {problem}")
+        context = err.context or ""
+        hint = ("inside [...] or {...}, quote values that contain [ ] { } or ${...}, "
+                "e.g. 'uart0.sysbus-irq[0]'" if "flow" in context else None)
+        fail(loc, "", f"YAML syntax error: {problem}", hint)
 
 
 # ---------------------------------------------------------------- includes

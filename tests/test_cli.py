@@ -1,0 +1,83 @@
+"""The CLI of the front half: exit codes, outputs, no tracebacks, atomic -o."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from machinedesc.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_validate_catalog(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "boards").glob("*.yaml"))], capsys)
+    assert code == 0, err
+    assert "boards/soc.yaml: ok" in out
+
+
+def test_plan_json_is_one_qmp_message_per_line(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["plan", "boards/soc.yaml", "--format", "json"], capsys)
+    assert code == 0
+    messages = [json.loads(line) for line in out.splitlines()]
+    assert messages[0] == {"execute": "x-machine-init"}
+    assert messages[-1] == {"execute": "x-exit-preconfig"}
+    assert all(set(m) <= {"execute", "arguments"} for m in messages)
+
+
+def test_plan_set_changes_core_count(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["plan", "boards/soc.yaml", "--set", "harts=3"], capsys)
+    assert code == 0
+    assert out.count("driver=rv64-riscv-cpu") == 3
+    assert "-smp 1,maxcpus=3" in out
+
+
+def test_plan_output_file_is_written_atomically(in_repo: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "soc.qmp"
+    code, out, _ = run(["plan", "boards/soc.yaml", "-o", str(target)], capsys)
+    assert code == 0 and out == ""
+    assert target.read_text().startswith("# machinedesc plan, format 1\n")
+    # A board error leaves neither the old file changed nor a temporary behind.
+    code, _, err = run(["plan", "boards/soc.yaml", "--set", "nope=1", "-o", str(target)], capsys)
+    assert code == 2 and "'nope' is not a parameter" in err
+    assert target.read_text().startswith("# machinedesc plan, format 1\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["soc.qmp"]
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["plan", "boards/soc.yaml", "--set", "harts"], 2, "--set expects NAME=VALUE"),
+    (["plan", "boards/missing.yaml"], 2, "missing.yaml: cannot read"),
+    (["plan", "boards/soc.yaml", "--format", "xml"], 2, "Invalid value for '--format'"),
+    (["validate"], 2, "Missing argument"),
+])
+def test_usage_errors(in_repo: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int,
+                      needle: str) -> None:
+    got, _, err = run(args, capsys)
+    assert got == code
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_schema_command_prints_the_shipped_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["schema"], capsys)
+    assert code == 0
+    assert json.loads(out) == json.loads((ROOT / "schemas" / "board.schema.json").read_text())
+
+
+def test_console_script_runs(in_repo: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "machinedesc.cli", "plan", "boards/seed-a72.yaml"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "driver=cortex-a72-arm-cpu" in proc.stdout

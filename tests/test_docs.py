@@ -1,0 +1,46 @@
+"""Docs stay in step: the format reference is generated from the schema, every field described."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from machinedesc.docgen import build_format_doc
+from machinedesc.schema import board_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_format_doc_is_generated_from_the_schema() -> None:
+    assert (ROOT / "docs" / "format.md").read_text(encoding="utf-8") == build_format_doc(), \
+        "docs/format.md is stale: run python -m machinedesc.docgen"
+
+
+def _walk(node: Any, path: str, out: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.get("properties", {}).items():
+            if "description" not in value:
+                out.append(f"{path}.{key}")
+            _walk(value, f"{path}.{key}", out)
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                _walk(node[key], f"{path}.{key}", out)
+        for key in ("oneOf", "anyOf"):
+            for i, sub in enumerate(node.get(key, [])):
+                _walk(sub, f"{path}.{key}[{i}]", out)
+
+
+def test_every_field_has_a_description() -> None:
+    schema = board_schema()
+    missing: list[str] = []
+    _walk(schema, "$", missing)
+    for name, node in schema["$defs"].items():
+        if "description" not in node:
+            missing.append(f"$defs.{name}")
+        _walk(node, f"$defs.{name}", missing)
+    assert missing == []
+
+
+def test_catalog_boards_point_editors_at_the_schema() -> None:
+    for board in (ROOT / "boards").glob("*.yaml"):
+        assert board.read_text().startswith("# yaml-language-server: $schema=../schemas/board.schema.json"), board
