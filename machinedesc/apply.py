@@ -12,6 +12,7 @@ stopped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import json
@@ -60,6 +61,11 @@ _PHASE_EQUIV: Mapping[str, frozenset[str]] = {
 _DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
 
 _ECHO_LIMIT = 400
+
+#: Commands in flight at once while building a QEMU that machinedesc started.
+#: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX) before it
+#: stops reading; 6 keeps QEMU busy without ever hitting that limit.
+PIPELINE_WINDOW = 6
 
 
 class CapabilityError(MachinedescError):
@@ -349,33 +355,66 @@ def _phase_ok(expected: str, actual: str) -> bool:
     return actual in _PHASE_EQUIV.get(expected, frozenset({expected}))
 
 
-async def send_all(session: Session, job: Job) -> None:
-    """Send the actions in order, checking phases; raise StepError at the first failure."""
+async def send_all(session: Session, job: Job, window: int = 1) -> None:
+    """Send the actions in order, checking phases; raise StepError at the first failure.
+
+    ``window`` > 1 pipelines: up to that many commands are in flight at once
+    (QMP executes them strictly in order; replies are matched by id).  The
+    pipeline drains before every phase check and after every transition.  A
+    failure is reported for the first failing step; commands already in
+    flight behind it may still run, so only use a window when QEMU is killed
+    on failure (never with --connect).
+    """
     total = len(job.actions)
     checked: str | None = None
-    for n, action in enumerate(job.actions, start=1):
-        if job.check_phases and action.phase and (checked is None or not _phase_ok(action.phase, checked)):
-            actual = await session.phase()
-            if not _phase_ok(action.phase, actual):
-                raise StepError(_step_failure(n, total, action,
-                                              f"QEMU is in phase '{actual}', but this step belongs "
-                                              f"to phase '{action.phase}'"))
-            checked = actual
-        session.reporter.progress(n, total, action)
+    inflight: collections.deque[tuple[int, Action, asyncio.Task[Any]]] = collections.deque()
+    try:
+        for n, action in enumerate(job.actions, start=1):
+            if job.check_phases and action.phase and (checked is None or not _phase_ok(action.phase, checked)):
+                await _drain(inflight, total)
+                actual = await session.phase()
+                if not _phase_ok(action.phase, actual):
+                    raise StepError(_step_failure(n, total, action,
+                                                  f"QEMU is in phase '{actual}', but this step belongs "
+                                                  f"to phase '{action.phase}'"))
+                checked = actual
+            expected = TRANSITIONS.get(action.command)
+            if expected is not None:
+                # A phase transition is only sent once every step before it has succeeded.
+                await _drain(inflight, total)
+            session.reporter.progress(n, total, action)
+            task = asyncio.ensure_future(session.call(action.command, action.arguments))
+            inflight.append((n, action, task))
+            if expected is not None or len(inflight) >= window:
+                await _drain(inflight, total, keep=0 if expected is not None else window - 1)
+            if expected is not None and job.check_phases:
+                actual = await session.phase()
+                if not _phase_ok(expected, actual):
+                    raise StepError(_step_failure(n, total, action,
+                                                  f"after {action.command} QEMU is in phase '{actual}', "
+                                                  f"expected '{expected}'"))
+                checked = actual
+        await _drain(inflight, total)
+    finally:
+        # On failure: do not leave tasks (and their exceptions) dangling.
+        for _, _, task in inflight:
+            task.cancel()
+        if inflight:
+            await asyncio.gather(*(t for _, _, t in inflight), return_exceptions=True)
+    session.reporter.clear()
+
+
+async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any]]], total: int,
+                 keep: int = 0) -> None:
+    """Wait for the oldest commands in flight until only ``keep`` remain; StepError on an error reply."""
+    while len(inflight) > keep:
+        n, action, task = inflight[0]
         try:
-            await session.call(action.command, action.arguments)
+            await task
         except ExecuteError as exc:
             raise StepError(_step_failure(n, total, action,
                                           f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
-        expected = TRANSITIONS.get(action.command)
-        if expected is not None and job.check_phases:
-            actual = await session.phase()
-            if not _phase_ok(expected, actual):
-                raise StepError(_step_failure(n, total, action,
-                                              f"after {action.command} QEMU is in phase '{actual}', "
-                                              f"expected '{expected}'"))
-            checked = actual
-    session.reporter.clear()
+        inflight.popleft()
 
 
 def _step_failure(n: int, total: int, action: Action, why: str) -> str:
@@ -394,15 +433,26 @@ def _step_failure(n: int, total: int, action: Action, why: str) -> str:
 
 async def verify(session: Session, checks: Sequence[Check]) -> None:
     """Check every component and link against QEMU's QOM tree; StepError lists all differences."""
-    problems: list[str] = []
-    for check in checks:
+    limit = asyncio.Semaphore(PIPELINE_WINDOW)
+
+    async def one(check: Check) -> str | None:
+        # Read-only queries: pipelined like the steps, in a QEMU we started or not.
+        async with limit:
+            if check.prop is None:
+                problem = await _check_component(session, check)
+            else:
+                problem = await _check_link(session, check)
         where = f"{check.origin}: " if check.origin else ""
-        if check.prop is None:
-            problem = await _check_component(session, check)
-        else:
-            problem = await _check_link(session, check)
-        if problem:
-            problems.append(where + problem)
+        return where + problem if problem else None
+
+    tasks = [asyncio.ensure_future(one(c)) for c in checks]
+    try:
+        results = await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    problems = [p for p in results if p]
     if problems:
         raise StepError("machinedesc: the machine QEMU built differs from the board:\n"
                         + "\n".join("  " + p for p in problems))
@@ -547,7 +597,8 @@ async def drive(job: Job, opts: Options) -> int:
         session = Session(client, opts.timeout, qemu, reporter, binary)
         await probe(session, job, binary)
         start = time.monotonic()
-        await send_all(session, job)
+        # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely connected to.
+        await send_all(session, job, window=1 if opts.connect else PIPELINE_WINDOW)
         await verify(session, job.checks)
         reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
                      f"{time.monotonic() - start:.2f} s, verified")

@@ -29,16 +29,21 @@ def _ref_hint(name: str, choices: Any) -> str:
 
 
 def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str], problems: Collector) -> None:
+    # When some entries failed to expand, a missing id may be one of theirs:
+    # report only the original problems, not their echoes.
+    missing_ok = board.incomplete
     for comp in board.components:
         if comp.parent is not None and not comp.parent.startswith("/"):
             if comp.parent not in by_id:
-                problems.add(comp.location, f"{comp.yaml_path}.parent",
+                if missing_ok:
+                    continue
+                problems.add(comp.ref_locations.get("parent") or comp.location, f"{comp.yaml_path}.parent",
                              f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id))
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
-            if not target.startswith("/") and target not in by_id and target not in backends:
-                problems.add(comp.location, f"{comp.yaml_path}.links.{prop}",
+            if not target.startswith("/") and target not in by_id and target not in backends and not missing_ok:
+                problems.add(comp.ref_locations.get(f"links.{prop}") or comp.location, f"{comp.yaml_path}.links.{prop}",
                              f"link target '{target}' is not a component or backend",
                              _ref_hint(target, [*by_id, *backends]))
         for prop in comp.info.chardevs:
@@ -51,16 +56,17 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             problems.add(comp.location, f"{comp.yaml_path}.phase", "a cpu-cluster cannot be hot-plugged",
                          "clusters must be realized before their CPUs, in the initialized phase")
     for raw in board.raw:
-        for name in raw.after:
-            if name not in by_id:
-                problems.add(raw.location, f"qmp.{raw.name}.after",
+        for i, name in enumerate(raw.after):
+            if name not in by_id and not missing_ok:
+                where = raw.after_locations[i] if i < len(raw.after_locations) else raw.location
+                problems.add(where, f"qmp.{raw.name}.after[{i}]",
                              f"'{name}' is not a component", _ref_hint(name, by_id))
 
 
 def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Collector) -> None:
     members: dict[str, int] = defaultdict(int)
     for comp in board.components:
-        if comp.parent in by_id and comp.info.is_cpu:
+        if comp.parent is not None and comp.parent in by_id and comp.info.is_cpu:
             members[comp.parent] += 1
     for comp in board.components:
         if comp.info.is_cluster and not members[comp.id]:
@@ -80,8 +86,10 @@ def _line_count(info: LineInfo, comp: Component) -> int | None:
 
 
 def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, where: str,
-                problems: Collector) -> bool:
+                problems: Collector, missing_ok: bool = False) -> bool:
     comp = by_id.get(ref.component)
+    if comp is None and missing_ok:
+        return False
     if comp is None:
         problems.add(ref.location, where, f"'{ref.component}' is not a component",
                      _ref_hint(ref.component, by_id))
@@ -105,9 +113,9 @@ def _check_lines(board: Board, by_id: Mapping[str, Component], problems: Collect
     driven: dict[str, tuple[str, LineRef]] = {}
     for wire in board.wires:
         for src in wire.sources:
-            _check_line(src, by_id, True, f"{wire.yaml_path}.from", problems)
+            _check_line(src, by_id, True, f"{wire.yaml_path}.from", problems, board.incomplete)
         for dst in wire.targets:
-            if not _check_line(dst, by_id, False, f"{wire.yaml_path}.to", problems):
+            if not _check_line(dst, by_id, False, f"{wire.yaml_path}.to", problems, board.incomplete):
                 continue
             first = driven.get(dst.text)
             if first is not None:

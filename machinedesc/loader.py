@@ -128,6 +128,7 @@ def resolve_plain(text: str) -> Any:
 class _Frame:
     node: LMap | LSeq
     anchor: str | None
+    path: str = ""
     pending_key: str | None = None
     pending_key_loc: SourceLocation | None = None
 
@@ -166,6 +167,7 @@ class _Composer:
             else:
                 value, loc = self.leaf_or_start(event, stack)
                 if isinstance(value, _Frame):
+                    value.path = _child_path(stack[-1]) if stack else ""
                     if len(stack) >= MAX_DEPTH:
                         fail(loc, "", f"nesting deeper than {MAX_DEPTH} levels",
                              "flatten the structure; board files need only a few levels")
@@ -216,7 +218,8 @@ class _Composer:
             key = event.value
             if key in node:
                 first = node.key_locs[key]
-                fail(loc, "", f"duplicate key '{key}' (first defined at line {first.line})",
+                fail(loc, format_path((*([frame.path] if frame.path else []), key)),
+                     f"duplicate key '{key}' (first defined at line {first.line})",
                      "each key may appear once per mapping; merge the two entries")
             frame.pending_key, frame.pending_key_loc = key, loc
             return
@@ -226,6 +229,14 @@ class _Composer:
         node.key_locs[key] = frame.pending_key_loc
         node.value_locs[key] = loc
         frame.pending_key = None
+
+
+def _child_path(parent: _Frame) -> str:
+    """The YAML path of the collection being opened inside ``parent``."""
+    if isinstance(parent.node, LSeq):
+        return f"{parent.path}[{len(parent.node)}]"
+    key = parent.pending_key or ""
+    return f"{parent.path}.{key}" if parent.path else key
 
 
 def _short_tag(tag: str) -> str:
@@ -266,6 +277,8 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
         loc = composer.loc(mark) if mark else SourceLocation(display, 1, 1, chain)
         problem = err.problem or err.context or "invalid YAML"
         context = err.context or ""
+        if err.problem and err.context and err.context_mark and err.context_mark is not mark:
+            problem += f" ({context} started at {err.context_mark.line + 1}:{err.context_mark.column + 1})"
         hint = ("inside [...] or {...}, quote values that contain [ ] { } or ${...}, "
                 "e.g. 'uart0.sysbus-irq[0]'" if "flow" in context else None)
         fail(loc, "", f"YAML syntax error: {problem}", hint)
@@ -292,6 +305,10 @@ def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) ->
         fail(tree.loc, "", "missing 'machinedesc: 1' header",
              "add 'machinedesc: 1' as the first line so the format version is explicit")
     version = tree["machinedesc"]
+    if isinstance(version, str) and version.strip() == str(FORMAT_VERSION):
+        fail(tree.value_locs["machinedesc"], "machinedesc",
+             f"the format version must be the integer {FORMAT_VERSION}, not the string {version!r}",
+             f"write machinedesc: {FORMAT_VERSION} without quotes")
     if version != FORMAT_VERSION or isinstance(version, bool):
         fail(tree.value_locs["machinedesc"], "machinedesc",
              f"unsupported format version {version!r}: this machinedesc reads version {FORMAT_VERSION}")
@@ -341,7 +358,11 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
                 fail(loc, key, f"include loop: {cycle}")
             if not target.is_file():
                 siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
-                fail(loc, key, f"'{name}' not found", did_you_mean(Path(name).name, siblings))
+                close = did_you_mean(Path(name).name, siblings)
+                prefix = str(Path(name).parent)
+                if close and prefix != ".":
+                    close = close.replace("'", f"'{prefix}/", 1)
+                fail(loc, key, f"'{name}' not found", close)
             bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved)))
     own = LMap(tree.loc)
     for key, value in tree.items():

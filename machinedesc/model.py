@@ -47,6 +47,7 @@ class Component:
     mmio: tuple[Mmio, ...] = ()
     phase: Phase = Phase.INITIALIZED
     prop_locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
+    ref_locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
     synthetic: bool = False
 
     @property
@@ -105,6 +106,7 @@ class RawCommand:
     phase: Phase
     after: tuple[str, ...]
     location: SourceLocation | None
+    after_locations: tuple[SourceLocation | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ class Board:
     wires: tuple[Wire, ...]
     raw: tuple[RawCommand, ...]
     locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
+    #: Some component entries could not be expanded (their problems are
+    #: reported), so a reference to a missing id may be a consequence.
+    incomplete: bool = False
 
     @property
     def by_id(self) -> dict[str, Component]:
@@ -213,6 +218,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         machine_props=machine_props, params=params, chardevs=chardevs, backends=backends,
         components=components, wires=wires, raw=raw,
         locations={"chardevs": location_of(tree, ("chardevs",), key=True)},
+        incomplete=bool(problems.problems),
     )
 
 
@@ -254,7 +260,7 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
 
 def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
     out: list[Component] = []
-    seen: dict[str, SourceLocation | None] = {}
+    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
     for key, spec in b.tree.get("components", {}).items():
         path: PathT = ("components", key)
         if "count" in spec and "${" not in key:
@@ -267,11 +273,16 @@ def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
             if comp is None:
                 continue
             if comp.id in seen:
-                first = seen[comp.id]
-                where = f" (first at {first})" if first else ""
-                b.err(path, f"duplicate component id '{comp.id}'{where}", "ids must be unique across the board", key=True)
+                first, first_i = seen[comp.id]
+                if first == loc and "i" in copy:
+                    b.err(path, f"copies i={first_i} and i={copy['i']} both get the id '{comp.id}'",
+                          "the id must differ for every copy, e.g. use ${i} itself", key=True)
+                else:
+                    where = f" (first at {first})" if first else ""
+                    b.err(path, f"duplicate component id '{comp.id}'{where}", "ids must be unique across the board",
+                          key=True)
                 continue
-            seen[comp.id] = loc
+            seen[comp.id] = (loc, copy.get("i"))
             out.append(comp)
     return tuple(out)
 
@@ -295,6 +306,8 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
         prop_locations={k: location_of(b.tree, (*path, "props", k)) for k in props_spec},
+        ref_locations={"parent": location_of(b.tree, (*path, "parent")),
+                       **{f"links.{k}": location_of(b.tree, (*path, "links", k)) for k in spec.get("links", {})}},
     )
 
 
@@ -359,8 +372,10 @@ def _raw(b: _Builder, env: Mapping[str, Any]) -> tuple[RawCommand, ...]:
     for name, spec in b.tree.get("qmp", {}).items():
         path: PathT = ("qmp", name)
         args = b.value(dict(spec.get("arguments", {})), env, (*path, "arguments"))
+        after = tuple(spec.get("after", ()))
         out.append(RawCommand(name, spec["execute"], args or {}, Phase(spec.get("phase", "initialized")),
-                              tuple(spec.get("after", ())), location_of(b.tree, path, key=True)))
+                              after, location_of(b.tree, path, key=True),
+                              tuple(location_of(b.tree, (*path, "after", i)) for i in range(len(after)))))
     return tuple(out)
 
 
