@@ -138,10 +138,21 @@ def test_connect_never_kills_the_users_qemu(sandbox: Sandbox, stock_riscv: Path,
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        bad = none_file(tmp_path / "bad.qmp", "object-add qom-type=memory-backend-ram id=m0 size=x\n")
+        bad = none_file(tmp_path / "bad.qmp", "object-add qom-type=memory-backend-ram id=m0 size=x\n"
+                        "object-add qom-type=memory-backend-ram id=after size=4096\n")
         out = sandbox.call(sandbox.argv_run(str(bad), "--connect", str(sock)))
         assert out.rc == 4, out.stderr
         assert user.poll() is None, "a failing step must not kill a QEMU we did not start"
+
+        async def objects() -> list[str]:
+            client = QMPClient("test")
+            await client.connect(str(sock))
+            props = await client.execute("qom-list", {"path": "/objects"})
+            await client.disconnect()
+            assert isinstance(props, list)
+            return [p["name"] for p in props]
+        # In a QEMU we only connected to, nothing after the failing line was sent.
+        assert "after" not in asyncio.run(objects())
         good = none_file(tmp_path / "good.qmp", "object-add qom-type=memory-backend-ram id=m1 size=4096\n"
                          "x-exit-preconfig\n")
         out = sandbox.call(sandbox.argv_run(str(good), "--connect", str(sock)))
@@ -173,6 +184,19 @@ def test_failing_step_names_file_line_and_qemu_error(sandbox: Sandbox, stock_ris
     assert first == f"{f}:5:1: step 2/3 failed"
     assert "  object-add qom-type=memory-backend-ram id=m1 size=lots" in out.stderr
     assert "QEMU error GenericError: " in out.stderr and "size" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_failure_inside_the_pipeline_reports_the_first_failing_line(sandbox: Sandbox, stock_riscv: Path) -> None:
+    body = ("qom-list path=/machine\n" * 3 + "qom-list path=/no/such/object\n"
+            + "qom-list path=/machine\n" * 20 + "qom-list path=/nor/this\nx-exit-preconfig\n")
+    f = none_file(sandbox.base / "bad.qmp", body)
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "-v"))
+    assert out.rc == 4, out.stderr
+    assert f"{f}:6:1: step 4/26 failed" in out.stderr
+    assert "nor/this" not in out.stderr.split("step 4/26 failed")[1]
+    # The transition is only sent once every step before it succeeded.
+    assert '"x-exit-preconfig"' not in out.stderr
     sandbox.assert_clean()
 
 
