@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -66,6 +67,9 @@ _ECHO_LIMIT = 400
 #: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX) before it
 #: stops reading; 6 keeps QEMU busy without ever hitting that limit.
 PIPELINE_WINDOW = 6
+
+# Bump when the cached capability format (Capabilities.to_json) changes.
+_PROBE_FORMAT = 1
 
 
 class CapabilityError(MachinedescError):
@@ -144,6 +148,8 @@ class Options:
     stderr: TextIO | None = None
     #: Called with time.monotonic() of the console's first byte (benchmarks).
     on_first_output: Callable[[float], None] | None = None
+    #: If given, drive() records seconds per stage here: start, probe, send, verify (benchmarks).
+    timings: dict[str, float] | None = None
 
     def validate(self) -> None:
         """Raise UsageError (exit 2) for flag combinations that make no sense."""
@@ -290,26 +296,106 @@ def _version(client: QMPClient) -> str:
     return text
 
 
-async def probe(session: Session, job: Job, binary: str) -> None:
+@dataclass(frozen=True)
+class Capabilities:
+    """What a QEMU binary offers: each command's argument names (with union variants), device types."""
+
+    #: command -> (member names, union tag or None, {tag value: variant member names})
+    commands: Mapping[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]]
+    types: frozenset[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"commands": {name: [sorted(m), tag, {k: sorted(v) for k, v in var.items()}]
+                             for name, (m, tag, var) in self.commands.items()},
+                "types": sorted(self.types)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
+        return cls({name: (frozenset(m), tag, {k: frozenset(v) for k, v in var.items()})
+                    for name, (m, tag, var) in data["commands"].items()},
+                   frozenset(data["types"]))
+
+
+async def query_capabilities(session: Session) -> Capabilities:
+    """Ask QEMU for its schema (query-qmp-schema) and device types (qom-list-types)."""
+    schema = await session.call("query-qmp-schema")
+    by_name = {entry["name"]: entry for entry in schema}
+    commands: dict[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]] = {}
+    for entry in schema:
+        if entry.get("meta-type") != "command":
+            continue
+        members, variants, tag = _members(by_name, entry.get("arg-type"))
+        commands[entry["name"]] = (frozenset(members), tag,
+                                   {case: frozenset(_members(by_name, t)[0]) for case, t in variants.items()})
+    types: frozenset[str] = frozenset()
+    if "qom-list-types" in commands:
+        reply = await session.call("qom-list-types", {"abstract": False})
+        types = frozenset(t["name"] for t in reply)
+    return Capabilities(commands, types)
+
+
+def _cache_file(binary: Path) -> Path | None:
+    """Where the capabilities of ``binary`` are cached: keyed by its path, size and mtime."""
+    try:
+        st = binary.stat()
+    except OSError:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "probe"
+    key = hashlib.sha256(f"{_PROBE_FORMAT}\0{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return base / f"{key.hexdigest()[:32]}.json"
+
+
+async def capabilities(session: Session, binary: Path | None) -> Capabilities:
+    """The binary's capabilities, from the cache when the same binary was probed before.
+
+    Probing costs ~50-80 ms (the schema alone is ~230 kB of JSON); a binary
+    that changes gets a new key.  ``binary`` None (--connect) always probes.
+    """
+    cache = _cache_file(binary) if binary is not None else None
+    if cache is not None:
+        try:
+            return Capabilities.from_json(json.loads(cache.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    caps = await query_capabilities(session)
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(caps.to_json()))
+            os.replace(tmp, cache)
+    return caps
+
+
+async def probe(session: Session, job: Job, binary: str, binary_path: Path | None = None) -> None:
     """Check that QEMU has every command, argument and device type the job uses.
 
     Raises CapabilityError (exit 3) naming the binary, its version, what is
     missing and how to get the patched build.
     """
-    schema = await session.call("query-qmp-schema")
-    by_name = {entry["name"]: entry for entry in schema}
-    commands = {e["name"]: e for e in schema if e.get("meta-type") == "command"}
+    caps = await capabilities(session, binary_path)
+    problem = missing_capabilities(caps, job)
+    if problem is None:
+        return
+    lines = [f"machinedesc: {binary} ({_version(session.client)}) cannot build {job.title}:", *problem]
+    lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
+                 + HOW_TO_GET_PATCHED)
+    raise CapabilityError("\n".join(lines))
+
+
+def missing_capabilities(caps: Capabilities, job: Job) -> list[str] | None:
+    """Lines naming what the job needs and ``caps`` lacks, or None if nothing is missing."""
     needed = {a.command for a in job.actions} | set(job.extra_commands)
     if job.check_phases:
         needed.add("query-machine-phase")
-    missing_cmds = sorted(needed - commands.keys())
+    missing_cmds = sorted(needed - caps.commands.keys())
     missing_args: set[str] = set()
     drivers: set[str] = set()
     for action in job.actions:
-        spec = commands.get(action.command)
+        spec = caps.commands.get(action.command)
         if spec is None:
             continue
-        members, variants, tag = _members(by_name, spec.get("arg-type"))
+        members, tag, variants = spec
         keys = set(action.arguments)
         if action.command == "device_add":
             drivers.add(str(action.arguments.get("driver", "")))
@@ -319,27 +405,21 @@ async def probe(session: Session, job: Job, binary: str) -> None:
             if variant is None:
                 missing_args.add(f"{action.command} {tag}={action.arguments[tag]}")
                 continue
-            members = members | _members(by_name, variant)[0]
+            members = members | variant
         for key in sorted(keys - members):
             missing_args.add(f"{action.command} '{key}'")
-    missing_types: list[str] = []
     drivers.discard("")
-    if drivers and "qom-list-types" in commands:
-        types = await session.call("qom-list-types", {"abstract": False})
-        known = {t["name"] for t in types}
-        missing_types = sorted(drivers - known)
+    missing_types = sorted(drivers - caps.types) if caps.types else []
     if not (missing_cmds or missing_args or missing_types):
-        return
-    lines = [f"machinedesc: {binary} ({_version(session.client)}) cannot build {job.title}:"]
+        return None
+    lines = []
     if missing_cmds:
         lines.append("  missing QMP commands: " + ", ".join(missing_cmds))
     if missing_args:
         lines.append("  missing QMP arguments: " + ", ".join(sorted(missing_args)))
     if missing_types:
         lines.append("  missing device types: " + ", ".join(missing_types))
-    lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
-                 + HOW_TO_GET_PATCHED)
-    raise CapabilityError("\n".join(lines))
+    return lines
 
 
 def _members(by_name: Mapping[str, Any], type_name: str | None) -> tuple[set[str], dict[str, str], str | None]:
@@ -574,6 +654,7 @@ async def drive(job: Job, opts: Options) -> int:
     qemu: QemuProcess | None = None
     client = QMPClient(job.title)
     ok = False
+    t_begin = time.monotonic()
     try:
         if opts.connect:
             binary = opts.connect
@@ -595,11 +676,17 @@ async def drive(job: Job, opts: Options) -> int:
                 await _probe_minimal(binary_path, job, opts, str(exc))
                 raise
         session = Session(client, opts.timeout, qemu, reporter, binary)
-        await probe(session, job, binary)
+        t_connected = time.monotonic()
+        await probe(session, job, binary, None if opts.connect else Path(binary))
         start = time.monotonic()
         # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely connected to.
         await send_all(session, job, window=1 if opts.connect else PIPELINE_WINDOW)
+        t_sent = time.monotonic()
         await verify(session, job.checks)
+        if opts.timings is not None:
+            opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
+                                send=t_sent - start, verify=time.monotonic() - t_sent,
+                                steps=float(len(job.actions)))
         reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
                      f"{time.monotonic() - start:.2f} s, verified")
         if qemu is None:
@@ -653,7 +740,7 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
     try:
         await _connect(client, str(probe_qemu.qmp_path), opts.timeout, probe_qemu)
         session = Session(client, opts.timeout, probe_qemu, _Reporter(io.StringIO(), False), str(binary))
-        await probe(session, job, str(binary))
+        await probe(session, job, str(binary), binary)
     except CapabilityError as exc:
         first = why.splitlines()[-1].strip() if why else ""
         raise CapabilityError(f"{exc}\n  (with the board's command line QEMU did not even start: {first})") from None

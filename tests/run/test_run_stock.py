@@ -280,3 +280,28 @@ def test_ctrl_c_during_run_exits_130(sandbox: Sandbox, stock_riscv: Path) -> Non
     assert "interrupted (SIGINT)" in err.finish()
     proc.communicate()
     sandbox.assert_clean()
+
+
+def test_capabilities_are_probed_once_per_binary(sandbox: Sandbox, stock_riscv: Path, tmp_path: Path) -> None:
+    sandbox.env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    binary = tmp_path / "qemu-system-riscv64"
+    shutil.copy2(stock_riscv, binary)
+    f = none_file(sandbox.base / "a.qmp", "object-add qom-type=memory-backend-ram id=m0 size=4096\n"
+                  "x-exit-preconfig\n")
+    argv = sandbox.argv_run(str(f), "--qemu", str(binary), "--detach", "--serial", "none", "-v")
+
+    def probed() -> bool:
+        out = sandbox.call(argv)
+        assert out.rc == 0, out.stderr
+        pid = int(out.stdout.split("pid: ")[1].split()[0])
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+        for d in sandbox.tmp.iterdir():
+            shutil.rmtree(d)
+        return '"query-qmp-schema"' in out.stderr
+
+    assert probed()
+    assert not probed()  # cached: keyed by the binary's path, size and mtime
+    os.utime(binary, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert probed()  # a rebuilt binary is probed again
+    sandbox.assert_clean()
