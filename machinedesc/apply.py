@@ -688,7 +688,7 @@ async def drive(job: Job, opts: Options) -> int:
                                 send=t_sent - start, verify=time.monotonic() - t_sent,
                                 steps=float(len(job.actions)))
         reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
-                     f"{time.monotonic() - start:.2f} s, verified")
+                     f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
         if qemu is None:
             ok = True
             return 0

@@ -305,3 +305,67 @@ def test_capabilities_are_probed_once_per_binary(sandbox: Sandbox, stock_riscv: 
     os.utime(binary, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert probed()  # a rebuilt binary is probed again
     sandbox.assert_clean()
+
+
+def test_detach_logs_the_console_in_its_directory(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--detach"))
+    assert out.rc == 0, out.stderr
+    info = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    wait_gone(int(info["pid"]))  # not paused: the firmware runs and powers off
+    assert lines(Path(info["console serial0"]).read_text()) == LINES
+    shutil.rmtree(info["directory"].split(" (")[0])
+    sandbox.assert_clean()
+
+
+def test_paused_waits_for_the_user_to_continue(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--paused"))
+    err = StderrWatcher(proc)
+    err.wait_for("send 'cont'")
+    m = re.search(r"QMP socket (\S+) ", err.text)
+    assert m, err.text
+    time.sleep(0.3)
+    assert proc.poll() is None  # still waiting: the CPUs are stopped
+
+    async def cont() -> None:
+        client = QMPClient("user")
+        await client.connect(m.group(1))
+        await client.execute("cont")
+        await client.disconnect()
+    asyncio.run(cont())
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.finish()
+    assert lines(out.decode()) == LINES
+    sandbox.assert_clean()
+
+
+def test_progress_on_a_terminal(sandbox: Sandbox, stock_riscv: Path) -> None:
+    import pty
+    f = none_file(sandbox.base / "p.qmp", "qom-list path=/machine\n" * 6 + "x-exit-preconfig\n")
+    master, slave = pty.openpty()
+    argv = sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--detach", "--serial", "none")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave, env=sandbox.env, cwd=str(sandbox.base))
+    os.close(slave)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    pid = int(out.decode().split("pid: ")[1].split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    for d in sandbox.tmp.iterdir():
+        shutil.rmtree(d)
+    text = data.decode(errors="replace")
+    assert "\r\x1b[K[-] step 3/7: qom-list path=/machine" in text, text
+    assert "machinedesc: built " in text and "7 steps" in text
+    sandbox.assert_clean()
