@@ -162,7 +162,8 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
             if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
                 last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
                 edge((last, f, "firmware loads once CPUs and memory are in place"))
-    _phase_edges(phase, edges)
+    if not _check_phases(phase, edges, by_id, problems):
+        return None
 
     g = nx.DiGraph()
     g.add_nodes_from((n, {"phase": p}) for n, p in phase.items())
@@ -177,10 +178,15 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
         for cid in (conn.source.component, conn.target.component):
             anchor.setdefault(cid, conn.index)
     try:
-        sg.order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
+        # The phase leads the sort key and every edge goes forward in phase,
+        # so the order is grouped by phase; the transitions go between.
+        order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
     except nx.NetworkXUnfeasible:
         _report_cycle(g, by_id, problems)
         return None
+    accel = sum(1 for n in order if phase[n] is Phase.ACCEL_CREATED)
+    init = accel + sum(1 for n in order if phase[n] is Phase.INITIALIZED)
+    sg.order = [*order[:accel], XMI, *order[accel:init], XEP, *order[init:]]
     return sg
 
 
@@ -194,24 +200,19 @@ def _component_nodes(phase: Mapping[Node, Phase], cid: str, by_id: Mapping[str, 
     return nodes
 
 
-def _phase_edges(phase: dict[Node, Phase], edges: list[tuple[Node, Node, str]]) -> None:
-    """Pin every step between the transitions of its phase (few edges: only at the borders)."""
-    same_pred = {v for u, v, _ in edges if phase[u] is phase[v]}
-    same_succ = {u for u, v, _ in edges if phase[u] is phase[v]}
-    nodes = list(phase.items())
-    phase[XMI] = Phase.ACCEL_CREATED
-    phase[XEP] = Phase.INITIALIZED
-    edges.append((XMI, XEP, "phases"))
-    for n, p in nodes:
-        if p is Phase.ACCEL_CREATED and n not in same_succ:
-            edges.append((n, XMI, "accel-created steps come before x-machine-init"))
-        elif p is Phase.INITIALIZED:
-            if n not in same_pred:
-                edges.append((XMI, n, "cold-plug steps need the initialized phase"))
-            if n not in same_succ:
-                edges.append((n, XEP, "cold-plug steps come before x-exit-preconfig"))
-        elif p is Phase.READY and n not in same_pred:
-            edges.append((XEP, n, "hot-plug steps come after x-exit-preconfig"))
+def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str]],
+                  by_id: Mapping[str, Component], problems: Collector) -> bool:
+    """Every constraint must go forward in phase: a cold-plug step cannot wait for a hot-plug one."""
+    ok = True
+    for u, v, why in edges:
+        if phase[u].order > phase[v].order:
+            ok = False
+            comp = by_id.get(u[1]) if u[0] in "CRSM" else None
+            problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
+                         f"{node_label(u)} happens in phase {phase[u].value}, but {node_label(v)} "
+                         f"(phase {phase[v].value}) must come after it: {why}",
+                         "a step cannot wait for a later phase: put both in the same phase")
+    return ok
 
 
 def node_label(n: Node) -> str:
@@ -233,7 +234,7 @@ def _report_cycle(g: nx.DiGraph, by_id: Mapping[str, Component], problems: Colle
     comp = next((by_id[n[1]] for u, _ in cycle for n in (u,) if n[0] in "CRSM" and n[1] in by_id), None)
     problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
                  f"ordering cycle that realized=false cannot break: {text}",
-                 "break the loop of parents (or move the components to the same phase)")
+                 "break the loop (of parents or links checked at realize)")
 
 
 def _contract(g: nx.DiGraph, keep: Node, drop: Node) -> None:
@@ -264,7 +265,7 @@ def _fuse(sg: StepGraph, problems: Collector) -> None:
     for c in sg.components:
         create, realize = ("C", c.id), ("R", c.id)
         between = [p for p in g.predecessors(realize)
-                   if p != create and p[0] != "T" and nx.has_path(g, create, p)]
+                   if p != create and nx.has_path(g, create, p)]
         if between:
             why = g.edges[between[0], realize]["why"]
             if c.phase is Phase.READY:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml import events as ev
@@ -29,27 +29,46 @@ MAX_DEPTH = 64
 MAX_ALIAS_NODES = 10_000
 
 
+#: A position as stored in the tree: (file, line, col, include chain). Plain
+#: tuples, turned into SourceLocation only when a message needs one: a large
+#: board has a million of them.
+Pos = tuple[str, int, int, tuple[SourceLocation, ...]]
+
+
+def to_location(pos: Pos) -> SourceLocation:
+    """The SourceLocation of a stored position."""
+    return SourceLocation(*pos)
+
+
 class LMap(dict[str, Any]):
     """A YAML mapping that remembers where it, each key and each value came from."""
 
-    __slots__ = ("loc", "key_locs", "value_locs")
+    __slots__ = ("pos", "key_locs", "value_locs")
 
-    def __init__(self, loc: SourceLocation) -> None:
+    def __init__(self, pos: Pos) -> None:
         super().__init__()
-        self.loc = loc
-        self.key_locs: dict[str, SourceLocation] = {}
-        self.value_locs: dict[str, SourceLocation] = {}
+        self.pos = pos
+        self.key_locs: dict[str, Pos] = {}
+        self.value_locs: dict[str, Pos] = {}
+
+    @property
+    def loc(self) -> SourceLocation:
+        return to_location(self.pos)
 
 
 class LSeq(list[Any]):
     """A YAML sequence that remembers where it and each item came from."""
 
-    __slots__ = ("loc", "item_locs")
+    __slots__ = ("pos", "item_locs")
 
-    def __init__(self, loc: SourceLocation) -> None:
+    def __init__(self, pos: Pos) -> None:
         super().__init__()
-        self.loc = loc
-        self.item_locs: list[SourceLocation] = []
+        self.pos = pos
+        self.item_locs: list[Pos] = []
+
+    @property
+    def loc(self) -> SourceLocation:
+        return to_location(self.pos)
 
 
 PathT = tuple[str | int, ...]
@@ -58,7 +77,7 @@ PathT = tuple[str | int, ...]
 def location_of(root: Any, path: PathT, *, key: bool = False) -> SourceLocation | None:
     """The location of the value at ``path`` (or of its key), else of the nearest ancestor."""
     node = root
-    best: SourceLocation | None = getattr(root, "loc", None)
+    best: Pos | None = getattr(root, "pos", None)
     for i, part in enumerate(path):
         last = i == len(path) - 1
         if isinstance(node, LMap) and isinstance(part, str) and part in node:
@@ -71,8 +90,8 @@ def location_of(root: Any, path: PathT, *, key: bool = False) -> SourceLocation 
         else:
             break
         if isinstance(node, (LMap, LSeq)) and not (key and last):
-            best = node.loc
-    return best
+            best = node.pos
+    return to_location(best) if best is not None else None
 
 
 def format_path(path: PathT) -> str:
@@ -103,12 +122,16 @@ _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 
+_WORDS: dict[str, Any] = {"~": None, "null": None, "Null": None, "NULL": None, "": None, **_BOOL}
+_NUMBER_START = frozenset("0123456789+-.")
+
+
 def resolve_plain(text: str) -> Any:
     """The value of a plain (unquoted) scalar under the YAML 1.2 core schema."""
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
+    if text in _WORDS:
+        return _WORDS[text]
+    if text[0] not in _NUMBER_START:
+        return text
     if _INT10.match(text):
         return int(text, 10)
     if _INT16.match(text):
@@ -130,7 +153,11 @@ class _Frame:
     anchor: str | None
     path: str = ""
     pending_key: str | None = None
-    pending_key_loc: SourceLocation | None = None
+    pending_key_pos: Pos | None = None
+
+
+_SKIP = (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)
+_END = (ev.MappingEndEvent, ev.SequenceEndEvent)
 
 
 class _Composer:
@@ -149,38 +176,59 @@ class _Composer:
         stack: list[_Frame] = []
         root: Any = None
         documents = 0
+        file, chain = self.file, self.chain
+        scalar_event = ev.ScalarEvent
         for event in events:
-            if isinstance(event, ev.DocumentStartEvent):
+            cls = type(event)
+            mark = event.start_mark
+            pos: Pos = (file, mark.line + 1, mark.column + 1, chain)
+            if cls is scalar_event and event.tag is None and not event.anchor:
+                # The common case, kept short: a plain or quoted scalar.
+                value: Any = event.value if event.style else resolve_plain(event.value)
+            elif cls is ev.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
-                    fail(self.loc(event.start_mark), "", "a board file holds one YAML document",
+                    fail(to_location(pos), "", "a board file holds one YAML document",
                          "remove the '---' separator and the second document")
                 continue
-            if isinstance(event, (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)):
+            elif cls in _SKIP:
                 continue
-            if isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
+            elif cls in _END:
                 frame = stack.pop()
                 if frame.anchor:
                     self.anchors[frame.anchor] = frame.node
-                value: Any = frame.node
-                loc = frame.node.loc
+                value, pos = frame.node, frame.node.pos
             else:
-                value, loc = self.leaf_or_start(event, stack)
+                value = self.other(event, pos)
                 if isinstance(value, _Frame):
                     value.path = _child_path(stack[-1]) if stack else ""
                     if len(stack) >= MAX_DEPTH:
-                        fail(loc, "", f"nesting deeper than {MAX_DEPTH} levels",
+                        fail(to_location(pos), "", f"nesting deeper than {MAX_DEPTH} levels",
                              "flatten the structure; board files need only a few levels")
                     stack.append(value)
                     continue
             if not stack:
                 root = value
+                continue
+            frame = stack[-1]
+            node = frame.node
+            if type(node) is LSeq:
+                node.append(value)
+                node.item_locs.append(pos)
+            elif frame.pending_key is None:
+                self.key(frame, event, pos)
             else:
-                self.attach(stack[-1], value, loc, event)
+                key = frame.pending_key
+                lmap = cast(LMap, node)
+                lmap[key] = value
+                lmap.key_locs[key] = cast(Pos, frame.pending_key_pos)
+                lmap.value_locs[key] = pos
+                frame.pending_key = None
         return root
 
-    def leaf_or_start(self, event: Any, stack: list[_Frame]) -> tuple[Any, SourceLocation]:
-        loc = self.loc(event.start_mark)
+    def other(self, event: Any, pos: Pos) -> Any:
+        """Aliases, tagged or anchored scalars, and collection starts."""
+        loc = to_location(pos)
         if isinstance(event, ev.AliasEvent):
             if event.anchor not in self.anchors:
                 fail(loc, "", f"unknown alias '*{event.anchor}'", "define the anchor '&name' before using it")
@@ -189,46 +237,35 @@ class _Composer:
             if self.alias_nodes > MAX_ALIAS_NODES:
                 fail(loc, "", f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)",
                      "use fewer nested aliases; 'count:' replicates components")
-            return target, loc
+            return target
         tag = getattr(event, "tag", None)
         if tag is not None and tag != "!":
             fail(loc, "", f"YAML tags are not allowed (found '{_short_tag(tag)}')",
                  "remove the tag and write a plain value")
         if isinstance(event, ev.ScalarEvent):
-            style = event.style
-            value = resolve_plain(event.value) if not style else event.value
+            value = resolve_plain(event.value) if not event.style else event.value
             if event.anchor:
                 self.anchors[event.anchor] = value
-            return value, loc
+            return value
         if isinstance(event, ev.MappingStartEvent):
-            return _Frame(LMap(loc), event.anchor), loc
+            return _Frame(LMap(pos), event.anchor)
         if isinstance(event, ev.SequenceStartEvent):
-            return _Frame(LSeq(loc), event.anchor), loc
+            return _Frame(LSeq(pos), event.anchor)
         fail(loc, "", f"unexpected YAML event {type(event).__name__}")
 
-    def attach(self, frame: _Frame, value: Any, loc: SourceLocation, event: Any) -> None:
+    def key(self, frame: _Frame, event: Any, pos: Pos) -> None:
+        """Take a mapping key: a scalar, once per mapping."""
         node = frame.node
-        if isinstance(node, LSeq):
-            node.append(value)
-            node.item_locs.append(loc)
-            return
-        if frame.pending_key is None:
-            if not isinstance(event, ev.ScalarEvent):
-                fail(loc, "", "mapping keys must be plain strings")
-            key = event.value
-            if key in node:
-                first = node.key_locs[key]
-                fail(loc, format_path((*([frame.path] if frame.path else []), key)),
-                     f"duplicate key '{key}' (first defined at line {first.line})",
-                     "each key may appear once per mapping; merge the two entries")
-            frame.pending_key, frame.pending_key_loc = key, loc
-            return
-        key = frame.pending_key
-        assert frame.pending_key_loc is not None
-        node[key] = value
-        node.key_locs[key] = frame.pending_key_loc
-        node.value_locs[key] = loc
-        frame.pending_key = None
+        assert isinstance(node, LMap)
+        if not isinstance(event, ev.ScalarEvent):
+            fail(to_location(pos), "", "mapping keys must be plain strings")
+        key = event.value
+        if key in node:
+            first = node.key_locs[key]
+            fail(to_location(pos), format_path((*([frame.path] if frame.path else []), key)),
+                 f"duplicate key '{key}' (first defined at line {first[1]})",
+                 "each key may appear once per mapping; merge the two entries")
+        frame.pending_key, frame.pending_key_pos = key, pos
 
 
 def _child_path(parent: _Frame) -> str:
@@ -306,11 +343,11 @@ def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) ->
              "add 'machinedesc: 1' as the first line so the format version is explicit")
     version = tree["machinedesc"]
     if isinstance(version, str) and version.strip() == str(FORMAT_VERSION):
-        fail(tree.value_locs["machinedesc"], "machinedesc",
+        fail(to_location(tree.value_locs["machinedesc"]), "machinedesc",
              f"the format version must be the integer {FORMAT_VERSION}, not the string {version!r}",
              f"write machinedesc: {FORMAT_VERSION} without quotes")
     if version != FORMAT_VERSION or isinstance(version, bool):
-        fail(tree.value_locs["machinedesc"], "machinedesc",
+        fail(to_location(tree.value_locs["machinedesc"]), "machinedesc",
              f"unsupported format version {version!r}: this machinedesc reads version {FORMAT_VERSION}")
     return tree
 
@@ -343,9 +380,9 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
         entries = tree[key]
         items: list[tuple[Any, SourceLocation]]
         if isinstance(entries, LSeq):
-            items = list(zip(entries, entries.item_locs))
+            items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs)]
         else:
-            items = [(entries, tree.value_locs[key])]
+            items = [(entries, to_location(tree.value_locs[key]))]
         for name, loc in items:
             if not isinstance(name, str) or not name:
                 fail(loc, key, "expected a file name (or a list of them), relative to this file")
@@ -364,7 +401,7 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
                     close = close.replace("'", f"'{prefix}/", 1)
                 fail(loc, key, f"'{name}' not found", close)
             bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved)))
-    own = LMap(tree.loc)
+    own = LMap(tree.pos)
     for key, value in tree.items():
         if key not in ("extends", "include"):
             own[key] = value
@@ -382,7 +419,7 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
 
 def merge(base: LMap, over: LMap, path: PathT, problems: Collector) -> LMap:
     """Deep-merge ``over`` onto ``base``: maps merge, lists and scalars replace, null deletes."""
-    out = LMap(over.loc)
+    out = LMap(over.pos)
     for key, value in base.items():
         out[key] = value
         out.key_locs[key] = base.key_locs[key]
@@ -394,7 +431,7 @@ def merge(base: LMap, over: LMap, path: PathT, problems: Collector) -> LMap:
                 del out.key_locs[key]
                 del out.value_locs[key]
             else:
-                problems.add(over.key_locs[key], format_path((*path, key)),
+                problems.add(to_location(over.key_locs[key]), format_path((*path, key)),
                              "null deletes an inherited entry, but nothing with this name is inherited",
                              did_you_mean(key, base.keys()))
             continue

@@ -54,10 +54,10 @@ class _Renderer:
         return self.paths.get(target) or self.backends[target]
 
     def step(self, n: Node) -> Step:
-        phase = self.sg.graph.nodes[n]["phase"]
         kind = n[0]
         if kind == "T":
             return self.transition(str(n[1]))
+        phase = self.sg.graph.nodes[n]["phase"]
         if kind == "B":
             return self.backend(n[1])
         if kind == "P":

@@ -53,11 +53,81 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+#: Top-level maps whose entries are validated one by one, each distinct shape once.
+_ENTRY_MAPS = ("components", "wiring")
+
+
 def validate(tree: LMap, problems: Collector) -> None:
-    """Add one problem per schema violation in ``tree``."""
-    for error in _validator().iter_errors(tree):
+    """Add one problem per schema violation in ``tree``.
+
+    Large boards repeat the same entry thousands of times with other numbers
+    and names; entries are validated one by one and an entry whose shape (see
+    ``_shape``) already validated cleanly is not validated again.
+    """
+    validator = _validator()
+    top = dict(tree)
+    for name in _ENTRY_MAPS:
+        if isinstance(top.get(name), dict):
+            top[name] = {}
+    _check(validator, tree, top, (), problems)
+    properties = validator.schema["properties"]
+    for name in _ENTRY_MAPS:
+        entries = tree.get(name)
+        if not isinstance(entries, dict):
+            continue
+        names = {k: None for k in entries}
+        map_schema = properties[name]
+        _check(validator.evolve(schema={"propertyNames": map_schema["propertyNames"]}) if "propertyNames" in map_schema
+               else None, tree, names, (name,), problems)
+        entry_schema = map_schema["additionalProperties"]
+        entry_validator = validator.evolve(schema=entry_schema)
+        clean: set[Any] = set()
+        for key, body in entries.items():
+            shape = _shape(body, entry_schema)
+            if shape in clean:
+                continue
+            if not _check(entry_validator, tree, body, (name, key), problems):
+                clean.add(shape)
+
+
+def _check(validator: jsonschema.Draft202012Validator | None, tree: LMap, instance: Any, prefix: PathT,
+           problems: Collector) -> bool:
+    """Report the errors of ``instance`` (found at ``prefix`` in ``tree``); True if there were any."""
+    if validator is None:
+        return False
+    found = False
+    for error in validator.iter_errors(instance):
+        found = True
         for specific in _most_specific(error):
-            _report(tree, specific, problems)
+            _report(tree, specific, problems, prefix)
+    return found
+
+
+def _plain_string(schema: Any) -> bool:
+    return isinstance(schema, dict) and schema.get("type") == "string" and set(schema) <= {"type", "description"}
+
+
+def _shape(value: Any, schema: Any) -> Any:
+    """What the schema can see of ``value``: equal shapes validate alike.
+
+    Integers keep only their sign (the schema's only numeric bound is a
+    minimum of 0), strings where the schema accepts any string vanish;
+    everything else, patterns included, is kept.
+    """
+    if isinstance(value, bool) or value is None:
+        return ("b", value)
+    if isinstance(value, int):
+        return ("i", (value > 0) - (value < 0))
+    if isinstance(value, str):
+        return ("s",) if _plain_string(schema) else ("s", value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
+        return ("m", tuple(sorted((k, _shape(v, props.get(k, extra))) for k, v in value.items())))
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema, dict) else None
+        return ("l", tuple(_shape(v, items) for v in value))
+    return ("x", repr(value))
 
 
 def _most_specific(error: ValidationError) -> list[ValidationError]:
@@ -101,8 +171,8 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return out
 
 
-def _report(tree: LMap, error: ValidationError, problems: Collector) -> None:
-    path: PathT = tuple(error.absolute_path)
+def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: PathT = ()) -> None:
+    path: PathT = (*prefix, *error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = error.schema.get("properties", {})
         for key in error.instance:
