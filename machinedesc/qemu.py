@@ -250,6 +250,9 @@ class QemuProcess:
             self.proc.stdout.close()
         if not self.detached:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        elif self.proc.returncode is None:
+            # Deliberately left running: stop Popen from tracking (and warning about) it.
+            self.proc.returncode = 0
 
     def __enter__(self) -> QemuProcess:
         return self

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -218,7 +219,7 @@ def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, p
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        shell = subprocess.run(["python3", "-m", "qemu.qmp.qmp_shell", str(sock)],
+        shell = subprocess.run([sys.executable, "-m", "qemu.qmp.qmp_shell", str(sock)],
                                input=plan_file.read_text(), capture_output=True, text=True, timeout=60)
         # qmp-shell reports '#' comment lines as parse errors and skips them; commands must all succeed.
         assert '"error"' not in shell.stdout, shell.stdout
