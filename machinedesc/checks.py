@@ -37,19 +37,19 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             if comp.parent not in by_id:
                 if missing_ok:
                     continue
-                problems.add(comp.ref_locations.get("parent") or comp.location, f"{comp.yaml_path}.parent",
+                problems.add(comp.part_location("parent"), f"{comp.yaml_path}.parent",
                              f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id))
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
             if not target.startswith("/") and target not in by_id and target not in backends and not missing_ok:
-                problems.add(comp.ref_locations.get(f"links.{prop}") or comp.location, f"{comp.yaml_path}.links.{prop}",
+                problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
                              f"link target '{target}' is not a component or backend",
                              _ref_hint(target, [*by_id, *backends]))
         for prop in comp.info.chardevs:
             name = comp.props.get(prop)
             if isinstance(name, str) and name not in board.chardevs:
-                problems.add(comp.prop_locations.get(prop, comp.location), f"{comp.yaml_path}.props.{prop}",
+                problems.add(comp.part_location("props", prop), f"{comp.yaml_path}.props.{prop}",
                              f"chardev '{name}' is not declared",
                              did_you_mean(name, board.chardevs) or f"declare it under chardevs: (e.g. {name}: stdio)")
         if comp.phase is Phase.READY and comp.info.is_cluster:

@@ -94,6 +94,15 @@ def location_of(root: Any, path: PathT, *, key: bool = False) -> SourceLocation 
     return to_location(best) if best is not None else None
 
 
+def entry_location(node: Any, part: str | int, *, key: bool = False) -> SourceLocation | None:
+    """Location of ``node[part]`` (or of its key): a direct lookup, no path walk."""
+    if isinstance(node, LMap) and isinstance(part, str) and part in node:
+        return to_location((node.key_locs if key else node.value_locs)[part])
+    if isinstance(node, LSeq) and isinstance(part, int) and 0 <= part < len(node):
+        return to_location(node.item_locs[part])
+    return getattr(node, "loc", None)
+
+
 def format_path(path: PathT) -> str:
     """``components.uart0.mmio[0]`` style path for messages."""
     out = ""

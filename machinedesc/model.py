@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Collector
 from .expr import ExprError, parse_size, substitute
-from .loader import LMap, LSeq, PathT, did_you_mean, format_path, location_of, resolve_plain
+from .loader import LMap, LSeq, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
 from .plan import Phase
 from .qemu_types import TypeInfo, type_info
 from .source import SourceLocation
@@ -46,13 +46,20 @@ class Component:
     links: Mapping[str, str] = field(default_factory=dict)
     mmio: tuple[Mmio, ...] = ()
     phase: Phase = Phase.INITIALIZED
-    prop_locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
-    ref_locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
+    #: The YAML entry it came from, for locating its parts in messages.
+    spec: Any = field(default=None, compare=False, repr=False)
     synthetic: bool = False
 
     @property
     def info(self) -> TypeInfo:
         return type_info(self.type)
+
+    def part_location(self, *path: str) -> SourceLocation | None:
+        """Where ``props.NAME``, ``links.NAME`` or ``parent`` of this entry is written."""
+        node = self.spec
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        return entry_location(node, path[-1]) if isinstance(node, LMap) else self.location
 
 
 @dataclass(frozen=True)
@@ -299,24 +306,23 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
     props = {k: b.value(v, env, (*path, "props", k)) for k, v in props_spec.items()}
     links = {k: b.value(v, env, (*path, "links", k)) for k, v in spec.get("links", {}).items()}
     parent = b.value(spec["parent"], env, (*path, "parent")) if "parent" in spec else None
-    mmio = _mmio(b, spec.get("mmio"), env, (*path, "mmio"))
+    mmio = _mmio(b, spec, env, (*path, "mmio"))
     copy = f"{format_path(path)}" + (f" (i={env['i']})" if "i" in env and "count" in spec else "")
     return Component(
         id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
-        prop_locations={k: location_of(b.tree, (*path, "props", k)) for k in props_spec},
-        ref_locations={"parent": location_of(b.tree, (*path, "parent")),
-                       **{f"links.{k}": location_of(b.tree, (*path, "links", k)) for k in spec.get("links", {})}},
+        spec=spec,
     )
 
 
-def _mmio(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> tuple[Mmio, ...]:
+def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[Mmio, ...]:
+    raw = spec.get("mmio")
     if raw is None:
         return ()
     if not isinstance(raw, list):
         addr = b.integer(raw, env, path, "address")
-        return () if addr is None else (Mmio(0, addr, 0, None, location_of(b.tree, path)),)
+        return () if addr is None else (Mmio(0, addr, 0, None, entry_location(spec, "mmio")),)
     out: list[Mmio] = []
     for i, entry in enumerate(raw):
         p = (*path, i)
@@ -326,11 +332,12 @@ def _mmio(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> tuple[M
         size = b.integer(entry["size"], env, (*p, "size"), "size") if "size" in entry else None
         if addr is None or region is None or prio is None:
             continue
-        out.append(Mmio(region, addr, prio, size, location_of(b.tree, p)))
+        out.append(Mmio(region, addr, prio, size, entry_location(raw, i)))
     return tuple(out)
 
 
-def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> LineRef | None:
+def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT,
+          where: SourceLocation | None) -> LineRef | None:
     text = b.value(raw, env, path)
     if text is None:
         return None
@@ -338,22 +345,22 @@ def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT) -> LineRef
     if not match:
         b.err(path, f"'{text}' is not a line", "write component.line[index], e.g. uart0.sysbus-irq[0]")
         return None
-    return LineRef(match["comp"], match["name"], int(match["index"] or 0), location_of(b.tree, path))
+    return LineRef(match["comp"], match["name"], int(match["index"] or 0), where)
 
 
 def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
     out: list[Wire] = []
-    for name, spec in b.tree.get("wiring", {}).items():
+    wiring = b.tree.get("wiring", {})
+    for name, spec in wiring.items():
         path: PathT = ("wiring", name)
+        wire_loc = entry_location(wiring, name, key=True)
         for copy in _copies(b, spec, env, path):
             srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
             dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]
             from_path: PathT = (*path, "from")
             to_path: PathT = (*path, "to")
-            sources = [_line(b, r, copy, (*from_path, i) if isinstance(spec["from"], list) else from_path)
-                       for i, r in enumerate(srcs_raw)]
-            targets = [_line(b, r, copy, (*to_path, i) if isinstance(spec["to"], list) else to_path)
-                       for i, r in enumerate(dsts_raw)]
+            sources = [_line(b, r, copy, *_item(spec, "from", i, from_path)) for i, r in enumerate(srcs_raw)]
+            targets = [_line(b, r, copy, *_item(spec, "to", i, to_path)) for i, r in enumerate(dsts_raw)]
             join = spec.get("join")
             if len(sources) > 1 and join is None:
                 b.err(from_path, "several outputs into one wire need 'join: or'",
@@ -363,8 +370,16 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
                 continue
             suffix = f"[{copy['i']}]" if "i" in copy and "count" in spec else ""
             out.append(Wire(name + suffix, tuple(s for s in sources if s), tuple(t for t in targets if t), join,
-                            location_of(b.tree, path, key=True), format_path(path) + suffix))
+                            wire_loc, format_path(path) + suffix))
     return tuple(out)
+
+
+def _item(spec: Any, key: str, i: int, path: PathT) -> tuple[PathT, SourceLocation | None]:
+    """Path and location of item ``i`` of ``spec[key]``, which may be a single value."""
+    value = spec[key]
+    if isinstance(value, list):
+        return (*path, i), entry_location(value, i)
+    return path, entry_location(spec, key)
 
 
 def _raw(b: _Builder, env: Mapping[str, Any]) -> tuple[RawCommand, ...]:
