@@ -236,3 +236,34 @@ def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, p
     assert trees["run"] == trees["apply"]
     assert trees["qmp-shell"] == trees["apply"]
     sandbox.assert_clean()
+
+
+def test_connect_builds_in_a_user_started_qemu(sandbox: Sandbox, patched_riscv64: Path, firmware: Path,
+                                               tmp_path: Path) -> None:
+    from machinedesc.qmpfile import load
+    plan_file = tmp_path / "soc.qmp"
+    elf = firmware / "riscv64-hello.elf"
+    out = sandbox.call(sandbox.argv_cli("plan", str(SOC), "--firmware", str(elf), "-o", str(plan_file)))
+    assert out.rc == 0, out.stderr
+    header = load(plan_file).qemu_argv
+    assert header is not None
+    sock = tmp_path / "user.sock"
+    user = subprocess.Popen([str(patched_riscv64), *header[1:], "-S", "-qmp", f"unix:{sock},server=on,wait=off"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--firmware", str(elf), "--connect", str(sock)))
+        assert out.rc == 0, out.stderr
+        assert user.poll() is None  # ours to run: apply built and verified it, then let go
+        qmp_cont = [sys.executable, "-m", "qemu.qmp.qmp_shell", str(sock)]
+        subprocess.run(qmp_cont, input="cont\n", capture_output=True, text=True, timeout=20, check=True)
+        uart, err = user.communicate(timeout=20)
+        assert user.returncode == 0, err
+        assert lines(uart.decode()) == RISCV_LINES
+    finally:
+        if user.poll() is None:
+            user.kill()
+            user.communicate()
+    sandbox.assert_clean()

@@ -369,3 +369,23 @@ def test_progress_on_a_terminal(sandbox: Sandbox, stock_riscv: Path) -> None:
     assert "\r\x1b[K[-] step 3/7: qom-list path=/machine" in text, text
     assert "machinedesc: built " in text and "7 steps" in text
     sandbox.assert_clean()
+
+
+def test_arguments_after_double_dash_reach_qemu(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = none_file(sandbox.base / "a.qmp", "x-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--detach", "--paused",
+                                        "--", "-name", "from-the-command-line"))
+    assert out.rc == 0, out.stderr
+    info = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+
+    async def name() -> object:
+        client = QMPClient("test")
+        await client.connect(info["qmp"])
+        reply = await client.execute("query-name")
+        await client.disconnect()
+        return reply
+    assert asyncio.run(name()) == {"name": "from-the-command-line"}
+    qmp_quit(info["qmp"])
+    wait_gone(int(info["pid"]))
+    shutil.rmtree(info["directory"].split(" (")[0])
+    sandbox.assert_clean()
