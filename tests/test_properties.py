@@ -85,6 +85,12 @@ class Model:
     clusters: dict[str, list[str]] = field(default_factory=dict)
     connections: set[tuple[Line, Line]] = field(default_factory=set)
     raw_after: dict[str, list[str]] = field(default_factory=dict)
+    backends: list[str] = field(default_factory=list)
+    machine_props: list[str] = field(default_factory=list)
+
+    def target_path(self, target: str, path_of: dict[str, str]) -> str:
+        """Where a link to ``target`` (a component or a backend id) points."""
+        return f"/objects/{target}" if target in self.backends else path_of[target]
 
     def add(self, comp: Comp) -> None:
         assert comp.id not in self.comps
@@ -172,7 +178,14 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
         for me, peer, prop in ((f"dma{p}", f"iommu{p}", "iommu"), (f"iommu{p}", f"dma{p}", "dma")):
             comps[me] = {"type": f"vendor-{me.rstrip('0123456789')}", "links": {prop: peer}}
             m.add(Comp(me, comps[me]["type"], links={prop: peer}))
-    linkable = [c for c in m.cold if not m.comps[c].type.startswith("cpu-cluster")]
+    backends = {f"mem{b}": {"type": "memory-backend-ram", "props": {"size": "64 KiB"}} for b in range(d.integer(0, 2))}
+    if backends:
+        m.board["backends"] = backends
+        m.backends = list(backends)
+    if d.flip():
+        m.board["machine"] = {"type": "none", "props": {"dumpdtb": "board.dtb"}}
+        m.machine_props = ["dumpdtb"]
+    linkable = [*(c for c in m.cold if m.comps[c].type != "cpu-cluster"), *m.backends]
     for did in plain:
         targets = d.some([t for t in linkable if t != did], 0, 2)
         if targets:
@@ -355,6 +368,14 @@ def check_plan(model: Model, plan: Plan) -> None:
     mapped: dict[str, list[int]] = defaultdict(list)
     raw_index: dict[int, int] = {}
 
+    created["/machine"] = -1
+    for n, s in enumerate(steps):
+        # Every step says where it came from and why.
+        assert s.reason, f"step {n} {s.command} without a reason"
+        if s.kind not in (StepKind.TRANSITION, StepKind.MACHINE):
+            assert s.location is not None and s.location.file.endswith("board.yaml") and s.location.line >= 1, \
+                f"step {n} {s.command} without a source line"
+
     def known_link(cid: str, prop: str) -> bool:
         return cid in model.comps and prop in model.comps[cid].links
 
@@ -380,6 +401,11 @@ def check_plan(model: Model, plan: Plan) -> None:
             else:
                 assert "realized" not in a
                 realized[path] = n
+        elif s.command == "object-add":
+            assert s.phase is Phase.ACCEL_CREATED
+            created[f"/objects/{a['id']}"] = n
+        elif s.command == "qom-set" and a["path"] == "/machine":
+            assert s.phase is Phase.ACCEL_CREATED and a["property"] in model.machine_props
         elif s.command == "qom-set":
             path, prop, value = a["path"], a["property"], a["value"]
             assert path in created, f"qom-set on {path} before it is created"
@@ -428,11 +454,21 @@ def check_plan(model: Model, plan: Plan) -> None:
         for prop, target in comp.links.items():
             assert (cid, prop) in link_values, f"link {cid}.{prop} never set"
             value, at = link_values[(cid, prop)]
-            assert value == path_of[target]
+            assert value == model.target_path(target, path_of)
             assert at <= realized[path], f"link {cid}.{prop} set after {cid} realized"
     # Synthetic devices are realized before their lines are used (checked above) and in time.
-    for path in created:
+    for path in driver:
         assert path in realized, f"{path} never realized"
+
+    assert sorted(p.removeprefix("/objects/") for p in created if p.startswith("/objects/")) == sorted(model.backends)
+    # QEMU is started with room for every CPU the plan adds.
+    cpus = sum(1 for c in model.comps.values() if c.type == "rv64-riscv-cpu")
+    args = list(plan.qemu_args)
+    assert args[:2] == ["-M", "none"]
+    if cpus:
+        assert args[args.index("-smp") + 1] == f"1,maxcpus={cpus}"
+    else:
+        assert "-smp" not in args
 
     # Clusters: realize after all their CPUs exist, before any of them realizes.
     for cl, cpus in model.clusters.items():
@@ -440,13 +476,13 @@ def check_plan(model: Model, plan: Plan) -> None:
         assert all(created[path_of[c]] < at for c in cpus), f"{cl} realized before all its CPUs exist"
         assert all(at < realized[path_of[c]] for c in cpus), f"a CPU of {cl} realized before the cluster"
 
-    # realized=false only where a step referring to the device (or its parent) lies between
-    # its create and its realize.
+    # realized=false only where a step must sit between create and realize: a link set on
+    # the device, a child created under it, or (for a CPU) its cluster's realize.
     for path in unrealized:
         cid = path.rsplit("/", 1)[1]
-        mentions = {path, parent_path.get(cid) or ""} - {""}
         between = steps[created[path] + 1:realized[path]]
-        assert any(_mentions(s.arguments, mentions) for s in between), f"{cid}: needless realized=false"
+        assert any(_needs_unrealized(s, path, parent_path.get(cid)) for s in between), \
+            f"{cid}: needless realized=false"
 
     # Wiring: exactly the connections the board asks for, through split/or devices.
     by_path = {p: i for i, p in path_of.items()}
@@ -479,10 +515,14 @@ def check_plan(model: Model, plan: Plan) -> None:
             assert last < n, f"qmp.{name} before the steps of {cid}"
 
 
-def _mentions(arguments: Any, paths: set[str]) -> bool:
-    for value in dict(arguments).values():
-        if isinstance(value, str) and any(value == p or value.startswith(p + "/") for p in paths):
-            return True
+def _needs_unrealized(step: Step, path: str, parent: str | None) -> bool:
+    a = step.arguments
+    if step.kind is StepKind.SET:
+        return a["path"] == path
+    if step.command == "device_add":
+        return a.get("parent") == path
+    if step.kind is StepKind.REALIZE:
+        return parent is not None and a["path"] == parent
     return False
 
 
