@@ -462,11 +462,11 @@ def check_plan(model: Model, plan: Plan) -> None:
 
     assert sorted(p.removeprefix("/objects/") for p in created if p.startswith("/objects/")) == sorted(model.backends)
     # QEMU is started with room for every CPU the plan adds.
-    cpus = sum(1 for c in model.comps.values() if c.type == "rv64-riscv-cpu")
+    ncpus = sum(1 for c in model.comps.values() if c.type == "rv64-riscv-cpu")
     args = list(plan.qemu_args)
     assert args[:2] == ["-M", "none"]
-    if cpus:
-        assert args[args.index("-smp") + 1] == f"1,maxcpus={cpus}"
+    if ncpus:
+        assert args[args.index("-smp") + 1] == f"1,maxcpus={ncpus}"
     else:
         assert "-smp" not in args
 
@@ -518,9 +518,9 @@ def check_plan(model: Model, plan: Plan) -> None:
 def _needs_unrealized(step: Step, path: str, parent: str | None) -> bool:
     a = step.arguments
     if step.kind is StepKind.SET:
-        return a["path"] == path
+        return bool(a["path"] == path)
     if step.command == "device_add":
-        return a.get("parent") == path
+        return bool(a.get("parent") == path)
     if step.kind is StepKind.REALIZE:
         return parent is not None and a["path"] == parent
     return False
