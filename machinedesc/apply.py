@@ -64,9 +64,9 @@ _DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
 _ECHO_LIMIT = 400
 
 #: Commands in flight at once while building a QEMU that machinedesc started.
-#: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX) before it
-#: stops reading; 6 keeps QEMU busy without ever hitting that limit.
-PIPELINE_WINDOW = 6
+#: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX; it then
+#: pauses reading, nothing is lost), so 8 keeps it always busy.
+PIPELINE_WINDOW = 8
 
 # Bump when the cached capability format (Capabilities.to_json) changes.
 _PROBE_FORMAT = 1
