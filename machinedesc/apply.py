@@ -274,7 +274,7 @@ class Session:
                 lines.append("  QEMU stderr (last lines):")
                 lines.extend("    " + line for line in tail.splitlines())
         else:
-            lines.append(f"  QEMU at {self.where}")
+            lines.append(f"  ({self.where})")
         cls = QemuTimeoutError if timeout else QemuError
         return cls("\n".join(lines))
 
@@ -657,7 +657,7 @@ async def drive(job: Job, opts: Options) -> int:
     t_begin = time.monotonic()
     try:
         if opts.connect:
-            binary = opts.connect
+            binary = f"the QEMU at {opts.connect}"
             await _connect(client, opts.connect, opts.timeout, None)
         else:
             binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
@@ -693,7 +693,12 @@ async def drive(job: Job, opts: Options) -> int:
             ok = True
             return 0
         if not opts.paused:
-            await session.call("cont")
+            try:
+                await session.call("cont")
+            except ExecuteError as exc:
+                raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
+                                f"x-exit-preconfig?): QEMU error {exc.error_class}: "
+                                f"{exc.error.error.desc}") from None
         await _disconnect(client)
         if interrupted:
             # The signal came while qemu.qmp was tearing down and got absorbed there.
@@ -714,6 +719,10 @@ async def drive(job: Job, opts: Options) -> int:
                             + _tail(qemu))
         ok = True
         return 0
+    except ExecuteError as exc:
+        # Steps and checks wrap their errors with context; this is a query of ours that QEMU refused.
+        raise StepError(f"machinedesc: QEMU refused {dict(exc.sent)}: {exc.error_class}: "
+                        f"{exc.error.error.desc}") from None
     except asyncio.CancelledError:
         if interrupted:
             main_task.uncancel()
@@ -744,7 +753,7 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
     except CapabilityError as exc:
         first = why.splitlines()[-1].strip() if why else ""
         raise CapabilityError(f"{exc}\n  (with the board's command line QEMU did not even start: {first})") from None
-    except MachinedescError:
+    except (MachinedescError, ExecuteError):
         return
     finally:
         probe_qemu.cleanup()

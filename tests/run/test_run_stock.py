@@ -389,3 +389,11 @@ def test_arguments_after_double_dash_reach_qemu(sandbox: Sandbox, stock_riscv: P
     wait_gone(int(info["pid"]))
     shutil.rmtree(info["directory"].split(" (")[0])
     sandbox.assert_clean()
+
+
+def test_file_that_never_leaves_preconfig_is_a_step_failure(sandbox: Sandbox, stock_riscv: Path) -> None:
+    f = none_file(sandbox.base / "a.qmp", "object-add qom-type=memory-backend-ram id=m0 size=4096\n")
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert out.rc == 4, out.stderr
+    assert "does it end with x-exit-preconfig?" in out.stderr
+    sandbox.assert_clean()
