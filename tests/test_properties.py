@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from qemu.qmp.qmp_shell import QMPShell
 
+from machinedesc.errors import BoardError
 from machinedesc.pipeline import load_plan
 from machinedesc.plan import Phase, Plan, Step, StepKind
 from machinedesc.render import render_json, render_qmp
@@ -654,3 +655,56 @@ def test_check_plan_rejects_broken_plans(broken: str) -> None:
     check_plan(model, plan)
     with pytest.raises(AssertionError):
         check_plan(model, _broken_plans(plan)[broken])
+
+
+# ------------------------------------------------------------------ broken boards
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats(allow_nan=False)
+    | st.sampled_from(["", "x", "${", "${i}", "${1 // 0}", "${nope}", "64 KiB", "cl0", "d0", "s0.sysbus-irq[9]",
+                       "/machine", "hp0", "ready", "or", "~"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["type", "x", "addr", "to"]), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+# B12 (notes/core-bugs.md): a null where the schema has a oneOf raises TypeError in the core.
+@pytest.mark.xfail(raises=TypeError, strict=False, reason="B12: schema._types crashes on a null mmio")
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(boards(), st.data())
+def test_broken_boards_fail_cleanly(model: Model, data: st.DataObject) -> None:
+    """Any value of a valid board replaced by junk, or an entry deleted: a clean BoardError, never a crash."""
+    board = json.loads(json.dumps(model.board))
+    paths = [p for p in _paths(board) if p]
+    path = data.draw(st.sampled_from(paths))
+    parent = board
+    for part in path[:-1]:
+        parent = parent[part]
+    if data.draw(st.booleans()):
+        parent[path[-1]] = data.draw(_JSON)
+    elif isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent.pop(path[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "board.yaml"
+        file.write_text(json.dumps(board), encoding="utf-8")
+        try:
+            load_plan(file)
+        except BoardError as err:
+            assert err.problems
+            for problem in err.problems:
+                assert problem.location is not None and problem.location.file.endswith("board.yaml"), problem
+                assert problem.message
