@@ -194,6 +194,17 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
             comps[did]["links"] = links
             m.comps[did].links = dict(links)
 
+    # A replicated ring of devices, each linking to the next copy (${i} in links and parent).
+    if d.flip():
+        n = d.integer(2, 4)
+        under = d.pick([None, *plain])
+        spec = {"type": "vendor-ring", "count": n, "links": {"next": f"ring${{(i + 1) % {n}}}"}}
+        if under:
+            spec["parent"] = under
+        comps["ring${i}"] = spec
+        for i in range(n):
+            m.add(Comp(f"ring{i}", "vendor-ring", parent=under, links={"next": f"ring{(i + 1) % n}"}))
+
     # Sysbus devices at non-overlapping addresses.
     addr = 0x10000000
     uart_bound = False
