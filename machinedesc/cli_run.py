@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from .apply import Options, apply_plan
 from .errors import UsageError
 
 EXIT_CODES = """\b
@@ -76,7 +75,9 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     the guest powers off or you press Ctrl-C.  Any failure stops the QEMU it
     started and removes its directory.
     """
-    from .pipeline import load_plan  # the lead's pipeline; imported late so `run` works without it
+    # Imported here: asyncio and qemu.qmp cost ~50 ms that validate/plan need not pay.
+    from .apply import Options, apply_plan
+    from .pipeline import load_plan
 
     _validate_serial(serial)
     values: dict[str, str] = {}
@@ -103,6 +104,7 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     QEMU_ARGS after `--`), or reached with --connect.  Stops at the first error
     with the file's line number.
     """
+    from .apply import Options
     from .configurator import run
 
     _validate_serial(serial)
