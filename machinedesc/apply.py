@@ -666,7 +666,7 @@ async def drive(job: Job, opts: Options) -> int:
             if opts.on_first_output is not None:
                 _watch_first_output(qemu, opts.on_first_output)
             try:
-                await _connect(client, str(qemu.qmp_path), opts.timeout, qemu)
+                await _connect(client, qemu.qmp_address, opts.timeout, qemu)
             except QemuError as exc:
                 if qemu.poll() is None:
                     raise
@@ -747,7 +747,7 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
                              console=None)
     client = QMPClient("probe")
     try:
-        await _connect(client, str(probe_qemu.qmp_path), opts.timeout, probe_qemu)
+        await _connect(client, probe_qemu.qmp_address, opts.timeout, probe_qemu)
         session = Session(client, opts.timeout, probe_qemu, _Reporter(io.StringIO(), False), str(binary))
         await probe(session, job, str(binary), binary)
     except CapabilityError as exc:

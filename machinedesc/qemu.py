@@ -34,6 +34,8 @@ HOW_TO_GET_PATCHED = (
 )
 
 _PR_SET_PDEATHSIG = 1
+# sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL.
+_UNIX_PATH_MAX = 108
 
 
 class QemuNotFoundError(MachinedescError):
@@ -120,9 +122,13 @@ class QemuProcess:
         self._relay: threading.Thread | None = None
         self._first_output: float | None = None
         self._on_first_output: Callable[[], None] | None = None
+        # A unix socket path is limited to 108 bytes; a deep TMPDIR can exceed it.
+        # Binding (and connecting) through /proc/self/fd/DIRFD/qmp.sock is short
+        # and names the same file.
+        self._dirfd = os.open(self.workdir, os.O_RDONLY | os.O_DIRECTORY)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            listener.bind(str(self.qmp_path))
+            listener.bind(self.qmp_address)
             listener.listen(4)
             fd = listener.fileno()
             self.argv = [
@@ -144,6 +150,7 @@ class QemuProcess:
                 )
         except OSError as exc:
             listener.close()
+            os.close(self._dirfd)
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise QemuError(f"cannot start {binary}: {exc}") from exc
         finally:
@@ -156,6 +163,14 @@ class QemuProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def qmp_address(self) -> str:
+        """The QMP socket path for this process to connect to (short even when the real path is long)."""
+        path = str(self.qmp_path)
+        if len(path.encode()) < _UNIX_PATH_MAX:
+            return path
+        return f"/proc/self/fd/{self._dirfd}/{self.qmp_path.name}"
 
     @property
     def first_output(self) -> float | None:
@@ -248,6 +263,9 @@ class QemuProcess:
             self.finish_console()
         if self.proc.stdout is not None and (self._relay is None or not self._relay.is_alive()):
             self.proc.stdout.close()
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
         if not self.detached:
             shutil.rmtree(self.workdir, ignore_errors=True)
         elif self.proc.returncode is None:

@@ -397,3 +397,17 @@ def test_file_that_never_leaves_preconfig_is_a_step_failure(sandbox: Sandbox, st
     assert out.rc == 4, out.stderr
     assert "does it end with x-exit-preconfig?" in out.stderr
     sandbox.assert_clean()
+
+
+def test_deep_tmpdir_beyond_the_unix_socket_path_limit(tmp_path: Path, stock_riscv: Path, firmware: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    box = Sandbox(deep)
+    assert len(str(box.tmp / "machinedesc-12345678" / "qmp.sock")) > 108
+    f = virt_file(deep / "virt.qmp", firmware / "riscv64-hello.elf")
+    try:
+        out = box.call(box.argv_run(str(f), "--qemu", str(stock_riscv)))
+        assert out.rc == 0, out.stderr
+        assert lines(out.stdout) == LINES
+        box.assert_clean()
+    finally:
+        box.kill_qemus()
