@@ -162,7 +162,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
             if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
                 last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
                 edge((last, f, "firmware loads once CPUs and memory are in place"))
-    if not _check_phases(phase, edges, by_id, problems):
+    if not _check_phases(phase, edges, by_id, board, problems):
         return None
 
     g = nx.DiGraph()
@@ -201,17 +201,32 @@ def _component_nodes(phase: Mapping[Node, Phase], cid: str, by_id: Mapping[str, 
 
 
 def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str]],
-                  by_id: Mapping[str, Component], problems: Collector) -> bool:
+                  by_id: Mapping[str, Component], board: Board, problems: Collector) -> bool:
     """Every constraint must go forward in phase: a cold-plug step cannot wait for a hot-plug one."""
     ok = True
+    raw_reported: set[str] = set()
     for u, v, why in edges:
-        if phase[u].order > phase[v].order:
-            ok = False
-            comp = by_id.get(u[1]) if u[0] in "CRSM" else None
-            problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
-                         f"{node_label(u)} happens in phase {phase[u].value}, but {node_label(v)} "
-                         f"(phase {phase[v].value}) must come after it: {why}",
-                         "a step cannot wait for a later phase: put both in the same phase")
+        if phase[u].order <= phase[v].order:
+            continue
+        ok = False
+        if v[0] == "Q":
+            # A raw command asked to follow a component of a later phase: say it once, at the command.
+            raw = next(r for r in board.raw if r.name == v[1])
+            if raw.name in raw_reported:
+                continue
+            raw_reported.add(raw.name)
+            late = next(a for a in raw.after if a in by_id and by_id[a].phase.order > raw.phase.order)
+            where = raw.after_locations[raw.after.index(late)] if raw.after_locations else raw.location
+            problems.add(where, f"qmp.{raw.name}.after",
+                         f"qmp.{raw.name} runs in phase {raw.phase.value}, before {late} exists "
+                         f"(created in phase {by_id[late].phase.value})",
+                         f"use phase: {by_id[late].phase.value}, or drop {late} from after")
+            continue
+        comp = by_id.get(u[1]) if u[0] in "CRSM" else None
+        problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
+                     f"{node_label(u)} happens in phase {phase[u].value}, but {node_label(v)} "
+                     f"(phase {phase[v].value}) must come after it: {why}",
+                     "a step cannot wait for a later phase: put both in the same phase")
     return ok
 
 

@@ -306,7 +306,11 @@ def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = ())
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        fail(SourceLocation(display, 1, 1, chain), "", f"not UTF-8 text ({err.reason})")
+        before = err.object[: err.start]
+        line = before.count(b"\n") + 1
+        col = err.start - (before.rfind(b"\n") + 1) + 1
+        fail(SourceLocation(display, line, col, chain), "", f"not UTF-8 text ({err.reason})",
+             "save the file as UTF-8")
     except OSError as err:
         fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
              f"{display}: cannot read: {err.strerror}")
@@ -327,6 +331,8 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
             problem += f" ({context} started at {err.context_mark.line + 1}:{err.context_mark.column + 1})"
         hint = ("inside [...] or {...}, quote values that contain [ ] { } or ${...}, "
                 "e.g. 'uart0.sysbus-irq[0]'" if "flow" in context else None)
+        if "tab" in problem or "'\\t'" in problem:
+            hint = "YAML indents with spaces, not tabs"
         fail(loc, "", f"YAML syntax error: {problem}", hint)
 
 

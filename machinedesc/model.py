@@ -191,7 +191,7 @@ class _Builder:
         if val is None:
             return None
         if isinstance(val, bool) or not isinstance(val, int):
-            self.err(path, f"{what} must be an integer, got {val!r}")
+            self.err(path, f"{what} must be an integer, got {yaml_repr(val)}")
             return None
         return val
 
@@ -392,6 +392,15 @@ def _raw(b: _Builder, env: Mapping[str, Any]) -> tuple[RawCommand, ...]:
                               after, location_of(b.tree, path, key=True),
                               tuple(location_of(b.tree, (*path, "after", i)) for i in range(len(after)))))
     return tuple(out)
+
+
+def yaml_repr(value: Any) -> str:
+    """A value as the board would spell it (true, null, 'text'), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def is_seq(value: Any) -> bool:

@@ -157,8 +157,12 @@ def _most_specific(error: ValidationError) -> list[ValidationError]:
         by_path.setdefault(tuple(leaf.absolute_path), []).append(leaf)
     chosen = []
     for errs in by_path.values():
-        meant = [e for e in errs if e.validator != "type"] or errs
-        chosen.append(best_match(meant))
+        meant = [e for e in errs if e.validator != "type"]
+        parent = errs[0].parent
+        if not meant and len(errs) > 1 and parent is not None and parent.validator in ("oneOf", "anyOf"):
+            chosen.append(parent)  # only the type is wrong: say which types would do
+        else:
+            chosen.append(best_match(meant or errs))
     return chosen
 
 
@@ -206,11 +210,15 @@ def _explain(error: ValidationError) -> tuple[str, str | None]:
         return f"expected {_types(error.validator_value)}, got {shown}", None
     if error.validator in ("oneOf", "anyOf") and error.context:
         wanted: list[str] = []
-        for sub in error.context:
+        for sub in _leaves(error):
+            if sub.validator != "type":
+                continue
             for t in sub.validator_value if isinstance(sub.validator_value, list) else [sub.validator_value]:
                 if t not in wanted:
                     wanted.append(t)
-        return f"expected {_types(wanted)}, got {shown}", error.schema.get("description")
+        if wanted:
+            return f"expected {_types(wanted)}, got {shown}", error.schema.get("description")
+        return f"{shown} is not valid here", error.schema.get("description")
     if error.validator == "pattern":
         return f"{shown} is not valid here", _pattern_hint(error.validator_value)
     if error.validator == "minItems":
@@ -226,6 +234,8 @@ _TYPE_WORDS = {"object": "a mapping", "array": "a list", "integer": "an integer"
 
 def _types(want: str | list[str]) -> str:
     names = want if isinstance(want, list) else [want]
+    if "number" in names and "integer" in names:
+        names = [n for n in names if n != "integer"]
     return " or ".join(_TYPE_WORDS.get(n, n) for n in names)
 
 
