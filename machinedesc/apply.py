@@ -679,8 +679,9 @@ async def drive(job: Job, opts: Options) -> int:
         t_connected = time.monotonic()
         await probe(session, job, binary, None if opts.connect else Path(binary))
         start = time.monotonic()
-        # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely connected to.
-        await send_all(session, job, window=1 if opts.connect else PIPELINE_WINDOW)
+        # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
+        # connected to.  With -v each reply is echoed right after its command.
+        await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
         t_sent = time.monotonic()
         await verify(session, job.checks)
         if opts.timings is not None:

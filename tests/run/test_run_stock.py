@@ -8,12 +8,15 @@ process and no private directory behind.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -187,17 +190,36 @@ def test_failing_step_names_file_line_and_qemu_error(sandbox: Sandbox, stock_ris
     sandbox.assert_clean()
 
 
-def test_failure_inside_the_pipeline_reports_the_first_failing_line(sandbox: Sandbox, stock_riscv: Path) -> None:
+def test_failure_inside_the_pipeline_reports_the_first_failing_line(
+        stock_riscv: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process, so that qemu.qmp's own debug log shows what really went over the socket.
+    from machinedesc.apply import Options, StepError
+    from machinedesc.configurator import run
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    caplog.set_level(logging.DEBUG, logger="qemu.qmp")
     body = ("qom-list path=/machine\n" * 3 + "qom-list path=/no/such/object\n"
-            + "qom-list path=/machine\n" * 20 + "qom-list path=/nor/this\nx-exit-preconfig\n")
-    f = none_file(sandbox.base / "bad.qmp", body)
-    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "-v"))
-    assert out.rc == 4, out.stderr
-    assert f"{f}:6:1: step 4/26 failed" in out.stderr
-    assert "nor/this" not in out.stderr.split("step 4/26 failed")[1]
-    # The transition is only sent once every step before it succeeded.
-    assert '"x-exit-preconfig"' not in out.stderr
-    sandbox.assert_clean()
+            + "qom-list path=/machine\n" * 20 + "x-exit-preconfig\n")
+    f = none_file(tmp_path / "bad.qmp", body)
+    with pytest.raises(StepError) as err:
+        run(f, Options(qemu=str(stock_riscv), stdout=io.BytesIO(), stderr=io.StringIO()))
+    assert str(err.value).startswith(f"{f}:6:1: step 4/25 failed")
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--> ")]
+    listed = sum('"qom-list"' in m for m in sent)
+    assert listed > 4, "commands behind the failing one were already in flight (pipelined)"
+    caplog.clear()
+    # The failing step right before a transition: the transition must not have been sent.
+    f = none_file(tmp_path / "bad2.qmp", "qom-list path=/machine\n" * 3 + "qom-list path=/no/such/object\n"
+                  "x-exit-preconfig\n")
+    with pytest.raises(StepError) as err:
+        run(f, Options(qemu=str(stock_riscv), stdout=io.BytesIO(), stderr=io.StringIO()))
+    assert str(err.value).startswith(f"{f}:6:1: step 4/5 failed")
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--> ")]
+    assert sum('"qom-list"' in m for m in sent) == 4
+    assert not any('"x-exit-preconfig"' in m for m in sent), "a transition waits for every earlier step"
+    assert not list(private.iterdir())
 
 
 def test_malformed_file_exits_2_before_starting_qemu(sandbox: Sandbox, stock_riscv: Path) -> None:
