@@ -105,7 +105,8 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
         return False
     count = _line_count(info, comp)
     if count is not None and ref.index >= count:
-        problems.add(ref.location, where, f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
+        problems.add(ref.location, where,
+                     f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
         return False
     return True
 

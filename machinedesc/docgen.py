@@ -19,7 +19,9 @@ MARKER = "<!-- generated from schemas/board.schema.json by `python -m machinedes
 def _type_of(node: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[-1]
-        return f"[{name}](#{name.replace('_', '-')})" if name in defs and "properties" in defs[name] else _type_of(defs[name], defs)
+        if name in defs and "properties" in defs[name]:
+            return f"[{name}](#{name.replace('_', '-')})"
+        return _type_of(defs[name], defs)
     if "const" in node:
         return f"`{node['const']}`"
     if "enum" in node:

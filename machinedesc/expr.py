@@ -78,7 +78,7 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
         return _UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source))
     if isinstance(node, ast.Compare):
         left = _int(_eval(node.left, env, source), source)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _int(_eval(right_node, env, source), source)
             if not _CMPOPS[type(op)](left, right):
                 return False

@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
 
-from .errors import BoardError, Collector, fail
+from .errors import Collector, fail
 from .source import SourceLocation
 
 FORMAT_VERSION = 1
@@ -395,7 +395,7 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
         entries = tree[key]
         items: list[tuple[Any, SourceLocation]]
         if isinstance(entries, LSeq):
-            items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs)]
+            items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs, strict=True)]
         else:
             items = [(entries, to_location(tree.value_locs[key]))]
         for name, loc in items:
@@ -458,8 +458,3 @@ def merge(base: LMap, over: LMap, path: PathT, problems: Collector) -> LMap:
         out.value_locs[key] = over.value_locs[key]
     return out
 
-
-def raise_problems(problems: Collector) -> None:
-    """Raise the collected problems (helper for callers that gather across stages)."""
-    if problems.problems:
-        raise BoardError(list(problems.problems))

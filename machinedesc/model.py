@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Collector
 from .expr import ExprError, parse_size, substitute
-from .loader import LMap, LSeq, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
+from .loader import LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
 from .plan import Phase
 from .qemu_types import TypeInfo, type_info
 from .source import SourceLocation
@@ -132,7 +132,6 @@ class Board:
     components: tuple[Component, ...]
     wires: tuple[Wire, ...]
     raw: tuple[RawCommand, ...]
-    locations: Mapping[str, SourceLocation | None] = field(default_factory=dict)
     #: Some component entries could not be expanded (their problems are
     #: reported), so a reference to a missing id may be a consequence.
     incomplete: bool = False
@@ -212,7 +211,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         machine, machine_props = str(machine_raw), {}
 
     backends = tuple(
-        Backend(bid, spec["type"], {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
+        Backend(bid, spec["type"],
+                {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
                 location_of(tree, ("backends", bid), key=True))
         for bid, spec in tree.get("backends", {}).items()
     )
@@ -224,7 +224,6 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
         machine_props=machine_props, params=params, chardevs=chardevs, backends=backends,
         components=components, wires=wires, raw=raw,
-        locations={"chardevs": location_of(tree, ("chardevs",), key=True)},
         incomplete=bool(problems.problems),
     )
 
@@ -402,7 +401,3 @@ def yaml_repr(value: Any) -> str:
         return "true" if value else "false"
     return repr(value)
 
-
-def is_seq(value: Any) -> bool:
-    """True for YAML sequences (located or not)."""
-    return isinstance(value, (list, LSeq))

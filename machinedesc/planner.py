@@ -70,8 +70,9 @@ class _Renderer:
                         f"raw command qmp.{raw.name}")
         if kind == "F":
             path = self.firmware[n[1]]
-            return Step(phase, StepKind.CREATE, "device_add", {"driver": "loader", "id": f"firmware{n[1]}", "file": path},
-                        None, "load firmware (ELF) once CPUs and memory exist")
+            loader = {"driver": "loader", "id": f"firmware{n[1]}", "file": path}
+            return Step(phase, StepKind.CREATE, "device_add", loader, None,
+                        "load firmware (ELF) once CPUs and memory exist")
         if kind == "W":
             return self.wire(phase, self.conns[n[1]])
         comp = self.by_id[n[1]]
