@@ -66,3 +66,17 @@ def test_wiring_to_a_missing_input_is_an_error(qmp_aarch64: QemuInstance) -> Non
     with pytest.raises(ExecuteError, match="Property 'pl011.sysbus-irq\\[9\\]' not found"):
         vm.cmd("qom-set", path="uart0", property="sysbus-irq[9]",
                value=f"{PERIPHERAL}/cpu0/unnamed-gpio-in[0]")
+
+
+def test_link_property_checked_at_realize(qmp_aarch64: QemuInstance) -> None:
+    vm = qmp_aarch64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="sysbus-memory", id="ram0", size=0x10000)
+    with pytest.raises(ExecuteError, match="PL080 'downstream' link not set"):
+        vm.cmd("device_add", driver="pl080", id="dma0")
+    vm.cmd("device_add", driver="pl080", id="dma1", realized=False)
+    region = f"{PERIPHERAL}/ram0/mem[0]"
+    vm.cmd("qom-set", path="dma1", property="downstream", value=region)
+    vm.cmd("qom-set", path="dma1", property="realized", value=True)
+    assert vm.cmd("qom-get", path="dma1", property="downstream") == region
+    vm.cmd("x-exit-preconfig")
