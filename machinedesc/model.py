@@ -267,13 +267,14 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
 def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
     out: list[Component] = []
     seen: dict[str, tuple[SourceLocation | None, Any]] = {}
-    for key, spec in b.tree.get("components", {}).items():
+    components = b.tree.get("components", {})
+    for key, spec in components.items():
         path: PathT = ("components", key)
         if "count" in spec and "${" not in key:
             b.err(path, "a component with count needs ${i} in its id, or every copy gets the same id",
                   f"rename it to '{key}${{i}}'", key=True)
             continue
-        loc = location_of(b.tree, path, key=True)
+        loc = entry_location(components, key, key=True)
         for copy in _copies(b, spec, env, path):
             comp = _component(b, key, spec, copy, path, loc, len(out))
             if comp is None:
