@@ -31,7 +31,8 @@ Fixtures
 ``qmp_riscv64`` / ``qmp_aarch64`` (function)
     A started ``-M none -preconfig`` instance with ``maxcpus=4``.
 
-``QemuInstance``
+``QemuInstance`` (defined in ``qemu_fixtures.py``, with ``tiny_elf()`` and ``hmp()``;
+test modules import from ``qemu_fixtures``, pytest puts this directory on sys.path)
     ``.qmp`` the connected monitor; ``.cmd(name, **args)`` runs a command and
     returns its ``return`` value (raises ``qemu.qmp.ExecuteError`` on error);
     ``.workdir``; ``.process`` (``subprocess.Popen``); ``.stderr_text()``;
@@ -89,8 +90,6 @@ def qemu_binary(qemu_prefix: Path) -> Callable[[str], Path]:
         return path
 
     return find
-
-
 
 
 @pytest.fixture
