@@ -812,7 +812,7 @@ async def _disconnect(client: QMPClient) -> None:
 def plan_job(plan: Plan) -> Job:
     """The Job for a board's Plan: its steps, its checks, its QEMU arguments and console."""
     checks: list[Check] = [Check(f"component '{c.component}'", c.qom_path, c.location) for c in plan.components]
-    checks += [Check(f"link {l.source}.{l.prop}", l.source, l.location, l.prop, l.target) for l in plan.links]
+    checks += [Check(f"link {k.source}.{k.prop}", k.source, k.location, k.prop, k.target) for k in plan.links]
     consoles = [cid for cid, backend in plan.chardevs.items() if backend == "stdio"]
     if not consoles and plan.chardevs:
         consoles = [next(iter(plan.chardevs))]

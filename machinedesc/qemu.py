@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -159,7 +159,6 @@ class QemuProcess:
         self._console = console
         self._relay: threading.Thread | None = None
         self._first_output: float | None = None
-        self._on_first_output: Callable[[], None] | None = None
         # A unix socket path is limited to 108 bytes; a deep TMPDIR can exceed it.
         # Binding (and connecting) through /proc/self/fd/DIRFD/qmp.sock is short
         # and names the same file.

@@ -119,7 +119,7 @@ class Sandbox:
             proc.kill()
             out, err = proc.communicate()
             self.kill_qemus()
-            raise AssertionError(f"machinedesc did not finish in {timeout} s:\n{err.decode()}")
+            raise AssertionError(f"machinedesc did not finish in {timeout} s:\n{err.decode()}") from None
         return Outcome(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
 
     def qemu_pids(self) -> list[int]:
