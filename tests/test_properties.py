@@ -691,8 +691,6 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-# B12 (notes/core-bugs.md): a null where the schema has a oneOf raises TypeError in the core.
-@pytest.mark.xfail(raises=TypeError, strict=False, reason="B12: schema._types crashes on a null mmio")
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(boards(), st.data())
 def test_broken_boards_fail_cleanly(model: Model, data: st.DataObject) -> None:
