@@ -57,8 +57,10 @@ with warnings.catch_warnings():
 PERIPHERAL = "/machine/peripheral"
 #: Lines that exist from instance_init, i.e. before the device realizes (QEMU source:
 #: pl011_init, riscv_cpu_init, or_irq_init); every other line needs the device realized.
-EARLY_OUTPUTS = {("pl011", "sysbus-irq"), ("or-irq", "unnamed-gpio-out")}
-EARLY_INPUTS = {("rv64-riscv-cpu", "unnamed-gpio-in")}
+EARLY_OUTPUTS = {("pl011", "sysbus-irq"), ("or-irq", "unnamed-gpio-out"),
+                 ("cortex-a72-arm-cpu", "unnamed-gpio-out"), ("cortex-a72-arm-cpu", "pmu-interrupt")}
+EARLY_INPUTS = {("rv64-riscv-cpu", "unnamed-gpio-in"), ("cortex-a72-arm-cpu", "unnamed-gpio-in")}
+CPU_TYPES = {"riscv64": "rv64-riscv-cpu", "aarch64": "cortex-a72-arm-cpu"}
 SYNTHETIC = {"split-irq", "or-irq"}
 SHELL = QMPShell("/nonexistent.sock")  # only its command-line parser is used
 
@@ -87,6 +89,7 @@ class Model:
     connections: set[tuple[Line, Line]] = field(default_factory=set)
     raw_after: dict[str, list[str]] = field(default_factory=dict)
     backends: list[str] = field(default_factory=list)
+    after_cpus: list[str] = field(default_factory=list)
     machine_props: list[str] = field(default_factory=list)
 
     def target_path(self, target: str, path_of: dict[str, str]) -> str:
@@ -136,7 +139,10 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
     params: dict[str, Any] = {}
     wiring: dict[str, Any] = {}
     qmp: dict[str, Any] = {}
-    m.board = {"machinedesc": 1, "name": "generated", "system": "riscv64", "chardevs": {"serial0": "null"}}
+    system = d.pick(sorted(CPU_TYPES))
+    cpu = CPU_TYPES[system]
+    arm = system == "aarch64"
+    m.board = {"machinedesc": 1, "name": "generated", "system": system, "chardevs": {"serial0": "null"}}
     hart = 0
     cpu_groups: list[list[str]] = []
 
@@ -153,15 +159,17 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
                 if d.flip():
                     params[f"n_{cl}_{g}"] = n
                     count = f"${{n_{cl}_{g}}}"
-                comps[f"{cl}g{g}h${{i}}"] = {"type": "rv64-riscv-cpu", "count": count, "parent": cl,
-                                            "props": {"mhartid": f"${{i + {hart}}}"}}
+                comps[f"{cl}g{g}h${{i}}"] = {"type": cpu, "count": count, "parent": cl,
+                                            "props": {"start-powered-off": f"${{i + {hart} != 0}}"} if arm
+                                            else {"mhartid": f"${{i + {hart}}}"}}
                 ids = [f"{cl}g{g}h{i}" for i in range(n)]
                 cpu_groups.append(ids)
             else:
                 ids = [f"{cl}g{g}"]
-                comps[ids[0]] = {"type": "rv64-riscv-cpu", "parent": cl, "props": {"mhartid": hart}}
+                comps[ids[0]] = {"type": cpu, "parent": cl,
+                                 "props": {"start-powered-off": hart != 0} if arm else {"mhartid": hart}}
             for cid in ids:
-                m.add(Comp(cid, "rv64-riscv-cpu", parent=cl))
+                m.add(Comp(cid, cpu, parent=cl))
                 m.clusters[cl].append(cid)
                 hart += 1
 
@@ -232,6 +240,13 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
             addr += -(-size // 0x1000) * 0x1000
         comps[sid] = spec
         m.add(comp)
+    if hart and not arm and d.flip():  # a timer that finds its harts when it realizes
+        addr += 0x100000
+        comps["mtimer"] = {"type": "riscv.aclint.mtimer", "mmio": addr,
+                           "props": {"num-harts": hart, "aperture-size": "32 KiB", "timebase-freq": 10000000}}
+        m.add(Comp("mtimer", "riscv.aclint.mtimer", mmio=[addr]))
+        m.after_cpus.append("mtimer")
+        addr += 0x8000
     if d.flip():  # a replicated sysbus device with an mmio expression
         n = d.integer(1, 3)
         base = addr + 0x100000
@@ -270,6 +285,11 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
             inputs += [(c.id, f"in[{k}]") for k in range(2)]
         elif c.type == "rv64-riscv-cpu":
             inputs += [(c.id, f"unnamed-gpio-in[{k}]") for k in range(8)]
+        elif c.type == "cortex-a72-arm-cpu":
+            inputs += [(c.id, f"unnamed-gpio-in[{k}]") for k in range(3)]
+            outputs += [(c.id, f"unnamed-gpio-out[{k}]") for k in range(4)] + [(c.id, "pmu-interrupt[0]")]
+        elif c.type == "riscv.aclint.mtimer":
+            outputs += [(c.id, f"unnamed-gpio-out[{k}]") for k in range(hart)]
     free_in = list(inputs)
 
     def line_text(line: Line) -> str:
@@ -279,7 +299,7 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
     pl011s = [c.id for c in m.comps.values() if c.type == "pl011"]
     if cpu_groups and pl011s and d.flip():
         group, src = d.pick(cpu_groups), d.pick(pl011s)
-        k = d.integer(8, 15)
+        k = 3 if arm else d.integer(8, 15)  # the pool above leaves these inputs free
         n = len(group)
         wiring["percpu"] = {"count": n, "from": f"{src}.sysbus-irq[${{i}}]", "to": f"{group[0][:-1]}${{i}}.unnamed-gpio-in[{k}]"}
         for i in range(n):
@@ -474,7 +494,7 @@ def check_plan(model: Model, plan: Plan) -> None:
 
     assert sorted(p.removeprefix("/objects/") for p in created if p.startswith("/objects/")) == sorted(model.backends)
     # QEMU is started with room for every CPU the plan adds.
-    ncpus = sum(1 for c in model.comps.values() if c.type == "rv64-riscv-cpu")
+    ncpus = sum(1 for c in model.comps.values() if c.type in CPU_TYPES.values())
     args = list(plan.qemu_args)
     assert args[:2] == ["-M", "none"]
     if ncpus:
@@ -487,6 +507,11 @@ def check_plan(model: Model, plan: Plan) -> None:
         at = realized[path_of[cl]]
         assert all(created[path_of[c]] < at for c in cpus), f"{cl} realized before all its CPUs exist"
         assert all(at < realized[path_of[c]] for c in cpus), f"a CPU of {cl} realized before the cluster"
+
+    # Devices that look up the CPUs when they realize come after every CPU's realize.
+    for cid in model.after_cpus:
+        for cpu in (c for c in model.comps.values() if c.type in CPU_TYPES.values()):
+            assert realized[path_of[cpu.id]] < realized[path_of[cid]], f"{cid} realized before CPU {cpu.id}"
 
     # realized=false only where a step must sit between create and realize: a link set on
     # the device, a child created under it, or (for a CPU) its cluster's realize.
