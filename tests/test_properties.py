@@ -19,6 +19,7 @@ step inside its phase, and the same board rendered twice is byte-identical.
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -742,3 +743,41 @@ def test_broken_boards_fail_cleanly(model: Model, data: st.DataObject) -> None:
             for problem in err.problems:
                 assert problem.location is not None and problem.location.file.endswith("board.yaml"), problem
                 assert problem.message
+
+
+# ------------------------------------------------------------------ MMIO overlaps against an oracle
+
+_OVERLAP = re.compile(r"(\S+) region (\d+) \[(0x[0-9a-f]+), (0x[0-9a-f]+)\] overlaps (\S+) region (\d+) "
+                      r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)\] at the same priority (-?\d+)")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 15), st.sampled_from([1, 2, 4, 16]), st.integers(0, 2)),
+                min_size=1, max_size=8))
+def test_mmio_overlaps_match_an_oracle(regions: list[tuple[int, int, int]]) -> None:
+    """Every pair of regions overlapping at the same priority is reported, naming both ranges; no other."""
+    unit = 0x1000
+    comps = {f"m{k}": {"type": "sysbus-memory", "props": {"size": size * unit},
+                       "mmio": [{"addr": start * unit, "priority": prio}]}
+             for k, (start, size, prio) in enumerate(regions)}
+    spans = {f"m{k}": (start * unit, (start + size) * unit - 1, prio) for k, (start, size, prio) in enumerate(regions)}
+    expected = {frozenset((a, b)) for a in spans for b in spans
+                if a < b and spans[a][2] == spans[b][2] and spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "board.yaml"
+        path.write_text(json.dumps({"machinedesc": 1, "system": "riscv64", "components": comps}), encoding="utf-8")
+        try:
+            load_plan(path)
+            problems = []
+        except BoardError as err:
+            problems = err.problems
+    reported = set()
+    for problem in problems:
+        match = _OVERLAP.search(problem.message)
+        assert match, problem.message
+        b, _, b_start, b_end, a, _, a_start, a_end, prio = match.groups()
+        assert (int(b_start, 16), int(b_end, 16), int(prio)) == spans[b]
+        assert (int(a_start, 16), int(a_end, 16), int(prio)) == spans[a]
+        assert problem.path == f"components.{b}.mmio" or problem.path.startswith(f"components.{b}.mmio[")
+        reported.add(frozenset((a, b)))
+    assert reported == expected
