@@ -781,3 +781,43 @@ def test_mmio_overlaps_match_an_oracle(regions: list[tuple[int, int, int]]) -> N
         assert problem.path == f"components.{b}.mmio" or problem.path.startswith(f"components.{b}.mmio[")
         reported.add(frozenset((a, b)))
     assert reported == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 3), min_size=1, max_size=3, unique=True),
+                          st.lists(st.integers(0, 4), min_size=1, max_size=3, unique=True)),
+                min_size=1, max_size=6))
+def test_inputs_driven_twice_match_an_oracle(wires: list[tuple[list[int], list[int]]]) -> None:
+    """An input named by two wires is an error on the later wire; fan-out and join alone are fine."""
+    wiring: dict[str, Any] = {}
+    first: dict[int, str] = {}
+    expected: set[tuple[str, int, str]] = set()
+    for w, (srcs, dsts) in enumerate(wires):
+        spec: dict[str, Any] = {"from": [f"u0.sysbus-irq[{s}]" for s in srcs], "join": "or"} if len(srcs) > 1 \
+            else {"from": f"u0.sysbus-irq[{srcs[0]}]"}
+        spec["to"] = [f"h0.unnamed-gpio-in[{t}]" for t in dsts]
+        wiring[f"w{w}"] = spec
+        for t in dsts:
+            if t in first:
+                expected.add((f"w{w}", t, first[t]))
+            else:
+                first[t] = f"w{w}"
+    board = {"machinedesc": 1, "system": "riscv64", "wiring": wiring, "components": {
+        "cl0": {"type": "cpu-cluster"}, "h0": {"type": "rv64-riscv-cpu", "parent": "cl0"},
+        "u0": {"type": "pl011", "mmio": 0x1000}}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "board.yaml"
+        path.write_text(json.dumps(board), encoding="utf-8")
+        try:
+            load_plan(path)
+            problems = []
+        except BoardError as err:
+            problems = err.problems
+    reported = set()
+    for problem in problems:
+        match = re.fullmatch(r"input h0\.unnamed-gpio-in\[(\d+)\] is already driven by wire '(\w+)' \(at .*\)",
+                             problem.message)
+        assert match, problem.message
+        wire = problem.path.split(".")[1]
+        reported.add((wire, int(match.group(1)), match.group(2)))
+    assert reported == expected
