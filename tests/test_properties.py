@@ -720,22 +720,28 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(boards(), st.data())
 def test_broken_boards_fail_cleanly(model: Model, data: st.DataObject) -> None:
-    """Any value of a valid board replaced by junk, or an entry deleted: a clean BoardError, never a crash."""
+    """Values of a valid board replaced by junk, or entries deleted: a clean BoardError, never a crash.
+
+    Every problem has a position in the file, and the report lists them sorted by position.
+    """
     board = json.loads(json.dumps(model.board))
-    paths = [p for p in _paths(board) if p]
-    path = data.draw(st.sampled_from(paths))
-    parent = board
-    for part in path[:-1]:
-        parent = parent[part]
-    if data.draw(st.booleans()):
-        parent[path[-1]] = data.draw(_JSON)
-    elif isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        parent.pop(path[-1])
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = [p for p in _paths(board) if p]
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent = board
+        for part in path[:-1]:
+            parent = parent[part]
+        if data.draw(st.booleans()):
+            parent[path[-1]] = data.draw(_JSON)
+        elif isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "board.yaml"
-        file.write_text(json.dumps(board), encoding="utf-8")
+        file.write_text(json.dumps(board, indent=1), encoding="utf-8")
         try:
             load_plan(file)
         except BoardError as err:
@@ -743,6 +749,13 @@ def test_broken_boards_fail_cleanly(model: Model, data: st.DataObject) -> None:
             for problem in err.problems:
                 assert problem.location is not None and problem.location.file.endswith("board.yaml"), problem
                 assert problem.message
+            heads = [line for line in str(err).splitlines() if not line.startswith("  ")]
+            positions = []
+            for line in heads:
+                match = re.match(r".*board\.yaml:(\d+):(\d+): ", line)
+                assert match, line
+                positions.append((int(match.group(1)), int(match.group(2))))
+            assert positions == sorted(positions), str(err)
 
 
 # ------------------------------------------------------------------ MMIO overlaps against an oracle
