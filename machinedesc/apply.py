@@ -693,6 +693,9 @@ async def drive(job: Job, opts: Options) -> int:
         if qemu is None:
             ok = True
             return 0
+        serial = opts.serial or ""
+        if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
+            await _wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
         if not opts.paused:
             try:
                 await session.call("cont")
@@ -789,6 +792,20 @@ def _watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) ->
         if qemu.first_output is not None:
             callback(qemu.first_output)
     threading.Thread(target=poll, daemon=True).start()
+
+
+async def _wait_console_client(session: Session, ids: Sequence[str], path: str, err: TextIO) -> None:
+    """Hold the CPUs until a client is connected to the console socket (QEMU drops output before)."""
+    err.write(f"machinedesc: waiting for a client on the console socket {path} "
+              f"(e.g. socat - UNIX-CONNECT:{path}); Ctrl-C stops\n")
+    err.flush()
+    while True:
+        chardevs = await session.call("query-chardev")
+        waiting = [c for c in chardevs if c.get("label") in ids
+                   and str(c.get("filename", "")).startswith("disconnected:")]
+        if not waiting:
+            return
+        await asyncio.sleep(0.05)
 
 
 def _print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -> None:

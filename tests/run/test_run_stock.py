@@ -433,3 +433,28 @@ def test_deep_tmpdir_beyond_the_unix_socket_path_limit(tmp_path: Path, stock_ris
         box.assert_clean()
     finally:
         box.kill_qemus()
+
+
+def test_serial_socket_waits_for_a_client_before_the_cpus_run(sandbox: Sandbox, stock_riscv: Path,
+                                                               firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello.elf")
+    uart = sandbox.base / "uart.sock"
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--serial", f"socket:{uart}"))
+    err = StderrWatcher(proc)
+    err.wait_for("waiting for a client on the console socket")
+    time.sleep(0.3)
+    assert proc.poll() is None
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(uart))
+        s.settimeout(20)
+        data = b""
+        while b"timer interrupt" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert lines(data.decode()) == LINES  # nothing was lost: the CPUs waited for us
+    assert proc.wait(20) == 0, err.finish()
+    err.finish()
+    proc.communicate()
+    sandbox.assert_clean()
