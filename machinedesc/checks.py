@@ -24,7 +24,9 @@ def check_board(board: Board, problems: Collector) -> None:
     _check_mmio(board, problems)
 
 
-def _ref_hint(name: str, choices: Any) -> str:
+def _ref_hint(name: str, choices: Any, deleted: Mapping[str, Any]) -> str:
+    if name in deleted:
+        return f"'{name}' was deleted at {deleted[name]} ({name}: ~)"
     return did_you_mean(name, choices) or "it must be the id of a component of this board"
 
 
@@ -38,14 +40,14 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
                 if missing_ok:
                     continue
                 problems.add(comp.part_location("parent"), f"{comp.yaml_path}.parent",
-                             f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id))
+                             f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id, board.deleted))
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
             if not target.startswith("/") and target not in by_id and target not in backends and not missing_ok:
                 problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
                              f"link target '{target}' is not a component or backend",
-                             _ref_hint(target, [*by_id, *backends]))
+                             _ref_hint(target, [*by_id, *backends], board.deleted))
         for prop in comp.info.chardevs:
             name = comp.props.get(prop)
             if isinstance(name, str) and name not in board.chardevs:
@@ -60,7 +62,7 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             if name not in by_id and not missing_ok:
                 where = raw.after_locations[i] if i < len(raw.after_locations) else raw.location
                 problems.add(where, f"qmp.{raw.name}.after[{i}]",
-                             f"'{name}' is not a component", _ref_hint(name, by_id))
+                             f"'{name}' is not a component", _ref_hint(name, by_id, board.deleted))
 
 
 def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Collector) -> None:
@@ -87,13 +89,13 @@ def _line_count(info: LineInfo, comp: Component) -> int | None:
 
 
 def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, where: str,
-                problems: Collector, missing_ok: bool = False) -> bool:
+                problems: Collector, board: Board) -> bool:
     comp = by_id.get(ref.component)
-    if comp is None and missing_ok:
+    if comp is None and board.incomplete:
         return False
     if comp is None:
         problems.add(ref.location, where, f"'{ref.component}' is not a component",
-                     _ref_hint(ref.component, by_id))
+                     _ref_hint(ref.component, by_id, board.deleted))
         return False
     family = comp.info.outputs if output else comp.info.inputs
     info = comp.info.output(ref.name) if output else comp.info.input(ref.name)
@@ -115,9 +117,9 @@ def _check_lines(board: Board, by_id: Mapping[str, Component], problems: Collect
     driven: dict[str, tuple[str, LineRef]] = {}
     for wire in board.wires:
         for src in wire.sources:
-            _check_line(src, by_id, True, f"{wire.yaml_path}.from", problems, board.incomplete)
+            _check_line(src, by_id, True, f"{wire.yaml_path}.from", problems, board)
         for dst in wire.targets:
-            if not _check_line(dst, by_id, False, f"{wire.yaml_path}.to", problems, board.incomplete):
+            if not _check_line(dst, by_id, False, f"{wire.yaml_path}.to", problems, board):
                 continue
             first = driven.get(dst.text)
             if first is not None:

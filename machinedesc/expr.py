@@ -71,7 +71,8 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
         return node.value
     if isinstance(node, ast.Name):
         if node.id not in env:
-            hint = did_you_mean(node.id, env) or "define it under params: (or use ${i} inside count)"
+            hint = did_you_mean(node.id, env) or (
+                "define it under params:" if node.id != "i" else "${i} exists only inside an entry with count")
             raise ExprError(f"'{node.id}' is not defined", hint)
         return env[node.id]
     if isinstance(node, ast.UnaryOp):

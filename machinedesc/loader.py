@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -346,6 +346,9 @@ class Document:
     tree: LMap
     file: str
     catalog: Path
+    #: Entries that a layer deleted with null, by path: for hints when the
+    #: board still refers to one.
+    deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
 
 
 def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
@@ -380,12 +383,13 @@ def load_document(path: Path, catalog: Path | None = None) -> Document:
     path = Path(path)
     root = (catalog or path.parent).resolve()
     display = display_name(path)
-    tree = _load_merged(path, display, root, (), ())
-    return Document(tree, display, root)
+    deleted: dict[PathT, SourceLocation] = {}
+    tree = _load_merged(path, display, root, (), (), deleted)
+    return Document(tree, display, root, deleted)
 
 
 def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocation, ...],
-                 stack: tuple[Path, ...]) -> LMap:
+                 stack: tuple[Path, ...], deleted: dict[PathT, SourceLocation]) -> LMap:
     tree = check_version(parse_file(path, display, chain), display, chain)
     resolved = path.resolve()
     bases: list[LMap] = []
@@ -415,7 +419,8 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
                 if close and prefix != ".":
                     close = close.replace("'", f"'{prefix}/", 1)
                 fail(loc, key, f"'{name}' not found", close)
-            bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved)))
+            bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved),
+                                      deleted))
     own = LMap(tree.pos)
     for key, value in tree.items():
         if key not in ("extends", "include"):
@@ -427,12 +432,13 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
     problems = Collector()
     merged = bases[0]
     for layer in (*bases[1:], own):
-        merged = merge(merged, layer, (), problems)
+        merged = merge(merged, layer, (), problems, deleted)
     problems.raise_if_any()
     return merged
 
 
-def merge(base: LMap, over: LMap, path: PathT, problems: Collector) -> LMap:
+def merge(base: LMap, over: LMap, path: PathT, problems: Collector,
+          deleted: dict[PathT, SourceLocation] | None = None) -> LMap:
     """Deep-merge ``over`` onto ``base``: maps merge, lists and scalars replace, null deletes."""
     out = LMap(over.pos)
     for key, value in base.items():
@@ -445,13 +451,15 @@ def merge(base: LMap, over: LMap, path: PathT, problems: Collector) -> LMap:
                 del out[key]
                 del out.key_locs[key]
                 del out.value_locs[key]
+                if deleted is not None:
+                    deleted[(*path, key)] = to_location(over.key_locs[key])
             else:
                 problems.add(to_location(over.key_locs[key]), format_path((*path, key)),
                              "null deletes an inherited entry, but nothing with this name is inherited",
                              did_you_mean(key, base.keys()))
             continue
         if isinstance(value, LMap) and isinstance(out.get(key), LMap):
-            out[key] = merge(out[key], value, (*path, key), problems)
+            out[key] = merge(out[key], value, (*path, key), problems, deleted)
         else:
             out[key] = value
         out.key_locs[key] = over.key_locs[key]

@@ -18,6 +18,9 @@ from .source import SourceLocation
 QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")
 U64_MAX = (1 << 64) - 1
+#: Copies one entry may make: far above any SoC, low enough that a typo in a
+#: --set value fails at once instead of exhausting memory.
+MAX_COUNT = 100_000
 S64_MIN = -(1 << 63)
 
 
@@ -135,6 +138,8 @@ class Board:
     #: Some component entries could not be expanded (their problems are
     #: reported), so a reference to a missing id may be a consequence.
     incomplete: bool = False
+    #: Component ids a variant deleted with null, and where.
+    deleted: Mapping[str, SourceLocation] = field(default_factory=dict)
 
     @property
     def by_id(self) -> dict[str, Component]:
@@ -195,7 +200,8 @@ class _Builder:
         return val
 
 
-def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector) -> Board:
+def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector,
+                deleted: Mapping[PathT, SourceLocation] | None = None) -> Board:
     """The Board for a schema-valid tree; semantic problems go to ``problems``."""
     b = _Builder(doc_tree, file, problems)
     tree = doc_tree
@@ -225,6 +231,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         machine_props=machine_props, params=params, chardevs=chardevs, backends=backends,
         components=components, wires=wires, raw=raw,
         incomplete=bool(problems.problems),
+        deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
     )
 
 
@@ -239,8 +246,23 @@ def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
                 f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
             b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
             continue
-        params[name] = _typed_param(resolve_plain(text))
+        value = _typed_param(resolve_plain(text))
+        default = params[name]
+        if _kind(value) != _kind(default):
+            b.problems.add(None, f"--set {name}",
+                           f"'{text}' is not {_kind(default)}, like the parameter's default {declared[name]!r}",
+                           "write a value of the same kind (sizes like 128 MiB count as integers)")
+            continue
+        params[name] = value
     return params
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    return "a string"
 
 
 def _typed_param(raw: Any) -> Any:
@@ -260,6 +282,10 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
         return []
     if count < 0:
         b.err((*path, "count"), f"count must not be negative, got {count}")
+        return []
+    if count > MAX_COUNT:
+        b.err((*path, "count"), f"count {count} is more than the {MAX_COUNT:,} copies one entry may make",
+              "check the parameter (e.g. a --set value); split a truly larger board into several entries")
         return []
     return [{**env, "i": i} for i in range(count)]
 
@@ -354,6 +380,10 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
     for name, spec in wiring.items():
         path: PathT = ("wiring", name)
         wire_loc = entry_location(wiring, name, key=True)
+        if "count" in spec and "${" not in f"{spec['from']}{spec['to']}":
+            b.err(path, "a wire with count needs ${i} in from or to, or every copy is the same wire",
+                  "e.g. to: hart${i}.unnamed-gpio-in[7]", key=True)
+            continue
         for copy in _copies(b, spec, env, path):
             srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
             dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]

@@ -37,7 +37,7 @@ def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: 
     validate(doc.tree, problems)
     problems.raise_if_any()
     # Model and semantic problems are reported together: all errors at once.
-    board = build_board(doc.tree, doc.file, overrides or {}, problems)
+    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted)
     check_board(board, problems)
     problems.raise_if_any()
     return board

@@ -192,7 +192,9 @@ def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: Pat
                      if identifier else "names start with a letter and use letters, digits, '_', '.', '-'")
         return
     message, hint = _explain(error)
-    problems.add(location_of(tree, path), format_path(path), message, hint)
+    # A missing key is the entry's fault: point at the entry's own key.
+    where = location_of(tree, path, key=error.validator == "required" and bool(path))
+    problems.add(where, format_path(path), message, hint)
 
 
 def _explain(error: ValidationError) -> tuple[str, str | None]:
@@ -254,4 +256,6 @@ def _pattern_hint(pattern: str) -> str | None:
         return "write an integer or a ${...} expression"
     if "\\." in pattern:
         return "write a line as component.line[index], e.g. uart0.sysbus-irq[0]"
+    if pattern == "^[a-z0-9_]+$":
+        return "the lower-case name in qemu-system-<system>: riscv64, aarch64, ..."
     return None
