@@ -458,3 +458,18 @@ def test_serial_socket_waits_for_a_client_before_the_cpus_run(sandbox: Sandbox, 
     err.finish()
     proc.communicate()
     sandbox.assert_clean()
+
+
+def test_qemu_dying_while_the_guest_runs_exits_5(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello-nopoweroff.elf")
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)))
+    assert proc.stdout is not None
+    got = b""
+    deadline = time.monotonic() + 20
+    while b"timer interrupt" not in got and time.monotonic() < deadline:
+        got += os.read(proc.stdout.fileno(), 4096)
+    os.kill(sandbox.wait_qemu(), signal.SIGKILL)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 5, err
+    assert "QEMU was killed by SIGKILL while the guest was running" in err.decode()
+    sandbox.assert_clean()
