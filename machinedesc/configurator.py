@@ -33,8 +33,12 @@ def file_job(qmp: QmpFile, opts: Options) -> Job:
         return job
     argv = qmp.qemu_argv
     if not argv:
-        raise UsageError(f"{qmp.path}: no '# qemu: ...' header line to start QEMU from; "
-                         "add one, or use --connect SOCKET with a QEMU you started with -preconfig")
+        if not opts.qemu:
+            raise UsageError(f"{qmp.path}: no '# qemu: ...' header line to start QEMU from; add one, "
+                             "give --qemu PATH [-- QEMU_ARGS...], or use --connect SOCKET with a QEMU "
+                             "you started with -preconfig")
+        # No header: the binary and the arguments after -- are the whole command line.
+        argv = [opts.qemu]
     args = [a for a in argv[1:] if a not in ("-preconfig", "--preconfig")]
     job.qemu_args = args
     job.console_ids = stdio_chardevs(args)

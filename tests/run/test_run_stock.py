@@ -473,3 +473,17 @@ def test_qemu_dying_while_the_guest_runs_exits_5(sandbox: Sandbox, stock_riscv: 
     assert proc.returncode == 5, err
     assert "QEMU was killed by SIGKILL while the guest was running" in err.decode()
     sandbox.assert_clean()
+
+
+def test_file_without_header_needs_qemu_and_takes_the_arguments_after_dashes(
+        sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = sandbox.base / "bare.qmp"
+    f.write_text("x-exit-preconfig\n")
+    out = sandbox.call(sandbox.argv_run(str(f)))
+    assert out.rc == 2 and "no '# qemu: ...' header" in out.stderr
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--", "-M", "virt", "-smp", "2",
+                                        "-bios", str(firmware / "riscv64-hello.elf"), "-nodefaults",
+                                        "-display", "none", "-serial", "stdio"))
+    assert out.rc == 0, out.stderr
+    assert lines(out.stdout) == LINES
+    sandbox.assert_clean()
