@@ -112,6 +112,15 @@ src="$work/src"
 build="$work/build"
 mkdir -p "$work" "$cache/downloads"
 
+# One build per key at a time; a second caller waits, then finds it built.
+exec 9>"$work.lock"
+flock 9
+if [ -x "${bins[0]}" ] && [ -x "${bins[1]}" ]; then
+    echo "build.sh: already built (key $key)"
+    printf '%s\n' "${bins[@]}"
+    exit 0
+fi
+
 # ---- 1. source tree ---------------------------------------------------------
 fetch_debian_source() {
     local dl="$cache/downloads"
