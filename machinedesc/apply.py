@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import hashlib
 import io
 import json
-import logging
 import os
 import shutil
 import signal
@@ -30,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from qemu.qmp import ExecuteError, QMPClient, QMPError
+from qemu.qmp import ExecuteError, QMPClient
 
+from .capabilities import CapabilityError, probe
 from .errors import MachinedescError, UsageError
 from .plan import Plan, Step
 from .qemu import (
-    HOW_TO_GET_PATCHED,
     QemuError,
     QemuNotFoundError,
     QemuProcess,
@@ -44,6 +41,7 @@ from .qemu import (
     rewrite_chardevs,
 )
 from .qmpfile import format_command
+from .session import Reporter, Session, connect, disconnect, silence_qmp_logging, stderr_tail
 from .source import SourceLocation
 
 #: Commands that move the machine to another phase, and the phase they lead to.
@@ -57,25 +55,10 @@ _PHASE_EQUIV: Mapping[str, frozenset[str]] = {
     "ready": frozenset({"ready"}),
 }
 
-# device_add takes any device property; these are the arguments that only the
-# patched QEMU understands (they are in its schema, not in stock QEMU's).
-_DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
-
-_ECHO_LIMIT = 400
-
 #: Commands in flight at once while building a QEMU that machinedesc started.
 #: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX; it then
 #: pauses reading, nothing is lost), so 8 keeps it always busy.
 PIPELINE_WINDOW = 8
-
-# Bump when the cached capability format (Capabilities.to_json) changes.
-_PROBE_FORMAT = 1
-
-
-class CapabilityError(MachinedescError):
-    """The QEMU binary lacks a command, argument or device type the plan needs."""
-
-    exit_code = 3
 
 
 class StepError(MachinedescError):
@@ -181,254 +164,11 @@ class Job:
     extra_commands: frozenset[str] = field(default_factory=frozenset)
 
 
-class _Reporter:
-    """Progress on a terminal (one rewritten line), quiet in pipes; ``-v`` echoes commands and replies."""
-
-    def __init__(self, stream: TextIO, verbose: bool) -> None:
-        self.stream = stream
-        self.verbose = verbose
-        self.tty = stream.isatty() and not verbose
-        self._shown = False
-
-    def progress(self, n: int, total: int, action: Action) -> None:
-        if self.tty:
-            width = shutil.get_terminal_size((80, 24)).columns
-            line = f"[{action.phase or '-'}] step {n}/{total}: {action.text}"
-            self.stream.write("\r\x1b[K" + line[: max(10, width - 1)])
-            self.stream.flush()
-            self._shown = True
-
-    def sent(self, message: Mapping[str, Any]) -> None:
-        if self.verbose:
-            self._echo("-> ", message)
-
-    def received(self, reply: Mapping[str, Any]) -> None:
-        if self.verbose:
-            self._echo("<- ", reply)
-
-    def _echo(self, arrow: str, message: Mapping[str, Any]) -> None:
-        text = json.dumps(dict(message))
-        if len(text) > _ECHO_LIMIT:
-            # query-qmp-schema's reply alone is hundreds of kilobytes.
-            text = f"{text[:_ECHO_LIMIT]}... ({len(text)} bytes)"
-        self.stream.write(arrow + text + "\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = False
-
-    def say(self, text: str) -> None:
-        """A status line, only on a terminal (or with -v)."""
-        if self.tty or self.verbose:
-            self.clear()
-            self.stream.write(text + "\n")
-            self.stream.flush()
-
-
-class Session:
-    """One qemu.qmp connection, with timeouts and QEMU-death detection around every command."""
-
-    def __init__(self, client: QMPClient, timeout: float, qemu: QemuProcess | None,
-                 reporter: _Reporter, where: str) -> None:
-        self.client = client
-        self.timeout = timeout
-        self.qemu = qemu
-        self.reporter = reporter
-        self.where = where
-
-    async def call(self, command: str, arguments: Mapping[str, Any] | None = None,
-                   timeout: float | None = None) -> Any:
-        """Execute one command; ExecuteError passes through (the caller knows the step).
-
-        Raises QemuTimeoutError or QemuError (exit 5) when QEMU does not answer
-        in time or the connection breaks.
-        """
-        msg = QMPClient.make_execute_msg(command, dict(arguments) if arguments else None)
-        self.reporter.sent(msg)
-        try:
-            async with asyncio.timeout(timeout or self.timeout):
-                value = await self.client.execute_msg(msg)
-        except ExecuteError as exc:
-            self.reporter.received(dict(exc.received))
-            raise
-        except TimeoutError:
-            raise self.lost(f"QEMU did not answer '{command}' within {timeout or self.timeout:g} s",
-                            timeout=True) from None
-        except (QMPError, OSError, EOFError) as exc:
-            raise self.lost(f"lost the QMP connection during '{command}' ({type(exc).__name__}: {exc})") from exc
-        self.reporter.received({"return": value})
-        return value
-
-    def lost(self, what: str, timeout: bool = False) -> QemuError:
-        """The exit-5 error for a dead or silent QEMU, with its stderr tail."""
-        lines = [f"machinedesc: {what}"]
-        if self.qemu is not None:
-            # Give a dying QEMU a moment so the status and stderr are final.
-            self.qemu.wait(0.5)
-            lines.append(f"  QEMU ({self.qemu.binary}, pid {self.qemu.pid}) {self.qemu.describe_exit()}")
-            tail = self.qemu.stderr_tail()
-            if tail:
-                lines.append("  QEMU stderr (last lines):")
-                lines.extend("    " + line for line in tail.splitlines())
-        else:
-            lines.append(f"  ({self.where})")
-        cls = QemuTimeoutError if timeout else QemuError
-        return cls("\n".join(lines))
-
-    async def phase(self) -> str:
-        """The machine phase QEMU reports (query-machine-phase)."""
-        reply = await self.call("query-machine-phase")
-        return str(reply["phase"]) if isinstance(reply, dict) else str(reply)
-
-
-def _version(client: QMPClient) -> str:
-    greeting = client.greeting
-    if greeting is None:
-        return "unknown version"
-    info: Any = greeting.QMP.version
-    q = info["qemu"]
-    text = f"QEMU {q['major']}.{q['minor']}.{q['micro']}"
-    if info.get("package"):
-        text += f" ({str(info['package']).strip()})"
-    return text
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a QEMU binary offers: each command's argument names (with union variants), device types."""
-
-    #: command -> (member names, union tag or None, {tag value: variant member names})
-    commands: Mapping[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]]
-    types: frozenset[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"commands": {name: [sorted(m), tag, {k: sorted(v) for k, v in var.items()}]
-                             for name, (m, tag, var) in self.commands.items()},
-                "types": sorted(self.types)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
-        return cls({name: (frozenset(m), tag, {k: frozenset(v) for k, v in var.items()})
-                    for name, (m, tag, var) in data["commands"].items()},
-                   frozenset(data["types"]))
-
-
-async def query_capabilities(session: Session) -> Capabilities:
-    """Ask QEMU for its schema (query-qmp-schema) and device types (qom-list-types)."""
-    schema = await session.call("query-qmp-schema")
-    by_name = {entry["name"]: entry for entry in schema}
-    commands: dict[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]] = {}
-    for entry in schema:
-        if entry.get("meta-type") != "command":
-            continue
-        members, variants, tag = _members(by_name, entry.get("arg-type"))
-        commands[entry["name"]] = (frozenset(members), tag,
-                                   {case: frozenset(_members(by_name, t)[0]) for case, t in variants.items()})
-    types: frozenset[str] = frozenset()
-    if "qom-list-types" in commands:
-        reply = await session.call("qom-list-types", {"abstract": False})
-        types = frozenset(t["name"] for t in reply)
-    return Capabilities(commands, types)
-
-
-def _cache_file(binary: Path) -> Path | None:
-    """Where the capabilities of ``binary`` are cached: keyed by its path, size and mtime."""
-    try:
-        st = binary.stat()
-    except OSError:
-        return None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "probe"
-    key = hashlib.sha256(f"{_PROBE_FORMAT}\0{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return base / f"{key.hexdigest()[:32]}.json"
-
-
-async def capabilities(session: Session, binary: Path | None) -> Capabilities:
-    """The binary's capabilities, from the cache when the same binary was probed before.
-
-    Probing costs ~50-80 ms (the schema alone is ~230 kB of JSON); a binary
-    that changes gets a new key.  ``binary`` None (--connect) always probes.
-    """
-    cache = _cache_file(binary) if binary is not None else None
-    if cache is not None:
-        try:
-            return Capabilities.from_json(json.loads(cache.read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    caps = await query_capabilities(session)
-    if cache is not None:
-        with contextlib.suppress(OSError):
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(caps.to_json()))
-            os.replace(tmp, cache)
-    return caps
-
-
-async def probe(session: Session, job: Job, binary: str, binary_path: Path | None = None) -> None:
-    """Check that QEMU has every command, argument and device type the job uses.
-
-    Raises CapabilityError (exit 3) naming the binary, its version, what is
-    missing and how to get the patched build.
-    """
-    caps = await capabilities(session, binary_path)
-    problem = missing_capabilities(caps, job)
-    if problem is None:
-        return
-    lines = [f"machinedesc: {binary} ({_version(session.client)}) cannot build {job.title}:", *problem]
-    lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
-                 + HOW_TO_GET_PATCHED)
-    raise CapabilityError("\n".join(lines))
-
-
-def missing_capabilities(caps: Capabilities, job: Job) -> list[str] | None:
-    """Lines naming what the job needs and ``caps`` lacks, or None if nothing is missing."""
-    needed = {a.command for a in job.actions} | set(job.extra_commands)
-    if job.check_phases:
-        needed.add("query-machine-phase")
-    missing_cmds = sorted(needed - caps.commands.keys())
-    missing_args: set[str] = set()
-    drivers: set[str] = set()
-    for action in job.actions:
-        spec = caps.commands.get(action.command)
-        if spec is None:
-            continue
-        members, tag, variants = spec
-        keys = set(action.arguments)
-        if action.command == "device_add":
-            drivers.add(str(action.arguments.get("driver", "")))
-            keys &= _DEVICE_ADD_CONTROL
-        elif tag is not None and tag in action.arguments:
-            variant = variants.get(str(action.arguments[tag]))
-            if variant is None:
-                missing_args.add(f"{action.command} {tag}={action.arguments[tag]}")
-                continue
-            members = members | variant
-        for key in sorted(keys - members):
-            missing_args.add(f"{action.command} '{key}'")
-    drivers.discard("")
-    missing_types = sorted(drivers - caps.types) if caps.types else []
-    if not (missing_cmds or missing_args or missing_types):
-        return None
-    lines = []
-    if missing_cmds:
-        lines.append("  missing QMP commands: " + ", ".join(missing_cmds))
-    if missing_args:
-        lines.append("  missing QMP arguments: " + ", ".join(sorted(missing_args)))
-    if missing_types:
-        lines.append("  missing device types: " + ", ".join(missing_types))
-    return lines
-
-
-def _members(by_name: Mapping[str, Any], type_name: str | None) -> tuple[set[str], dict[str, str], str | None]:
-    if not type_name or type_name not in by_name:
-        return set(), {}, None
-    entry = by_name[type_name]
-    members = {m["name"] for m in entry.get("members", [])}
-    variants = {v["case"]: v["type"] for v in entry.get("variants", [])}
-    return members, variants, entry.get("tag")
+async def _probe(session: Session, job: Job, binary: str, binary_path: Path | None) -> None:
+    """The capability probe for everything the job sends (see capabilities.probe)."""
+    needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
+    await probe(session, job.title, [(a.command, a.arguments) for a in job.actions], needed,
+                binary, binary_path)
 
 
 def _phase_ok(expected: str, actual: str) -> bool:
@@ -462,7 +202,7 @@ async def send_all(session: Session, job: Job, window: int = 1) -> None:
             if expected is not None:
                 # A phase transition is only sent once every step before it has succeeded.
                 await _drain(inflight, total)
-            session.reporter.progress(n, total, action)
+            session.reporter.progress(n, total, action.phase, action.text)
             task = asyncio.ensure_future(session.call(action.command, action.arguments))
             inflight.append((n, action, task))
             if expected is not None or len(inflight) >= window:
@@ -592,35 +332,6 @@ async def _wait_exit(qemu: QemuProcess) -> int:
     return rc if rc is not None else 0
 
 
-def _silence_qmp_logging() -> None:
-    # qemu.qmp logs a dying peer at ERROR level; we report it ourselves, with context.
-    logger = logging.getLogger("qemu.qmp")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
-
-
-async def _connect(client: QMPClient, path: str, timeout: float, qemu: QemuProcess | None) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            await client.connect(path)
-    except TimeoutError:
-        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {path} within {timeout:g} s"
-                               + _tail(qemu)) from None
-    except (QMPError, OSError) as exc:
-        if qemu is not None:
-            qemu.wait(0.5)
-            raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} before QMP was up "
-                            f"({qemu.binary})" + _tail(qemu)) from exc
-        raise QemuError(f"machinedesc: cannot connect to QMP socket {path}: {exc}") from exc
-
-
-def _tail(qemu: QemuProcess | None) -> str:
-    if qemu is None:
-        return ""
-    tail = qemu.stderr_tail()
-    return ("\n  QEMU stderr (last lines):\n" + "\n".join("    " + line for line in tail.splitlines())) if tail else ""
-
-
 async def drive(job: Job, opts: Options) -> int:
     """Start (or connect to) QEMU, build the job's machine, then run/detach/leave; returns 0.
 
@@ -629,10 +340,10 @@ async def drive(job: Job, opts: Options) -> int:
     its directory removed, unless the job detached successfully.
     """
     opts.validate()
-    _silence_qmp_logging()
+    silence_qmp_logging()
     err = opts.stderr if opts.stderr is not None else sys.stderr
     out = opts.stdout if opts.stdout is not None else sys.stdout.buffer
-    reporter = _Reporter(err, opts.verbose)
+    reporter = Reporter(err, opts.verbose)
     loop = asyncio.get_running_loop()
     interrupted: list[int] = []
     main_task = asyncio.current_task()
@@ -658,7 +369,7 @@ async def drive(job: Job, opts: Options) -> int:
     try:
         if opts.connect:
             binary = f"the QEMU at {opts.connect}"
-            await _connect(client, opts.connect, opts.timeout, None)
+            await connect(client, opts.connect, opts.timeout, None)
         else:
             binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
             binary = str(binary_path)
@@ -666,7 +377,7 @@ async def drive(job: Job, opts: Options) -> int:
             if opts.on_first_output is not None:
                 _watch_first_output(qemu, opts.on_first_output)
             try:
-                await _connect(client, qemu.qmp_address, opts.timeout, qemu)
+                await connect(client, qemu.qmp_address, opts.timeout, qemu)
             except QemuError as exc:
                 if qemu.poll() is None:
                     raise
@@ -677,7 +388,7 @@ async def drive(job: Job, opts: Options) -> int:
                 raise
         session = Session(client, opts.timeout, qemu, reporter, binary)
         t_connected = time.monotonic()
-        await probe(session, job, binary, None if opts.connect else Path(binary))
+        await _probe(session, job, binary, None if opts.connect else Path(binary))
         start = time.monotonic()
         # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
         # connected to.  With -v each reply is echoed right after its command.
@@ -703,7 +414,7 @@ async def drive(job: Job, opts: Options) -> int:
                 raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
                                 f"x-exit-preconfig?): QEMU error {exc.error_class}: "
                                 f"{exc.error.error.desc}") from None
-        await _disconnect(client)
+        await disconnect(client)
         if interrupted:
             # The signal came while qemu.qmp was tearing down and got absorbed there.
             raise Interrupted(interrupted[0])
@@ -720,7 +431,7 @@ async def drive(job: Job, opts: Options) -> int:
         qemu.finish_console()
         if rc != 0:
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
-                            + _tail(qemu))
+                            + stderr_tail(qemu))
         ok = True
         return 0
     except ExecuteError as exc:
@@ -738,7 +449,7 @@ async def drive(job: Job, opts: Options) -> int:
         if qemu is not None and not (ok and opts.detach):
             # An interrupt gets a clean shutdown (SIGTERM); a failure leaves nothing to save.
             qemu.cleanup(grace=3.0 if interrupted else 0.0)
-        await _disconnect(client)
+        await disconnect(client)
         if qemu is not None and ok and opts.detach:
             qemu.cleanup()
         for signum in handled:
@@ -751,9 +462,9 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
                              console=None)
     client = QMPClient("probe")
     try:
-        await _connect(client, probe_qemu.qmp_address, opts.timeout, probe_qemu)
-        session = Session(client, opts.timeout, probe_qemu, _Reporter(io.StringIO(), False), str(binary))
-        await probe(session, job, str(binary), binary)
+        await connect(client, probe_qemu.qmp_address, opts.timeout, probe_qemu)
+        session = Session(client, opts.timeout, probe_qemu, Reporter(io.StringIO(), False), str(binary))
+        await _probe(session, job, str(binary), binary)
     except CapabilityError as exc:
         first = why.splitlines()[-1].strip() if why else ""
         raise CapabilityError(f"{exc}\n  (with the board's command line QEMU did not even start: {first})") from None
@@ -761,7 +472,7 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
         return
     finally:
         probe_qemu.cleanup()
-        await _disconnect(client)
+        await disconnect(client)
 
 
 def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
@@ -819,13 +530,6 @@ def _print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -
     out.flush()
 
 
-async def _disconnect(client: QMPClient) -> None:
-    # Errors only: a cancellation (Ctrl-C) arriving here must still reach drive().
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(2.0):
-            await client.disconnect()
-
-
 def plan_job(plan: Plan) -> Job:
     """The Job for a board's Plan: its steps, its checks, its QEMU arguments and console."""
     checks: list[Check] = [Check(f"component '{c.component}'", c.qom_path, c.location) for c in plan.components]
@@ -867,5 +571,6 @@ def run_async(coro: Awaitable[int]) -> int:
 
 __all__ = [
     "Action", "CapabilityError", "Check", "Interrupted", "Job", "Options", "QemuError",
-    "QemuNotFoundError", "Session", "StepError", "apply_plan", "drive", "plan_job", "run_async",
+    "QemuNotFoundError", "QemuTimeoutError", "Session", "StepError", "apply_plan", "drive", "plan_job",
+    "run_async",
 ]

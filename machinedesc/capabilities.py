@@ -1,0 +1,170 @@
+"""What a QEMU binary can do: its QMP schema and device types, probed once per binary and cached.
+
+apply and run check, before sending a single step, that every command, every
+argument and every device type they will use exists, so that stock QEMU fails
+fast with exit 3 and a message saying what is missing, instead of a QMP error
+halfway through a build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import MachinedescError
+from .qemu import HOW_TO_GET_PATCHED
+from .session import Session, qemu_version
+
+# device_add takes any device property; these are the arguments that only the
+# patched QEMU understands (they are in its schema, not in stock QEMU's).
+_DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
+
+# Bump when the cached capability format (Capabilities.to_json) changes.
+_PROBE_FORMAT = 1
+
+
+class CapabilityError(MachinedescError):
+    """The QEMU binary lacks a command, argument or device type the plan needs."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a QEMU binary offers: each command's argument names (with union variants), device types."""
+
+    #: command -> (member names, union tag or None, {tag value: variant member names})
+    commands: Mapping[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]]
+    types: frozenset[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"commands": {name: [sorted(m), tag, {k: sorted(v) for k, v in var.items()}]
+                             for name, (m, tag, var) in self.commands.items()},
+                "types": sorted(self.types)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Capabilities:
+        return cls({name: (frozenset(m), tag, {k: frozenset(v) for k, v in var.items()})
+                    for name, (m, tag, var) in data["commands"].items()},
+                   frozenset(data["types"]))
+
+
+async def query_capabilities(session: Session) -> Capabilities:
+    """Ask QEMU for its schema (query-qmp-schema) and device types (qom-list-types)."""
+    schema = await session.call("query-qmp-schema")
+    by_name = {entry["name"]: entry for entry in schema}
+    commands: dict[str, tuple[frozenset[str], str | None, Mapping[str, frozenset[str]]]] = {}
+    for entry in schema:
+        if entry.get("meta-type") != "command":
+            continue
+        members, variants, tag = _members(by_name, entry.get("arg-type"))
+        commands[entry["name"]] = (frozenset(members), tag,
+                                   {case: frozenset(_members(by_name, t)[0]) for case, t in variants.items()})
+    types: frozenset[str] = frozenset()
+    if "qom-list-types" in commands:
+        reply = await session.call("qom-list-types", {"abstract": False})
+        types = frozenset(t["name"] for t in reply)
+    return Capabilities(commands, types)
+
+
+def _cache_file(binary: Path) -> Path | None:
+    """Where the capabilities of ``binary`` are cached: keyed by its path, size and mtime."""
+    try:
+        st = binary.stat()
+    except OSError:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "probe"
+    key = hashlib.sha256(f"{_PROBE_FORMAT}\0{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return base / f"{key.hexdigest()[:32]}.json"
+
+
+async def capabilities(session: Session, binary: Path | None) -> Capabilities:
+    """The binary's capabilities, from the cache when the same binary was probed before.
+
+    Probing costs ~50-80 ms (the schema alone is ~230 kB of JSON); a binary
+    that changes gets a new key.  ``binary`` None (--connect) always probes.
+    """
+    cache = _cache_file(binary) if binary is not None else None
+    if cache is not None:
+        try:
+            return Capabilities.from_json(json.loads(cache.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    caps = await query_capabilities(session)
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(caps.to_json()))
+            os.replace(tmp, cache)
+    return caps
+
+
+async def probe(session: Session, title: str, commands: Sequence[tuple[str, Mapping[str, Any]]],
+                needed: Iterable[str], binary: str, binary_path: Path | None = None) -> None:
+    """Check that QEMU has every command, argument and device type that ``commands`` use.
+
+    ``needed`` names further commands machinedesc itself sends (e.g.
+    query-machine-phase).  Raises CapabilityError (exit 3) naming the binary,
+    its version, what is missing and how to get the patched build.
+    """
+    caps = await capabilities(session, binary_path)
+    problem = missing_capabilities(caps, commands, needed)
+    if problem is None:
+        return
+    lines = [f"machinedesc: {binary} ({qemu_version(session.client)}) cannot build {title}:", *problem]
+    lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
+                 + HOW_TO_GET_PATCHED)
+    raise CapabilityError("\n".join(lines))
+
+
+def missing_capabilities(caps: Capabilities, commands: Sequence[tuple[str, Mapping[str, Any]]],
+                         needed: Iterable[str] = ()) -> list[str] | None:
+    """Lines naming what ``commands`` (and ``needed``) require and ``caps`` lacks, or None."""
+    missing_cmds = sorted(({name for name, _ in commands} | set(needed)) - caps.commands.keys())
+    missing_args: set[str] = set()
+    drivers: set[str] = set()
+    for name, arguments in commands:
+        spec = caps.commands.get(name)
+        if spec is None:
+            continue
+        members, tag, variants = spec
+        keys = set(arguments)
+        if name == "device_add":
+            drivers.add(str(arguments.get("driver", "")))
+            keys &= _DEVICE_ADD_CONTROL
+        elif tag is not None and tag in arguments:
+            variant = variants.get(str(arguments[tag]))
+            if variant is None:
+                missing_args.add(f"{name} {tag}={arguments[tag]}")
+                continue
+            members = members | variant
+        for key in sorted(keys - members):
+            missing_args.add(f"{name} '{key}'")
+    drivers.discard("")
+    missing_types = sorted(drivers - caps.types) if caps.types else []
+    if not (missing_cmds or missing_args or missing_types):
+        return None
+    lines = []
+    if missing_cmds:
+        lines.append("  missing QMP commands: " + ", ".join(missing_cmds))
+    if missing_args:
+        lines.append("  missing QMP arguments: " + ", ".join(sorted(missing_args)))
+    if missing_types:
+        lines.append("  missing device types: " + ", ".join(missing_types))
+    return lines
+
+
+def _members(by_name: Mapping[str, Any], type_name: str | None) -> tuple[set[str], dict[str, str], str | None]:
+    if not type_name or type_name not in by_name:
+        return set(), {}, None
+    entry = by_name[type_name]
+    members = {m["name"] for m in entry.get("members", [])}
+    variants = {v["case"]: v["type"] for v in entry.get("variants", [])}
+    return members, variants, entry.get("tag")
