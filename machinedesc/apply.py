@@ -60,6 +60,10 @@ _PHASE_EQUIV: Mapping[str, frozenset[str]] = {
 #: pauses reading, nothing is lost), so 8 keeps it always busy.
 PIPELINE_WINDOW = 8
 
+#: Commands that only change the machine being built (which is killed if a
+#: step fails), so they may be sent while earlier steps are still in flight.
+PIPELINE_SAFE = frozenset({"device_add", "qom-set", "qom-get", "qom-list", "x-sysbus-mmio-map"})
+
 
 class StepError(MachinedescError):
     """A step failed, the machine was in the wrong phase, or verification found a difference."""
@@ -180,10 +184,10 @@ async def send_all(session: Session, job: Job, window: int = 1) -> None:
 
     ``window`` > 1 pipelines: up to that many commands are in flight at once
     (QMP executes them strictly in order; replies are matched by id).  The
-    pipeline drains before every phase check and after every transition.  A
-    failure is reported for the first failing step; commands already in
-    flight behind it may still run, so only use a window when QEMU is killed
-    on failure (never with --connect).
+    pipeline drains before every phase check, before every transition and
+    before any command outside PIPELINE_SAFE.  A failure is reported for the
+    first failing step; commands already in flight behind it may still run,
+    so only use a window when QEMU is killed on failure (never with --connect).
     """
     total = len(job.actions)
     checked: str | None = None
@@ -199,8 +203,10 @@ async def send_all(session: Session, job: Job, window: int = 1) -> None:
                                                   f"to phase '{action.phase}'"))
                 checked = actual
             expected = TRANSITIONS.get(action.command)
-            if expected is not None:
-                # A phase transition is only sent once every step before it has succeeded.
+            if expected is not None or action.command not in PIPELINE_SAFE:
+                # A phase transition, or a command that may act outside QEMU's machine
+                # (object-add of a file backend, chardev-add, raw escape-hatch
+                # commands), is only sent once every step before it has succeeded.
                 await _drain(inflight, total)
             session.reporter.progress(n, total, action.phase, action.text)
             task = asyncio.ensure_future(session.call(action.command, action.arguments))

@@ -219,6 +219,15 @@ def test_failure_inside_the_pipeline_reports_the_first_failing_line(
     sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--> ")]
     assert sum('"qom-list"' in m for m in sent) == 4
     assert not any('"x-exit-preconfig"' in m for m in sent), "a transition waits for every earlier step"
+    caplog.clear()
+    # Likewise any command that may act outside the machine (here object-add).
+    f = none_file(tmp_path / "bad3.qmp", "qom-list path=/machine\n" * 3 + "qom-list path=/no/such/object\n"
+                  "object-add qom-type=memory-backend-ram id=after size=4096\nx-exit-preconfig\n")
+    with pytest.raises(StepError):
+        run(f, Options(qemu=str(stock_riscv), stdout=io.BytesIO(), stderr=io.StringIO()))
+    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--> ")]
+    assert sum('"qom-list"' in m for m in sent) == 4
+    assert not any('"object-add"' in m for m in sent), "a non-machine command waits for every earlier step"
     assert not list(private.iterdir())
 
 
