@@ -496,3 +496,21 @@ def test_file_without_header_needs_qemu_and_takes_the_arguments_after_dashes(
     assert out.rc == 0, out.stderr
     assert lines(out.stdout) == LINES
     sandbox.assert_clean()
+
+
+def test_qemu_that_never_greets_times_out_and_its_process_group_is_killed(sandbox: Sandbox,
+                                                                          tmp_path: Path) -> None:
+    # A stand-in binary that never speaks QMP and leaves a child of its own behind.
+    fake = tmp_path / "bin" / "qemu-system-riscv64"
+    fake.parent.mkdir()
+    child_pid = tmp_path / "child.pid"
+    fake.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {child_pid}\nwait\n")
+    fake.chmod(0o755)
+    f = none_file(sandbox.base / "a.qmp", "x-exit-preconfig\n")
+    start = time.monotonic()
+    out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(fake), "--timeout", "1"))
+    assert out.rc == 5, out.stderr
+    assert time.monotonic() - start < 15
+    assert "no QMP greeting" in out.stderr and "within 1 s" in out.stderr
+    wait_gone(int(child_pid.read_text()))  # killed with QEMU's process group
+    sandbox.assert_clean()
