@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import io
 import json
 import os
@@ -20,9 +21,10 @@ import shutil
 import signal
 import sys
 import tempfile
+import termios
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -433,7 +435,8 @@ async def drive(job: Job, opts: Options) -> int:
             err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
                       "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
             err.flush()
-        rc = await _wait_exit(qemu)
+        with _keystrokes_to(qemu, _typing_fd(job, opts)):
+            rc = await _wait_exit(qemu)
         qemu.finish_console()
         if rc != 0:
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
@@ -499,7 +502,56 @@ def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
         args.append("-S")
     args.extend(opts.extra_args)
     console = None if opts.detach else out
-    return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir)
+    return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
+                       console_input=_typing_fd(job, opts) is not None)
+
+
+def _typing_fd(job: Job, opts: Options) -> int | None:
+    """Our stdin, if keystrokes should go to the guest console: a terminal we own, console on stdio."""
+    if opts.detach or opts.connect or (opts.serial or "stdio") != "stdio" or not job.console_ids:
+        return None
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            return 0
+    except OSError:
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def _keystrokes_to(qemu: QemuProcess, fd: int | None) -> Iterator[None]:
+    """While the guest runs, send each key typed on terminal ``fd`` to its console.
+
+    The terminal is put in cbreak mode (no line editing, no local echo: the
+    guest echoes) but keeps ISIG, so Ctrl-C still reaches machinedesc, which
+    shuts QEMU down; the previous mode is restored on the way out.
+    """
+    if fd is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    saved = termios.tcgetattr(fd)
+    mode = termios.tcgetattr(fd)
+    mode[3] &= ~(termios.ECHO | termios.ICANON)
+    mode[6][termios.VMIN] = 1
+    mode[6][termios.VTIME] = 0
+
+    def typed() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if data:
+            qemu.feed(data)
+        else:
+            loop.remove_reader(fd)
+    termios.tcsetattr(fd, termios.TCSANOW, mode)
+    try:
+        loop.add_reader(fd, typed)
+        yield
+    finally:
+        loop.remove_reader(fd)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) -> None:

@@ -148,7 +148,7 @@ class QemuProcess:
     """
 
     def __init__(self, binary: Path, args: Sequence[str], *, console: BinaryIO | None,
-                 keep_alive: bool = False, workdir: Path | None = None) -> None:
+                 keep_alive: bool = False, workdir: Path | None = None, console_input: bool = False) -> None:
         self.binary = binary
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="machinedesc-"))
         os.chmod(self.workdir, 0o700)
@@ -177,7 +177,7 @@ class QemuProcess:
             with open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(
                     self.argv,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE if console_input else subprocess.DEVNULL,
                     stdout=subprocess.PIPE if console is not None else subprocess.DEVNULL,
                     stderr=err,
                     pass_fds=(fd,),
@@ -293,8 +293,18 @@ class QemuProcess:
         if self._relay is not None:
             self._relay.join(timeout)
 
+    def feed(self, data: bytes) -> None:
+        """Send ``data`` to QEMU's stdin (what ``-chardev stdio`` reads); ignored once QEMU is gone."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+
     def cleanup(self, grace: float = 0.0) -> None:
         """Stop QEMU (unless detached), close our pipe ends, remove the private directory."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
         if not self.detached:
             self.stop(grace)
             self.finish_console()

@@ -514,3 +514,47 @@ def test_qemu_that_never_greets_times_out_and_its_process_group_is_killed(sandbo
     assert "no QMP greeting" in out.stderr and "within 1 s" in out.stderr
     wait_gone(int(child_pid.read_text()))  # killed with QEMU's process group
     sandbox.assert_clean()
+
+
+def test_keys_typed_on_the_terminal_reach_the_console(sandbox: Sandbox, stock_riscv: Path) -> None:
+    # QEMU's own human monitor on the console chardev stands in for a guest that reads its UART.
+    import fcntl
+    import pty
+    import termios
+    f = sandbox.base / "hmp.qmp"
+    f.write_text("# system: riscv64\n# qemu: qemu-system-riscv64 -M none -nodefaults -display none "
+                 "-chardev stdio,id=serial0 -mon chardev=serial0,mode=readline -preconfig\nx-exit-preconfig\n")
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+
+    def controlling_terminal() -> None:  # runs in the child after setsid(): the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    proc = subprocess.Popen(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)), stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, env=sandbox.env, cwd=str(sandbox.base),
+                            start_new_session=True, preexec_fn=controlling_terminal)
+
+    def read_until(pattern: str, timeout: float = 20) -> str:
+        data = b""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, data.decode(errors="replace")):
+            assert time.monotonic() < deadline, data
+            data += os.read(master, 4096)
+        return data.decode(errors="replace")
+
+    try:
+        read_until(r"\(qemu\) ")
+        time.sleep(0.2)  # apply has switched the terminal to cbreak mode by now
+        os.write(master, b"info version\n")
+        assert re.search(r"info version.*\n.*10\.0\.\d+", read_until(r"10\.0\.\d+"), re.S)
+        os.write(master, b"\x03")  # Ctrl-C: SIGINT to machinedesc (QEMU is in its own session)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, err
+        after = termios.tcgetattr(slave)
+        assert after[3] == before[3]  # local modes (ECHO, ICANON) restored
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        os.close(master)
+        os.close(slave)
+    sandbox.assert_clean()
