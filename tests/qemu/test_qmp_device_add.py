@@ -188,3 +188,12 @@ def test_four_cpus_run_with_maxcpus_4(qmp_aarch64: QemuInstance) -> None:
     vm.cmd("x-exit-preconfig")
     assert len(vm.cmd("query-cpus-fast")) == 4
     assert vm.cmd("query-status")["status"] == "running"
+
+
+def test_other_machines_keep_the_upstream_creation_rule(qemu_launcher: Launcher) -> None:
+    vm = qemu_launcher("riscv64", machine="virt", extra_args=["-bios", "none"])
+    vm.cmd("x-machine-init")
+    with pytest.raises(ExecuteError, match="pluggable device type"):
+        add(vm, "serial-mm", "uart9", regshift=0)
+    vm.cmd("x-exit-preconfig")
+    assert phase(vm) == "ready"
