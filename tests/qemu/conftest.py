@@ -102,6 +102,10 @@ def qemu_launcher(qemu_binary: Callable[[str], Path]) -> Iterator[Launcher]:
               preconfig: bool = True, machine: str = "none") -> QemuInstance:
         binary = qemu_binary(system)
         workdir = Path(tempfile.mkdtemp(prefix=f"md-qemu-{system}-"))
+        if len(str(workdir / "qmp.sock")) > 100:
+            # A unix socket path is limited to 108 bytes: a deep $TMPDIR needs /tmp.
+            workdir.rmdir()
+            workdir = Path(tempfile.mkdtemp(prefix=f"md-qemu-{system}-", dir="/tmp"))
         workdirs.append(workdir)
         args = ["-M", machine, "-smp", f"1,maxcpus={maxcpus}", "-nodefaults",
                 "-display", "none"]
