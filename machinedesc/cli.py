@@ -16,7 +16,6 @@ from .cli_run import EXIT_CODES, apply_cmd, run_cmd
 from .errors import BoardError, MachinedescError, UsageError
 from .pipeline import load_plan
 from .render import render_json, render_qmp
-from .schema import schema_text
 
 _CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."
 
@@ -54,7 +53,7 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
     for board in boards:
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
-            load_plan(board, overrides, (), catalog)
+            load_plan(board, overrides, (), catalog, cache=True)
             click.echo(f"{board}: ok")
         except BoardError as err:
             problems.extend(err.problems)
@@ -75,7 +74,7 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
          catalog: Path | None) -> None:
     """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
-    result = load_plan(board, parse_sets(sets), firmware, catalog)
+    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)
@@ -98,6 +97,8 @@ def _write_atomically(path: Path, text: str) -> None:
 @cli.command()
 def schema() -> None:
     """Print the board JSON Schema (schemas/board.schema.json)."""
+    from .schema import schema_text
+
     click.echo(schema_text(), nl=False)
 
 

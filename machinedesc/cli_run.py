@@ -86,7 +86,7 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
         if not sep or not name:
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
         values[name] = value
-    plan = load_plan(board, values, tuple(f.resolve() for f in firmware))
+    plan = load_plan(board, values, tuple(f.resolve() for f in firmware), cache=True)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose)
     apply_plan(plan, opts)

@@ -349,6 +349,8 @@ class Document:
     #: Entries that a layer deleted with null, by path: for hints when the
     #: board still refers to one.
     deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
+    #: Every file the board was read from (itself and its includes).
+    files: tuple[Path, ...] = ()
 
 
 def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
@@ -384,14 +386,16 @@ def load_document(path: Path, catalog: Path | None = None) -> Document:
     root = (catalog or path.parent).resolve()
     display = display_name(path)
     deleted: dict[PathT, SourceLocation] = {}
-    tree = _load_merged(path, display, root, (), (), deleted)
-    return Document(tree, display, root, deleted)
+    files: list[Path] = []
+    tree = _load_merged(path, display, root, (), (), deleted, files)
+    return Document(tree, display, root, deleted, tuple(files))
 
 
 def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocation, ...],
-                 stack: tuple[Path, ...], deleted: dict[PathT, SourceLocation]) -> LMap:
+                 stack: tuple[Path, ...], deleted: dict[PathT, SourceLocation], files: list[Path]) -> LMap:
     tree = check_version(parse_file(path, display, chain), display, chain)
     resolved = path.resolve()
+    files.append(resolved)
     bases: list[LMap] = []
     for key in ("extends", "include"):
         if key not in tree:
@@ -420,7 +424,7 @@ def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocati
                     close = close.replace("'", f"'{prefix}/", 1)
                 fail(loc, key, f"'{name}' not found", close)
             bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved),
-                                      deleted))
+                                      deleted, files))
     own = LMap(tree.pos)
     for key, value in tree.items():
         if key not in ("extends", "include"):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from shell_parser import close_shell
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,3 +17,9 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test with the repository root as working directory."""
     monkeypatch.chdir(ROOT)
     return ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_qmp_shell() -> Iterator[None]:
+    yield
+    close_shell()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import subprocess
@@ -89,6 +90,12 @@ class QemuInstance:
                 self._qmp.close()
             except Exception:  # noqa: BLE001 (the peer is gone; nothing to report)
                 pass
+            # qemu.qmp's legacy shim creates an event loop when none is set and
+            # never closes it; a later asyncio.run() then orphans it.
+            loop = self._qmp._aloop  # noqa: SLF001
+            if not loop.is_closed() and not loop.is_running():
+                loop.close()
+                asyncio.set_event_loop(None)
             self._qmp = None
         if not self._stderr.closed:
             self._stderr.close()
