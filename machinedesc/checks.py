@@ -9,7 +9,7 @@ from typing import Any
 from .errors import Collector
 from .expr import ExprError, evaluate
 from .loader import did_you_mean
-from .model import U64_MAX, Board, Component, LineRef
+from .model import U64_MAX, Board, Component, LineRef, link_target
 from .plan import Phase
 from .qemu_types import LineInfo
 
@@ -44,10 +44,11 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
-            if not target.startswith("/") and target not in by_id and target not in backends and not missing_ok:
+            owner = link_target(target)[0]
+            if owner and owner not in by_id and owner not in backends and not missing_ok:
                 problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
-                             f"link target '{target}' is not a component or backend",
-                             _ref_hint(target, [*by_id, *backends], board.deleted))
+                             f"link target '{owner}' is not a component or backend",
+                             _ref_hint(owner, [*by_id, *backends], board.deleted))
         for prop in comp.info.chardevs:
             name = comp.props.get(prop)
             if isinstance(name, str) and name not in board.chardevs:

@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import Collector
-from .model import Board, Component, LineRef, Wire
+from .model import Board, Component, LineRef, Wire, link_target
 from .plan import Phase
 
 Node = tuple[Any, ...]
@@ -126,10 +126,12 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
                 edge((create, ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
                 edge((("R", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
         for prop, target in sorted(c.links.items()):
-            if target in by_id:
+            owner, inside = link_target(target)
+            if owner in by_id:
                 s = ("S", c.id, prop)
                 phase[s] = c.phase
-                edge((("C", target), s, f"link {c.id}.{prop} needs {target} to exist"))
+                # An object inside a device (ram/mem[0]) exists once the device realizes.
+                edge((("R" if inside else "C", owner), s, f"link {c.id}.{prop} needs {target} to exist"))
                 edge((create, s, f"link {c.id}.{prop} is set on {c.id}"))
                 if c.info.link_at_realize(prop):
                     edge((s, realize, f"{c.id} checks link '{prop}' when it realizes"))
@@ -266,9 +268,9 @@ def _fold_links(sg: StepGraph, by_id: Mapping[str, Component]) -> None:
     """Pass a link in device_add itself when its target can be created first."""
     g = sg.graph
     for c in sg.components:
-        for prop, target in sorted(c.links.items()):
-            s = ("S", c.id, prop)
-            if not g.has_node(s) or nx.has_path(g, ("C", c.id), ("C", target)):
+        for prop in sorted(c.links):
+            s, create = ("S", c.id, prop), ("C", c.id)
+            if not g.has_node(s) or any(nx.has_path(g, create, p) for p in g.predecessors(s) if p != create):
                 continue
             _contract(g, ("C", c.id), s)
             sg.folded_links.setdefault(c.id, set()).add(prop)

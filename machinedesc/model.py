@@ -65,6 +65,15 @@ class Component:
         return entry_location(node, path[-1]) if isinstance(node, LMap) else self.location
 
 
+def link_target(target: str) -> tuple[str, str]:
+    """``uart0`` -> ("uart0", ""); ``ram/mem[0]`` -> ("ram", "mem[0]"): a component and a
+    path inside it (absolute QOM paths give ("", path))."""
+    if target.startswith("/"):
+        return "", target
+    head, _, rest = target.partition("/")
+    return head, rest
+
+
 @dataclass(frozen=True)
 class LineRef:
     """``component.name[index]``: one GPIO line of a component."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .graph import Connection, Node, StepGraph
-from .model import Board, Component
+from .model import Board, Component, link_target
 from .plan import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
 
 
@@ -49,9 +49,11 @@ class _Renderer:
         self.conns: dict[int, Connection] = {c.index: c for c in sg.connections}
 
     def target_path(self, target: str) -> str:
-        if target.startswith("/"):
-            return target
-        return self.paths.get(target) or self.backends[target]
+        owner, inside = link_target(target)
+        if not owner:
+            return inside
+        base = self.paths.get(owner) or self.backends[owner]
+        return f"{base}/{inside}" if inside else base
 
     def step(self, n: Node) -> Step:
         kind = n[0]
@@ -114,7 +116,7 @@ class _Renderer:
         args.update(comp.props)
         folded = self.sg.folded_links.get(comp.id, set())
         for prop, target in comp.links.items():
-            if prop in folded or target not in self.by_id:
+            if prop in folded or link_target(target)[0] not in self.by_id:
                 args[prop] = self.target_path(target)
         why = self.sg.unrealized.get(comp.id)
         if why is not None:

@@ -157,3 +157,17 @@ def test_model_types_values(tmp_path: Path) -> None:
     comp = load_board(board).by_id["m"]
     assert comp.props == {"size": 2 << 20, "readonly": True, "name": "x y"}
     assert comp.mmio[0].addr == 16
+
+
+def test_link_into_a_component_waits_for_its_realize(tmp_path: Path) -> None:
+    body = """components:
+  dma: {type: pl080, links: {downstream: 'ram/mem[0]'}, mmio: 0x1000}
+  ram: {type: sysbus-memory, props: {size: 4 KiB}, mmio: 0x80000000}
+"""
+    plan = plan_of(tmp_path, body)
+    create = index(plan, "driver=pl080")
+    assert "downstream=/machine/peripheral/ram/mem[0]" in lines(plan)[create]
+    assert "realized" not in lines(plan)[create]
+    assert create > index(plan, "driver=sysbus-memory")
+    err = errors_of(tmp_path, body.replace("ram/mem[0]", "rom/mem[0]"))
+    assert "link target 'rom' is not a component or backend" in err

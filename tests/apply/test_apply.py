@@ -33,7 +33,15 @@ CATALOG = [
     ("soc-4core.yaml", "riscv64", "riscv64-hello-4harts.elf",
      [f"hello from hart {i}" for i in range(4)] + ["hello from timer interrupt"]),
     ("seed-a72.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
+    ("a72-dma.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
 ]
+#: Catalog boards that are for `plan` only (their device types are not in QEMU).
+PLAN_ONLY = {"mutual-links.yaml"}
+
+
+def test_every_applicable_catalog_board_is_applied_below() -> None:
+    boards = {p.name for p in (REPO / "boards").glob("*.yaml")}
+    assert boards - PLAN_ONLY == {board for board, *_ in CATALOG}
 
 
 def lines(text: str) -> list[str]:
