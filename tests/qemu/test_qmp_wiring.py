@@ -80,3 +80,22 @@ def test_link_property_checked_at_realize(qmp_aarch64: QemuInstance) -> None:
     vm.cmd("qom-set", path="dma1", property="realized", value=True)
     assert vm.cmd("qom-get", path="dma1", property="downstream") == region
     vm.cmd("x-exit-preconfig")
+
+
+def test_split_and_or_irq_exist_on_riscv64(qmp_riscv64: QemuInstance) -> None:
+    """Patch 13: machinedesc inserts split-irq/or-irq for fan-out and join on any board."""
+    vm = qmp_riscv64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="rv64-riscv-cpu", id="hart0", mhartid=0)
+    vm.cmd("device_add", driver="serial-mm", id="uart0")
+    vm.cmd("device_add", driver="split-irq", id="split", **{"num-lines": 2})
+    vm.cmd("device_add", driver="or-irq", id="or", **{"num-lines": 2})
+    vm.cmd("qom-set", path="uart0", property="sysbus-irq[0]",
+           value=f"{PERIPHERAL}/split/unnamed-gpio-in[0]")
+    vm.cmd("qom-set", path="split", property="unnamed-gpio-out[1]",
+           value=f"{PERIPHERAL}/or/unnamed-gpio-in[0]")
+    vm.cmd("qom-set", path="or", property="unnamed-gpio-out[0]",
+           value=f"{PERIPHERAL}/hart0/unnamed-gpio-in[11]")
+    assert vm.cmd("qom-get", path="split", property="unnamed-gpio-out[1]") == \
+        f"{PERIPHERAL}/or/unnamed-gpio-in[0]"
+    vm.cmd("x-exit-preconfig")
