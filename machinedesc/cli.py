@@ -12,23 +12,12 @@ from typing import NoReturn
 import click
 
 from . import __version__, qemu_build
-from .cli_run import EXIT_CODES, apply_cmd, run_cmd
-from .errors import BoardError, MachinedescError, UsageError
+from .cli_run import EXIT_CODES, apply_cmd, parse_sets, run_cmd
+from .errors import BoardError, MachinedescError
 from .pipeline import load_plan
 from .render import render_json, render_qmp
 
 _CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."
-
-
-def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
-    """``--set name=value`` options as a dict; raises UsageError when malformed."""
-    values: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
-        values[name] = value
-    return values
 
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

@@ -47,6 +47,17 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
+def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
+    """``--set name=value`` options as a dict; raises UsageError when malformed."""
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        values[name] = value
+    return values
+
+
 def _validate_serial(serial: str | None) -> None:
     if serial is None:
         return
@@ -80,13 +91,7 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     from .pipeline import load_plan
 
     _validate_serial(serial)
-    values: dict[str, str] = {}
-    for item in overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
-        values[name] = value
-    plan = load_plan(board, values, tuple(f.resolve() for f in firmware), cache=True)
+    plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose)
     apply_plan(plan, opts)

@@ -54,9 +54,14 @@ class Step:
     @property
     def message(self) -> dict[str, Any]:
         """The QMP wire message (without id)."""
-        if self.arguments:
-            return {"execute": self.command, "arguments": dict(self.arguments)}
-        return {"execute": self.command}
+        return qmp_message(self.command, self.arguments)
+
+
+def qmp_message(command: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"execute": command, "arguments": {...}}``, without arguments when there are none."""
+    if arguments:
+        return {"execute": command, "arguments": dict(arguments)}
+    return {"execute": command}
 
 
 @dataclass(frozen=True)

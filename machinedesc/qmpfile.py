@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MachinedescError
+from .plan import qmp_message
 from .source import SourceLocation
 
 # The same token expression qmp-shell uses (qemu.qmp.qmp_shell.QMPShell._build_cmd).
@@ -81,9 +82,7 @@ class QmpCommand:
     @property
     def message(self) -> dict[str, Any]:
         """The QMP wire message (without id)."""
-        if self.arguments:
-            return {"execute": self.command, "arguments": dict(self.arguments)}
-        return {"execute": self.command}
+        return qmp_message(self.command, self.arguments)
 
 
 @dataclass(frozen=True)

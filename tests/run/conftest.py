@@ -1,28 +1,7 @@
-"""Fixtures for the apply/run tests: a sandboxed machinedesc, stock QEMU, the demo firmware."""
+"""Fixtures for the run tests: the shared ones live in tests/run/run_fixtures.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from run_fixtures import firmware, sandbox, stock_riscv
 
-import pytest
-from harness import Sandbox, build_firmware, stock_qemu
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A TMPDIR for machinedesc; any QEMU still running from it is killed after the test."""
-    box = Sandbox(tmp_path)
-    yield box
-    box.kill_qemus()
-
-
-@pytest.fixture(scope="session")
-def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Directory with the demo firmware ELFs, built from source for this session."""
-    return build_firmware(tmp_path_factory.mktemp("firmware"))
-
-
-@pytest.fixture(scope="session")
-def stock_riscv() -> Path:
-    return stock_qemu("riscv64")
+__all__ = ["firmware", "sandbox", "stock_riscv"]
