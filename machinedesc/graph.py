@@ -248,7 +248,7 @@ def _report_cycle(g: nx.DiGraph, by_id: Mapping[str, Component], problems: Colle
     text = node_label(cycle[0][0])
     for u, v in cycle:
         text += f" -> {node_label(v)} ({g.edges[u, v]['why']})"
-    comp = next((by_id[n[1]] for u, _ in cycle for n in (u,) if n[0] in "CRSM" and n[1] in by_id), None)
+    comp = next((by_id[u[1]] for u, _ in cycle if u[0] in "CRSM" and u[1] in by_id), None)
     problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
                  f"ordering cycle that realized=false cannot break: {text}",
                  "break the loop (of parents or links checked at realize)")
