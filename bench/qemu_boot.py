@@ -55,42 +55,12 @@ def build_firmware(out: Path) -> Path:
     return out / "riscv64-hello.elf"
 
 
-def riscv_steps(elf: Path, nharts: int = 2) -> list[Step]:
-    """The QMP steps that build the riscv64 demo machine (as in the e2e tests)."""
-    steps: list[Step] = [
-        ("x-machine-init", {}),
-        ("device_add", {"driver": "cpu-cluster", "id": "cluster0",
-                        "cluster-id": 0, "realized": False}),
-    ]
-    for i in range(nharts):
-        steps.append(("device_add", {
-            "driver": "rv64-riscv-cpu", "id": f"hart{i}", "parent": "cluster0",
-            "realized": False, "mhartid": i, "resetvec": 0x80000000}))
-    steps.append(("qom-set", {"path": "cluster0", "property": "realized", "value": True}))
-    for i in range(nharts):
-        steps.append(("qom-set", {"path": f"hart{i}", "property": "realized", "value": True}))
-    steps += [
-        ("device_add", {"driver": "sysbus-memory", "id": "ram", "size": 16 << 20}),
-        ("x-sysbus-mmio-map", {"device": "ram", "addr": 0x80000000}),
-        ("device_add", {"driver": "serial-mm", "id": "uart0", "chardev": "serial0",
-                        "regshift": 0}),
-        ("x-sysbus-mmio-map", {"device": "uart0", "addr": 0x10000000}),
-        ("device_add", {"driver": "riscv.aclint.mtimer", "id": "mtimer",
-                        "hartid-base": 0, "num-harts": nharts, "timecmp-base": 0,
-                        "time-base": 0x7ff8, "aperture-size": 0x8000,
-                        "timebase-freq": 10_000_000}),
-        ("x-sysbus-mmio-map", {"device": "mtimer", "addr": 0x2004000}),
-    ]
-    for i in range(nharts):
-        steps.append(("qom-set", {"path": "mtimer", "property": f"unnamed-gpio-out[{i}]",
-                                  "value": f"hart{i}/unnamed-gpio-in[7]"}))
-    steps += [
-        ("device_add", {"driver": "riscv.sifive.test", "id": "test"}),
-        ("x-sysbus-mmio-map", {"device": "test", "addr": 0x100000}),
-        ("device_add", {"driver": "loader", "id": "fw", "file": str(elf)}),
-        ("x-exit-preconfig", {}),
-    ]
-    return steps
+def riscv_steps(elf: Path) -> list[Step]:
+    """The QMP steps machinedesc plans for boards/soc.yaml with this firmware."""
+    from machinedesc.pipeline import load_plan
+
+    plan = load_plan(REPO / "boards" / "soc.yaml", firmware=[elf])
+    return [(s.command, dict(s.arguments)) for s in plan.steps]
 
 
 class SyncQMP:
