@@ -55,15 +55,28 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
                 problems.add(comp.part_location("props", prop), f"{comp.yaml_path}.props.{prop}",
                              f"chardev '{name}' is not declared",
                              did_you_mean(name, board.chardevs) or f"declare it under chardevs: (e.g. {name}: stdio)")
-        if comp.phase is Phase.READY and comp.info.is_cluster:
-            problems.add(comp.location, f"{comp.yaml_path}.phase", "a cpu-cluster cannot be hot-plugged",
-                         "clusters must be realized before their CPUs, in the initialized phase")
+        if comp.phase is Phase.READY:
+            _check_hotplug(comp, problems)
     for raw in board.raw:
         for i, name in enumerate(raw.after):
             if name not in by_id and not missing_ok:
                 where = raw.after_locations[i] if i < len(raw.after_locations) else raw.location
                 problems.add(where, f"qmp.{raw.name}.after[{i}]",
                              f"'{name}' is not a component", _ref_hint(name, by_id, board.deleted))
+
+
+def _check_hotplug(comp: Component, problems: Collector) -> None:
+    """What QEMU cannot add once the machine is ready."""
+    where = comp.part_location("phase")
+    if comp.info.is_cluster:
+        problems.add(where, f"{comp.yaml_path}.phase", "a cpu-cluster cannot be hot-plugged",
+                     "clusters must be realized before their CPUs, in the initialized phase")
+    elif comp.info.sysbus:
+        problems.add(where, f"{comp.yaml_path}.phase", f"{comp.type} is a sysbus device: QEMU cannot hot-plug it",
+                     "only devices on a hot-pluggable bus can be added when ready: use phase: initialized")
+    elif comp.mmio:
+        problems.add(where, f"{comp.yaml_path}.phase", "MMIO can only be mapped before the machine is ready",
+                     "use phase: initialized, or drop mmio:")
 
 
 def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Collector) -> None:
