@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from shell_parser import qmp_shell_command
 
-from machinedesc.errors import BoardError
+from machinedesc.errors import BoardError, Problem
 from machinedesc.pipeline import load_plan
 from machinedesc.plan import Phase, Plan, Step, StepKind
 from machinedesc.render import render_json, render_qmp
@@ -763,6 +763,18 @@ _OVERLAP = re.compile(r"(\S+) region (\d+) \[(0x[0-9a-f]+), (0x[0-9a-f]+)\] over
                       r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)\] at the same priority (-?\d+)")
 
 
+def _problems_of(board: dict[str, Any]) -> list[Problem]:
+    """The problems planning ``board`` (written as a file) reports; [] when it plans."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "board.yaml"
+        path.write_text(json.dumps(board), encoding="utf-8")
+        try:
+            load_plan(path)
+        except BoardError as err:
+            return err.problems
+    return []
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 15), st.sampled_from([1, 2, 4, 16]), st.integers(0, 2)),
                 min_size=1, max_size=8))
@@ -775,14 +787,7 @@ def test_mmio_overlaps_match_an_oracle(regions: list[tuple[int, int, int]]) -> N
     spans = {f"m{k}": (start * unit, (start + size) * unit - 1, prio) for k, (start, size, prio) in enumerate(regions)}
     expected = {frozenset((a, b)) for a in spans for b in spans
                 if a < b and spans[a][2] == spans[b][2] and spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "board.yaml"
-        path.write_text(json.dumps({"machinedesc": 1, "system": "riscv64", "components": comps}), encoding="utf-8")
-        try:
-            load_plan(path)
-            problems = []
-        except BoardError as err:
-            problems = err.problems
+    problems = _problems_of({"machinedesc": 1, "system": "riscv64", "components": comps})
     reported = set()
     for problem in problems:
         match = _OVERLAP.search(problem.message)
@@ -817,14 +822,7 @@ def test_inputs_driven_twice_match_an_oracle(wires: list[tuple[list[int], list[i
     board = {"machinedesc": 1, "system": "riscv64", "wiring": wiring, "components": {
         "cl0": {"type": "cpu-cluster"}, "h0": {"type": "rv64-riscv-cpu", "parent": "cl0"},
         "u0": {"type": "pl011", "mmio": 0x1000}}}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "board.yaml"
-        path.write_text(json.dumps(board), encoding="utf-8")
-        try:
-            load_plan(path)
-            problems = []
-        except BoardError as err:
-            problems = err.problems
+    problems = _problems_of(board)
     reported = set()
     for problem in problems:
         match = re.fullmatch(r"input h0\.unnamed-gpio-in\[(\d+)\] is already driven by wire '(\w+)' \(at .*\)",

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, wait_gone
+from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, read_until, wait_gone
 
 from machinedesc.pipeline import load_plan
 from machinedesc.plan import LinkCheck
@@ -96,10 +96,7 @@ def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, patched_riscv64: Pa
     proc = sandbox.start(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64),
                                           "--firmware", str(firmware / "riscv64-hello-nopoweroff.elf")))
     assert proc.stdout is not None
-    got = b""
-    deadline = time.monotonic() + 20
-    while b"timer interrupt" not in got and time.monotonic() < deadline:
-        got += os.read(proc.stdout.fileno(), 4096)
+    got = read_until(proc.stdout.fileno(), b"timer interrupt")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err

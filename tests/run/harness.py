@@ -245,6 +245,18 @@ def qmp_quit(socket_path: str) -> None:
     asyncio.run(quit())
 
 
+def read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
+    """Read ``fd`` until ``marker`` appears, EOF, or ``timeout`` seconds pass; all that was read."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while marker not in got and time.monotonic() < deadline:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
