@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -85,44 +84,13 @@ def find_binary(system: str, explicit: str | None = None) -> Path:
 
 
 def _patched_binary(system: str) -> Path | None:
-    """``qemu_build.patched_binary(system)``, remembered while its inputs are unchanged.
-
-    Asking qemu/build.sh for its prefix hashes the whole patch series in a
-    shell pipeline (~75 ms, a large part of apply's start-up); the answer only
-    changes when build.sh, a patch or the cache location changes, so it is
-    cached keyed by those files' sizes and mtimes.
-    """
+    """The patched build's binary, or None when it is not built or cannot be located."""
     from . import qemu_build
 
     try:
-        inputs = [qemu_build.BUILD_SCRIPT, *sorted((qemu_build.BUILD_SCRIPT.parent / "patches").glob("*"))]
-        stamp = [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in inputs]
-    except OSError:
-        stamp = None
-    env = [os.environ.get(v, "") for v in ("MACHINEDESC_QEMU_CACHE", "XDG_CACHE_HOME", "HOME")]
-    memo = (Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-            / "machinedesc" / "patched-prefix.json")
-    key = json.dumps([stamp, env])
-    if stamp is not None:
-        try:
-            saved = json.loads(memo.read_text())
-            if saved.get("key") == key:
-                path = Path(saved["prefix"]) / "bin" / f"qemu-system-{system}"
-                return path if path.is_file() else None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass
-    try:
-        prefix = qemu_build.prefix()
+        return qemu_build.patched_binary(system)
     except MachinedescError:
         return None
-    if stamp is not None:
-        with contextlib.suppress(OSError):
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "prefix": str(prefix)}))
-            os.replace(tmp, memo)
-    path = prefix / "bin" / f"qemu-system-{system}"
-    return path if path.is_file() else None
 
 
 def _which(name: str) -> Path | None:

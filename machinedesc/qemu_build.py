@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -28,7 +31,42 @@ def _require_script() -> Path:
 
 
 def prefix() -> Path:
-    """The install prefix of the patched build for the current series (built or not)."""
+    """The install prefix of the patched build for the current series (built or not).
+
+    Asking build.sh hashes the whole patch series in a shell pipeline (~75 ms,
+    a large part of apply's start-up); the answer changes only with build.sh,
+    a patch or the cache location, so it is remembered keyed by those.
+    """
+    memo = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "patched-prefix.json"
+    key = _prefix_key()
+    if key is not None:
+        try:
+            saved = json.loads(memo.read_text())
+            if saved.get("key") == key:
+                return Path(saved["prefix"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    found = _ask_build_script()
+    if key is not None:
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "prefix": str(found)}))
+            os.replace(tmp, memo)
+    return found
+
+
+def _prefix_key() -> str | None:
+    try:
+        inputs = [_require_script(), *sorted((BUILD_SCRIPT.parent / "patches").glob("*"))]
+        stamp = [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in inputs]
+    except (OSError, QemuBuildError):
+        return None
+    env = [os.environ.get(v, "") for v in ("MACHINEDESC_QEMU_CACHE", "XDG_CACHE_HOME", "HOME")]
+    return json.dumps([stamp, env])
+
+
+def _ask_build_script() -> Path:
     out = subprocess.run(
         ["bash", str(_require_script()), "--print-prefix"],
         check=False, capture_output=True, text=True,

@@ -21,7 +21,7 @@ def fake_qemu(path: Path) -> Path:
 
 @pytest.fixture
 def build_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """A fake qemu/build.sh + patches; returns the list of prefixes qemu_build.prefix() was asked for."""
+    """A fake qemu/build.sh + patches; returns the list of prefixes build.sh was asked for."""
     script = tmp_path / "repo" / "qemu" / "build.sh"
     script.parent.mkdir(parents=True)
     script.write_text("# fake\n")
@@ -34,7 +34,7 @@ def build_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     def fake_prefix() -> Path:
         calls.append(prefix)
         return prefix
-    monkeypatch.setattr(qemu_build, "prefix", fake_prefix)
+    monkeypatch.setattr(qemu_build, "_ask_build_script", fake_prefix)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
     for var in ("MACHINEDESC_QEMU", "MACHINEDESC_QEMU_RISCV64"):
