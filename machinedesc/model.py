@@ -194,6 +194,10 @@ class _Builder:
             size = parse_size(val)
             if size is not None:
                 val = size
+        if isinstance(val, float):
+            # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
+            self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
+            return None
         if isinstance(val, int) and not isinstance(val, bool) and not S64_MIN <= val <= U64_MAX:
             self.err(path, f"{val:#x} does not fit in 64 bits")
             return None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
 
 from .plan import Phase, Plan, Step
+from .qmpfile import format_command
 
 HEADER_MAGIC = "# machinedesc plan, format 1"
 
@@ -16,34 +16,9 @@ def qemu_command(plan: Plan) -> list[str]:
     return [plan.binary, *plan.qemu_args, "-preconfig"]
 
 
-def shell_value(value: Any) -> str:
-    """A value as qmp-shell parses it back: ints in decimal, true/false, compact JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    if isinstance(value, str):
-        # qmp-shell keeps quotes literally; only values that it would misread are quoted.
-        if value and not any(ch.isspace() for ch in value) and not _reads_as_other(value):
-            return value
-        return json.dumps(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=False)
-
-
-def _reads_as_other(text: str) -> bool:
-    try:
-        int(text)
-        return True
-    except ValueError:
-        pass
-    return text.lower() in ("true", "false") or text.startswith(("{", "[", '"'))
-
-
 def command_line(step: Step) -> str:
-    """``cmd key=value ...`` for one step."""
-    parts = [step.command]
-    parts += [f"{k}={shell_value(v)}" for k, v in step.arguments.items()]
-    return " ".join(parts)
+    """``cmd key=value ...`` for one step, as qmp-shell and ``machinedesc run`` read it."""
+    return format_command(step.command, step.arguments)
 
 
 def _comment(step: Step) -> str:
