@@ -341,11 +341,10 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
 
 @dataclass(frozen=True)
 class Document:
-    """A board after includes are merged: the tree, its file, and the catalog root."""
+    """A board after includes are merged: the tree, and the file named on the command line."""
 
     tree: LMap
     file: str
-    catalog: Path
     #: Entries that a layer deleted with null, by path: for hints when the
     #: board still refers to one.
     deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
@@ -388,7 +387,7 @@ def load_document(path: Path, catalog: Path | None = None) -> Document:
     deleted: dict[PathT, SourceLocation] = {}
     files: list[Path] = []
     tree = _load_merged(path, display, root, (), (), deleted, files)
-    return Document(tree, display, root, deleted, tuple(files))
+    return Document(tree, display, deleted, tuple(files))
 
 
 def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocation, ...],
