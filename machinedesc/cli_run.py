@@ -15,7 +15,8 @@ from .errors import UsageError
 EXIT_CODES = """\b
 Exit status:
   0    the machine was built and the guest powered off (or --detach/--connect)
-  1    internal error (a bug: please report the traceback)
+  1    internal error (a bug: please report the traceback), or a
+       broken installation (the message says what to install)
   2    invalid board, QMP file or usage
   3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
   4    a step failed, or the built machine differs from the board

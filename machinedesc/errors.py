@@ -63,6 +63,12 @@ class UsageError(MachinedescError):
     exit_code = 2
 
 
+class InstallError(MachinedescError):
+    """machinedesc's installation lacks a part it needs (the message says which to install)."""
+
+    exit_code = 1
+
+
 def fail(location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> NoReturn:
     """Raise a BoardError with a single problem (for errors that stop loading at once)."""
     raise BoardError([Problem(location, path, message, hint)])

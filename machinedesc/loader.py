@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ruamel.yaml import YAML
 from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
 
-from .errors import Collector, fail
+from .errors import Collector, InstallError, fail
 from .source import SourceLocation
 
 FORMAT_VERSION = 1
@@ -317,11 +316,39 @@ def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = ())
     return parse_text(text, display, chain)
 
 
+def yaml_events(text: str) -> Iterator[Any]:
+    """The parser events of ``text``, from ruamel.yaml's C parser (libyaml) only.
+
+    ruamel.yaml falls back to its pure-Python parser without a word when the C
+    one is missing; that parser is five times slower and words its errors
+    differently, so board messages would depend on the install. machinedesc
+    refuses to run without the C parser instead (docs/format.md, "The YAML
+    reader").
+
+    Raises:
+        InstallError: ``ruamel.yaml.clib`` (the C parser) is not installed.
+        MarkedYAMLError: the text is not valid YAML (from the parser).
+    """
+    try:
+        from _ruamel_yaml import CParser  # the extension module of ruamel.yaml.clib
+    except ImportError as err:
+        raise InstallError(
+            f"ruamel.yaml's C parser is not installed ({err}): machinedesc reads boards with it only; "
+            "install the locked versions with `bash scripts/install.sh`, or "
+            "`pip install 'ruamel.yaml<0.19' ruamel.yaml.clib`") from None
+    parser = CParser(text)
+    try:
+        while parser.check_event():
+            yield parser.get_event()
+    finally:
+        parser.dispose()
+
+
 def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) -> Any:
     """Parse YAML text into a located tree."""
     composer = _Composer(display, chain)
     try:
-        return composer.compose(YAML(typ="safe", pure=False).parse(text))
+        return composer.compose(yaml_events(text))
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         loc = composer.loc(mark) if mark else SourceLocation(display, 1, 1, chain)

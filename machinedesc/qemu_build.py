@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from .errors import MachinedescError
@@ -83,5 +84,12 @@ def patched_binary(system: str) -> Path | None:
 
 
 def build(extra_args: list[str]) -> int:
-    """Run the build script with ``extra_args``; its output goes to the terminal."""
-    return subprocess.run(["bash", str(_require_script()), *extra_args], check=False).returncode
+    """Run the build script with ``extra_args``; its output goes to the terminal.
+
+    QEMU's configure runs the ``python3`` first on PATH and needs meson from
+    it: this interpreter's directory goes first, so a virtual environment
+    made by scripts/install.sh (which holds the locked meson) is used even
+    when it is not activated.
+    """
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    return subprocess.run(["bash", str(_require_script()), *extra_args], check=False, env=env).returncode

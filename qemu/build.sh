@@ -183,6 +183,13 @@ fi
 
 # ---- 3. configure and build -------------------------------------------------
 if [ ! -f "$build/build.ninja" ]; then
+    # configure takes meson (>= 1.5) and pycotap from the python3 on PATH:
+    # scripts/install.sh puts the project's .venv (requirements/lock.txt) first.
+    if ! python3 -c 'import mesonbuild, pycotap' 2>/dev/null; then
+        echo "build.sh: $(command -v python3) lacks meson or pycotap; run scripts/install.sh," \
+             "or put a python with them first on PATH (e.g. . .venv/bin/activate)" >&2
+        exit 1
+    fi
     mkdir -p "$build"
     (cd "$build" && "$src/configure" --prefix="$prefix" "${CONFIGURE_ARGS[@]}")
 fi

@@ -10,4 +10,4 @@ cd "$root"
 bash scripts/install.sh >&2
 board=${1:-boards/soc.yaml}
 shift || true
-exec machinedesc apply "$board" --firmware build/firmware/riscv64-hello.elf "$@"
+exec "$root/.venv/bin/machinedesc" apply "$board" --firmware build/firmware/riscv64-hello.elf "$@"

@@ -7,8 +7,14 @@
 #        bookworm-backports from the machine's own apt mirror), Debian's stock
 #        QEMU 10.0 from bookworm-backports (the capability-probe tests), the
 #        cross toolchains for the firmware (firmware/install-deps.sh)
-#   pip: machinedesc itself (editable) with its test extras
-#   build: qemu/build.sh (cache keyed by the patch series), firmware/build.sh
+#   pip: a project virtual environment, .venv/, holding exactly the versions
+#        of requirements/lock.txt (hash-checked) and machinedesc itself
+#        (editable); nothing goes into the interpreter's own site-packages.
+#        Refresh the lock with `bash scripts/lock.sh`.
+#   build: qemu/build.sh (cache keyed by the patch series; its configure runs
+#        the venv's python, which has the locked meson), firmware/build.sh
+#
+# Afterwards `. .venv/bin/activate` puts `machinedesc` on PATH.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -31,6 +37,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
-bash qemu/build.sh
+# The venv is rebuilt when the lock changes (a stamp inside it records the
+# lock's hash), so an upgrade never leaves an old package behind.
+venv="$root/.venv"
+lock_hash=$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.machinedesc-lock" 2>/dev/null)" != "$lock_hash" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --require-hashes --no-deps -r requirements/lock.txt
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-deps --no-build-isolation -e .
+    echo "$lock_hash" > "$venv/.machinedesc-lock"
+fi
+
+PATH="$venv/bin:$PATH" bash qemu/build.sh
 bash firmware/build.sh "$root/build/firmware"

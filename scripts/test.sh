@@ -7,4 +7,4 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/install.sh
-exec python3 -m pytest -W error -ra "$@"
+exec "$root/.venv/bin/python" -m pytest -W error -ra "$@"

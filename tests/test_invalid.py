@@ -27,7 +27,7 @@ CASES = sorted(p.stem for p in CORPUS.glob("*.yaml"))
 MIN_CASES = 45
 
 #: Cases whose .err holds the intended output, which the core does not print yet
-#: (see /work/notes/core-bugs.md); strict, so a fix makes them fail until the marker goes.
+#: (each with the reason as its value); strict, so a fix makes them fail until the marker goes.
 KNOWN_BUGS: dict[str, str] = {}
 
 

@@ -128,3 +128,42 @@ def test_every_file_needs_the_version(tmp_path: Path) -> None:
         load_document(top)
     assert "missing 'machinedesc: 1'" in str(err.value)
     assert "included from" in str(err.value)
+
+
+def test_boards_are_read_by_the_c_parser() -> None:
+    """libyaml's parser (ruamel.yaml.clib) is installed and is what reads boards.
+
+    The pure-Python fallback words errors differently (docs/format.md, "The
+    YAML reader"): an install that lacks the extension must fail here.
+    """
+    import importlib
+
+    from _ruamel_yaml import CParser
+
+    from machinedesc.loader import yaml_events
+
+    events = list(yaml_events("a: 1\n"))
+    assert [type(e).__name__ for e in events][:3] == ["StreamStartEvent", "DocumentStartEvent", "MappingStartEvent"]
+    # A compiled extension, not a Python module standing in for one.
+    assert str(importlib.import_module(CParser.__module__).__file__).endswith(".so")
+    with pytest.raises(BoardError) as err:
+        parse_text("a: [1, 2\n", "x.yaml")
+    # libyaml's wording (the pure parser says "while parsing a flow sequence").
+    assert "did not find expected ',' or ']'" in str(err.value)
+
+
+def test_without_the_c_parser_machinedesc_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """No silent fallback: exit 1, a message naming the package, no traceback."""
+    import sys
+
+    from machinedesc.cli import main
+
+    board = write(tmp_path, "b.yaml", "machinedesc: 1\n")
+    monkeypatch.setitem(sys.modules, "_ruamel_yaml", None)  # makes the import fail
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", str(board)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1
+    assert "ruamel.yaml's C parser is not installed" in err and "ruamel.yaml.clib" in err
+    assert "Traceback" not in err
