@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -79,8 +80,8 @@ class SyncQMP:
     def _run(self, coro: Any, timeout: Optional[float]) -> Any:
         return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
-    def connect(self, sock: str) -> None:
-        """Connect to a QMP unix socket (raises ConnectError)."""
+    def connect(self, sock: "str | socket.socket") -> None:
+        """Connect to a QMP unix socket path or a connected socket (raises ConnectError)."""
         self._run(self._client.connect(sock), 10.0)
 
     def cmd(self, name: str, **args: Any) -> Any:
@@ -102,17 +103,27 @@ class Qemu:
 
     def __init__(self, binary: Path, args: list[str], qmp: bool) -> None:
         self.dir = tempfile.mkdtemp(prefix="md-bench-")
-        self.sock = os.path.join(self.dir, "qmp.sock")
+        #: A second monitor, listening, for connections once QEMU is up.
+        self.path = os.path.join(self.dir, "qmp.sock")
         argv = [str(binary), *args, "-nodefaults", "-no-user-config",
                 "-display", "none", "-serial", "stdio"]
+        # The first QMP connection is a socket connected before QEMU starts, as
+        # machinedesc's is (machinedesc/qemu.py, QemuProcess, says why).
+        self.sock: Optional[socket.socket] = None
+        theirs: Optional[socket.socket] = None
         if qmp:
-            argv += ["-qmp", f"unix:{self.sock},server=on,wait=off"]
+            self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            argv += ["-chardev", f"socket,id=bench-qmp,fd={theirs.fileno()}",
+                     "-mon", "chardev=bench-qmp,mode=control",
+                     "-qmp", f"unix:{self.path},server=on,wait=off"]
         self.first_byte: Optional[float] = None
         self.output = bytearray()
         self.qmp: Optional[SyncQMP] = None
         self.t_start = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, pass_fds=(theirs.fileno(),) if theirs else ())
+        if theirs is not None:
+            theirs.close()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -127,23 +138,15 @@ class Qemu:
                 self.first_byte = time.perf_counter()
             self.output += data
 
-    def connect(self, timeout: float = 15.0) -> SyncQMP:
-        """Connect to the QMP socket as soon as QEMU has created it."""
-        deadline = time.perf_counter() + timeout
+    def connect(self) -> SyncQMP:
+        """Take QMP's greeting on the pre-connected socket (10 s at most)."""
+        assert self.sock is not None, "started without qmp=True"
         qmp = SyncQMP("bench")
         try:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"QEMU exited: {self._stderr()}")
-                if time.perf_counter() > deadline:
-                    raise RuntimeError("QMP socket never answered")
-                if os.path.exists(self.sock):
-                    try:
-                        qmp.connect(self.sock)
-                        break
-                    except (ConnectError, OSError):
-                        pass
-                time.sleep(0.0005)
+            qmp.connect(self.sock)
+        except (ConnectError, OSError, asyncio.TimeoutError) as exc:
+            qmp.close()
+            raise RuntimeError(f"no QMP greeting (QEMU exit status {self.proc.poll()}): {self._stderr()}") from exc
         except BaseException:
             qmp.close()
             raise
@@ -180,6 +183,8 @@ class Qemu:
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+        if self.sock is not None:
+            self.sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -243,7 +248,7 @@ def bench_rtt(binary: Path, iterations: int) -> None:
         qmp.close()
         q.qmp = None
         for name, args in usable:
-            report(f"{name} (asyncio)", asyncio.run(async_rtt(q.sock, name, args, iterations)))
+            report(f"{name} (asyncio)", asyncio.run(async_rtt(q.path, name, args, iterations)))
     finally:
         if q.proc.poll() is None:
             q.proc.terminate()

@@ -385,7 +385,7 @@ async def drive(job: Job, opts: Options) -> int:
             if opts.on_first_output is not None:
                 _watch_first_output(qemu, opts.on_first_output)
             try:
-                await connect(client, qemu.qmp_address, opts.timeout, qemu)
+                await connect(client, qemu.qmp_socket, opts.timeout, qemu)
             except QemuError as exc:
                 if qemu.poll() is None:
                     raise
@@ -471,7 +471,7 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
                              console=None)
     client = QMPClient("probe")
     try:
-        await connect(client, probe_qemu.qmp_address, opts.timeout, probe_qemu)
+        await connect(client, probe_qemu.qmp_socket, opts.timeout, probe_qemu)
         session = Session(client, opts.timeout, probe_qemu, Reporter(io.StringIO(), False), str(binary))
         await _probe(session, job, str(binary), binary)
     except CapabilityError as exc:

@@ -38,7 +38,7 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--detach", is_flag=True,
                      help="Leave QEMU running in the background; print its pid and QMP socket."),
         click.option("--connect", metavar="SOCKET",
-                     help="Build in a QEMU you started with -preconfig and -qmp unix:SOCKET,server=on "
+                     help="Build in a QEMU you started with -preconfig and -qmp unix:SOCKET,server=on,wait=on "
                           "(it is never killed)."),
         click.option("--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
                      help="How long to wait for QEMU to start or answer one command."),

@@ -38,7 +38,7 @@ def render_qmp(plan: Plan) -> str:
         f"# name: {plan.name}",
         f"# system: {plan.system}",
         f"# qemu: {shlex.join(qemu_command(plan))}",
-        "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=off,",
+        "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=on,",
         "# then: machinedesc run THIS-FILE --connect SOCKET",
     ]
     for phase in Phase:

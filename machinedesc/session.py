@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+import socket
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -148,20 +149,24 @@ def silence_qmp_logging() -> None:
         logger.addHandler(logging.NullHandler())
 
 
-async def connect(client: QMPClient, path: str, timeout: float, qemu: QemuProcess | None) -> None:
-    """Connect ``client`` to QMP at ``path``; QemuError/QemuTimeoutError (exit 5) if that fails."""
+async def connect(client: QMPClient, path: str | socket.socket, timeout: float, qemu: QemuProcess | None) -> None:
+    """Connect ``client`` to QMP: a socket path, or a connected socket (``QemuProcess.qmp_socket``).
+
+    Raises QemuError / QemuTimeoutError (exit 5) if that fails.
+    """
+    where = path if isinstance(path, str) else "QEMU's monitor"
     try:
         async with asyncio.timeout(timeout):
             await client.connect(path)
     except TimeoutError:
-        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {path} within {timeout:g} s"
+        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {where} within {timeout:g} s"
                                + stderr_tail(qemu)) from None
     except (QMPError, OSError) as exc:
         if qemu is not None:
             qemu.wait(0.5)
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} before QMP was up "
                             f"({qemu.binary})" + stderr_tail(qemu)) from exc
-        raise QemuError(f"machinedesc: cannot connect to QMP socket {path}: {exc}") from exc
+        raise QemuError(f"machinedesc: cannot connect to QMP socket {where}: {exc}") from exc
 
 
 def stderr_tail(qemu: QemuProcess | None) -> str:

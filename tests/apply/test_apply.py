@@ -15,11 +15,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, read_until, wait_gone
+from user_qemu import start_user_qemu
 
 from machinedesc.pipeline import load_plan
 from machinedesc.plan import LinkCheck
@@ -217,13 +217,9 @@ def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, p
     header = load(plan_file).qemu_argv
     assert header is not None
     sock = tmp_path / "shell.sock"
-    qemu = subprocess.Popen([str(patched_riscv64), *header[1:], "-S",
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    qemu = start_user_qemu([str(patched_riscv64), *header[1:], "-S"], sock,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
         shell = subprocess.run([sys.executable, "-m", "qemu.qmp.qmp_shell", str(sock)],
                                input=plan_file.read_text(), capture_output=True, text=True, timeout=60)
         # qmp-shell reports '#' comment lines as parse errors and skips them; commands must all succeed.
@@ -253,12 +249,9 @@ def test_connect_builds_in_a_user_started_qemu(sandbox: Sandbox, patched_riscv64
     header = load(plan_file).qemu_argv
     assert header is not None
     sock = tmp_path / "user.sock"
-    user = subprocess.Popen([str(patched_riscv64), *header[1:], "-S", "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    user = start_user_qemu([str(patched_riscv64), *header[1:], "-S"], sock,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
         out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--firmware", str(elf), "--connect", str(sock)))
         assert out.rc == 0, out.stderr
         assert user.poll() is None  # ours to run: apply built and verified it, then let go

@@ -19,13 +19,15 @@ Fixtures
     machine="none") -> QemuInstance``.  It starts::
 
         qemu-system-<system> -M <machine> -smp 1,maxcpus=<maxcpus> -nodefaults
-            -display none [-preconfig] -qmp unix:<dir>/qmp.sock,server=on,wait=off
-            <extra_args...>
+            -display none [-preconfig] <extra_args...>
+            -chardev socket,id=test-qmp,fd=<one end of a socketpair> -mon chardev=test-qmp,mode=control
 
     with the working directory set to a private temporary directory
     (``QemuInstance.workdir``; relative paths in ``extra_args`` land there,
-    e.g. ``-serial file:uart0.log``), waits for the QMP socket and connects
-    with ``qemu.qmp.legacy.QEMUMonitorProtocol`` (capabilities negotiated).
+    e.g. ``-serial file:uart0.log``), and negotiates capabilities with
+    ``qemu.qmp.legacy.QEMUMonitorProtocol`` on the other end of the pair: the
+    socket is connected before QEMU starts, so there is nothing to wait for
+    but the greeting (machinedesc/qemu.py, ``QemuProcess``, says why).
     At teardown every instance is killed and its directory removed, whether or
     not the test passed.
 ``qmp_riscv64`` / ``qmp_aarch64`` (function)

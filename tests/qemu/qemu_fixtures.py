@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 import subprocess
-import time
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,19 +22,31 @@ class QemuInstance:
 
     def __init__(self, binary: Path, args: Sequence[str], workdir: Path) -> None:
         self.workdir = workdir
-        self.socket_path = workdir / "qmp.sock"
         self._stderr_path = workdir / "qemu.stderr"
+        # The monitor's socket is connected before QEMU starts, as machinedesc's
+        # own is (machinedesc/qemu.py, QemuProcess, says why: a monitor that
+        # accepts while QEMU starts sometimes greets twice, or never).
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.argv = [str(binary), *args,
-                     "-qmp", f"unix:{self.socket_path},server=on,wait=off"]
+                     "-chardev", f"socket,id=test-qmp,fd={theirs.fileno()}",
+                     "-mon", "chardev=test-qmp,mode=control"]
         self._stderr = open(self._stderr_path, "wb")  # noqa: SIM115 (closed in kill)
-        self.process = subprocess.Popen(
-            self.argv, cwd=workdir, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=self._stderr,
-        )
+        try:
+            self.process = subprocess.Popen(
+                self.argv, cwd=workdir, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=self._stderr, pass_fds=(theirs.fileno(),),
+            )
+        except BaseException:
+            ours.close()
+            self._stderr.close()
+            raise
+        finally:
+            theirs.close()
         self._qmp: QEMUMonitorProtocol | None = None
         try:
-            self._qmp = self._connect()
+            self._qmp = self._connect(ours)
         except BaseException:
+            ours.close()
             self.kill()
             raise
 
@@ -44,27 +56,23 @@ class QemuInstance:
         assert self._qmp is not None
         return self._qmp
 
-    def _connect(self) -> QEMUMonitorProtocol:
-        # The socket file appears at bind(), slightly before listen(): retry
-        # the connection until QEMU accepts it, then hand the socket to qemu.qmp.
-        deadline = time.monotonic() + QMP_CONNECT_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"QEMU exited with {self.process.returncode} before QMP was up: "
-                    f"{' '.join(self.argv)}\n{self.stderr_text()}")
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(str(self.socket_path))
-                break
-            except OSError:
-                sock.close()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"QMP socket did not come up: {' '.join(self.argv)}")
-            time.sleep(0.01)
+    def _connect(self, sock: socket.socket) -> QEMUMonitorProtocol:
+        # Nothing to poll for: the greeting arrives once QEMU is up, or the
+        # connection closes when QEMU dies first. connect() has no timeout of
+        # its own: a QEMU that neither greets nor dies is killed, which closes it.
         qmp = QEMUMonitorProtocol(sock)
         qmp.settimeout(QMP_COMMAND_TIMEOUT)
-        qmp.connect()
+        watchdog = threading.Timer(QMP_CONNECT_TIMEOUT, self.process.kill)
+        watchdog.start()
+        try:
+            qmp.connect()
+        except Exception as exc:
+            self.process.poll()
+            raise RuntimeError(
+                f"no QMP greeting (QEMU exit status {self.process.returncode}): "
+                f"{' '.join(self.argv)}\n{self.stderr_text()}") from exc
+        finally:
+            watchdog.cancel()
         return qmp
 
     def cmd(self, name: str, **args: Any) -> Any:

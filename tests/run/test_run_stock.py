@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from harness import Sandbox, StderrWatcher, qmp_quit, read_until, wait_gone
 from qemu.qmp import QMPClient
+from user_qemu import start_user_qemu
 
 LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
 
@@ -131,13 +132,9 @@ def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, stock_riscv: Path, 
 
 def test_connect_never_kills_the_users_qemu(sandbox: Sandbox, stock_riscv: Path, tmp_path: Path) -> None:
     sock = tmp_path / "user-qmp.sock"
-    user = subprocess.Popen([str(stock_riscv), "-M", "none", "-nodefaults", "-display", "none", "-S",
-                             "-preconfig", "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    user = start_user_qemu([str(stock_riscv), "-M", "none", "-nodefaults", "-display", "none", "-S", "-preconfig"],
+                           sock, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
         bad = none_file(tmp_path / "bad.qmp", "object-add qom-type=memory-backend-ram id=m0 size=x\n"
                         "object-add qom-type=memory-backend-ram id=after size=4096\n")
         out = sandbox.call(sandbox.argv_run(str(bad), "--connect", str(sock)))
