@@ -27,20 +27,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 
-# apt_install [apt-get options...] -- PACKAGE...: retry while apt is busy.
+# apt_install [apt-get options...] PACKAGE...: waits while apt is busy.
 apt_install() {
-    local attempt
-    for attempt in 1 2 3 4 5 6; do
-        if $sudo apt-get install -y --no-install-recommends "$@"; then
-            return 0
-        fi
-        if [ "$attempt" -eq 1 ]; then
-            $sudo apt-get update || true
-        fi
-        sleep 5
-    done
-    echo "firmware/install-deps.sh: could not install: $*" >&2
-    return 1
+    bash "$here/../scripts/apt-get.sh" install -y --no-install-recommends "$@"
 }
 
 installed() {

@@ -80,4 +80,4 @@ if [ ! -f "$out" ] || [ "$(cat "$out")" != "$new" ]; then
 else
     echo "enable-backports.sh: $out already up to date"
 fi
-apt-get update -qq
+bash "$(dirname "$0")/../scripts/apt-get.sh" update -qq

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 bash "$here/enable-backports.sh" --src
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends \
+bash "$here/../scripts/apt-get.sh" install -y --no-install-recommends \
     build-essential ca-certificates dpkg-dev git patch xz-utils bzip2 \
     ninja-build pkg-config flex bison \
     python3 python3-venv python3-pip python3-setuptools \

@@ -32,7 +32,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     need_root
     bash qemu/install-build-deps.sh
     bash firmware/install-deps.sh
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    bash scripts/apt-get.sh install -y --no-install-recommends \
         -t bookworm-backports qemu-system-riscv qemu-system-arm
     echo "$want" > "$stamp"
 fi
