@@ -93,6 +93,7 @@ class Sandbox:
         self.env["TMPDIR"] = str(self.tmp)
         self.env["PYTHONPATH"] = str(REPO) + os.pathsep + self.env.get("PYTHONPATH", "")
         self.env.pop("MACHINEDESC_QEMU", None)
+        self._started: list[subprocess.Popen[bytes]] = []
 
     def argv_run(self, *args: str) -> list[str]:
         """``machinedesc run ARGS...`` through the real CLI entry point."""
@@ -108,8 +109,23 @@ class Sandbox:
         return [sys.executable, str(DRIVER), "plan", str(path)]
 
     def start(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        """Start machinedesc; ``close()`` kills it (if still running) and closes its pipes."""
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=self.env, cwd=str(self.base))
+        self._started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """End what the test left running: its machinedesc processes (and their pipes), then QEMUs."""
+        for proc in self._started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        self._started.clear()
+        self.kill_qemus()
 
     def call(self, argv: Sequence[str], timeout: float = 60.0) -> Outcome:
         proc = self.start(argv)
@@ -178,7 +194,10 @@ class StderrWatcher:
 
     def _run(self) -> None:
         while True:
-            chunk = os.read(self._stream.fileno(), 65536)
+            try:
+                chunk = os.read(self._stream.fileno(), 65536)
+            except (OSError, ValueError):  # the sandbox closed the pipe at teardown
+                chunk = b""
             with self._cond:
                 if not chunk:
                     self._cond.notify_all()

@@ -11,10 +11,10 @@ from harness import Sandbox, build_firmware, stock_qemu
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """A TMPDIR for machinedesc; any QEMU still running from it is killed after the test."""
+    """A TMPDIR for machinedesc; whatever the test left running from it is ended after the test."""
     box = Sandbox(tmp_path)
     yield box
-    box.kill_qemus()
+    box.close()
 
 
 @pytest.fixture(scope="session")
