@@ -9,6 +9,7 @@ created there, and every QEMU it starts has that path on its command line
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
 import signal
@@ -246,6 +247,26 @@ def qom_tree(socket_path: str) -> dict[str, str]:
             await client.disconnect()
         return tree
     return asyncio.run(walk())
+
+
+def qmp_cont(socket_path: str, expect_status: str | None = None) -> None:
+    """Start the CPUs of a paused QEMU over QMP (``query-status`` first must say ``expect_status``).
+
+    A guest may power off the moment it runs: QEMU can then be gone before we
+    hang up, which is not an error here.
+    """
+    async def cont() -> None:
+        client = QMPClient("user")
+        await client.connect(socket_path)
+        try:
+            if expect_status is not None:
+                status = await client.execute("query-status")
+                assert isinstance(status, dict) and status["status"] == expect_status, status
+            await client.execute("cont")
+        finally:
+            with contextlib.suppress(EOFError, ConnectionResetError):
+                await client.disconnect()
+    asyncio.run(cont())
 
 
 def qmp_quit(socket_path: str) -> None:

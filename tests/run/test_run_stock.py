@@ -8,7 +8,6 @@ process and no private directory behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import os
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Sandbox, StderrWatcher, qmp_quit, read_until, wait_gone
+from harness import Sandbox, StderrWatcher, qmp_cont, qmp_quit, read_until, wait_gone
 from qemu.qmp import QMPClient
 from user_qemu import start_user_qemu
 
@@ -96,15 +95,7 @@ def test_detach_paused_with_serial_socket(sandbox: Sandbox, stock_riscv: Path, f
     # Paused: nothing printed until we connect to the UART and continue the CPUs.
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(uart))
-
-        async def cont() -> None:
-            client = QMPClient("test")
-            await client.connect(qmp)
-            status = await client.execute("query-status")
-            assert isinstance(status, dict) and status["status"] == "prelaunch"
-            await client.execute("cont")
-            await client.disconnect()
-        asyncio.run(cont())
+        qmp_cont(qmp, expect_status="prelaunch")
         s.settimeout(20)
         data = b""
         while b"timer interrupt" not in data:
@@ -354,14 +345,7 @@ def test_paused_waits_for_the_user_to_continue(sandbox: Sandbox, stock_riscv: Pa
     time.sleep(0.3)
     assert proc.poll() is None  # still waiting: the CPUs are stopped
 
-    async def cont() -> None:
-        client = QMPClient("user")
-        await client.connect(m.group(1))
-        await client.execute("cont")
-        # The firmware powers off at once: QEMU may be gone before we hang up.
-        with contextlib.suppress(EOFError, ConnectionResetError):
-            await client.disconnect()
-    asyncio.run(cont())
+    qmp_cont(m.group(1))
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.finish()
     assert lines(out.decode()) == LINES
