@@ -149,3 +149,21 @@ def test_console_script_runs(in_repo: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "driver=cortex-a72-arm-cpu" in proc.stdout
+
+
+@pytest.mark.parametrize("case", ["host-backends", "host-qmp-commands", "host-machine-props", "host-qmp-chardev-file"])
+def test_allow_host_access_lets_a_trusted_board_through(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], case: str) -> None:
+    monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "cache"))
+    board = f"tests/data/invalid/{case}.yaml"
+    code, out, err = run(["validate", "--allow-host-access", board], capsys)
+    assert (code, out, err) == (0, f"{board}: ok\n", "")
+    # The flag is part of the plan cache's key: the cached plan does not let it through without.
+    code, _, err = run(["plan", board], capsys)
+    assert code == 2 and "--allow-host-access" in err
+
+
+def test_allowed_host_access_reaches_the_plan(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["plan", "--allow-host-access", "tests/data/invalid/host-backends.yaml"], capsys)
+    assert code == 0
+    assert "-chardev file,path=/tmp/console.log,id=out" in out
