@@ -1,8 +1,8 @@
 """What a board or QMP file may not do without --allow-host-access: the host-access policy and its checks.
 
 A board (and a QMP file) is data: by default nothing in it may run a host
-command, read or write a host file, or open a host device or network
-endpoint.  ``check_board`` adds a problem at the offending YAML value for
+command, write a host file, read one other than an image loaded into guest
+memory, or open a host device or network endpoint.  ``check_board`` adds a problem at the offending YAML value for
 everything that would (plus the checks that keep a board's strings from
 smuggling options into QEMU's command line); ``check_command`` and
 ``check_qemu_argv`` do the same for ``run``.  The tables below are the
@@ -114,11 +114,10 @@ HOST_DEVICE_PREFIXES: Mapping[str, str] = {
     "u2f-passthru": "passes a host security key through",
 }
 
-#: Machine properties that read or write host files.
+#: Machine properties that write host files.  The ones that read an image into guest
+#: memory (kernel, initrd, firmware, dtb, bios, shim) are allowed, like the loader device.
 HOST_MACHINE_PROPS: Mapping[str, str] = {
     "dumpdtb": "writes the device tree to a host file and exits",
-    "dtb": "reads a host file", "kernel": "reads a host file", "initrd": "reads a host file",
-    "firmware": "reads a host file", "shim": "reads a host file", "bios": "reads a host file",
 }
 
 #: chardev ids machinedesc uses itself (its QMP monitor).
@@ -130,10 +129,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Header options ``run`` accepts without --allow-host-access: what ``machinedesc plan`` writes,
 #: and options that do not touch the host.  Value: does the option take an argument.
-SAFE_QEMU_OPTIONS: Mapping[str, bool] = {"-M": True, "-machine": True, "-smp": True, "-m": True, "-cpu": True,
-                                         "-nodefaults": False, "-chardev": True, "-preconfig": False,
-                                         "-S": False, "-no-shutdown": False, "-no-reboot": False,
-                                         "-display": True, "-accel": True}
+SAFE_QEMU_OPTIONS: Mapping[str, bool] = {
+    "-M": True, "-machine": True, "-smp": True, "-m": True, "-cpu": True, "-accel": True, "-name": True,
+    "-nodefaults": False, "-chardev": True, "-serial": True, "-display": True, "-preconfig": False,
+    "-S": False, "-no-shutdown": False, "-no-reboot": False,
+    # Images read into guest memory, like the loader device's file.
+    "-bios": True, "-kernel": True, "-initrd": True, "-dtb": True, "-append": True,
+}
 
 
 def _escape(text: str) -> str:
@@ -383,4 +385,6 @@ def _option_value_problem(name: str, value: str) -> str | None:
         return found[0] if found else None
     if name == "-display" and split_options(value)[0] != ("", "none"):
         return f"-display {_escape(value)} opens a window or a host service"
+    if name == "-serial" and not (value.startswith("chardev:") or value in ("none", "null")):
+        return f"-serial {_escape(value)} may open a host file, device or socket (use -serial chardev:ID)"
     return None
