@@ -16,11 +16,12 @@ import collections
 import contextlib
 import io
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import sys
-import tempfile
 import termios
 import threading
 import time
@@ -35,11 +36,13 @@ from .capabilities import CapabilityError, probe
 from .errors import MachinedescError, UsageError
 from .plan import Plan, Step
 from .qemu import (
+    ConsoleError,
     QemuError,
     QemuNotFoundError,
     QemuProcess,
     QemuTimeoutError,
     find_binary,
+    make_workdir,
     rewrite_chardevs,
 )
 from .qmpfile import format_command
@@ -133,6 +136,8 @@ class Options:
     timeout: float = 30.0
     verbose: bool = False
     extra_args: Sequence[str] = ()
+    #: --allow-host-access: run may send commands and use header options that touch the host.
+    allow_host_access: bool = False
     stdout: BinaryIO | None = None
     stderr: TextIO | None = None
     #: Called with time.monotonic() of the console's first byte (benchmarks).
@@ -151,8 +156,31 @@ class Options:
                                  "(the QEMU you connect to was started by you)")
         if self.detach and self.serial == "stdio":
             raise UsageError("--serial stdio cannot be used with --detach (use file:PATH, socket:PATH or none)")
-        if self.timeout <= 0:
-            raise UsageError("--timeout must be positive")
+        check_timeout(self.timeout)
+
+
+def check_timeout(seconds: float) -> None:
+    """Raise UsageError unless ``seconds`` is a finite positive number (not nan, not inf)."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {seconds}")
+
+
+#: QEMU options that take QEMU out of machinedesc's control (it forks away, or its pid
+#: file or root changes): refused in a QEMU machinedesc starts (use --detach).
+DETACHING_OPTIONS: Mapping[str, str] = {
+    "-daemonize": "QEMU would fork into the background, out of machinedesc's control",
+    "-pidfile": "machinedesc keeps QEMU's pid file in its private directory",
+    "-run-with": "QEMU would change its root or user (or fork a teardown process) under machinedesc",
+}
+
+
+def check_detaching(args: Sequence[str]) -> None:
+    """Raise UsageError (exit 2) if ``args`` hold an option that detaches QEMU from machinedesc."""
+    for arg in args:
+        name = "-" + arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else ""
+        if name in DETACHING_OPTIONS:
+            raise UsageError(f"machinedesc: QEMU option '{arg}' is not allowed: {DETACHING_OPTIONS[name]}\n"
+                             "  hint: to leave QEMU running in the background use --detach")
 
 
 @dataclass
@@ -238,11 +266,29 @@ async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any
     while len(inflight) > keep:
         n, action, task = inflight[0]
         try:
-            await task
+            reply = await task
         except ExecuteError as exc:
             raise StepError(_step_failure(n, total, action,
                                           f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
+        if action.command == "human-monitor-command":
+            failure = hmp_failure(reply)
+            if failure:
+                raise StepError(_step_failure(n, total, action, f"HMP error: {failure}"))
         inflight.popleft()
+
+
+# HMP reports its errors in the reply text, not as a QMP error: "Error: ..."
+# (hmp_handle_error), "unknown command: ..." and the argument parser's
+# 'Try "help CMD" for more information'.
+_HMP_ERROR = re.compile(r'^(Error: .*|unknown command: .*|Try "help .*)$', re.MULTILINE)
+
+
+def hmp_failure(reply: Any) -> str | None:
+    """The error text of a human-monitor-command reply that reports a failure, else None."""
+    if not isinstance(reply, str) or not _HMP_ERROR.search(reply):
+        return None
+    text = " ".join(line.strip() for line in reply.splitlines() if line.strip())
+    return text[:500]
 
 
 def _step_failure(n: int, total: int, action: Action, why: str) -> str:
@@ -367,6 +413,18 @@ async def drive(job: Job, opts: Options) -> int:
             if not cleaning:
                 main_task.cancel()
 
+    console_failed: list[OSError] = []
+
+    def on_console_error(exc: OSError) -> None:
+        # From the relay thread: stop at once, the guest's output is being lost.
+        def fail() -> None:
+            if not console_failed and not interrupted:
+                console_failed.append(exc)
+                if not cleaning:
+                    main_task.cancel()
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(fail)
+
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
@@ -382,6 +440,7 @@ async def drive(job: Job, opts: Options) -> int:
             binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
             binary = str(binary_path)
             qemu = _start(binary_path, job, opts, out)
+            qemu.on_console_error = on_console_error
             if opts.on_first_output is not None:
                 _watch_first_output(qemu, opts.on_first_output)
             try:
@@ -438,6 +497,8 @@ async def drive(job: Job, opts: Options) -> int:
         with _keystrokes_to(qemu, _typing_fd(job, opts)):
             rc = await _wait_exit(qemu)
         qemu.finish_console()
+        if qemu.console_error is not None:
+            raise _console_lost(qemu.console_error, opts)
         if rc != 0:
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
                             + stderr_tail(qemu))
@@ -451,6 +512,9 @@ async def drive(job: Job, opts: Options) -> int:
         if interrupted:
             main_task.uncancel()
             raise Interrupted(interrupted[0]) from None
+        if console_failed:
+            main_task.uncancel()
+            raise _console_lost(console_failed[0], opts) from None
         raise
     finally:
         cleaning = True
@@ -463,6 +527,12 @@ async def drive(job: Job, opts: Options) -> int:
             qemu.cleanup()
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def _console_lost(exc: OSError, opts: Options) -> ConsoleError:
+    where = opts.serial or "standard output"
+    return ConsoleError(f"machinedesc: cannot write the guest console to {where}: {exc.strerror or exc}; "
+                        "QEMU was stopped, console output was lost")
 
 
 async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> None:
@@ -487,13 +557,27 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
 def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
     args = list(job.qemu_args)
     serial = opts.serial or ("log" if opts.detach else "stdio")
+    check_detaching([*args, *opts.extra_args])
+    console: BinaryIO | None = None if opts.detach else out
+    owned = False
+    if serial.startswith("file:") and not opts.detach and len(job.console_ids) == 1:
+        # machinedesc writes the file itself (QEMU's stdio relayed into it): QEMU's
+        # file chardev drops output silently when the disk is full, we report it.
+        path = Path(serial[len("file:"):]).expanduser()
+        try:
+            console, owned = open(path, "wb"), True  # noqa: SIM115 - closed by QemuProcess.cleanup
+        except OSError as exc:
+            raise UsageError(f"machinedesc: cannot write --serial file {path}: {exc.strerror or exc}") from None
+        serial = "relay"
     workdir: Path | None = None
     if serial != "stdio":
-        workdir = Path(tempfile.mkdtemp(prefix="machinedesc-"))
+        workdir = make_workdir()
         try:
             args = rewrite_chardevs(args, job.console_ids, serial, workdir)
         except ValueError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
+            if owned and console is not None:
+                console.close()
             raise UsageError(str(exc)) from None
     if "-preconfig" not in args and "--preconfig" not in args:
         args.append("-preconfig")
@@ -501,9 +585,13 @@ def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
     if "-S" not in args:
         args.append("-S")
     args.extend(opts.extra_args)
-    console = None if opts.detach else out
-    return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
-                       console_input=_typing_fd(job, opts) is not None)
+    try:
+        return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
+                           console_input=_typing_fd(job, opts) is not None, close_console=owned)
+    except BaseException:
+        if owned and console is not None:
+            console.close()
+        raise
 
 
 def _typing_fd(job: Job, opts: Options) -> int | None:

@@ -131,7 +131,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: and options that do not touch the host.  Value: does the option take an argument.
 SAFE_QEMU_OPTIONS: Mapping[str, bool] = {
     "-M": True, "-machine": True, "-smp": True, "-m": True, "-cpu": True, "-accel": True, "-name": True,
-    "-nodefaults": False, "-chardev": True, "-serial": True, "-display": True, "-preconfig": False,
+    "-nodefaults": False, "-chardev": True, "-serial": True, "-mon": True, "-display": True, "-preconfig": False,
     "-S": False, "-no-shutdown": False, "-no-reboot": False,
     # Images read into guest memory, like the loader device's file.
     "-bios": True, "-kernel": True, "-initrd": True, "-dtb": True, "-append": True,
