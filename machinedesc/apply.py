@@ -386,12 +386,54 @@ async def _wait_exit(qemu: QemuProcess) -> int:
     return rc if rc is not None else 0
 
 
+class _Stop:
+    """What ends drive() early: a signal (SIGINT, SIGTERM, SIGHUP) or a console write that failed.
+
+    The first cause cancels the main task; once cleanup runs (``cleaning``),
+    causes are only noted, so that cleanup itself is never cut short.
+    """
+
+    def __init__(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.task = task
+        self.loop = loop
+        self.signal: int | None = None
+        self.console: OSError | None = None
+        self.cleaning = False
+
+    def on_signal(self, signum: int) -> None:
+        if self.signal is None:
+            self.signal = signum
+            if not self.cleaning:
+                self.task.cancel()
+
+    def on_console_error(self, exc: OSError) -> None:
+        """Called from the console relay thread: stop at once, the guest's output is being lost."""
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(self._console_failed, exc)
+
+    def _console_failed(self, exc: OSError) -> None:
+        if self.console is None and self.signal is None:
+            self.console = exc
+            if not self.cleaning:
+                self.task.cancel()
+
+    def error(self, opts: Options) -> MachinedescError | None:
+        """The error for a cancellation this caused (and the task uncancelled), or None."""
+        if self.signal is not None:
+            self.task.uncancel()
+            return Interrupted(self.signal)
+        if self.console is not None:
+            self.task.uncancel()
+            return _console_lost(self.console, opts)
+        return None
+
+
 async def drive(job: Job, opts: Options) -> int:
     """Start (or connect to) QEMU, build the job's machine, then run/detach/leave; returns 0.
 
-    Raises CapabilityError (3), StepError (4), QemuError (5), Interrupted
-    (130+) or UsageError (2); on every path the QEMU started here is gone and
-    its directory removed, unless the job detached successfully.
+    Raises CapabilityError (3), StepError (4), QemuError (5), ConsoleError (6),
+    Interrupted (130+) or UsageError (2); on every path the QEMU started here
+    is gone and its directory removed, unless the job detached successfully.
     """
     opts.validate()
     silence_qmp_logging()
@@ -399,35 +441,12 @@ async def drive(job: Job, opts: Options) -> int:
     out = opts.stdout if opts.stdout is not None else sys.stdout.buffer
     reporter = Reporter(err, opts.verbose)
     loop = asyncio.get_running_loop()
-    interrupted: list[int] = []
     main_task = asyncio.current_task()
     assert main_task is not None
-
-    cleaning = False
-
-    def on_signal(signum: int) -> None:
-        # The first signal cancels the work; once cleanup runs, signals are
-        # only noted, so that cleanup itself is never cut short.
-        if not interrupted:
-            interrupted.append(signum)
-            if not cleaning:
-                main_task.cancel()
-
-    console_failed: list[OSError] = []
-
-    def on_console_error(exc: OSError) -> None:
-        # From the relay thread: stop at once, the guest's output is being lost.
-        def fail() -> None:
-            if not console_failed and not interrupted:
-                console_failed.append(exc)
-                if not cleaning:
-                    main_task.cancel()
-        with contextlib.suppress(RuntimeError):  # the loop is already closed
-            loop.call_soon_threadsafe(fail)
-
+    stop = _Stop(main_task, loop)
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in handled:
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, stop.on_signal, signum)
     qemu: QemuProcess | None = None
     client = QMPClient(job.title)
     ok = False
@@ -437,71 +456,13 @@ async def drive(job: Job, opts: Options) -> int:
             binary = f"the QEMU at {opts.connect}"
             await connect(client, opts.connect, opts.timeout, None)
         else:
-            binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
-            binary = str(binary_path)
-            qemu = _start(binary_path, job, opts, out)
-            qemu.on_console_error = on_console_error
-            if opts.on_first_output is not None:
-                _watch_first_output(qemu, opts.on_first_output)
-            try:
-                await connect(client, qemu.qmp_address, opts.timeout, qemu)
-            except QemuError as exc:
-                if qemu.poll() is None:
-                    raise
-                # Stock QEMU already refuses the board's command line (e.g.
-                # -smp maxcpus on -M none): tell the user what is missing, not
-                # only how QEMU died.
-                await _probe_minimal(binary_path, job, opts, str(exc))
-                raise
+            qemu = _launch(job, opts, out, stop)
+            binary = str(qemu.binary)
+            await _connect_started(client, qemu, job, opts)
         session = Session(client, opts.timeout, qemu, reporter, binary)
-        t_connected = time.monotonic()
-        await _probe(session, job, binary, None if opts.connect else Path(binary))
-        start = time.monotonic()
-        # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
-        # connected to.  With -v each reply is echoed right after its command.
-        await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
-        t_sent = time.monotonic()
-        await verify(session, job.checks)
-        if opts.timings is not None:
-            opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
-                                send=t_sent - start, verify=time.monotonic() - t_sent,
-                                steps=float(len(job.actions)))
-        reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
-                     f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
-        if qemu is None:
-            ok = True
-            return 0
-        serial = opts.serial or ""
-        if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
-            await _wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
-        if not opts.paused:
-            try:
-                await session.call("cont")
-            except ExecuteError as exc:
-                raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
-                                f"x-exit-preconfig?): QEMU error {exc.error_class}: "
-                                f"{exc.error.error.desc}") from None
-        await disconnect(client)
-        if interrupted:
-            # The signal came while qemu.qmp was tearing down and got absorbed there.
-            raise Interrupted(interrupted[0])
-        if opts.detach:
-            qemu.detach()
-            _print_detached(qemu, job, opts, out)
-            ok = True
-            return 0
-        if opts.paused:
-            err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
-                      "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
-            err.flush()
-        with _keystrokes_to(qemu, _typing_fd(job, opts)):
-            rc = await _wait_exit(qemu)
-        qemu.finish_console()
-        if qemu.console_error is not None:
-            raise _console_lost(qemu.console_error, opts)
-        if rc != 0:
-            raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
-                            + stderr_tail(qemu))
+        await _build(session, job, opts, t_begin)
+        if qemu is not None:
+            await _run_guest(session, qemu, job, opts, stop, err, out)
         ok = True
         return 0
     except ExecuteError as exc:
@@ -509,24 +470,97 @@ async def drive(job: Job, opts: Options) -> int:
         raise StepError(f"machinedesc: QEMU refused {dict(exc.sent)}: {exc.error_class}: "
                         f"{exc.error.error.desc}") from None
     except asyncio.CancelledError:
-        if interrupted:
-            main_task.uncancel()
-            raise Interrupted(interrupted[0]) from None
-        if console_failed:
-            main_task.uncancel()
-            raise _console_lost(console_failed[0], opts) from None
+        why = stop.error(opts)
+        if why is not None:
+            raise why from None
         raise
     finally:
-        cleaning = True
+        stop.cleaning = True
         reporter.clear()
         if qemu is not None and not (ok and opts.detach):
             # An interrupt gets a clean shutdown (SIGTERM); a failure leaves nothing to save.
-            qemu.cleanup(grace=3.0 if interrupted else 0.0)
+            qemu.cleanup(grace=3.0 if stop.signal is not None else 0.0)
         await disconnect(client)
         if qemu is not None and ok and opts.detach:
             qemu.cleanup()
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def _launch(job: Job, opts: Options, out: BinaryIO, stop: _Stop) -> QemuProcess:
+    """Find the binary and start QEMU for ``job``, its console failures reported to ``stop``."""
+    binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
+    qemu = _start(binary_path, job, opts, out)
+    qemu.on_console_error = stop.on_console_error
+    if opts.on_first_output is not None:
+        _watch_first_output(qemu, opts.on_first_output)
+    return qemu
+
+
+async def _connect_started(client: QMPClient, qemu: QemuProcess, job: Job, opts: Options) -> None:
+    """Connect to the QEMU we started; if it died first, say what stock QEMU lacks (exit 3) when that is why."""
+    try:
+        await connect(client, qemu.qmp_address, opts.timeout, qemu)
+    except QemuError as exc:
+        if qemu.poll() is None:
+            raise
+        # Stock QEMU already refuses the board's command line (e.g. -smp maxcpus
+        # on -M none): tell the user what is missing, not only how QEMU died.
+        await _probe_minimal(qemu.binary, job, opts, str(exc))
+        raise
+
+
+async def _build(session: Session, job: Job, opts: Options, t_begin: float) -> None:
+    """Probe, send every step, verify; record timings when asked."""
+    t_connected = time.monotonic()
+    await _probe(session, job, session.where, None if opts.connect else Path(session.where))
+    start = time.monotonic()
+    # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
+    # connected to.  With -v each reply is echoed right after its command.
+    await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
+    t_sent = time.monotonic()
+    await verify(session, job.checks)
+    if opts.timings is not None:
+        opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
+                            send=t_sent - start, verify=time.monotonic() - t_sent,
+                            steps=float(len(job.actions)))
+    session.reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
+                         f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
+
+
+async def _run_guest(session: Session, qemu: QemuProcess, job: Job, opts: Options, stop: _Stop,
+                     err: TextIO, out: BinaryIO) -> None:
+    """After a verified build: start the CPUs (unless paused), then detach or wait for QEMU to exit."""
+    serial = opts.serial or ""
+    if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
+        await _wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
+    if not opts.paused:
+        try:
+            await session.call("cont")
+        except ExecuteError as exc:
+            raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
+                            f"x-exit-preconfig?): QEMU error {exc.error_class}: "
+                            f"{exc.error.error.desc}") from None
+    await disconnect(session.client)
+    if stop.signal is not None:
+        # The signal came while qemu.qmp was tearing down and got absorbed there.
+        raise Interrupted(stop.signal)
+    if opts.detach:
+        qemu.detach()
+        _print_detached(qemu, job, opts, out)
+        return
+    if opts.paused:
+        err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
+                  "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
+        err.flush()
+    with _keystrokes_to(qemu, _typing_fd(job, opts)):
+        rc = await _wait_exit(qemu)
+    qemu.finish_console()
+    if qemu.console_error is not None:
+        raise _console_lost(qemu.console_error, opts)
+    if rc != 0:
+        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
+                        + stderr_tail(qemu))
 
 
 def _console_lost(exc: OSError, opts: Options) -> ConsoleError:

@@ -141,3 +141,25 @@ def test_machinedesc_cache_holds_every_cache(tmp_path: Path, monkeypatch: pytest
     assert storage.cache_dir("probe", create=True) == tmp_path / "c" / "probe"
     monkeypatch.delenv("MACHINEDESC_CACHE")
     assert storage.cache_dir("probe", create=True) == tmp_path / "xdg" / "machinedesc" / "probe"
+
+
+@pytest.mark.parametrize("board", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "boards").glob("*.yaml")))
+def test_the_data_form_round_trips_every_catalog_plan(board: str) -> None:
+    import json
+
+    from machinedesc.plan import plan_from_data, plan_to_data
+
+    plan = pipeline.load_plan(Path(__file__).resolve().parents[1] / "boards" / board, firmware=[Path("/fw.elf")])
+    again = plan_from_data(json.loads(json.dumps(plan_to_data(plan))))
+    assert again == plan
+    assert render_qmp(again) == render_qmp(plan)
+
+
+@pytest.mark.parametrize("data", [None, [], {"board": 1}, {"board": "b", "name": "n", "system": "s", "qemu_args": [],
+                                                         "steps": [["nope", "raw", "c", {}, None, "", None]],
+                                                         "components": [], "links": [], "chardevs": {}}])
+def test_malformed_data_is_refused(data: object) -> None:
+    from machinedesc.plan import plan_from_data
+
+    with pytest.raises((TypeError, KeyError, ValueError)):
+        plan_from_data(data)
