@@ -92,6 +92,7 @@ HOST_OBJECTS: Mapping[str, str] = {
     "cryptodev-backend-lkcf": "uses the host kernel's crypto",
     "pr-manager-helper": "connects to a host socket",
     "dbus-vmstate": "connects to a host D-Bus",
+    "dbus-display": "connects to a host D-Bus",
     "iommufd": "opens /dev/iommu",
     "x-remote-object": "uses a host file descriptor",
     "x-vfio-user-server": "listens on a host socket",
@@ -112,6 +113,8 @@ HOST_DEVICE_PREFIXES: Mapping[str, str] = {
     "vhost-vdpa": "uses a host vDPA device",
     "usb-host": "passes a host USB device through",
     "u2f-passthru": "passes a host security key through",
+    "virtio-input-host": "grabs a host input device",
+    "ccid-card-emulated": "uses the host's smart cards",
 }
 
 #: Machine properties that write host files.  The ones that read an image into guest
