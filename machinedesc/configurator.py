@@ -37,12 +37,12 @@ def check_file(qmp: QmpFile, opts: Options) -> None:
     """
     system = qmp.header.get("system")
     if system is not None and not _SYSTEM.fullmatch(system):
-        raise QmpFileError(qmp.header_location("system"), f"invalid system '{system}'",
+        raise QmpFileError(qmp.header_location("system"), f"invalid system '{safety.escape_control(system)}'",
                            "a QEMU system name such as riscv64 or aarch64")
     argv = qmp.qemu_argv if not opts.connect else None
     if argv is not None and not opts.qemu:
         if not argv or not _BINARY.fullmatch(Path(argv[0]).name):
-            shown = argv[0] if argv else ""
+            shown = safety.escape_control(argv[0]) if argv else ""
             raise QmpFileError(qmp.header_location("qemu"),
                                f"the '# qemu:' header would run '{shown}', which is not a qemu-system-* binary",
                                "a QMP file is a program: run only starts QEMU from it; give --qemu PATH to "

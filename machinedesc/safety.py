@@ -141,7 +141,8 @@ SAFE_QEMU_OPTIONS: Mapping[str, bool] = {
 }
 
 
-def _escape(text: str) -> str:
+def escape_control(text: str) -> str:
+    """``text`` with control characters escaped (\\x1b), for messages."""
     return text.encode("unicode_escape").decode("ascii") if _CONTROL.search(text) else text
 
 
@@ -176,7 +177,7 @@ def chardev_problem(spec: str, allow_host: bool, with_id: bool = False) -> tuple
     id; with it (a command line) the id may not be one machinedesc reserves.
     """
     if _CONTROL.search(spec):
-        return f"control character in chardev backend '{_escape(spec)}'", False
+        return f"control character in chardev backend '{escape_control(spec)}'", False
     opts = split_options(spec)
     kind = opts[0][1] if opts and opts[0][0] == "" else dict(opts).get("backend", "")
     for key, value in opts:
@@ -187,7 +188,8 @@ def chardev_problem(spec: str, allow_host: bool, with_id: bool = False) -> tuple
     if allow_host:
         return None
     if kind not in SAFE_CHARDEVS:
-        return f"chardev backend '{kind}' touches the host: it opens a host file, device or socket", True
+        return (f"chardev backend '{escape_control(kind)}' touches the host: it opens a host file, device "
+                "or socket"), True
     for key, _ in opts:
         if key in HOST_CHARDEV_OPTIONS:
             return f"chardev option '{key}' touches the host: it {HOST_CHARDEV_OPTIONS[key]}", True
@@ -197,7 +199,7 @@ def chardev_problem(spec: str, allow_host: bool, with_id: bool = False) -> tuple
 def machine_problem(machine: str) -> str | None:
     """Why a machine type name is refused, or None."""
     if not _MACHINE_NAME.fullmatch(machine):
-        return (f"machine '{_escape(machine)}' is not a machine type name (letters, digits, '.', '_', '-'); "
+        return (f"machine '{escape_control(machine)}' is not a machine type name (letters, digits, '.', '_', '-'); "
                 "properties go under machine: {type: ..., props: {...}}")
     return None
 
@@ -217,7 +219,8 @@ def _transaction(args: Mapping[str, Any]) -> _Found:
     for i, action in enumerate(args.get("actions") or []):
         kind = str(action.get("type", "")) if isinstance(action, Mapping) else ""
         if kind in HOST_COMMANDS:
-            return f"transaction action '{kind}' touches the host: it {HOST_COMMANDS[kind]}", ("actions", i, "type")
+            return (f"transaction action '{kind}' touches the host: it {HOST_COMMANDS[kind]}",
+                    ("actions", i, "type"))
     return None
 
 
@@ -227,7 +230,8 @@ def _chardev_add(args: Mapping[str, Any]) -> _Found:
         return None
     kind = str(backend.get("type", ""))
     if kind not in SAFE_CHARDEVS:
-        return f"chardev backend '{kind}' touches the host: it opens a host file, device or socket", ("backend", "type")
+        why = f"chardev backend '{escape_control(kind)}' touches the host: it opens a host file, device or socket"
+        return why, ("backend", "type")
     data = backend.get("data")
     for key in HOST_CHARDEV_OPTIONS:
         if isinstance(data, Mapping) and key in data:
@@ -238,7 +242,9 @@ def _chardev_add(args: Mapping[str, Any]) -> _Found:
 def _netdev_add(args: Mapping[str, Any]) -> _Found:
     kind = str(args.get("type", ""))
     if kind not in SAFE_NETDEVS:
-        return f"netdev type '{kind}' touches the host: it reaches the host's network (or runs host scripts)", ("type",)
+        why = (f"netdev type '{escape_control(kind)}' touches the host: it reaches the host's network "
+               "(or runs host scripts)")
+        return why, ("type",)
     return None
 
 
@@ -255,7 +261,7 @@ def _device_add(args: Mapping[str, Any]) -> _Found:
 def _qom_set(args: Mapping[str, Any]) -> _Found:
     prop = str(args.get("property", ""))
     why = HOST_MACHINE_PROPS.get(prop) or HOST_OBJECT_PROPS.get(prop)
-    return (f"property '{prop}' touches the host: it {why}", ("property",)) if why else None
+    return (f"property '{escape_control(prop)}' touches the host: it {why}", ("property",)) if why else None
 
 
 _ARGUMENT_CHECKS: Mapping[str, Callable[[Mapping[str, Any]], _Found]] = {
@@ -267,10 +273,10 @@ _ARGUMENT_CHECKS: Mapping[str, Callable[[Mapping[str, Any]], _Found]] = {
 def object_problem(qom_type: str, props: Mapping[str, Any]) -> tuple[str, str | None] | None:
     """Why an object of ``qom_type`` with ``props`` touches the host: (message, offending prop or None)."""
     if qom_type in HOST_OBJECTS:
-        return f"object type '{qom_type}' touches the host: it {HOST_OBJECTS[qom_type]}", None
+        return f"object type '{escape_control(qom_type)}' touches the host: it {HOST_OBJECTS[qom_type]}", None
     for key in props:
         if key in HOST_OBJECT_PROPS:
-            return f"property '{key}' touches the host: it {HOST_OBJECT_PROPS[key]}", key
+            return f"property '{escape_control(key)}' touches the host: it {HOST_OBJECT_PROPS[key]}", key
     return None
 
 
@@ -282,12 +288,12 @@ def device_problem(driver: str, props: Mapping[str, Any]) -> tuple[str, str | No
     """
     for prefix, why in HOST_DEVICE_PREFIXES.items():
         if driver.startswith(prefix):
-            return f"device type '{driver}' touches the host: it {why}", None
+            return f"device type '{escape_control(driver)}' touches the host: it {why}", None
     for key in props:
         if driver == "loader" and key == "file":
             continue
         if key in HOST_OBJECT_PROPS:
-            return f"property '{key}' touches the host: it {HOST_OBJECT_PROPS[key]}", key
+            return f"property '{escape_control(key)}' touches the host: it {HOST_OBJECT_PROPS[key]}", key
     return None
 
 
@@ -336,7 +342,7 @@ def _check_raw(board: Board, add: _Add, allow_host_access: bool) -> None:
     for raw in board.raw:
         base: tuple[str | int, ...] = ("qmp", raw.name)
         if not _COMMAND_NAME.fullmatch(raw.execute):
-            add((*base, "execute"), f"'{_escape(raw.execute)}' is not a QMP command name", False)
+            add((*base, "execute"), f"'{escape_control(raw.execute)}' is not a QMP command name", False)
             continue
         found = None if allow_host_access else command_problem(raw.execute, raw.arguments)
         if found:
@@ -364,7 +370,7 @@ def check_qemu_argv(argv: Sequence[str]) -> str | None:
         opt = argv[i]
         name = "-" + opt.lstrip("-") if opt.startswith("-") else opt
         if name not in SAFE_QEMU_OPTIONS:
-            return f"QEMU option '{_escape(opt)}' is not one machinedesc plan writes; it may touch the host"
+            return f"QEMU option '{escape_control(opt)}' is not one machinedesc plan writes; it may touch the host"
         takes_value = SAFE_QEMU_OPTIONS[name]
         if takes_value and i + 1 < len(argv):
             why = _option_value_problem(name, argv[i + 1])
@@ -376,7 +382,7 @@ def check_qemu_argv(argv: Sequence[str]) -> str | None:
 
 def _option_value_problem(name: str, value: str) -> str | None:
     if _CONTROL.search(value):
-        return f"control character in '{_escape(value)}'"
+        return f"control character in '{escape_control(value)}'"
     if name in ("-M", "-machine"):
         opts = split_options(value)
         for key, _ in opts:
@@ -387,7 +393,7 @@ def _option_value_problem(name: str, value: str) -> str | None:
         found = chardev_problem(value, False, with_id=True)
         return found[0] if found else None
     if name == "-display" and split_options(value)[0] != ("", "none"):
-        return f"-display {_escape(value)} opens a window or a host service"
+        return f"-display {escape_control(value)} opens a window or a host service"
     if name == "-serial" and not (value.startswith("chardev:") or value in ("none", "null")):
-        return f"-serial {_escape(value)} may open a host file, device or socket (use -serial chardev:ID)"
+        return f"-serial {escape_control(value)} may open a host file, device or socket (use -serial chardev:ID)"
     return None

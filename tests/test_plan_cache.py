@@ -143,13 +143,16 @@ def test_machinedesc_cache_holds_every_cache(tmp_path: Path, monkeypatch: pytest
     assert storage.cache_dir("probe", create=True) == tmp_path / "xdg" / "machinedesc" / "probe"
 
 
-@pytest.mark.parametrize("board", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "boards").glob("*.yaml")))
+CATALOG = Path(__file__).resolve().parents[1] / "boards"
+
+
+@pytest.mark.parametrize("board", sorted(p.name for p in CATALOG.glob("*.yaml")))
 def test_the_data_form_round_trips_every_catalog_plan(board: str) -> None:
     import json
 
     from machinedesc.plan import plan_from_data, plan_to_data
 
-    plan = pipeline.load_plan(Path(__file__).resolve().parents[1] / "boards" / board, firmware=[Path("/fw.elf")])
+    plan = pipeline.load_plan(CATALOG / board, firmware=[Path("/fw.elf")])
     again = plan_from_data(json.loads(json.dumps(plan_to_data(plan))))
     assert again == plan
     assert render_qmp(again) == render_qmp(plan)
