@@ -222,6 +222,17 @@ def test_console_to_a_full_device_is_an_error(sandbox: Sandbox, stock_riscv: Pat
     sandbox.assert_clean()
 
 
+def test_console_on_a_full_stdout_is_an_error(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "a.qmp", firmware / "riscv64-hello.elf")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(sandbox.argv_run(str(f), "--qemu", str(stock_riscv)), stdin=subprocess.DEVNULL,
+                              stdout=full, stderr=subprocess.PIPE, env=sandbox.env, cwd=str(sandbox.base),
+                              timeout=60, check=False)
+    assert proc.returncode == 6, proc.stderr
+    assert b"cannot write the guest console to standard output: No space left on device" in proc.stderr
+    sandbox.assert_clean()
+
+
 def test_console_to_a_full_file_system_is_an_error(sandbox: Sandbox, stock_riscv: Path, firmware: Path,
                                                    tmp_path: Path) -> None:
     mnt = tmp_path / "small"
