@@ -174,13 +174,23 @@ DETACHING_OPTIONS: Mapping[str, str] = {
 }
 
 
-def check_detaching(args: Sequence[str]) -> None:
-    """Raise UsageError (exit 2) if ``args`` hold an option that detaches QEMU from machinedesc."""
+def detaching_option(args: Sequence[str]) -> tuple[str, str] | None:
+    """The first option in ``args`` that would detach QEMU from machinedesc, and why; or None."""
     for arg in args:
         name = "-" + arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else ""
         if name in DETACHING_OPTIONS:
-            raise UsageError(f"machinedesc: QEMU option '{arg}' is not allowed: {DETACHING_OPTIONS[name]}\n"
-                             "  hint: to leave QEMU running in the background use --detach")
+            return arg, DETACHING_OPTIONS[name]
+    return None
+
+
+DETACH_HINT = "to leave QEMU running in the background use --detach"
+
+
+def check_detaching(args: Sequence[str]) -> None:
+    """Raise UsageError (exit 2) if ``args`` hold an option that detaches QEMU from machinedesc."""
+    found = detaching_option(args)
+    if found:
+        raise UsageError(f"machinedesc: QEMU option '{found[0]}' is not allowed: {found[1]}\n  hint: {DETACH_HINT}")
 
 
 @dataclass

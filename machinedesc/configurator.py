@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from . import safety
-from .apply import Action, Job, Options, drive, run_async
+from .apply import DETACH_HINT, Action, Job, Options, detaching_option, drive, run_async
 from .errors import UsageError
 from .qemu import QemuNotFoundError, find_binary, stdio_chardevs
 from .qmpfile import QmpFile, QmpFileError, load
@@ -32,31 +32,39 @@ def check_file(qmp: QmpFile, opts: Options) -> None:
     """Raise QmpFileError (exit 2) at the line of a header or command that ``run`` refuses.
 
     The ``# system:`` header must be a system name; the header's program must
-    be a ``qemu-system-*`` binary unless --qemu replaces it; without
-    --allow-host-access no header option or command may touch the host.
+    be a ``qemu-system-*`` binary unless --qemu replaces it; its options may
+    not detach QEMU; without --allow-host-access no header option or command
+    may touch the host.
     """
     system = qmp.header.get("system")
     if system is not None and not _SYSTEM.fullmatch(system):
         raise QmpFileError(qmp.header_location("system"), f"invalid system '{safety.escape_control(system)}'",
                            "a QEMU system name such as riscv64 or aarch64")
     argv = qmp.qemu_argv if not opts.connect else None
-    if argv is not None and not opts.qemu:
-        if not argv or not _BINARY.fullmatch(Path(argv[0]).name):
-            shown = safety.escape_control(argv[0]) if argv else ""
-            raise QmpFileError(qmp.header_location("qemu"),
-                               f"the '# qemu:' header would run '{shown}', which is not a qemu-system-* binary",
-                               "a QMP file is a program: run only starts QEMU from it; give --qemu PATH to "
-                               "run another binary you trust")
+    if argv is not None:
+        _check_header(qmp, argv, opts)
     if opts.allow_host_access:
         return
-    if argv:
-        why = safety.check_qemu_argv(argv[1:])
-        if why:
-            raise QmpFileError(qmp.header_location("qemu"), why, safety.HINT)
     for cmd in qmp.commands:
         found = safety.command_problem(cmd.command, cmd.arguments)
         if found:
             raise QmpFileError(cmd.location, found[0], safety.HINT)
+
+
+def _check_header(qmp: QmpFile, argv: list[str], opts: Options) -> None:
+    where = qmp.header_location("qemu")
+    if not opts.qemu and (not argv or not _BINARY.fullmatch(Path(argv[0]).name)):
+        shown = safety.escape_control(argv[0]) if argv else ""
+        raise QmpFileError(where, f"the '# qemu:' header would run '{shown}', which is not a qemu-system-* binary",
+                           "a QMP file is a program: run only starts QEMU from it; give --qemu PATH to "
+                           "run another binary you trust")
+    found = detaching_option(argv[1:])
+    if found:
+        raise QmpFileError(where, f"QEMU option '{found[0]}' is not allowed: {found[1]}", DETACH_HINT)
+    why = None if opts.allow_host_access else safety.check_qemu_argv(argv[1:])
+    if why:
+        raise QmpFileError(where, why, safety.HINT)
+
 
 def file_job(qmp: QmpFile, opts: Options) -> Job:
     """The Job for a parsed file; raises UsageError when QEMU cannot be started from it,

@@ -160,7 +160,10 @@ def test_detaching_option_in_the_header_is_refused_even_when_trusted(sandbox: Sa
     f = none_file(sandbox.base / "a.qmp", "x-exit-preconfig\n", "-M none -daemonize -preconfig")
     out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--allow-host-access", "--detach",
                                         "--serial", "none"))
-    assert out.rc == 2 and "QEMU option '-daemonize' is not allowed" in out.stderr, out.stderr
+    assert out.rc == 2, out.stderr
+    assert out.stderr.startswith(f"{f}:3:1: QEMU option '-daemonize' is not allowed: QEMU would fork into the "
+                                 "background"), out.stderr
+    assert "hint: to leave QEMU running in the background use --detach" in out.stderr
     sandbox.assert_clean()
 
 
