@@ -16,11 +16,12 @@ import collections
 import contextlib
 import io
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import sys
-import tempfile
 import termios
 import threading
 import time
@@ -35,11 +36,13 @@ from .capabilities import CapabilityError, probe
 from .errors import MachinedescError, UsageError
 from .plan import Plan, Step
 from .qemu import (
+    ConsoleError,
     QemuError,
     QemuNotFoundError,
     QemuProcess,
     QemuTimeoutError,
     find_binary,
+    make_workdir,
     rewrite_chardevs,
 )
 from .qmpfile import format_command
@@ -133,6 +136,8 @@ class Options:
     timeout: float = 30.0
     verbose: bool = False
     extra_args: Sequence[str] = ()
+    #: --allow-host-access: run may send commands and use header options that touch the host.
+    allow_host_access: bool = False
     stdout: BinaryIO | None = None
     stderr: TextIO | None = None
     #: Called with time.monotonic() of the console's first byte (benchmarks).
@@ -151,8 +156,41 @@ class Options:
                                  "(the QEMU you connect to was started by you)")
         if self.detach and self.serial == "stdio":
             raise UsageError("--serial stdio cannot be used with --detach (use file:PATH, socket:PATH or none)")
-        if self.timeout <= 0:
-            raise UsageError("--timeout must be positive")
+        check_timeout(self.timeout)
+
+
+def check_timeout(seconds: float) -> None:
+    """Raise UsageError unless ``seconds`` is a finite positive number (not nan, not inf)."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {seconds}")
+
+
+#: QEMU options that take QEMU out of machinedesc's control (it forks away, or its pid
+#: file or root changes): refused in a QEMU machinedesc starts (use --detach).
+DETACHING_OPTIONS: Mapping[str, str] = {
+    "-daemonize": "QEMU would fork into the background, out of machinedesc's control",
+    "-pidfile": "machinedesc keeps QEMU's pid file in its private directory",
+    "-run-with": "QEMU would change its root or user (or fork a teardown process) under machinedesc",
+}
+
+
+def detaching_option(args: Sequence[str]) -> tuple[str, str] | None:
+    """The first option in ``args`` that would detach QEMU from machinedesc, and why; or None."""
+    for arg in args:
+        name = "-" + arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else ""
+        if name in DETACHING_OPTIONS:
+            return arg, DETACHING_OPTIONS[name]
+    return None
+
+
+DETACH_HINT = "to leave QEMU running in the background use --detach"
+
+
+def check_detaching(args: Sequence[str]) -> None:
+    """Raise UsageError (exit 2) if ``args`` hold an option that detaches QEMU from machinedesc."""
+    found = detaching_option(args)
+    if found:
+        raise UsageError(f"machinedesc: QEMU option '{found[0]}' is not allowed: {found[1]}\n  hint: {DETACH_HINT}")
 
 
 @dataclass
@@ -238,11 +276,29 @@ async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any
     while len(inflight) > keep:
         n, action, task = inflight[0]
         try:
-            await task
+            reply = await task
         except ExecuteError as exc:
             raise StepError(_step_failure(n, total, action,
                                           f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
+        if action.command == "human-monitor-command":
+            failure = hmp_failure(reply)
+            if failure:
+                raise StepError(_step_failure(n, total, action, f"HMP error: {failure}"))
         inflight.popleft()
+
+
+# HMP reports its errors in the reply text, not as a QMP error: "Error: ..."
+# (hmp_handle_error), "unknown command: ..." and the argument parser's
+# 'Try "help CMD" for more information'.
+_HMP_ERROR = re.compile(r'^(Error: .*|unknown command: .*|Try "help .*)$', re.MULTILINE)
+
+
+def hmp_failure(reply: Any) -> str | None:
+    """The error text of a human-monitor-command reply that reports a failure, else None."""
+    if not isinstance(reply, str) or not _HMP_ERROR.search(reply):
+        return None
+    text = " ".join(line.strip() for line in reply.splitlines() if line.strip())
+    return text[:500]
 
 
 def _step_failure(n: int, total: int, action: Action, why: str) -> str:
@@ -340,12 +396,54 @@ async def _wait_exit(qemu: QemuProcess) -> int:
     return rc if rc is not None else 0
 
 
+class _Stop:
+    """What ends drive() early: a signal (SIGINT, SIGTERM, SIGHUP) or a console write that failed.
+
+    The first cause cancels the main task; once cleanup runs (``cleaning``),
+    causes are only noted, so that cleanup itself is never cut short.
+    """
+
+    def __init__(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.task = task
+        self.loop = loop
+        self.signal: int | None = None
+        self.console: OSError | None = None
+        self.cleaning = False
+
+    def on_signal(self, signum: int) -> None:
+        if self.signal is None:
+            self.signal = signum
+            if not self.cleaning:
+                self.task.cancel()
+
+    def on_console_error(self, exc: OSError) -> None:
+        """Called from the console relay thread: stop at once, the guest's output is being lost."""
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(self._console_failed, exc)
+
+    def _console_failed(self, exc: OSError) -> None:
+        if self.console is None and self.signal is None:
+            self.console = exc
+            if not self.cleaning:
+                self.task.cancel()
+
+    def error(self, opts: Options) -> MachinedescError | None:
+        """The error for a cancellation this caused (and the task uncancelled), or None."""
+        if self.signal is not None:
+            self.task.uncancel()
+            return Interrupted(self.signal)
+        if self.console is not None:
+            self.task.uncancel()
+            return _console_lost(self.console, opts)
+        return None
+
+
 async def drive(job: Job, opts: Options) -> int:
     """Start (or connect to) QEMU, build the job's machine, then run/detach/leave; returns 0.
 
-    Raises CapabilityError (3), StepError (4), QemuError (5), Interrupted
-    (130+) or UsageError (2); on every path the QEMU started here is gone and
-    its directory removed, unless the job detached successfully.
+    Raises CapabilityError (3), StepError (4), QemuError (5), ConsoleError (6),
+    Interrupted (130+) or UsageError (2); on every path the QEMU started here
+    is gone and its directory removed, unless the job detached successfully.
     """
     opts.validate()
     silence_qmp_logging()
@@ -353,23 +451,12 @@ async def drive(job: Job, opts: Options) -> int:
     out = opts.stdout if opts.stdout is not None else sys.stdout.buffer
     reporter = Reporter(err, opts.verbose)
     loop = asyncio.get_running_loop()
-    interrupted: list[int] = []
     main_task = asyncio.current_task()
     assert main_task is not None
-
-    cleaning = False
-
-    def on_signal(signum: int) -> None:
-        # The first signal cancels the work; once cleanup runs, signals are
-        # only noted, so that cleanup itself is never cut short.
-        if not interrupted:
-            interrupted.append(signum)
-            if not cleaning:
-                main_task.cancel()
-
+    stop = _Stop(main_task, loop)
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for signum in handled:
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, stop.on_signal, signum)
     qemu: QemuProcess | None = None
     client = QMPClient(job.title)
     ok = False
@@ -379,68 +466,13 @@ async def drive(job: Job, opts: Options) -> int:
             binary = f"the QEMU at {opts.connect}"
             await connect(client, opts.connect, opts.timeout, None)
         else:
-            binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
-            binary = str(binary_path)
-            qemu = _start(binary_path, job, opts, out)
-            if opts.on_first_output is not None:
-                _watch_first_output(qemu, opts.on_first_output)
-            try:
-                await connect(client, qemu.qmp_socket, opts.timeout, qemu)
-            except QemuError as exc:
-                if qemu.poll() is None:
-                    raise
-                # Stock QEMU already refuses the board's command line (e.g.
-                # -smp maxcpus on -M none): tell the user what is missing, not
-                # only how QEMU died.
-                await _probe_minimal(binary_path, job, opts, str(exc))
-                raise
+            qemu = _launch(job, opts, out, stop)
+            binary = str(qemu.binary)
+            await _connect_started(client, qemu, job, opts)
         session = Session(client, opts.timeout, qemu, reporter, binary)
-        t_connected = time.monotonic()
-        await _probe(session, job, binary, None if opts.connect else Path(binary))
-        start = time.monotonic()
-        # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
-        # connected to.  With -v each reply is echoed right after its command.
-        await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
-        t_sent = time.monotonic()
-        await verify(session, job.checks)
-        if opts.timings is not None:
-            opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
-                                send=t_sent - start, verify=time.monotonic() - t_sent,
-                                steps=float(len(job.actions)))
-        reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
-                     f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
-        if qemu is None:
-            ok = True
-            return 0
-        serial = opts.serial or ""
-        if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
-            await _wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
-        if not opts.paused:
-            try:
-                await session.call("cont")
-            except ExecuteError as exc:
-                raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
-                                f"x-exit-preconfig?): QEMU error {exc.error_class}: "
-                                f"{exc.error.error.desc}") from None
-        await disconnect(client)
-        if interrupted:
-            # The signal came while qemu.qmp was tearing down and got absorbed there.
-            raise Interrupted(interrupted[0])
-        if opts.detach:
-            qemu.detach()
-            _print_detached(qemu, job, opts, out)
-            ok = True
-            return 0
-        if opts.paused:
-            err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
-                      "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
-            err.flush()
-        with _keystrokes_to(qemu, _typing_fd(job, opts)):
-            rc = await _wait_exit(qemu)
-        qemu.finish_console()
-        if rc != 0:
-            raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
-                            + stderr_tail(qemu))
+        await _build(session, job, opts, t_begin)
+        if qemu is not None:
+            await _run_guest(session, qemu, job, opts, stop, err, out)
         ok = True
         return 0
     except ExecuteError as exc:
@@ -448,21 +480,103 @@ async def drive(job: Job, opts: Options) -> int:
         raise StepError(f"machinedesc: QEMU refused {dict(exc.sent)}: {exc.error_class}: "
                         f"{exc.error.error.desc}") from None
     except asyncio.CancelledError:
-        if interrupted:
-            main_task.uncancel()
-            raise Interrupted(interrupted[0]) from None
+        why = stop.error(opts)
+        if why is not None:
+            raise why from None
         raise
     finally:
-        cleaning = True
+        stop.cleaning = True
         reporter.clear()
         if qemu is not None and not (ok and opts.detach):
             # An interrupt gets a clean shutdown (SIGTERM); a failure leaves nothing to save.
-            qemu.cleanup(grace=3.0 if interrupted else 0.0)
+            qemu.cleanup(grace=3.0 if stop.signal is not None else 0.0)
         await disconnect(client)
         if qemu is not None and ok and opts.detach:
             qemu.cleanup()
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def _launch(job: Job, opts: Options, out: BinaryIO, stop: _Stop) -> QemuProcess:
+    """Find the binary and start QEMU for ``job``, its console failures reported to ``stop``."""
+    binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
+    qemu = _start(binary_path, job, opts, out)
+    qemu.on_console_error = stop.on_console_error
+    if opts.on_first_output is not None:
+        _watch_first_output(qemu, opts.on_first_output)
+    return qemu
+
+
+async def _connect_started(client: QMPClient, qemu: QemuProcess, job: Job, opts: Options) -> None:
+    """Connect to the QEMU we started; if it died first, say what stock QEMU lacks (exit 3) when that is why."""
+    try:
+        await connect(client, qemu.qmp_socket, opts.timeout, qemu)
+    except QemuError as exc:
+        if qemu.poll() is None:
+            raise
+        # Stock QEMU already refuses the board's command line (e.g. -smp maxcpus
+        # on -M none): tell the user what is missing, not only how QEMU died.
+        await _probe_minimal(qemu.binary, job, opts, str(exc))
+        raise
+
+
+async def _build(session: Session, job: Job, opts: Options, t_begin: float) -> None:
+    """Probe, send every step, verify; record timings when asked."""
+    t_connected = time.monotonic()
+    await _probe(session, job, session.where, None if opts.connect else Path(session.where))
+    start = time.monotonic()
+    # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
+    # connected to.  With -v each reply is echoed right after its command.
+    await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
+    t_sent = time.monotonic()
+    await verify(session, job.checks)
+    if opts.timings is not None:
+        opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
+                            send=t_sent - start, verify=time.monotonic() - t_sent,
+                            steps=float(len(job.actions)))
+    session.reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
+                         f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
+
+
+async def _run_guest(session: Session, qemu: QemuProcess, job: Job, opts: Options, stop: _Stop,
+                     err: TextIO, out: BinaryIO) -> None:
+    """After a verified build: start the CPUs (unless paused), then detach or wait for QEMU to exit."""
+    serial = opts.serial or ""
+    if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
+        await _wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
+    if not opts.paused:
+        try:
+            await session.call("cont")
+        except ExecuteError as exc:
+            raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
+                            f"x-exit-preconfig?): QEMU error {exc.error_class}: "
+                            f"{exc.error.error.desc}") from None
+    await disconnect(session.client)
+    if stop.signal is not None:
+        # The signal came while qemu.qmp was tearing down and got absorbed there.
+        raise Interrupted(stop.signal)
+    if opts.detach:
+        qemu.detach()
+        _print_detached(qemu, job, opts, out)
+        return
+    if opts.paused:
+        err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
+                  "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
+        err.flush()
+    with _keystrokes_to(qemu, _typing_fd(job, opts)):
+        rc = await _wait_exit(qemu)
+    qemu.finish_console()
+    if qemu.console_error is not None:
+        raise _console_lost(qemu.console_error, opts)
+    if rc != 0:
+        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
+                        + stderr_tail(qemu))
+
+
+def _console_lost(exc: OSError, opts: Options) -> ConsoleError:
+    where = opts.serial or "standard output"
+    return ConsoleError(f"machinedesc: cannot write the guest console to {where}: {exc.strerror or exc}; "
+                        "QEMU was stopped, console output was lost")
 
 
 async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> None:
@@ -487,13 +601,27 @@ async def _probe_minimal(binary: Path, job: Job, opts: Options, why: str) -> Non
 def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
     args = list(job.qemu_args)
     serial = opts.serial or ("log" if opts.detach else "stdio")
+    check_detaching([*args, *opts.extra_args])
+    console: BinaryIO | None = None if opts.detach else out
+    owned = False
+    if serial.startswith("file:") and not opts.detach and len(job.console_ids) == 1:
+        # machinedesc writes the file itself (QEMU's stdio relayed into it): QEMU's
+        # file chardev drops output silently when the disk is full, we report it.
+        path = Path(serial[len("file:"):]).expanduser()
+        try:
+            console, owned = open(path, "wb"), True  # noqa: SIM115 - closed by QemuProcess.cleanup
+        except OSError as exc:
+            raise UsageError(f"machinedesc: cannot write --serial file {path}: {exc.strerror or exc}") from None
+        serial = "relay"
     workdir: Path | None = None
     if serial != "stdio":
-        workdir = Path(tempfile.mkdtemp(prefix="machinedesc-"))
+        workdir = make_workdir()
         try:
             args = rewrite_chardevs(args, job.console_ids, serial, workdir)
         except ValueError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
+            if owned and console is not None:
+                console.close()
             raise UsageError(str(exc)) from None
     if "-preconfig" not in args and "--preconfig" not in args:
         args.append("-preconfig")
@@ -501,9 +629,13 @@ def _start(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
     if "-S" not in args:
         args.append("-S")
     args.extend(opts.extra_args)
-    console = None if opts.detach else out
-    return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
-                       console_input=_typing_fd(job, opts) is not None)
+    try:
+        return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
+                           console_input=_typing_fd(job, opts) is not None, close_console=owned)
+    except BaseException:
+        if owned and console is not None:
+            console.close()
+        raise
 
 
 def _typing_fd(job: Job, opts: Options) -> int | None:

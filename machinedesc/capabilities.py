@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from .errors import MachinedescError
 from .qemu import HOW_TO_GET_PATCHED
 from .session import Session, qemu_version
+from .storage import cache_dir, write_file
 
 # device_add takes any device property; these are the arguments that only the
 # patched QEMU understands (they are in its schema, not in stock QEMU's).
@@ -74,14 +74,13 @@ async def query_capabilities(session: Session) -> Capabilities:
 
 
 def _cache_file(binary: Path) -> Path | None:
-    """Where the capabilities of ``binary`` are cached: keyed by its path, size and mtime."""
+    """The cache entry (relative to the cache root) for ``binary``: keyed by its path, size and mtime."""
     try:
         st = binary.stat()
     except OSError:
         return None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "probe"
     key = hashlib.sha256(f"{_PROBE_FORMAT}\0{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return base / f"{key.hexdigest()[:32]}.json"
+    return Path("probe") / f"{key.hexdigest()[:32]}.json"
 
 
 async def capabilities(session: Session, binary: Path | None) -> Capabilities:
@@ -90,19 +89,18 @@ async def capabilities(session: Session, binary: Path | None) -> Capabilities:
     Probing costs ~50-80 ms (the schema alone is ~230 kB of JSON); a binary
     that changes gets a new key.  ``binary`` None (--connect) always probes.
     """
-    cache = _cache_file(binary) if binary is not None else None
-    if cache is not None:
+    entry = _cache_file(binary) if binary is not None else None
+    directory = cache_dir("probe") if entry is not None else None
+    if entry is not None and directory is not None:
         try:
-            return Capabilities.from_json(json.loads(cache.read_text()))
+            return Capabilities.from_json(json.loads((directory / entry.name).read_text()))
         except (OSError, ValueError, KeyError, TypeError):
             pass
     caps = await query_capabilities(session)
-    if cache is not None:
+    directory = cache_dir("probe", create=True) if entry is not None else None
+    if entry is not None and directory is not None:
         with contextlib.suppress(OSError):
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(caps.to_json()))
-            os.replace(tmp, cache)
+            write_file(directory / entry.name, json.dumps(caps.to_json()).encode(), mode=0o600)
     return caps
 
 

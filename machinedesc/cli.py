@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import NoReturn
@@ -13,11 +11,16 @@ import click
 
 from . import __version__, qemu_build
 from .cli_run import EXIT_CODES, apply_cmd, parse_sets, run_cmd
-from .errors import BoardError, MachinedescError
+from .errors import BoardError, MachinedescError, UsageError
 from .pipeline import load_plan
 from .render import render_json, render_qmp
+from .storage import write_file
 
 _CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."
+_allow_host_access = click.option(
+    "--allow-host-access", is_flag=True,
+    help="Let the board run QMP commands and use backends that touch the host (host files, "
+         "sockets, devices, network; the list is in docs/format.md). Only for boards you trust.")
 
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,14 +38,15 @@ def cli() -> None:
 @click.argument("boards", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
-def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | None) -> None:
+@_allow_host_access
+def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | None, allow_host_access: bool) -> None:
     """Check BOARDS and print every error (file:line:col), exit 2 if any."""
     overrides = parse_sets(sets)
     problems = []
     for board in boards:
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
-            load_plan(board, overrides, (), catalog, cache=True)
+            load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
             click.echo(f"{board}: ok")
         except BoardError as err:
             problems.extend(err.problems)
@@ -55,32 +59,26 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 @click.option("--format", "fmt", type=click.Choice(["qmp", "json"]), default="qmp", show_default=True,
               help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan here (atomically) instead of stdout.")
+              help="Write the plan here instead of stdout (a regular file is replaced atomically and keeps its mode).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@_allow_host_access
 def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
-         catalog: Path | None) -> None:
+         catalog: Path | None, allow_host_access: bool) -> None:
     """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
-    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True)
+    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)
-    else:
-        _write_atomically(output, text)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A failed or interrupted write must not leave half a plan behind.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+        return
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        # A regular file is replaced atomically (no half plan), a device such as
+        # /dev/null is written in place, a symlink is written through.
+        write_file(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
 
 
 @cli.command()

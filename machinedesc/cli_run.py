@@ -6,6 +6,7 @@ and exits with ``err.exit_code`` for every MachinedescError.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -21,11 +22,19 @@ Exit status:
   3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
   4    a step failed, or the built machine differs from the board
   5    QEMU died or stopped answering (timeout)
+  6    the guest's console could not be written (disk full, I/O error)
   130  interrupted (Ctrl-C); QEMU was shut down
 """
 
 _SERIAL_HELP = ("Where the board's console chardev goes: stdio (the terminal, default), "
                 "file:PATH, socket:PATH (a listening unix socket) or none.")
+
+
+def _check_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    # nan passes every `<= 0` test and inf never times out: refuse both here, before any work.
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}", ctx, param)
+    return value
 
 
 def _common(func: click.decorators.FC) -> click.decorators.FC:
@@ -41,8 +50,13 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
                      help="Build in a QEMU you started with -preconfig and -qmp unix:SOCKET,server=on,wait=on "
                           "(it is never killed)."),
         click.option("--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
-                     help="How long to wait for QEMU to start or answer one command."),
+                     callback=_check_timeout,
+                     help="How long to wait for QEMU to start or answer one command; a QEMU that stops "
+                          "answering is given up after that long, wherever it happens."),
         click.option("-v", "--verbose", is_flag=True, help="Echo every QMP command and reply on stderr."),
+        click.option("--allow-host-access", is_flag=True,
+                     help="Let the board or file use QMP commands, backends and QEMU options that touch the "
+                          "host (host files, sockets, devices, network; docs/format.md). Only for files you trust."),
     ]):
         func = option(func)
     return func
@@ -79,7 +93,7 @@ def _validate_serial(serial: str | None) -> None:
 @_common
 def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], qemu: str | None,
               serial: str | None, paused: bool, detach: bool, connect: str | None, timeout: float,
-              verbose: bool) -> None:
+              verbose: bool, allow_host_access: bool) -> None:
     """Build BOARD's machine in QEMU over QMP, phase by phase, verify it, and run the guest.
 
     QEMU starts with the board's arguments and -preconfig, QMP on a unix socket
@@ -92,9 +106,10 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     from .pipeline import load_plan
 
     _validate_serial(serial)
-    plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True)
+    plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True,
+                     allow_host_access=allow_host_access)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
-                   timeout=timeout, verbose=verbose)
+                   timeout=timeout, verbose=verbose, allow_host_access=allow_host_access)
     apply_plan(plan, opts)
 
 
@@ -103,19 +118,26 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
 @click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
 @_common
 def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
-            detach: bool, connect: str | None, timeout: float, verbose: bool) -> None:
+            detach: bool, connect: str | None, timeout: float, verbose: bool, allow_host_access: bool) -> None:
     """Send a QMP configuration FILE (as written by `machinedesc plan`) to QEMU, line by line.
 
     QEMU is started from the command line in the file's `# qemu:` header (plus
     QEMU_ARGS after `--`), or reached with --connect.  Stops at the first error
     with the file's line number.
+
+    A QMP file is a program: its `# qemu:` header names the command run starts.
+    Run only files you trust.  From the header, run starts only a qemu-system-*
+    binary (looked up like apply's; --qemu PATH names another) and, without
+    --allow-host-access, refuses header options and commands that touch the
+    host (docs/format.md).  Options that detach QEMU (-daemonize, -pidfile,
+    -run-with) are refused: use --detach.
     """
     from .apply import Options
     from .configurator import run
 
     _validate_serial(serial)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
-                   timeout=timeout, verbose=verbose, extra_args=qemu_args)
+                   timeout=timeout, verbose=verbose, extra_args=qemu_args, allow_host_access=allow_host_access)
     run(file, opts)
 
 

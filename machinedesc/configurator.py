@@ -5,20 +5,71 @@ starts QEMU from the command line recorded in its ``# qemu:`` header (plus
 extra arguments) or connects to a running one, and then behaves like apply:
 capability probe, phase checks where the file marks phases, one command at a
 time, stop at the first error naming the file's line (exit 4), cleanup.
+
+A QMP file names a program to run: only a ``qemu-system-*`` binary is started
+from its header (``--qemu`` names any other), and, unless
+``--allow-host-access``, its header options and commands are held to the same
+host-access policy as a board (machinedesc.safety).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
-from .apply import Action, Job, Options, drive, run_async
+from . import safety
+from .apply import DETACH_HINT, Action, Job, Options, detaching_option, drive, run_async
 from .errors import UsageError
 from .qemu import QemuNotFoundError, find_binary, stdio_chardevs
-from .qmpfile import QmpFile, load
+from .qmpfile import QmpFile, QmpFileError, load
+
+_SYSTEM = re.compile(r"[a-z0-9_]+")
+_BINARY = re.compile(r"qemu-system-[a-z0-9_]+")
+
+
+def check_file(qmp: QmpFile, opts: Options) -> None:
+    """Raise QmpFileError (exit 2) at the line of a header or command that ``run`` refuses.
+
+    The ``# system:`` header must be a system name; the header's program must
+    be a ``qemu-system-*`` binary unless --qemu replaces it; its options may
+    not detach QEMU; without --allow-host-access no header option or command
+    may touch the host.
+    """
+    system = qmp.header.get("system")
+    if system is not None and not _SYSTEM.fullmatch(system):
+        raise QmpFileError(qmp.header_location("system"), f"invalid system '{safety.escape_control(system)}'",
+                           "a QEMU system name such as riscv64 or aarch64")
+    argv = qmp.qemu_argv if not opts.connect else None
+    if argv is not None:
+        _check_header(qmp, argv, opts)
+    if opts.allow_host_access:
+        return
+    for cmd in qmp.commands:
+        found = safety.command_problem(cmd.command, cmd.arguments)
+        if found:
+            raise QmpFileError(cmd.location, found[0], safety.HINT)
+
+
+def _check_header(qmp: QmpFile, argv: list[str], opts: Options) -> None:
+    where = qmp.header_location("qemu")
+    if not opts.qemu and (not argv or not _BINARY.fullmatch(Path(argv[0]).name)):
+        shown = safety.escape_control(argv[0]) if argv else ""
+        raise QmpFileError(where, f"the '# qemu:' header would run '{shown}', which is not a qemu-system-* binary",
+                           "a QMP file is a program: run only starts QEMU from it; give --qemu PATH to "
+                           "run another binary you trust")
+    found = detaching_option(argv[1:])
+    if found:
+        raise QmpFileError(where, f"QEMU option '{found[0]}' is not allowed: {found[1]}", DETACH_HINT)
+    why = None if opts.allow_host_access else safety.check_qemu_argv(argv[1:])
+    if why:
+        raise QmpFileError(where, why, safety.HINT)
+
 
 def file_job(qmp: QmpFile, opts: Options) -> Job:
-    """The Job for a parsed file; raises UsageError when QEMU cannot be started from it."""
+    """The Job for a parsed file; raises UsageError when QEMU cannot be started from it,
+    QmpFileError for what ``check_file`` refuses."""
+    check_file(qmp, opts)
     actions = [Action(c.command, c.arguments, c.phase, c.location) for c in qmp.commands]
     job = Job(
         title=qmp.path,

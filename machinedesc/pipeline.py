@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
-import pickle
-import tempfile
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +21,8 @@ if TYPE_CHECKING:
     from .loader import Document
     from .model import Board
 
-#: Bump when Plan's pickled form changes.
-_CACHE_FORMAT = 1
+#: Bump when the cached form (plan.plan_to_data) changes.
+_CACHE_FORMAT = 2
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -41,12 +39,19 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: Path | None = None) -> Board:
-    """Load, schema-check and semantically check a board; raises BoardError with every problem."""
-    return _load_board(path, overrides, catalog)[1]
+def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: Path | None = None, *,
+               allow_host_access: bool = False) -> Board:
+    """Load, schema-check and semantically check a board; raises BoardError with every problem.
+
+    Unless ``allow_host_access``, anything in the board that would touch the
+    host (see machinedesc.safety) is one of those problems.
+    """
+    return _load_board(path, overrides, catalog, allow_host_access)[1]
 
 
-def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path | None) -> tuple[Document, Board]:
+def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path | None,
+                allow_host_access: bool = False) -> tuple[Document, Board]:
+    from . import safety
     from .checks import check_board
     from .errors import Collector
     from .loader import load_document
@@ -60,36 +65,37 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     # Model and semantic problems are reported together: all errors at once.
     board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted)
     check_board(board, problems)
+    safety.check_board(board, doc.tree, problems, allow_host_access)
     problems.raise_if_any()
     return doc, board
 
 
 def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: Sequence[Path] = (),
-              catalog: Path | None = None, *, cache: bool = False) -> Plan:
+              catalog: Path | None = None, *, cache: bool = False, allow_host_access: bool = False) -> Plan:
     """The Plan for a board file (``firmware``: ELF files to load); raises BoardError.
 
     With ``cache``, a plan computed before for the same board, files, options
     and machinedesc is reused (see ``plan_cache_dir``).
     """
-    key = _cache_key(path, overrides, firmware, catalog) if cache else None
+    key = _cache_key(path, overrides, firmware, catalog, allow_host_access) if cache else None
     if key is not None:
         cached = _cache_get(key)
         if cached is not None:
             return cached
     with _no_cycle_collection():
-        files, plan = _plan(path, overrides, firmware, catalog)
+        files, plan = _plan(path, overrides, firmware, catalog, allow_host_access)
     if key is not None:
         _cache_put(key, files, plan)
     return plan
 
 
 def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
-          catalog: Path | None) -> tuple[tuple[Path, ...], Plan]:
+          catalog: Path | None, allow_host_access: bool = False) -> tuple[tuple[Path, ...], Plan]:
     from .errors import Collector
     from .graph import build_graph
     from .planner import make_plan
 
-    doc, board = _load_board(path, overrides, catalog)
+    doc, board = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
     sg = build_graph(board, problems, firmware=len(firmware))
     problems.raise_if_any()
@@ -102,9 +108,9 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
 
 def plan_cache_dir() -> Path:
     """Where plans are cached: $MACHINEDESC_CACHE/plans, else $XDG_CACHE_HOME/machinedesc/plans."""
-    base = os.environ.get("MACHINEDESC_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "machinedesc")
-    return Path(base) / "plans"
+    from .storage import cache_root
+
+    return cache_root() / "plans"
 
 
 def _stamp(path: Path) -> tuple[str, int, int]:
@@ -119,36 +125,45 @@ def _package_stamp() -> list[tuple[str, int, int]]:
 
 
 def _cache_key(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
-               catalog: Path | None) -> str | None:
+               catalog: Path | None, allow_host_access: bool) -> str | None:
     try:
         what = repr((_CACHE_FORMAT, str(Path(path).resolve()), str(Path.cwd()), sorted((overrides or {}).items()),
                      [str(Path(f).resolve()) for f in firmware], str(catalog.resolve()) if catalog else None,
-                     _package_stamp()))
+                     allow_host_access, _package_stamp()))
     except OSError:
         return None
     return hashlib.sha256(what.encode()).hexdigest()[:32]
 
 
 def _cache_get(key: str) -> Plan | None:
-    entry = plan_cache_dir() / f"{key}.pickle"
+    # Plans are stored as JSON data, never pickles: reading a cache entry runs no code.
+    from .plan import plan_from_data
+    from .storage import cache_dir
+
+    directory = cache_dir("plans")
+    if directory is None:
+        return None
     try:
-        with entry.open("rb") as f:
-            files, plan = pickle.load(f)  # noqa: S301 - the user's own cache directory
-        if all(_stamp(Path(name)) == (name, mtime, size) for name, mtime, size in files) and isinstance(plan, Plan):
+        with (directory / f"{key}.json").open("rb") as f:
+            data = json.load(f)
+        files, plan = data["files"], plan_from_data(data["plan"])
+        if all(_stamp(Path(name)) == (name, mtime, size) for name, mtime, size in files):
             return plan
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return None
 
 
 def _cache_put(key: str, files: Sequence[Path], plan: Plan) -> None:
-    directory = plan_cache_dir()
+    from .plan import plan_to_data
+    from .storage import cache_dir, write_file
+
+    directory = cache_dir("plans", create=True)
+    if directory is None:
+        return
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        data = pickle.dumps(([_stamp(f) for f in files], plan), protocol=pickle.HIGHEST_PROTOCOL)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{key}.")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, directory / f"{key}.pickle")
-    except OSError:
-        pass  # a cache that cannot be written is only slower
+        data = json.dumps({"files": [_stamp(f) for f in files], "plan": plan_to_data(plan)},
+                          separators=(",", ":"))
+        write_file(directory / f"{key}.json", data.encode(), mode=0o600)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written (or a plan value JSON cannot hold) is only slower

@@ -109,3 +109,60 @@ class Plan:
     def steps_in(self, phase: Phase) -> tuple[Step, ...]:
         """The steps sent while the machine is in ``phase``, in order."""
         return tuple(s for s in self.steps if s.phase is phase)
+
+
+# ------------------------------------------------------------ data form (plan cache)
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    """``plan`` as JSON-able data; ``plan_from_data`` reads it back (the plan cache stores it)."""
+    return {
+        "board": plan.board, "name": plan.name, "system": plan.system, "qemu_args": list(plan.qemu_args),
+        "steps": [[s.phase.value, s.kind.value, s.command, dict(s.arguments), _loc_to_data(s.location),
+                   s.reason, s.component] for s in plan.steps],
+        "components": [[c.component, c.qom_path, _loc_to_data(c.location)] for c in plan.components],
+        "links": [[k.source, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
+        "chardevs": dict(plan.chardevs),
+    }
+
+
+def plan_from_data(data: Any) -> Plan:
+    """The Plan ``plan_to_data`` gave; raises ValueError, KeyError or TypeError for anything else."""
+    if not isinstance(data, dict):
+        raise TypeError("a plan is a JSON object")
+    steps = tuple(Step(Phase(p), StepKind(k), _str(c), _dict(a), _loc_from_data(loc), _str(r),
+                       None if comp is None else _str(comp))
+                  for p, k, c, a, loc, r, comp in data["steps"])
+    components = tuple(ComponentCheck(_str(c), _str(q), _loc_from_data(loc)) for c, q, loc in data["components"])
+    links = tuple(LinkCheck(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
+    return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
+                tuple(_str(a) for a in data["qemu_args"]), steps, components, links,
+                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()})
+
+
+def _loc_to_data(loc: SourceLocation | None) -> list[Any] | None:
+    if loc is None:
+        return None
+    return [loc.file, loc.line, loc.col, [_loc_to_data(c) for c in loc.chain]]
+
+
+def _loc_from_data(data: Any) -> SourceLocation | None:
+    if data is None:
+        return None
+    file, line, col, chain = data
+    if not (isinstance(line, int) and isinstance(col, int)):
+        raise TypeError("line and column are integers")
+    links = tuple(_loc_from_data(c) for c in chain)
+    return SourceLocation(_str(file), line, col, tuple(c for c in links if c is not None))
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value

@@ -8,7 +8,9 @@ monitor as one end of a socket pair that is connected before QEMU starts (see
 its stderr to a file whose tail goes into error messages, and has its stdout
 on a pipe that is relayed to our stdout (that is where ``-chardev stdio``
 writes, so the guest console works without handing QEMU the terminal).
-Everything lives in a fresh 0700 directory that ``cleanup()`` removes.
+Everything lives in a fresh 0700 directory that ``cleanup()`` removes; the
+directory records machinedesc's pid (``owner``), so that a directory left by
+a machinedesc that was SIGKILLed is removed by the next one (``reap_stale``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +56,81 @@ class QemuError(MachinedescError):
 
 class QemuTimeoutError(QemuError):
     """QEMU did not answer within the timeout."""
+
+
+class ConsoleError(MachinedescError):
+    """The guest's console output could not be written (full disk, I/O error): output was lost."""
+
+    exit_code = 6
+
+
+#: Prefix of machinedesc's private directories in $TMPDIR.
+WORKDIR_PREFIX = "machinedesc-"
+#: The file in a private directory naming the machinedesc process that owns it.
+OWNER_FILE = "owner"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22, counted after the parenthesised command name (which may hold blanks).
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def make_workdir() -> Path:
+    """A fresh 0700 private directory in $TMPDIR that records its owner (this process).
+
+    First removes the directories of machinedesc processes that no longer
+    exist (see ``reap_stale``).
+    """
+    reap_stale()
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    os.chmod(workdir, 0o700)
+    (workdir / OWNER_FILE).write_text(f"{os.getpid()} {_process_start(os.getpid()) or ''}\n")
+    return workdir
+
+
+def _kill_orphan(workdir: Path) -> None:
+    """SIGKILL the QEMU of a stale directory, if it still runs (its command line names the directory)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int((workdir / "qemu.pid").read_text().strip())
+        if str(workdir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+
+
+def reap_stale(tmpdir: Path | None = None) -> list[Path]:
+    """Remove our private directories whose owner process is gone (machinedesc was SIGKILLed).
+
+    Only directories of this user that hold an ``owner`` file are touched: a
+    directory being created right now has none yet, and ``--detach`` removes
+    its own so that the user decides when it goes.  Returns what was removed.
+    """
+    base = tmpdir if tmpdir is not None else Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(base.glob(WORKDIR_PREFIX + "*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            st = entry.lstat()
+            if not entry.is_dir() or entry.is_symlink() or st.st_uid != os.geteuid():
+                continue
+            pid_text, _, start = (entry / OWNER_FILE).read_text().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        alive = _process_start(pid)
+        if alive is not None and (not start or alive == start):
+            continue
+        _kill_orphan(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
 
 
 def find_binary(system: str, explicit: str | None = None) -> Path:
@@ -127,20 +204,27 @@ class QemuProcess:
       or tool connecting once QEMU is up (``--paused``, ``--detach``).
 
     ``console`` receives QEMU's stdout (the ``stdio`` chardev) chunk by chunk;
-    None sends it to /dev/null.  ``keep_alive=True`` (detach) does not tie
-    QEMU's life to ours.
+    None sends it to /dev/null; ``close_console`` closes it in ``cleanup()``.
+    A failed write (other than a closed pipe) is kept in ``console_error`` and
+    reported through ``on_console_error``.  ``keep_alive=True`` (detach) does
+    not tie QEMU's life to ours.
     """
 
     def __init__(self, binary: Path, args: Sequence[str], *, console: BinaryIO | None,
-                 keep_alive: bool = False, workdir: Path | None = None, console_input: bool = False) -> None:
+                 keep_alive: bool = False, workdir: Path | None = None, console_input: bool = False,
+                 close_console: bool = False) -> None:
         self.binary = binary
-        self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="machinedesc-"))
-        os.chmod(self.workdir, 0o700)
+        self.workdir = workdir if workdir is not None else make_workdir()
         self.qmp_path = self.workdir / "qmp.sock"
         self.stderr_path = self.workdir / "qemu.stderr"
         self.pidfile = self.workdir / "qemu.pid"
         self.detached = False
         self._console = console
+        self._close_console = console if close_console else None
+        #: Why writing the console failed (a full disk, an I/O error), if it did.
+        self.console_error: OSError | None = None
+        #: Called (from the relay thread) once, when writing the console fails.
+        self.on_console_error: Callable[[OSError], None] | None = None
         self._relay: threading.Thread | None = None
         self._first_output: float | None = None
         # A unix socket path is limited to 108 bytes; a deep TMPDIR can exceed it.
@@ -219,9 +303,15 @@ class QemuProcess:
                 try:
                     self._console.write(chunk)
                     self._console.flush()
-                except (OSError, ValueError):
+                except (BrokenPipeError, ValueError):
                     # Our stdout went away (closed pipe): keep draining so QEMU never blocks.
                     self._console = None
+                except OSError as exc:
+                    # A full disk or an I/O error loses console output: that is a failure.
+                    self._console = None
+                    self.console_error = exc
+                    if self.on_console_error is not None:
+                        self.on_console_error(exc)
 
     def poll(self) -> int | None:
         """QEMU's exit status if it has exited (negative: killed by that signal), else None."""
@@ -274,8 +364,14 @@ class QemuProcess:
         self.proc.wait()
 
     def detach(self) -> None:
-        """Leave QEMU running and its directory in place: ``cleanup()`` then only closes our ends."""
+        """Leave QEMU running and its directory in place: ``cleanup()`` then only closes our ends.
+
+        The directory no longer names an owner, so later runs never reap it:
+        the user removes it once QEMU has exited.
+        """
         self.detached = True
+        with contextlib.suppress(OSError):
+            (self.workdir / OWNER_FILE).unlink()
 
     def finish_console(self, timeout: float = 2.0) -> None:
         """Wait until everything QEMU wrote to the console has been relayed."""
@@ -297,6 +393,9 @@ class QemuProcess:
         if not self.detached:
             self.stop(grace)
             self.finish_console()
+        if self._close_console is not None:
+            with contextlib.suppress(OSError):
+                self._close_console.close()
         if self.proc.stdout is not None and (self._relay is None or not self._relay.is_alive()):
             self.proc.stdout.close()
         if self._dirfd >= 0:
@@ -321,11 +420,12 @@ def rewrite_chardevs(args: Sequence[str], ids: Sequence[str], spec: str, workdir
 
     ``spec`` is ``stdio`` (unchanged: stdio is relayed), ``file:PATH``,
     ``socket:PATH`` (a listening unix socket), ``none``, or the internal
-    ``log`` (a file ``ID.log`` in ``workdir``, used by --detach).
+    ``log`` (a file ``ID.log`` in ``workdir``, used by --detach) or the
+    internal ``relay`` (QEMU's stdout, which machinedesc copies to a file).
     Raises ValueError for an unknown spec.
     """
     kind, _, target = spec.partition(":")
-    if kind not in ("stdio", "file", "socket", "none", "log") or (kind in ("file", "socket") and not target):
+    if kind not in ("stdio", "file", "socket", "none", "log", "relay") or (kind in ("file", "socket") and not target):
         raise ValueError(f"invalid serial '{spec}': use stdio, file:PATH, socket:PATH or none")
     out: list[str] = []
     i = 0
@@ -353,6 +453,8 @@ def _option(optstr: str, key: str) -> str | None:
 def _chardev(kind: str, target: str, cid: str, workdir: Path) -> str:
     if kind == "none":
         return f"null,id={cid}"
+    if kind == "relay":
+        return f"stdio,id={cid}"
     if kind == "log":
         return f"file,id={cid},path={_qemu_opt(str(workdir / (cid + '.log')))}"
     path = _qemu_opt(str(Path(target).expanduser().absolute()))

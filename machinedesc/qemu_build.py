@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import MachinedescError
+from .storage import cache_dir, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,22 +39,21 @@ def prefix() -> Path:
     a large part of apply's start-up); the answer changes only with build.sh,
     a patch or the cache location, so it is remembered keyed by those.
     """
-    memo = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "machinedesc" / "patched-prefix.json"
     key = _prefix_key()
-    if key is not None:
+    directory = cache_dir() if key is not None else None
+    if directory is not None:
         try:
-            saved = json.loads(memo.read_text())
+            saved = json.loads((directory / "patched-prefix.json").read_text())
             if saved.get("key") == key:
                 return Path(saved["prefix"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     found = _ask_build_script()
-    if key is not None:
+    directory = cache_dir(create=True) if key is not None else None
+    if directory is not None:
         with contextlib.suppress(OSError):
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, "prefix": str(found)}))
-            os.replace(tmp, memo)
+            write_file(directory / "patched-prefix.json",
+                       json.dumps({"key": key, "prefix": str(found)}).encode(), mode=0o600)
     return found
 
 
@@ -63,7 +63,7 @@ def _prefix_key() -> str | None:
         stamp = [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in inputs]
     except (OSError, QemuBuildError):
         return None
-    env = [os.environ.get(v, "") for v in ("MACHINEDESC_QEMU_CACHE", "XDG_CACHE_HOME", "HOME")]
+    env = [os.environ.get(v, "") for v in ("MACHINEDESC_QEMU_CACHE", "MACHINEDESC_CACHE", "XDG_CACHE_HOME", "HOME")]
     return json.dumps([stamp, env])
 
 

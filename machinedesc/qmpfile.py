@@ -92,14 +92,27 @@ class QmpFile:
     path: str
     header: Mapping[str, str] = field(default_factory=dict)
     commands: tuple[QmpCommand, ...] = ()
+    #: Where each header line is (for messages about its value).
+    header_locations: Mapping[str, SourceLocation] = field(default_factory=dict)
+
+    def header_location(self, key: str) -> SourceLocation:
+        """Where the ``# key:`` header line is (line 0 if it has none)."""
+        return self.header_locations.get(key, SourceLocation(self.path, 0, 0))
 
     @property
     def qemu_argv(self) -> list[str] | None:
-        """The ``# qemu:`` header split like a shell would, or None if there is none."""
+        """The ``# qemu:`` header split like a shell would, or None if there is none.
+
+        Raises QmpFileError at the header line when its quotes do not balance.
+        """
         line = self.header.get("qemu")
         if line is None:
             return None
-        return shlex.split(line)
+        try:
+            return shlex.split(line)
+        except ValueError as exc:
+            raise QmpFileError(self.header_location("qemu"), f"cannot split the '# qemu:' command line: {exc}",
+                               "quote arguments with blanks like a shell does: '...' or \"...\"") from None
 
     @property
     def system(self) -> str | None:
@@ -197,6 +210,7 @@ def parse_line(text: str, location: SourceLocation, phase: str | None = None) ->
 def parse(text: str, filename: str) -> QmpFile:
     """Parse a whole QMP configuration file.  Raises QmpFileError at the first error."""
     header: dict[str, str] = {}
+    header_locations: dict[str, SourceLocation] = {}
     commands: list[QmpCommand] = []
     phase: str | None = None
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -219,11 +233,12 @@ def parse(text: str, filename: str) -> QmpFile:
                 phase = value
             elif not commands and key not in header:
                 header[key] = value
+                header_locations[key] = SourceLocation(filename, lineno, line.index("#") + 1)
             continue
         cmd = parse_line(line, SourceLocation(filename, lineno, 1), phase)
         if cmd is not None:
             commands.append(cmd)
-    return QmpFile(filename, header, tuple(commands))
+    return QmpFile(filename, header, tuple(commands), header_locations)
 
 
 def load(path: Path) -> QmpFile:

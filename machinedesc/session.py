@@ -83,6 +83,7 @@ class Session:
         self.qemu = qemu
         self.reporter = reporter
         self.where = where
+        self._waited = False
 
     async def call(self, command: str, arguments: Mapping[str, Any] | None = None,
                    timeout: float | None = None) -> Any:
@@ -111,8 +112,11 @@ class Session:
         """The exit-5 error for a dead or silent QEMU, with its stderr tail."""
         lines = [f"machinedesc: {what}"]
         if self.qemu is not None:
-            # Give a dying QEMU a moment so the status and stderr are final.
-            self.qemu.wait(0.5)
+            # Give a dying QEMU a moment so the status and stderr are final - once:
+            # this blocks, and eight pipelined commands may all time out together.
+            if not self._waited:
+                self._waited = True
+                self.qemu.wait(0.5)
             lines.append(f"  QEMU ({self.qemu.binary}, pid {self.qemu.pid}) {self.qemu.describe_exit()}")
             tail = self.qemu.stderr_tail()
             if tail:
@@ -164,9 +168,26 @@ async def connect(client: QMPClient, path: str | socket.socket, timeout: float, 
     except (QMPError, OSError) as exc:
         if qemu is not None:
             qemu.wait(0.5)
+            if qemu.poll() is None:
+                # Still running: it answered, but not with a QMP greeting.
+                raise QemuError(f"machinedesc: {qemu.binary} (pid {qemu.pid}) did not greet like a QEMU "
+                                f"QMP server: {_describe(exc)}" + stderr_tail(qemu)) from exc
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} before QMP was up "
                             f"({qemu.binary})" + stderr_tail(qemu)) from exc
-        raise QemuError(f"machinedesc: cannot connect to QMP socket {where}: {exc}") from exc
+        raise QemuError(f"machinedesc: cannot connect to QMP socket {where}: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception and the chain of causes qemu.qmp wraps it in, on one line, without control characters."""
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(parts) < 4:
+        text = str(cur) or type(cur).__name__
+        if not any(text in p for p in parts):
+            parts.append(text)
+        cur = cur.__cause__ or cur.__context__
+    line = ": ".join(" ".join(p.split()) for p in parts)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)[:300]
 
 
 def stderr_tail(qemu: QemuProcess | None) -> str:

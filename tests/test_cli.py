@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,72 @@ def test_plan_output_file_is_written_atomically(in_repo: Path, tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["soc.qmp"]
 
 
+def test_plan_output_keeps_mode_and_writes_through_a_symlink(in_repo: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "real.qmp"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.qmp"
+    link.symlink_to(target)
+    code, _, err = run(["plan", "boards/soc.yaml", "-o", str(link)], capsys)
+    assert code == 0, err
+    assert link.is_symlink(), "the symlink itself must stay"
+    assert target.read_text().startswith("# machinedesc plan, format 1\n")
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.qmp", "real.qmp"]
+
+
+def test_plan_output_to_a_new_file_follows_the_umask(in_repo: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    old = os.umask(0o027)
+    try:
+        code, _, _ = run(["plan", "boards/soc.yaml", "-o", str(tmp_path / "new.qmp")], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0
+    assert (tmp_path / "new.qmp").stat().st_mode & 0o777 == 0o640
+
+
+def test_plan_output_into_a_device_is_written_in_place(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o /dev/null once replaced the device node with a regular file (as root)."""
+    before = os.stat("/dev/null")
+    code, out, err = run(["plan", "boards/soc.yaml", "-o", "/dev/null"], capsys)
+    assert (code, out, err) == (0, "", "")
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
+
+
+@pytest.mark.parametrize("where,needle", [
+    ("{tmp}/missing/dir/out.qmp", "No such file or directory"),
+    ("/proc/machinedesc-test.qmp", "cannot write /proc/machinedesc-test.qmp"),
+    ("/dev/full", "No space left on device"),
+])
+def test_plan_output_errors_are_clean(in_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      where: str, needle: str) -> None:
+    path = where.format(tmp=tmp_path)
+    code, out, err = run(["plan", "boards/soc.yaml", "-o", path], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"machinedesc: cannot write {path}: ") and needle in err, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_output_onto_a_read_only_file_system(in_repo: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)],
+                                           capture_output=True, check=False).returncode:
+        pytest.skip("needs root and tmpfs to mount a read-only file system")
+    try:
+        code, _, err = run(["plan", "boards/soc.yaml", "-o", str(mnt / "soc.qmp")], capsys)
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+    assert code == 2
+    assert err == f"machinedesc: cannot write {mnt / 'soc.qmp'}: Read-only file system\n"
+
+
 @pytest.mark.parametrize("args,code,needle", [
     (["plan", "boards/soc.yaml", "--set", "harts"], 2, "--set expects NAME=VALUE"),
     (["plan", "boards/missing.yaml"], 2, "missing.yaml: cannot read"),
@@ -81,3 +149,21 @@ def test_console_script_runs(in_repo: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "driver=cortex-a72-arm-cpu" in proc.stdout
+
+
+@pytest.mark.parametrize("case", ["host-backends", "host-qmp-commands", "host-machine-props", "host-qmp-chardev-file"])
+def test_allow_host_access_lets_a_trusted_board_through(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], case: str) -> None:
+    monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "cache"))
+    board = f"tests/data/invalid/{case}.yaml"
+    code, out, err = run(["validate", "--allow-host-access", board], capsys)
+    assert (code, out, err) == (0, f"{board}: ok\n", "")
+    # The flag is part of the plan cache's key: the cached plan does not let it through without.
+    code, _, err = run(["plan", board], capsys)
+    assert code == 2 and "--allow-host-access" in err
+
+
+def test_allowed_host_access_reaches_the_plan(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["plan", "--allow-host-access", "tests/data/invalid/host-backends.yaml"], capsys)
+    assert code == 0
+    assert "-chardev file,path=/tmp/console.log,id=out" in out

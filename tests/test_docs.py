@@ -44,3 +44,15 @@ def test_every_field_has_a_description() -> None:
 def test_catalog_boards_point_editors_at_the_schema() -> None:
     for board in (ROOT / "boards").glob("*.yaml"):
         assert board.read_text().startswith("# yaml-language-server: $schema=../schemas/board.schema.json"), board
+
+
+def test_format_doc_lists_the_whole_host_access_policy() -> None:
+    """Every refused command, object, device and machine property is in docs/format.md with its reason."""
+    from machinedesc import safety
+
+    doc = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
+    for table in (safety.HOST_COMMANDS, safety.HOST_OBJECTS, safety.HOST_DEVICE_PREFIXES, safety.HOST_MACHINE_PROPS):
+        for name, why in table.items():
+            assert f"| `{name}` | {why} |" in doc, name
+    for name in (*safety.SAFE_CHARDEVS, *safety.SAFE_NETDEVS, *safety.HOST_OBJECT_PROPS):
+        assert f"`{name}`" in doc, name

@@ -68,3 +68,101 @@ def test_off_by_default(tmp_path: Path, counted: list[int]) -> None:
     pipeline.load_plan(board)
     assert len(counted) == 2
     assert not (tmp_path / "cache").exists()
+
+
+def test_entries_are_json_data_and_a_planted_pickle_runs_nothing(tmp_path: Path, counted: list[int]) -> None:
+    """A cache entry is read as JSON: a pickle planted under any name is never unpickled."""
+    import pickle
+
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    pipeline.load_plan(board, cache=True)
+    entries = list((tmp_path / "cache" / "plans").iterdir())
+    assert [e.suffix for e in entries] == [".json"]
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (marker.touch, ())  # type: ignore[return-value]
+
+    for entry in entries:
+        entry.write_bytes(pickle.dumps(Evil()))
+        entry.with_suffix(".pickle").write_bytes(pickle.dumps(Evil()))
+    assert render_qmp(pipeline.load_plan(board, cache=True)).count("driver=vendor-dev") == 1
+    assert not marker.exists()
+    assert len(counted) == 2
+
+
+def test_cache_directories_are_private(tmp_path: Path, counted: list[int]) -> None:
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    pipeline.load_plan(board, cache=True)
+    for directory in (tmp_path / "cache", tmp_path / "cache" / "plans"):
+        assert directory.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("victim", ["cache", "cache/plans"])
+def test_a_directory_others_can_write_is_ignored_with_a_warning(
+        tmp_path: Path, counted: list[int], capsys: pytest.CaptureFixture[str], victim: str) -> None:
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    first = pipeline.load_plan(board, cache=True)
+    (tmp_path / victim).chmod(0o777)
+    again = pipeline.load_plan(board, cache=True)
+    assert render_qmp(first) == render_qmp(again)
+    assert len(counted) == 2, "an entry in a world-writable directory must not be used"
+    err = capsys.readouterr().err
+    assert f"ignoring cache directory {tmp_path / victim}: writable by group or others" in err
+    assert err.count("\n") == 1
+
+
+def test_a_directory_of_another_user_is_ignored(tmp_path: Path, counted: list[int],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the directory to another user")
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    pipeline.load_plan(board, cache=True)
+    os.chown(tmp_path / "cache" / "plans", 65534, 65534)
+    pipeline.load_plan(board, cache=True)
+    assert len(counted) == 2
+    assert "owned by uid 65534, not by you" in capsys.readouterr().err
+
+
+def test_machinedesc_cache_holds_every_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cache-dir helper: MACHINEDESC_CACHE moves the plan and probe caches and the prefix memo alike."""
+    from machinedesc import storage
+
+    monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert pipeline.plan_cache_dir() == tmp_path / "c" / "plans"
+    assert storage.cache_dir("probe", create=True) == tmp_path / "c" / "probe"
+    monkeypatch.delenv("MACHINEDESC_CACHE")
+    assert storage.cache_dir("probe", create=True) == tmp_path / "xdg" / "machinedesc" / "probe"
+
+
+CATALOG = Path(__file__).resolve().parents[1] / "boards"
+
+
+@pytest.mark.parametrize("board", sorted(p.name for p in CATALOG.glob("*.yaml")))
+def test_the_data_form_round_trips_every_catalog_plan(board: str) -> None:
+    import json
+
+    from machinedesc.plan import plan_from_data, plan_to_data
+
+    plan = pipeline.load_plan(CATALOG / board, firmware=[Path("/fw.elf")])
+    again = plan_from_data(json.loads(json.dumps(plan_to_data(plan))))
+    assert again == plan
+    assert render_qmp(again) == render_qmp(plan)
+
+
+@pytest.mark.parametrize("data", [None, [], {"board": 1}, {"board": "b", "name": "n", "system": "s", "qemu_args": [],
+                                                         "steps": [["nope", "raw", "c", {}, None, "", None]],
+                                                         "components": [], "links": [], "chardevs": {}}])
+def test_malformed_data_is_refused(data: object) -> None:
+    from machinedesc.plan import plan_from_data
+
+    with pytest.raises((TypeError, KeyError, ValueError)):
+        plan_from_data(data)

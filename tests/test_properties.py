@@ -192,8 +192,8 @@ def boards(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Model:
         m.board["backends"] = backends
         m.backends = list(backends)
     if d.flip():
-        m.board["machine"] = {"type": "none", "props": {"dumpdtb": "board.dtb"}}
-        m.machine_props = ["dumpdtb"]
+        m.board["machine"] = {"type": "none", "props": {"dt-compatible": "vendor,board"}}
+        m.machine_props = ["dt-compatible"]
     linkable = [*(c for c in m.cold if m.comps[c].type != "cpu-cluster"), *m.backends]
     for did in plain:
         targets = d.some([t for t in linkable if t != did], 0, 2)

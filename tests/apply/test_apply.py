@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -264,4 +265,41 @@ def test_connect_builds_in_a_user_started_qemu(sandbox: Sandbox, patched_riscv64
         if user.poll() is None:
             user.kill()
             user.communicate()
+    sandbox.assert_clean()
+
+
+# --- issue 8: bounded timeouts, HMP errors, boards that touch the host ----------
+
+def test_timeout_bounds_a_hang_during_verification(sandbox: Sandbox, patched_riscv64: Path) -> None:
+    """Eight pipelined checks timing out together once took 2 s + 8 x 0.5 s for --timeout 2."""
+    board = big_board(sandbox.base / "big.yaml", n=3000)
+    proc = sandbox.start(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64), "-v",
+                                          "--timeout", "2"))
+    err = StderrWatcher(proc)
+    err.wait_for('"property": "realized"', timeout=120)
+    os.kill(sandbox.wait_qemu(), signal.SIGSTOP)
+    stopped = time.monotonic()
+    assert proc.wait(30) == 5
+    elapsed = time.monotonic() - stopped
+    text = err.finish()
+    assert re.search(r"QEMU did not answer 'qom-get' within 2 s", text), text[-1500:]
+    assert elapsed < 3.5, f"--timeout 2 took {elapsed:.1f} s"
+    proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_failed_hmp_command_in_a_board_is_exit_4_at_its_line(sandbox: Sandbox, patched_riscv64: Path,
+                                                             tmp_path: Path) -> None:
+    board = tmp_path / "soc.yaml"
+    text = SOC.read_text() + ("qmp:\n  hmp:\n    execute: human-monitor-command\n"
+                              "    arguments: {command-line: nosuch}\n    phase: ready\n")
+    board.write_text(text)
+    refused = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64)))
+    assert refused.rc == 2 and "--allow-host-access" in refused.stderr, refused.stderr
+    out = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64), "--allow-host-access"))
+    assert out.rc == 4, out.stderr
+    line = text.splitlines().index("  hmp:") + 1
+    assert re.match(rf"(.*/)?soc\.yaml:{line}:3: step \d+/\d+ failed \(phase ready\)", out.stderr), out.stderr
+    assert "HMP error: unknown command: 'nosuch'" in out.stderr
+    assert out.stdout == ""
     sandbox.assert_clean()

@@ -1,7 +1,7 @@
-"""Test driver: runs machinedesc's real CLI, or apply on a pickled Plan the way the CLI's main() does.
+"""Test driver: runs machinedesc's real CLI, or apply on a Plan (as JSON data) the way the CLI's main() does.
 
 ``driver.py cli ARGS...`` is ``machinedesc ARGS...`` (machinedesc.cli.main);
-``driver.py plan FILE`` unpickles ``(Plan, options)`` and calls
+``driver.py plan FILE`` reads ``{"plan": plan_to_data(Plan), "options": {...}}`` and calls
 ``apply_plan`` (for plans a board cannot express, e.g. a wrong check).
 Errors become exit codes as in ``machinedesc.cli.main``: MachinedescError ->
 ``str(err)`` on stderr and ``err.exit_code``; KeyboardInterrupt -> 130.
@@ -9,12 +9,13 @@ Errors become exit codes as in ``machinedesc.cli.main``: MachinedescError ->
 
 from __future__ import annotations
 
-import pickle
+import json
 import sys
 from pathlib import Path
 
 from machinedesc.apply import Options, apply_plan
 from machinedesc.errors import MachinedescError
+from machinedesc.plan import plan_from_data
 
 
 def main() -> int:
@@ -24,8 +25,8 @@ def main() -> int:
             from machinedesc.cli import main as cli_main
             cli_main(sys.argv[2:])
         elif mode == "plan":
-            plan, options = pickle.loads(Path(sys.argv[2]).read_bytes())
-            apply_plan(plan, Options(**options))
+            data = json.loads(Path(sys.argv[2]).read_text())
+            apply_plan(plan_from_data(data["plan"]), Options(**data["options"]))
         else:
             raise SystemExit(f"unknown mode {mode}")
     except MachinedescError as err:

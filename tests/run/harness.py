@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -105,8 +105,10 @@ class Sandbox:
         return [sys.executable, str(DRIVER), "cli", *args]
 
     def argv_plan(self, plan: Any, **options: Any) -> list[str]:
-        path = self.base / f"plan-{time.monotonic_ns()}.pickle"
-        path.write_bytes(pickle.dumps((plan, options)))
+        from machinedesc.plan import plan_to_data
+
+        path = self.base / f"plan-{time.monotonic_ns()}.json"
+        path.write_text(json.dumps({"plan": plan_to_data(plan), "options": options}))
         return [sys.executable, str(DRIVER), "plan", str(path)]
 
     def start(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:

@@ -1,0 +1,130 @@
+"""Writing files safely: the one atomic-write helper, and the one cache-directory helper.
+
+Every file machinedesc writes (``plan -o``, the plan cache, the capability
+cache, the patched-prefix memo) goes through ``write_file``; every cache
+directory it reads or writes comes from ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+
+def write_file(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` without ever leaving half a file or clobbering what ``path`` is.
+
+    - A regular file (or a new path) is replaced atomically: a temporary file
+      in the same directory, renamed over it.  An existing file keeps its
+      permission bits; a new one gets ``mode`` (default: 0666 minus the umask).
+    - A symlink is written through: its target is what gets replaced.
+    - Anything else that already exists and is not a directory (``/dev/null``,
+      a FIFO, a terminal) is written in place: it is never replaced by a file.
+
+    Raises OSError (for a missing directory, a read-only file system, a full
+    disk, ...); no temporary file is left behind.
+    """
+    # Write through symlinks: everything below works on the final target.
+    real = Path(os.path.realpath(path))
+    try:
+        st: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # A device node, FIFO or socket: never replace it, write into it as a shell's `>` would.
+        with open(real, "wb") as out:
+            out.write(data)
+        return
+    if st is not None:
+        perms = stat.S_IMODE(st.st_mode)
+    elif mode is not None:
+        perms = mode
+    else:
+        perms = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), perms)
+            if st is not None and os.geteuid() == 0:
+                # Root rewriting someone's file keeps its owner, as an in-place write would.
+                with contextlib.suppress(OSError):
+                    os.fchown(out.fileno(), st.st_uid, st.st_gid)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def cache_root() -> Path:
+    """``$MACHINEDESC_CACHE``, else ``$XDG_CACHE_HOME/machinedesc``, else ``~/.cache/machinedesc``."""
+    return Path(os.environ.get("MACHINEDESC_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "machinedesc"))
+
+
+def cache_dir(*parts: str, create: bool = False) -> Path | None:
+    """The cache directory ``$MACHINEDESC_CACHE/PARTS`` (default ``$XDG_CACHE_HOME/machinedesc``, ``~/.cache``).
+
+    Returns None, after a one-line warning on stderr, when the directory (or
+    the cache root above it) exists but is not safe to read: not a directory,
+    not owned by this user, or writable by group or others - a file planted
+    there must not steer machinedesc.  With ``create``, missing directories
+    are made with mode 0700; None if that fails.
+    """
+    root = cache_root()
+    path = root.joinpath(*parts)
+    for directory in (root, path) if parts else (root,):
+        if create:
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError:
+                return None
+        problem = unsafe_directory(directory)
+        if problem == "missing":
+            return None  # nothing cached yet
+        if problem:
+            warn_once(f"machinedesc: warning: ignoring cache directory {directory}: {problem}")
+            return None
+    return path
+
+
+def unsafe_directory(directory: Path) -> str | None:
+    """Why ``directory`` must not be trusted ('missing' if it does not exist), or None if it may be."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}, not by you (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}; chmod go-w it)"
+    return None
+
+
+_warned: set[str] = set()
+
+
+def warn_once(text: str) -> None:
+    """Print ``text`` on stderr, once per process."""
+    if text not in _warned:
+        _warned.add(text)
+        print(text, file=sys.stderr)
