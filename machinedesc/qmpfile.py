@@ -44,8 +44,14 @@ from .errors import MachinedescError
 from .plan import qmp_message
 from .source import SourceLocation
 
-# The same token expression qmp-shell uses (qemu.qmp.qmp_shell.QMPShell._build_cmd).
-_TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"])*"|'(?:\\.|[^'])*')+""")
+# qmp-shell's token expression (qemu.qmp.qmp_shell.QMPShell._build_cmd), with
+# one change: inside quotes a backslash is only ever an escape. qmp-shell's
+# `\\.|[^"]` lets a backslash match either way, which backtracks
+# exponentially on a quote that never closes (40 backslashes: "for ever");
+# the strings both read (valid JSON strings) are the same.
+_TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')+""")
+#: How deeply a JSON value may nest (as a board may: loader.MAX_DEPTH).
+MAX_JSON_DEPTH = 64
 _HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")
 
@@ -144,14 +150,46 @@ def parse_value(text: str, location: SourceLocation | None = None) -> Any:
     if text.lower() == "false":
         return False
     if text.startswith(("{", "[")) or (len(text) >= 2 and text[0] == text[-1] == '"'):
+        what = "JSON string" if text.startswith('"') else "JSON value"
         try:
-            return json.loads(text)
-        except ValueError as exc:
-            what = "JSON string" if text.startswith('"') else "JSON value"
+            value = json.loads(text, parse_constant=_refuse_constant)
+            if _json_depth(value) > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            return value
+        except (ValueError, RecursionError) as exc:
+            reason: object = exc
+            if isinstance(exc, RecursionError):
+                reason = f"nested deeper than {MAX_JSON_DEPTH} levels"
+            elif isinstance(exc, json.JSONDecodeError):
+                reason = exc.msg.lower()
+                if location is not None:  # point at the offending character, not the value's start
+                    location = SourceLocation(location.file, location.line, location.col + exc.pos, location.chain)
             if location is None:
-                raise ValueError(f"invalid {what} {text!r}: {exc}") from exc
-            raise QmpFileError(location, f"invalid {what}: {exc}") from exc
+                raise ValueError(f"invalid {what} {text[:80]!r}: {reason}") from None
+            raise QmpFileError(location, f"invalid {what}: {reason}") from None
     return text
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json module reads NaN, Infinity and -Infinity, which are not
+    # JSON and which QEMU's JSON parser refuses.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_depth(value: Any) -> int:
+    """How many arrays/objects deep ``value`` nests (iteratively: no recursion limit)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            items: list[Any] = list(item.values())
+        elif isinstance(item, list):
+            items = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in items)
+    return deepest
 
 
 def _set_key(arguments: dict[str, Any], key: str, value: Any, location: SourceLocation) -> None:
@@ -176,11 +214,13 @@ def parse_line(text: str, location: SourceLocation, phase: str | None = None) ->
     Raises QmpFileError naming the column of the offending token.
     """
     tokens = list(_TOKEN.finditer(text))
-    if not tokens:
-        return None
 
     def at(col0: int) -> SourceLocation:
         return SourceLocation(location.file, location.line, col0 + 1, location.chain)
+
+    _check_covered(text, tokens, at)
+    if not tokens:
+        return None
 
     first = tokens[0]
     command = first.group(0)
@@ -205,6 +245,20 @@ def parse_line(text: str, location: SourceLocation, phase: str | None = None) ->
         value = parse_value(raw, at(tok.start() + len(key) + 1))
         _set_key(arguments, key, value, at(tok.start()))
     return QmpCommand(at(first.start()), command, arguments, phase)
+
+
+def _check_covered(text: str, tokens: list[re.Match[str]], at: Any) -> None:
+    """Every non-blank character belongs to a token; else a quote is left open there."""
+    end = 0
+    for tok in [*tokens, None]:
+        start = tok.start() if tok is not None else len(text)
+        gap = text[end:start]
+        if gap.strip():
+            col0 = end + (len(gap) - len(gap.lstrip()))
+            raise QmpFileError(at(col0), f"unterminated quote {text[col0]}...",
+                               "close the quote, and escape quotes inside it with a backslash")
+        if tok is not None:
+            end = tok.end()
 
 
 def parse(text: str, filename: str) -> QmpFile:
@@ -244,9 +298,16 @@ def parse(text: str, filename: str) -> QmpFile:
 def load(path: Path) -> QmpFile:
     """Read and parse ``path``.  Raises QmpFileError (also for an unreadable file)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QmpFileError(SourceLocation(str(path), 0, 0), f"cannot read: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise QmpFileError(SourceLocation(str(path), 0, 0), f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line, col = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        raise QmpFileError(SourceLocation(str(path), line, col), f"not UTF-8 text ({exc.reason})",
+                           "save the file as UTF-8") from None
     return parse(text, str(path))
 
 

@@ -89,8 +89,11 @@ def test_dotted_key_nests_only_that_key() -> None:
     ("cmd x=1 # trailing", 9, "expected key=value, got '#'"),
     ("cmd =1", 5, "invalid argument name ''"),
     ("cmd a..b=1", 5, "invalid argument name 'a..b'"),
-    ("cmd v={not json}", 7, "invalid JSON value"),
-    ('cmd v="unterminated\\"', 7, "invalid JSON string"),
+    ("cmd v={not json}", 8, "invalid JSON value"),  # at the character JSON refuses
+    ('cmd v="unterminated\\"', 7, "unterminated quote"),
+    ('cmd v="' + "\\" * 40, 7, "unterminated quote"),  # once backtracked for ever
+    ("cmd v=[NaN]", 7, "NaN is not a JSON number"),
+    ("cmd v=" + "[" * 65 + "]" * 65, 7, "nested deeper than 64 levels"),
     ("a=1 b=2", 1, "expected a command name"),
     ("transaction( x=1", 1, "transaction blocks are not supported"),
 ])
