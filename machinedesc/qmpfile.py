@@ -267,7 +267,10 @@ def parse(text: str, filename: str) -> QmpFile:
     header_locations: dict[str, SourceLocation] = {}
     commands: list[QmpCommand] = []
     phase: str | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines end at '\n' (and '\r\n') only, as editors count them: str.splitlines()
+    # would also break at \x0b, \x0c, \x1c-\x1e, \x85 and shift every line number.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
         stripped = line.strip()
         if not stripped:
             continue
