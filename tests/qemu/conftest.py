@@ -7,7 +7,9 @@ Fixtures
 --------
 ``qemu_prefix`` (session)
     :class:`pathlib.Path` of the patched build's install prefix, as printed by
-    ``bash qemu/build.sh --print-prefix``.
+    ``bash qemu/build.sh --print-prefix``; the environment variable
+    ``MACHINEDESC_TEST_QEMU_PREFIX`` overrides it (a directory with
+    ``bin/qemu-system-<system>``, e.g. a development build of the series).
 ``qemu_binary`` (session)
     Callable ``qemu_binary(system) -> Path`` returning
     ``<prefix>/bin/qemu-system-<system>`` (``system`` is e.g. ``"riscv64"`` or
@@ -70,6 +72,9 @@ def _missing(reason: str) -> None:
 @pytest.fixture(scope="session")
 def qemu_prefix() -> Path:
     """Install prefix of the patched QEMU build (may not exist yet)."""
+    override = os.environ.get("MACHINEDESC_TEST_QEMU_PREFIX")
+    if override:
+        return Path(override)
     try:
         out = subprocess.run(
             ["bash", str(BUILD_SCRIPT), "--print-prefix"],
