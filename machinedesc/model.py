@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Collector
 from .expr import ExprError, parse_size, substitute
-from .loader import LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
+from .loader import LiteralError, LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
 from .plan import Phase
 from .qemu_types import TypeInfo, type_info
 from .source import SourceLocation
@@ -187,13 +187,13 @@ class _Builder:
             if isinstance(raw, dict):
                 return {k: self.value(v, env, (*path, k)) for k, v in raw.items()}
             val = substitute(raw, env)
+            if isinstance(val, str):
+                size = parse_size(val)
+                if size is not None:
+                    val = size
         except ExprError as err:
             self.err(path, err.message, err.hint)
             return None
-        if isinstance(val, str):
-            size = parse_size(val)
-            if size is not None:
-                val = size
         if isinstance(val, float):
             # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
             self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
@@ -252,14 +252,22 @@ def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
     declared = b.tree.get("params", {})
     params: dict[str, Any] = {}
     for name, raw in declared.items():
-        params[name] = _typed_param(raw)
+        try:
+            params[name] = _typed_param(raw)
+        except ExprError as err:
+            b.err(("params", name), err.message, err.hint)
+            params[name] = 0  # reported; a stand-in keeps its uses from adding "not defined"
     for name, text in overrides.items():
         if name not in declared:
             hint = did_you_mean(name, declared) or (
                 f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
             b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
             continue
-        value = _typed_param(resolve_plain(text))
+        try:
+            value = _typed_param(resolve_plain(text))
+        except (ExprError, LiteralError) as err:
+            b.problems.add(None, f"--set {name}", str(err))
+            continue
         default = params[name]
         if _kind(value) != _kind(default):
             b.problems.add(None, f"--set {name}",
@@ -279,6 +287,7 @@ def _kind(value: Any) -> str:
 
 
 def _typed_param(raw: Any) -> Any:
+    """``raw``, a size written with a unit as its integer; raises ExprError for a size beyond 128 bits."""
     if isinstance(raw, str):
         size = parse_size(raw)
         if size is not None:
