@@ -361,10 +361,17 @@ _FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)",
 class FileProblem(Exception):
     """A board file that cannot be read: missing, not a regular file, too large; the message says which."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, strerror: str | None = None) -> None:
         super().__init__(message)
+        #: What is wrong, said of the file: "is a directory, ...", "cannot read: ...".
         self.message = message
         self.hint = hint
+        #: The system's reason when the file could not be opened or read.
+        self.strerror = strerror
+
+    def about(self, name: str) -> str:
+        """The message about an included file, as named in the board."""
+        return f"cannot read '{name}': {self.strerror}" if self.strerror else f"'{name}' {self.message}"
 
 
 def _not_regular(mode: int) -> FileProblem | None:
@@ -380,7 +387,7 @@ def check_regular(path: Path) -> os.stat_result:
         st = os.stat(path)
     except OSError as err:
         hint = "symbolic links that lead in a circle" if err.errno == errno.ELOOP else None
-        raise FileProblem(f"cannot read: {err.strerror}", hint) from None
+        raise FileProblem(f"cannot read: {err.strerror}", hint, err.strerror) from None
     problem = _not_regular(st.st_mode)
     if problem:
         raise problem
@@ -405,7 +412,7 @@ def read_limited(path: Path, limit: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as err:
-        raise FileProblem(f"cannot read: {err.strerror}") from None
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
     try:
         problem = _not_regular(os.fstat(fd).st_mode)
         if problem:
@@ -419,7 +426,7 @@ def read_limited(path: Path, limit: int) -> bytes:
                 raise too_big
         return b"".join(chunks)
     except OSError as err:
-        raise FileProblem(f"cannot read: {err.strerror}") from None
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
     finally:
         os.close(fd)
 
@@ -674,7 +681,7 @@ class _IncludeLoader:
         try:
             check_regular(target)
         except FileProblem as err:
-            fail(loc, key, f"'{name}' {err.message}", err.hint)
+            fail(loc, key, err.about(name), err.hint)
         return target
 
 
