@@ -40,7 +40,8 @@ class Problem:
     @property
     def kind(self) -> str:
         """The message with its names and numbers left out: what problems of one kind share."""
-        return _VARIABLE.sub(_placeholder, self.message)
+        text = _SINGLE_QUOTED.sub("'…'", self.message)
+        return _NUMBER.sub("…", _DOUBLE_QUOTED.sub('"…"', text))
 
 
 #: Characters that would act on a terminal or hide text: C0 and C1 controls,
@@ -49,14 +50,11 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u
 #: A message line longer than this is shortened in its middle.
 MAX_LINE = 1000
 #: Quoted names and values, and numbers: what varies between problems of one kind.
-_VARIABLE = re.compile(r"(['\"])(?:(?!\1).)*\1|-?\b(?:0x[0-9a-fA-F]+|[0-9][0-9,]*)\b")
+_SINGLE_QUOTED = re.compile(r"'[^']*'")
+_DOUBLE_QUOTED = re.compile(r'"[^"]*"')
+_NUMBER = re.compile(r"-?\b(?:0x[0-9a-fA-F]+|[0-9][0-9,]*)\b")
 #: Problems of one kind shown before the rest are only counted.
 MAX_PER_KIND = 10
-
-
-def _placeholder(match: re.Match[str]) -> str:
-    quote = match[1] or ""
-    return f"{quote}…{quote}"
 
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -96,11 +94,11 @@ class BoardError(MachinedescError):
         """
         # Copies of a replicated entry repeat the same problem: show it once.
         problems = sorted(set(self.problems), key=_sort_key)
-        total = Counter(p.kind for p in problems)
+        kinds = [p.kind for p in problems]
+        total = Counter(kinds)
         shown: Counter[str] = Counter()
         blocks = []
-        for p in problems:
-            kind = p.kind
+        for p, kind in zip(problems, kinds, strict=True):
             shown[kind] += 1
             if shown[kind] > MAX_PER_KIND:
                 continue

@@ -394,6 +394,11 @@ def check_regular(path: Path) -> os.stat_result:
     return st
 
 
+def _too_big(limit: int) -> FileProblem:
+    return FileProblem(f"is larger than {limit >> 20} MiB, the most a board and its includes may hold",
+                       "split the board, or replicate entries with count: instead of writing them out")
+
+
 def read_limited(path: Path, limit: int) -> bytes:
     """The bytes of regular file ``path``, at most ``limit`` of them.
 
@@ -405,8 +410,7 @@ def read_limited(path: Path, limit: int) -> bytes:
         FileProblem: not a regular file, larger than ``limit``, or unreadable.
     """
     st = check_regular(path)
-    too_big = FileProblem(f"is larger than {limit >> 20} MiB, the most a board and its includes may hold",
-                          "split the board, or replicate entries with count: instead of writing them out")
+    too_big = _too_big(limit)
     if st.st_size > limit:
         raise too_big
     try:
@@ -445,10 +449,11 @@ def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) ->
 
 
 def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = (),
-               limit: int = MAX_BOARD_BYTES) -> Any:
-    """Read one YAML file into a located tree (no includes, no version check)."""
+               limit: int | None = None) -> Any:
+    """Read one YAML file into a located tree (no includes, no version check), at most ``limit`` bytes
+    (default MAX_BOARD_BYTES)."""
     try:
-        data = read_limited(path, limit)
+        data = read_limited(path, MAX_BOARD_BYTES if limit is None else limit)
     except FileProblem as err:
         fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
     return parse_text(decode(data, display, chain), display, chain)
@@ -609,6 +614,9 @@ class _IncludeLoader:
             size = check_regular(resolved).st_size
         except FileProblem as err:
             fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
+        if size > MAX_BOARD_BYTES:
+            fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
+                 f"{display}: {_too_big(MAX_BOARD_BYTES).message}", _too_big(MAX_BOARD_BYTES).hint)
         if size > self.bytes_left:
             fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
                  f"{display}: the board and the files it includes hold more than {MAX_BOARD_BYTES >> 20} MiB, "
