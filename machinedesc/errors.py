@@ -45,8 +45,9 @@ class Problem:
 
 
 #: Characters that would act on a terminal or hide text: C0 and C1 controls,
-#: DEL, line/paragraph separators and the bidirectional overrides.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: DEL, line/paragraph separators and the bidirectional overrides; and lone
+#: surrogates (undecodable bytes of a file name or argument), which cannot be printed.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 #: A message line longer than this is shortened in its middle.
 MAX_LINE = 1000
 #: Quoted names and values, and numbers: what varies between problems of one kind.
