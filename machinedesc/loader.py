@@ -127,9 +127,20 @@ def format_path(path: PathT) -> str:
     return out
 
 
+#: Names that did_you_mean may compare in one load (load_document resets it):
+#: 50,000 broken references among 50,000 ids would spend hours on hints that
+#: nobody reads (after ten problems of a kind the rest are only counted).
+MAX_HINT_WORK = 1_000_000
+_hint_work_left = [MAX_HINT_WORK]
+
+
 def did_you_mean(word: str, choices: Any) -> str | None:
-    """A "did you mean 'x'?" hint, or None."""
-    close = difflib.get_close_matches(word, sorted(str(c) for c in choices), n=1, cutoff=0.6)
+    """A "did you mean 'x'?" hint, or None (also once the load's MAX_HINT_WORK is spent)."""
+    names = choices if hasattr(choices, "__len__") else list(choices)
+    if len(names) > _hint_work_left[0]:
+        return None
+    _hint_work_left[0] -= len(names)
+    close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
@@ -591,6 +602,7 @@ def load_document(path: Path, catalog: Path | None = None) -> Document:
     extends/include entries.
     """
     path = Path(path)
+    _hint_work_left[0] = MAX_HINT_WORK
     loader = _IncludeLoader(real_path(catalog or path.parent))
     tree = loader.load(path, display_name(path), (), ())
     return Document(tree, display_name(path), loader.deleted, tuple(loader.files))
@@ -694,40 +706,33 @@ class _IncludeLoader:
 
 
 def _rechain(tree: LMap, chain: tuple[SourceLocation, ...]) -> LMap:
-    """A copy of a parsed tree whose positions carry ``chain``: a file included again, elsewhere."""
-    def pos(p: Pos) -> Pos:
-        return (p[0], p[1], p[2], chain)
+    """A copy of a parsed tree whose positions carry ``chain``: a file included again, elsewhere.
 
-    copies: dict[int, Any] = {}
-
-    def copy(node: Any) -> Any:
-        if not isinstance(node, (LMap, LSeq)):
-            return node
-        done = copies.get(id(node))
-        if done is not None:
-            return done
-        out: LMap | LSeq
-        if isinstance(node, LMap):
-            out = LMap(pos(node.pos))
-            todo.append((node, out))
-        else:
-            out = LSeq(pos(node.pos))
-            todo.append((node, out))
-        copies[id(node)] = out
-        return out
-
+    Iterative (depth is bounded, width is not); aliased nodes stay shared.
+    """
+    copies: dict[int, LMap | LSeq] = {}
     todo: list[tuple[LMap | LSeq, LMap | LSeq]] = []
+
+    def copy(node: LMap | LSeq) -> LMap | LSeq:
+        done = copies.get(id(node))
+        if done is None:
+            p = node.pos
+            done = copies[id(node)] = (LMap if type(node) is LMap else LSeq)((p[0], p[1], p[2], chain))
+            todo.append((node, done))
+        return done
+
     root = copy(tree)
-    while todo:  # breadth-first, not recursive: depth is bounded, but width is not
+    while todo:
         node, out = todo.pop()
-        if isinstance(node, LMap) and isinstance(out, LMap):
-            for key, value in node.items():
-                out[key] = copy(value)
-                out.key_locs[key] = pos(node.key_locs[key])
-                out.value_locs[key] = pos(node.value_locs[key])
-        elif isinstance(node, LSeq) and isinstance(out, LSeq):
-            out.extend(copy(v) for v in node)
-            out.item_locs.extend(pos(p) for p in node.item_locs)
+        if type(node) is LMap:
+            lmap = cast(LMap, out)
+            lmap.update({k: copy(v) if type(v) is LMap or type(v) is LSeq else v for k, v in node.items()})
+            lmap.key_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.key_locs.items()}
+            lmap.value_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.value_locs.items()}
+        else:
+            lseq = cast(LSeq, out)
+            lseq.extend([copy(v) if type(v) is LMap or type(v) is LSeq else v for v in node])
+            lseq.item_locs = [(p[0], p[1], p[2], chain) for p in cast(LSeq, node).item_locs]
     return cast(LMap, root)
 
 

@@ -227,3 +227,20 @@ def test_a_count_entry_with_many_errors_prints_little(tmp_path: Path, monkeypatc
     assert (code, out) == (2, "")
     assert len(err) < 3000
     assert "... and 19,989 more errors like: copies i=… and i=… both get the id '…'" in err
+
+
+def test_hints_stop_when_the_load_has_spent_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """3,000 references to missing ids among 3,000 ids: hints until the budget is spent, then none."""
+    (tmp_path / "b.yaml").write_text(HEADER + "components:\n" + "".join(
+        f"  dev{i}: {{type: vendor-dev, parent: dve{i}}}\n" for i in range(3000)), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
+    code, _, err = validate(["b.yaml"], capsys)
+    assert code == 2 and time.monotonic() - start < 30
+    assert "did you mean 'dev0'?" in err
+    assert "... and 2,990 more errors like: parent '…' is not a component" in err
+    ids = [f"dev{i}" for i in range(3000)]
+    assert loader.did_you_mean("dve1", ids) is None  # spent, until the next load
+    load_document(tmp_path / "b.yaml")
+    assert loader.did_you_mean("dve1", ids) == "did you mean 'dev1'?"
