@@ -451,9 +451,10 @@ def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) ->
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = data[: err.start]
+        # Lines as the parser counts them (\r\n and \r end lines too), columns in characters.
+        before = data[: err.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         line = before.count(b"\n") + 1
-        col = err.start - (before.rfind(b"\n") + 1) + 1
+        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
         fail(SourceLocation(display, line, col, chain), "", f"not UTF-8 text ({err.reason})",
              "save the file as UTF-8")
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text

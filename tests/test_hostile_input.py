@@ -244,3 +244,11 @@ def test_hints_stop_when_the_load_has_spent_its_budget(tmp_path: Path, monkeypat
     assert loader.did_you_mean("dve1", ids) is None  # spent, until the next load
     load_document(tmp_path / "b.yaml")
     assert loader.did_you_mean("dve1", ids) == "did you mean 'dev1'?"
+
+
+def test_undecodable_bytes_are_located_in_lines_and_characters(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_bytes(b"machinedesc: 1\rsystem: riscv64\r\n# \xc3\xa9\xc3\xa9 \xff\n")
+    with pytest.raises(BoardError) as err:
+        load_document(path)
+    assert str(err.value).startswith(f"{path}:3:6: not UTF-8 text (invalid start byte)")
