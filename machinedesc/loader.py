@@ -685,6 +685,8 @@ class _IncludeLoader:
         if self.includes > MAX_INCLUDES:
             fail(loc, key, f"more than {MAX_INCLUDES:,} extends/include entries to follow (a file's entries "
                  "count each time the file is included)", "include each fragment once, from one place")
+        if "\0" in name:
+            fail(loc, key, f"'{name}' is not a file name: it holds a NUL character")
         target = real_path(resolved.parent / name)
         if not target.is_relative_to(self.root):
             fail(loc, key, f"'{name}' is outside the catalog root {display_name(self.root)}",
@@ -693,17 +695,25 @@ class _IncludeLoader:
             cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
             fail(loc, key, f"include loop: {cycle}")
         if not os.path.lexists(target):
-            siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
-            close = did_you_mean(Path(name).name, siblings)
-            prefix = str(Path(name).parent)
-            if close and prefix != ".":
-                close = close.replace("'", f"'{prefix}/", 1)
-            fail(loc, key, f"'{name}' not found", close)
+            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target))
         try:
             check_regular(target)
         except FileProblem as err:
             fail(loc, key, err.about(name), err.hint)
         return target
+
+
+def _sibling_hint(name: str, target: Path) -> str | None:
+    """"did you mean" among the .yaml files beside a missing include, if its directory can be listed."""
+    try:
+        siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
+    except OSError:  # e.g. a name too long for the system: no hint
+        return None
+    close = did_you_mean(Path(name).name, siblings)
+    prefix = str(Path(name).parent)
+    if close and prefix != ".":
+        close = close.replace("'", f"'{prefix}/", 1)
+    return close
 
 
 def _rechain(tree: LMap, chain: tuple[SourceLocation, ...]) -> LMap:
