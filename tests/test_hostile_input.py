@@ -252,3 +252,10 @@ def test_undecodable_bytes_are_located_in_lines_and_characters(tmp_path: Path) -
     with pytest.raises(BoardError) as err:
         load_document(path)
     assert str(err.value).startswith(f"{path}:3:6: not UTF-8 text (invalid start byte)")
+
+
+def test_ok_line_escapes_the_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b\x1b[2J.yaml").write_text(HEADER, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert validate(["b\x1b[2J.yaml"], capsys) == (0, "b\\x1b[2J.yaml: ok\n", "")
