@@ -11,7 +11,7 @@ import click
 
 from . import __version__, qemu_build
 from .cli_run import EXIT_CODES, apply_cmd, parse_sets, run_cmd
-from .errors import BoardError, MachinedescError, UsageError
+from .errors import BoardError, MachinedescError, UsageError, printable
 from .pipeline import load_plan
 from .render import render_json, render_qmp
 from .storage import write_file
@@ -47,7 +47,7 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
             load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
-            click.echo(f"{board}: ok")
+            click.echo(printable(f"{board}: ok"))  # a file name may hold control characters
         except BoardError as err:
             problems.extend(err.problems)
     if problems:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .errors import UsageError
+from .errors import UsageError, printable
 
 EXIT_CODES = """\b
 Exit status:
@@ -68,7 +68,7 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+            raise UsageError(printable(f"--set expects NAME=VALUE, got '{item}'"))
         values[name] = value
     return values
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -32,7 +34,46 @@ class Problem:
             lines.extend(self.location.describe_chain())
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        # Names and values in a message come from the board: make them safe to print.
+        return "\n".join(printable(line) for line in lines)
+
+    @property
+    def kind(self) -> str:
+        """The message with its names and numbers left out: what problems of one kind share."""
+        text = _SINGLE_QUOTED.sub("'…'", self.message)
+        return _NUMBER.sub("…", _DOUBLE_QUOTED.sub('"…"', text))
+
+
+#: Characters that would act on a terminal or hide text: C0 and C1 controls,
+#: DEL, line/paragraph separators and the bidirectional overrides; and lone
+#: surrogates (undecodable bytes of a file name or argument), which cannot be printed.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: A message line longer than this is shortened in its middle.
+MAX_LINE = 1000
+#: Quoted names and values, and numbers: what varies between problems of one kind.
+_SINGLE_QUOTED = re.compile(r"'[^']*'")
+_DOUBLE_QUOTED = re.compile(r'"[^"]*"')
+_NUMBER = re.compile(r"-?\b(?:0x[0-9a-fA-F]+|[0-9][0-9,]*)\b")
+#: Problems of one kind shown before the rest are only counted.
+MAX_PER_KIND = 10
+
+
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match[0]
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\u202e``) and its middle left
+    out when longer than MAX_LINE characters, so a board cannot flood or drive the terminal."""
+    text = _UNSAFE.sub(_escape, text)
+    if len(text) > MAX_LINE:
+        head, tail = MAX_LINE - 200, 100
+        text = f"{text[:head]} …({len(text) - head - tail:,} characters left out)… {text[-tail:]}"
+    return text
 
 
 @dataclass
@@ -47,9 +88,26 @@ class BoardError(MachinedescError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        """All problems, sorted by file, line, column, one block each."""
+        """All problems, sorted by file, line, column, one block each.
+
+        After MAX_PER_KIND problems of one kind (the same message but for names
+        and numbers), the rest of that kind are counted in one line.
+        """
         # Copies of a replicated entry repeat the same problem: show it once.
-        return "\n".join(p.render() for p in sorted(set(self.problems), key=_sort_key))
+        problems = sorted(set(self.problems), key=_sort_key)
+        kinds = [p.kind for p in problems]
+        total = Counter(kinds)
+        shown: Counter[str] = Counter()
+        blocks = []
+        for p, kind in zip(problems, kinds, strict=True):
+            shown[kind] += 1
+            if shown[kind] > MAX_PER_KIND:
+                continue
+            blocks.append(p.render())
+            if shown[kind] == MAX_PER_KIND and total[kind] > MAX_PER_KIND:
+                more = total[kind] - MAX_PER_KIND
+                blocks.append(printable(f"... and {more:,} more error{'s' if more > 1 else ''} like: {kind}"))
+        return "\n".join(blocks)
 
 
 def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:

@@ -9,9 +9,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .loader import did_you_mean
+from .loader import MAX_INT_BITS, did_you_mean
 
 EXPR = re.compile(r"\$\{([^{}]*)\}")
+#: Characters of one expression; real ones are a few dozen.
+MAX_EXPR_CHARS = 1_000
+#: Nesting of one expression (operators inside operators); ``a + b + c`` is 3 deep.
+MAX_EXPR_DEPTH = 100
+#: Shift counts allowed, for << and >> alike.
+MAX_SHIFT = 128
 SIZE = re.compile(r"^([0-9]+) ?(B|KiB|MiB|GiB|TiB)$")
 _UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 
@@ -40,17 +46,34 @@ class ExprError(Exception):
 
 
 def parse_size(text: str) -> int | None:
-    """``128 MiB`` -> 134217728; None if ``text`` is not a size."""
+    """``128 MiB`` -> 134217728; None if ``text`` is not a size.
+
+    Raises:
+        ExprError: a size beyond MAX_INT_BITS bits (its digits are not converted).
+    """
     match = SIZE.match(text)
-    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
+    if not match:
+        return None
+    digits = match.group(1).lstrip("0") or "0"
+    value = int(digits) * _UNITS[match.group(2)] if len(digits) <= 39 else None
+    if value is None or value.bit_length() > MAX_INT_BITS:
+        shown = text if len(text) <= 40 else f"{text[:24]}…{text[-12:]}"
+        raise ExprError(f"{shown} ({len(digits):,} digits) does not fit in 64 bits")
+    return value
 
 
 @functools.lru_cache(maxsize=4096)
 def _compile(source: str) -> ast.expr:
+    if len(source) > MAX_EXPR_CHARS:
+        raise ExprError(f"'{source[:40]}…': an expression may have at most {MAX_EXPR_CHARS:,} characters, "
+                        f"this one has {len(source):,}", "split it: define parts under params:")
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as err:
         raise ExprError(f"cannot parse expression '{source}': {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as err:  # NUL bytes; nesting CPython's parser refuses
+        raise ExprError(f"cannot parse expression '{source}': {type(err).__name__}") from None
+    _check_depth(tree.body, source)
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
                                  ast.Load, ast.Compare, *_BINOPS, *_UNOPS, *_CMPOPS)):
@@ -58,7 +81,20 @@ def _compile(source: str) -> ast.expr:
                             "and comparisons are allowed")
         if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
             raise ExprError(f"'{source}': only integer literals are allowed")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and node.value.bit_length() > MAX_INT_BITS:
+            raise ExprError(f"'{source}': a literal does not fit in 64 bits")
     return tree.body
+
+
+def _check_depth(root: ast.expr, source: str) -> None:
+    """Refuse nesting deeper than MAX_EXPR_DEPTH (evaluation recurses once per level)."""
+    todo: list[tuple[ast.AST, int]] = [(root, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_EXPR_DEPTH:
+            raise ExprError(f"'{source[:40]}…': nested more than {MAX_EXPR_DEPTH} levels deep",
+                            "split it: define parts under params:")
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def evaluate(source: str, env: Mapping[str, Any]) -> Any:
@@ -76,7 +112,7 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
             raise ExprError(f"'{node.id}' is not defined", hint)
         return env[node.id]
     if isinstance(node, ast.UnaryOp):
-        return _UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source))
+        return _int(_UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source)), source)
     if isinstance(node, ast.Compare):
         left = _int(_eval(node.left, env, source), source)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
@@ -90,14 +126,19 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
     right = _int(_eval(node.right, env, source), source)
     if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
         raise ExprError(f"'{source}': division by zero")
-    if isinstance(node.op, ast.LShift) and not 0 <= right <= 128:
+    if isinstance(node.op, (ast.LShift, ast.RShift)) and not 0 <= right <= MAX_SHIFT:
         raise ExprError(f"'{source}': shift count {right} out of range")
-    return _BINOPS[type(node.op)](left, right)
+    return _int(_BINOPS[type(node.op)](left, right), source)
 
 
 def _int(value: Any, source: str) -> int:
+    """``value`` if it is an integer within MAX_INT_BITS bits (operands, and every result)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ExprError(f"'{source}': arithmetic needs integers, got {value!r}")
+    if value.bit_length() > MAX_INT_BITS:
+        # Values must fit in 64 bits in the end; in between, 128 leave room for (1 << 64) - 1.
+        raise ExprError(f"'{source}': a value in between does not fit in {MAX_INT_BITS} bits",
+                        "every value must fit in 64 bits in the end")
     return value
 
 

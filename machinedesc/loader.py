@@ -10,7 +10,10 @@ and merged here too (see docs/format.md, "Reuse").
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any, cast
 
 from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from .errors import Collector, InstallError, fail
 from .source import SourceLocation
@@ -26,6 +30,16 @@ FORMAT_VERSION = 1
 MAX_DEPTH = 64
 #: Nodes that aliases may add to a document; a few real anchors stay far below.
 MAX_ALIAS_NODES = 10_000
+#: Bytes of YAML one load may read: the board and every file it extends or
+#: includes, a file counted each time it is included. A board of 100,000
+#: components written out in full is about 13 MiB.
+MAX_BOARD_BYTES = 32 << 20
+#: extends/include entries one load may follow, counted each time a file is
+#: included: a fan-out of includes grows exponentially with its depth.
+MAX_INCLUDES = 1_000
+#: Integer literals beyond this many bits are refused where they are written
+#: (values beyond 64 bits are refused where they are used, with their path).
+MAX_INT_BITS = 128
 
 
 #: A position as stored in the tree: (file, line, col, include chain). Plain
@@ -113,9 +127,20 @@ def format_path(path: PathT) -> str:
     return out
 
 
+#: Names that did_you_mean may compare in one load (load_document resets it):
+#: 50,000 broken references among 50,000 ids would spend hours on hints that
+#: nobody reads (after ten problems of a kind the rest are only counted).
+MAX_HINT_WORK = 1_000_000
+_hint_work_left = [MAX_HINT_WORK]
+
+
 def did_you_mean(word: str, choices: Any) -> str | None:
-    """A "did you mean 'x'?" hint, or None."""
-    close = difflib.get_close_matches(word, sorted(str(c) for c in choices), n=1, cutoff=0.6)
+    """A "did you mean 'x'?" hint, or None (also once the load's MAX_HINT_WORK is spent)."""
+    names = choices if hasattr(choices, "__len__") else list(choices)
+    if len(names) > _hint_work_left[0]:
+        return None
+    _hint_work_left[0] -= len(names)
+    close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
@@ -134,18 +159,26 @@ _WORDS: dict[str, Any] = {"~": None, "null": None, "Null": None, "NULL": None, "
 _NUMBER_START = frozenset("0123456789+-.")
 
 
+class LiteralError(ValueError):
+    """A plain scalar that is an integer too large to hold (the message says so)."""
+
+
 def resolve_plain(text: str) -> Any:
-    """The value of a plain (unquoted) scalar under the YAML 1.2 core schema."""
+    """The value of a plain (unquoted) scalar under the YAML 1.2 core schema.
+
+    Raises:
+        LiteralError: an integer beyond MAX_INT_BITS bits.
+    """
     if text in _WORDS:
         return _WORDS[text]
     if text[0] not in _NUMBER_START:
         return text
     if _INT10.match(text):
-        return int(text, 10)
+        return _literal(text, text.lstrip("+-"), 10)
     if _INT16.match(text):
-        return int(text, 16)
+        return _literal(text, text[2:], 16)
     if _INT8.match(text):
-        return int(text[2:], 8)
+        return _literal(text, text[2:], 8)
     if _FLOAT.match(text):
         return float(text)
     if _INF.match(text):
@@ -153,6 +186,21 @@ def resolve_plain(text: str) -> Any:
     if _NAN.match(text):
         return float("nan")
     return text
+
+
+#: Digits of the largest MAX_INT_BITS-bit literal, per base (decimal: 2**128 has 39).
+_MAX_DIGITS = {10: 39, 16: MAX_INT_BITS // 4, 8: (MAX_INT_BITS + 2) // 3}
+
+
+def _literal(text: str, digits: str, base: int) -> int:
+    # Python refuses to convert more than 4,300 decimal digits, and a huge
+    # value would make every message that shows it huge: stop at the digits.
+    significant = digits.lstrip("0")
+    value = int(significant or "0", base) if len(significant) <= _MAX_DIGITS[base] else None
+    if value is None or value.bit_length() > MAX_INT_BITS:
+        shown = text if len(text) <= 40 else f"{text[:24]}…{text[-8:]}"
+        raise LiteralError(f"{shown} ({len(significant):,} digits) does not fit in 64 bits")
+    return -value if text.startswith("-") else value
 
 
 @dataclass
@@ -165,6 +213,8 @@ class _Frame:
 
 
 _SKIP = (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)
+#: What ``_Composer.other`` returns for an event that adds no value to the tree.
+_SKIPPED = object()
 _END = (ev.MappingEndEvent, ev.SequenceEndEvent)
 
 
@@ -176,6 +226,7 @@ class _Composer:
         self.chain = chain
         self.anchors: dict[str, Any] = {}
         self.alias_nodes = 0
+        self.documents = 0
 
     def loc(self, mark: Any) -> SourceLocation:
         return SourceLocation(self.file, mark.line + 1, mark.column + 1, self.chain)
@@ -183,38 +234,27 @@ class _Composer:
     def compose(self, events: Iterator[Any]) -> Any:
         stack: list[_Frame] = []
         root: Any = None
-        documents = 0
         file, chain = self.file, self.chain
         scalar_event = ev.ScalarEvent
         for event in events:
             cls = type(event)
             mark = event.start_mark
             pos: Pos = (file, mark.line + 1, mark.column + 1, chain)
-            if cls is scalar_event and event.tag is None and not event.anchor:
-                # The common case, kept short: a plain or quoted scalar.
-                value: Any = event.value if event.style else resolve_plain(event.value)
-            elif cls is ev.DocumentStartEvent:
-                documents += 1
-                if documents > 1:
-                    fail(to_location(pos), "", "a board file holds one YAML document",
-                         "remove the '---' separator and the second document")
-                continue
-            elif cls in _SKIP:
-                continue
-            elif cls in _END:
-                frame = stack.pop()
-                if frame.anchor:
-                    self.anchors[frame.anchor] = frame.node
-                value, pos = frame.node, frame.node.pos
-            else:
-                value = self.other(event, pos)
-                if isinstance(value, _Frame):
-                    value.path = _child_path(stack[-1]) if stack else ""
-                    if len(stack) >= MAX_DEPTH:
-                        fail(to_location(pos), "", f"nesting deeper than {MAX_DEPTH} levels",
-                             "flatten the structure; board files need only a few levels")
-                    stack.append(value)
-                    continue
+            try:
+                if cls is scalar_event and event.tag is None and not event.anchor:
+                    # The common case, kept short: a plain or quoted scalar.
+                    value: Any = event.value if event.style else resolve_plain(event.value)
+                elif cls in _END:
+                    frame = stack.pop()
+                    if frame.anchor:
+                        self.anchors[frame.anchor] = frame.node
+                    value, pos = frame.node, frame.node.pos
+                else:
+                    value = self.other(event, pos, stack)
+                    if value is _SKIPPED:
+                        continue
+            except LiteralError as err:
+                value = _literal_failed(stack, event, pos, err)
             if not stack:
                 root = value
                 continue
@@ -234,32 +274,50 @@ class _Composer:
                 frame.pending_key = None
         return root
 
-    def other(self, event: Any, pos: Pos) -> Any:
-        """Aliases, tagged or anchored scalars, and collection starts."""
+    def other(self, event: Any, pos: Pos, stack: list[_Frame]) -> Any:
+        """Aliases, tagged or anchored scalars and collection starts (pushed onto ``stack``:
+        _SKIPPED, like the events that carry no value)."""
         loc = to_location(pos)
+        if isinstance(event, ev.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                fail(loc, "", "a board file holds one YAML document",
+                     "remove the '---' separator and the second document")
+            return _SKIPPED
+        if isinstance(event, _SKIP):
+            return _SKIPPED
         if isinstance(event, ev.AliasEvent):
-            if event.anchor not in self.anchors:
-                fail(loc, "", f"unknown alias '*{event.anchor}'", "define the anchor '&name' before using it")
-            target = self.anchors[event.anchor]
-            self.alias_nodes += _count_nodes(target, MAX_ALIAS_NODES + 1)
-            if self.alias_nodes > MAX_ALIAS_NODES:
-                fail(loc, "", f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)",
-                     "use fewer nested aliases; 'count:' replicates components")
-            return target
+            return self.alias(event, loc)
         tag = getattr(event, "tag", None)
         if tag is not None and tag != "!":
             fail(loc, "", f"YAML tags are not allowed (found '{_short_tag(tag)}')",
                  "remove the tag and write a plain value")
         if isinstance(event, ev.ScalarEvent):
-            value = resolve_plain(event.value) if not event.style else event.value
+            # The non-specific tag '!' makes a plain scalar a string (YAML 1.2, 6.9.1): ! 0x1000 is '0x1000'.
+            value = resolve_plain(event.value) if not event.style and tag is None else event.value
             if event.anchor:
                 self.anchors[event.anchor] = value
             return value
-        if isinstance(event, ev.MappingStartEvent):
-            return _Frame(LMap(pos), event.anchor)
-        if isinstance(event, ev.SequenceStartEvent):
-            return _Frame(LSeq(pos), event.anchor)
-        fail(loc, "", f"unexpected YAML event {type(event).__name__}")
+        if not isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
+            fail(loc, "", f"unexpected YAML event {type(event).__name__}")
+        if len(stack) >= MAX_DEPTH:
+            fail(loc, "", f"nesting deeper than {MAX_DEPTH} levels",
+                 "flatten the structure; board files need only a few levels")
+        frame = _Frame(LMap(pos) if isinstance(event, ev.MappingStartEvent) else LSeq(pos), event.anchor,
+                       _child_path(stack[-1]) if stack else "")
+        stack.append(frame)
+        return _SKIPPED
+
+    def alias(self, event: Any, loc: SourceLocation) -> Any:
+        """The node an alias names, counting what aliases add (an alias bomb grows exponentially)."""
+        if event.anchor not in self.anchors:
+            fail(loc, "", f"unknown alias '*{event.anchor}'", "define the anchor '&name' before using it")
+        target = self.anchors[event.anchor]
+        self.alias_nodes += _count_nodes(target, MAX_ALIAS_NODES + 1)
+        if self.alias_nodes > MAX_ALIAS_NODES:
+            fail(loc, "", f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)",
+                 "use fewer nested aliases; 'count:' replicates components")
+        return target
 
     def key(self, frame: _Frame, event: Any, pos: Pos) -> None:
         """Take a mapping key: a scalar, once per mapping."""
@@ -274,6 +332,13 @@ class _Composer:
                  f"duplicate key '{key}' (first defined at line {first[1]})",
                  "each key may appear once per mapping; merge the two entries")
         frame.pending_key, frame.pending_key_pos = key, pos
+
+
+def _literal_failed(stack: list[_Frame], event: Any, pos: Pos, err: LiteralError) -> str:
+    """A mapping key stays text whatever it looks like; anywhere else an oversized integer is an error."""
+    if stack and type(stack[-1].node) is LMap and stack[-1].pending_key is None:
+        return str(event.value)
+    fail(to_location(pos), _child_path(stack[-1]) if stack else "", str(err))
 
 
 def _child_path(parent: _Frame) -> str:
@@ -300,20 +365,131 @@ def _count_nodes(value: Any, limit: int) -> int:
     return count
 
 
-def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = ()) -> Any:
-    """Read one YAML file into a located tree (no includes, no version check)."""
+_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+class FileProblem(Exception):
+    """A board file that cannot be read: missing, not a regular file, too large; the message says which."""
+
+    def __init__(self, message: str, hint: str | None = None, strerror: str | None = None) -> None:
+        super().__init__(message)
+        #: What is wrong, said of the file: "is a directory, ...", "cannot read: ...".
+        self.message = message
+        self.hint = hint
+        #: The system's reason when the file could not be opened or read.
+        self.strerror = strerror
+
+    def about(self, name: str) -> str:
+        """The message about an included file, as named in the board."""
+        return f"cannot read '{name}': {self.strerror}" if self.strerror else f"'{name}' {self.message}"
+
+
+def _not_regular(mode: int) -> FileProblem | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return FileProblem(f"is {kind}, not a regular file", "boards and the files they include must be regular files")
+
+
+def check_regular(path: Path) -> os.stat_result:
+    """``path``'s status, if it is a regular file; raises FileProblem (and not OSError) otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        st = os.stat(path)
+    except OSError as err:
+        hint = "symbolic links that lead in a circle" if err.errno == errno.ELOOP else None
+        raise FileProblem(f"cannot read: {err.strerror}", hint, err.strerror) from None
+    problem = _not_regular(st.st_mode)
+    if problem:
+        raise problem
+    return st
+
+
+def _too_big(limit: int) -> FileProblem:
+    return FileProblem(f"is larger than {limit >> 20} MiB, the most a board and its includes may hold",
+                       "split the board, or replicate entries with count: instead of writing them out")
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of regular file ``path``, at most ``limit`` of them.
+
+    Anything else (a FIFO would block, /dev/zero never ends, a directory
+    cannot be read) is refused before it is opened, and again on the open
+    file in case it was replaced in between.
+
+    Raises:
+        FileProblem: not a regular file, larger than ``limit``, or unreadable.
+    """
+    st = check_regular(path)
+    too_big = _too_big(limit)
+    if st.st_size > limit:
+        raise too_big
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as err:
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
+    try:
+        problem = _not_regular(os.fstat(fd).st_mode)
+        if problem:
+            raise problem
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # it grew since the stat
+                raise too_big
+        return b"".join(chunks)
+    except OSError as err:
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
+    finally:
+        os.close(fd)
+
+
+def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) -> str:
+    """UTF-8 ``data`` as text with universal newlines (as ``Path.read_text``); a located error if not UTF-8."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = err.object[: err.start]
+        # Lines as the parser counts them (\r\n and \r end lines too), columns in characters.
+        before = data[: err.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         line = before.count(b"\n") + 1
-        col = err.start - (before.rfind(b"\n") + 1) + 1
+        col = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
         fail(SourceLocation(display, line, col, chain), "", f"not UTF-8 text ({err.reason})",
              "save the file as UTF-8")
-    except OSError as err:
-        fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
-             f"{display}: cannot read: {err.strerror}")
-    return parse_text(text, display, chain)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = (),
+               limit: int | None = None) -> Any:
+    """Read one YAML file into a located tree (no includes, no version check), at most ``limit`` bytes
+    (default MAX_BOARD_BYTES)."""
+    try:
+        data = read_limited(path, MAX_BOARD_BYTES if limit is None else limit)
+    except FileProblem as err:
+        fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
+    return parse_text(decode(data, display, chain), display, chain)
+
+
+#: Characters libyaml refuses (controls, U+FFFE/U+FFFF), and the line separators
+#: NEL, LS and PS, which it takes as line breaks (YAML 1.1) where editors and
+#: YAML 1.2 do not: every line number after one would be wrong.
+_BAD_CHAR = re.compile("[^\t\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _check_characters(text: str, display: str, chain: tuple[SourceLocation, ...]) -> None:
+    bad = _BAD_CHAR.search(text)
+    if bad is None:
+        return
+    where = bad.start()
+    line_start = text.rfind("\n", 0, where) + 1
+    loc = SourceLocation(display, text.count("\n", 0, where) + 1, where - line_start + 1, chain)
+    code = ord(bad[0])
+    what = ("a line separator, which YAML readers disagree on" if code in (0x85, 0x2028, 0x2029)
+            else "a control character" if code < 0xa0 else "a non-character")
+    escape = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    fail(loc, "", f"character U+{code:04X} ({what}) is not allowed in a board",
+         f'remove it; in a double-quoted string write it as "{escape}"')
 
 
 def yaml_events(text: str) -> Iterator[Any]:
@@ -346,9 +522,16 @@ def yaml_events(text: str) -> Iterator[Any]:
 
 def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) -> Any:
     """Parse YAML text into a located tree."""
+    _check_characters(text, display, chain)
     composer = _Composer(display, chain)
     try:
         return composer.compose(yaml_events(text))
+    except ReaderError as err:
+        # Not a MarkedYAMLError: its position is a byte offset (the characters
+        # libyaml refuses are caught above; this stays as a safety net).
+        before = text.encode("utf-8")[: err.position].decode("utf-8", "replace")
+        loc = SourceLocation(display, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1, chain)
+        fail(loc, "", f"YAML reader error: {err.reason} (character U+{err.character:04X})")
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         loc = composer.loc(mark) if mark else SourceLocation(display, 1, 1, chain)
@@ -398,73 +581,170 @@ def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) ->
     return tree
 
 
+def real_path(path: Path) -> Path:
+    """``path`` absolute, with symbolic links resolved; a link loop stays in it (its stat fails
+    with ELOOP) instead of raising RuntimeError as ``Path.resolve`` does."""
+    return Path(os.path.realpath(path))
+
+
 def display_name(path: Path) -> str:
     """How a file is named in messages: relative to the working directory when inside it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(real_path(path).relative_to(real_path(Path.cwd())))
     except ValueError:
         return str(path)
 
 
 def load_document(path: Path, catalog: Path | None = None) -> Document:
-    """Load a board and everything it extends/includes, merged (docs/format.md, "Reuse")."""
+    """Load a board and everything it extends/includes, merged (docs/format.md, "Reuse").
+
+    Each file is read and parsed once per load, however often it is included;
+    the load reads at most MAX_BOARD_BYTES and follows at most MAX_INCLUDES
+    extends/include entries.
+    """
     path = Path(path)
-    root = (catalog or path.parent).resolve()
-    display = display_name(path)
-    deleted: dict[PathT, SourceLocation] = {}
-    files: list[Path] = []
-    tree = _load_merged(path, display, root, (), (), deleted, files)
-    return Document(tree, display, deleted, tuple(files))
+    _hint_work_left[0] = MAX_HINT_WORK
+    loader = _IncludeLoader(real_path(catalog or path.parent))
+    tree = loader.load(path, display_name(path), (), ())
+    return Document(tree, display_name(path), loader.deleted, tuple(loader.files))
 
 
-def _load_merged(path: Path, display: str, root: Path, chain: tuple[SourceLocation, ...],
-                 stack: tuple[Path, ...], deleted: dict[PathT, SourceLocation], files: list[Path]) -> LMap:
-    tree = check_version(parse_file(path, display, chain), display, chain)
-    resolved = path.resolve()
-    files.append(resolved)
-    bases: list[LMap] = []
-    for key in ("extends", "include"):
-        if key not in tree:
-            continue
-        entries = tree[key]
-        items: list[tuple[Any, SourceLocation]]
-        if isinstance(entries, LSeq):
-            items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs, strict=True)]
+class _IncludeLoader:
+    """One load's state: files parsed so far, what was deleted, and the budgets."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.deleted: dict[PathT, SourceLocation] = {}
+        self.files: list[Path] = []
+        #: Each file's version-checked tree, with the include chain it was parsed with.
+        self.parsed: dict[Path, tuple[LMap, tuple[SourceLocation, ...]]] = {}
+        self.bytes_left = MAX_BOARD_BYTES
+        self.includes = 0
+
+    def tree_of(self, path: Path, resolved: Path, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
+        """The file's tree, its positions carrying ``chain``; parsed on first use, copied after."""
+        try:
+            size = check_regular(resolved).st_size
+        except FileProblem as err:
+            fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
+        if size > MAX_BOARD_BYTES:
+            fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
+                 f"{display}: {_too_big(MAX_BOARD_BYTES).message}", _too_big(MAX_BOARD_BYTES).hint)
+        if size > self.bytes_left:
+            fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
+                 f"{display}: the board and the files it includes hold more than {MAX_BOARD_BYTES >> 20} MiB, "
+                 "counting a file each time it is included",
+                 "include big fragments once; replicate entries with count: instead of writing them out")
+        self.bytes_left -= size
+        if resolved in self.parsed:
+            tree, parsed_chain = self.parsed[resolved]
+            return tree if parsed_chain == chain else _rechain(tree, chain)
+        tree = check_version(parse_file(path, display, chain, min(self.bytes_left + size, MAX_BOARD_BYTES)),
+                             display, chain)
+        self.parsed[resolved] = (tree, chain)
+        self.files.append(resolved)
+        return tree
+
+    def load(self, path: Path, display: str, chain: tuple[SourceLocation, ...], stack: tuple[Path, ...]) -> LMap:
+        """The merged tree of ``path`` and what it extends and includes."""
+        resolved = real_path(path)
+        tree = self.tree_of(path, resolved, display, chain)
+        bases: list[LMap] = []
+        for key in ("extends", "include"):
+            if key not in tree:
+                continue
+            entries = tree[key]
+            items: list[tuple[Any, SourceLocation]]
+            if isinstance(entries, LSeq):
+                items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs, strict=True)]
+            else:
+                items = [(entries, to_location(tree.value_locs[key]))]
+            for name, loc in items:
+                target = self.target(name, loc, key, resolved, stack)
+                bases.append(self.load(target, display_name(target), (loc, *chain), (*stack, resolved)))
+        own = LMap(tree.pos)
+        for key, value in tree.items():
+            if key not in ("extends", "include"):
+                own[key] = value
+                own.key_locs[key] = tree.key_locs[key]
+                own.value_locs[key] = tree.value_locs[key]
+        if not bases:
+            return own
+        problems = Collector()
+        merged = bases[0]
+        for layer in (*bases[1:], own):
+            merged = merge(merged, layer, (), problems, self.deleted)
+        problems.raise_if_any()
+        return merged
+
+    def target(self, name: Any, loc: SourceLocation, key: str, resolved: Path, stack: tuple[Path, ...]) -> Path:
+        """The file an extends/include entry names, checked: inside the root, no loop, a regular file."""
+        if not isinstance(name, str) or not name:
+            fail(loc, key, "expected a file name (or a list of them), relative to this file")
+        self.includes += 1
+        if self.includes > MAX_INCLUDES:
+            fail(loc, key, f"more than {MAX_INCLUDES:,} extends/include entries to follow (a file's entries "
+                 "count each time the file is included)", "include each fragment once, from one place")
+        if "\0" in name:
+            fail(loc, key, f"'{name}' is not a file name: it holds a NUL character")
+        target = real_path(resolved.parent / name)
+        if not target.is_relative_to(self.root):
+            fail(loc, key, f"'{name}' is outside the catalog root {display_name(self.root)}",
+                 "includes must stay inside the catalog (use --catalog to widen it)")
+        if target in stack or target == resolved:
+            cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
+            fail(loc, key, f"include loop: {cycle}")
+        if not os.path.lexists(target):
+            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target))
+        try:
+            check_regular(target)
+        except FileProblem as err:
+            fail(loc, key, err.about(name), err.hint)
+        return target
+
+
+def _sibling_hint(name: str, target: Path) -> str | None:
+    """"did you mean" among the .yaml files beside a missing include, if its directory can be listed."""
+    try:
+        siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
+    except OSError:  # e.g. a name too long for the system: no hint
+        return None
+    close = did_you_mean(Path(name).name, siblings)
+    prefix = str(Path(name).parent)
+    if close and prefix != ".":
+        close = close.replace("'", f"'{prefix}/", 1)
+    return close
+
+
+def _rechain(tree: LMap, chain: tuple[SourceLocation, ...]) -> LMap:
+    """A copy of a parsed tree whose positions carry ``chain``: a file included again, elsewhere.
+
+    Iterative (depth is bounded, width is not); aliased nodes stay shared.
+    """
+    copies: dict[int, LMap | LSeq] = {}
+    todo: list[tuple[LMap | LSeq, LMap | LSeq]] = []
+
+    def copy(node: LMap | LSeq) -> LMap | LSeq:
+        done = copies.get(id(node))
+        if done is None:
+            p = node.pos
+            done = copies[id(node)] = (LMap if type(node) is LMap else LSeq)((p[0], p[1], p[2], chain))
+            todo.append((node, done))
+        return done
+
+    root = copy(tree)
+    while todo:
+        node, out = todo.pop()
+        if type(node) is LMap:
+            lmap = cast(LMap, out)
+            lmap.update({k: copy(v) if type(v) is LMap or type(v) is LSeq else v for k, v in node.items()})
+            lmap.key_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.key_locs.items()}
+            lmap.value_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.value_locs.items()}
         else:
-            items = [(entries, to_location(tree.value_locs[key]))]
-        for name, loc in items:
-            if not isinstance(name, str) or not name:
-                fail(loc, key, "expected a file name (or a list of them), relative to this file")
-            target = (resolved.parent / name).resolve()
-            if not target.is_relative_to(root):
-                fail(loc, key, f"'{name}' is outside the catalog root {display_name(root)}",
-                     "includes must stay inside the catalog (use --catalog to widen it)")
-            if target in stack or target == resolved:
-                cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
-                fail(loc, key, f"include loop: {cycle}")
-            if not target.is_file():
-                siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
-                close = did_you_mean(Path(name).name, siblings)
-                prefix = str(Path(name).parent)
-                if close and prefix != ".":
-                    close = close.replace("'", f"'{prefix}/", 1)
-                fail(loc, key, f"'{name}' not found", close)
-            bases.append(_load_merged(target, display_name(target), root, (loc, *chain), (*stack, resolved),
-                                      deleted, files))
-    own = LMap(tree.pos)
-    for key, value in tree.items():
-        if key not in ("extends", "include"):
-            own[key] = value
-            own.key_locs[key] = tree.key_locs[key]
-            own.value_locs[key] = tree.value_locs[key]
-    if not bases:
-        return own
-    problems = Collector()
-    merged = bases[0]
-    for layer in (*bases[1:], own):
-        merged = merge(merged, layer, (), problems, deleted)
-    problems.raise_if_any()
-    return merged
+            lseq = cast(LSeq, out)
+            lseq.extend([copy(v) if type(v) is LMap or type(v) is LSeq else v for v in node])
+            lseq.item_locs = [(p[0], p[1], p[2], chain) for p in cast(LSeq, node).item_locs]
+    return cast(LMap, root)
 
 
 def merge(base: LMap, over: LMap, path: PathT, problems: Collector,

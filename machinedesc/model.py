@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Collector
 from .expr import ExprError, parse_size, substitute
-from .loader import LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
+from .loader import LiteralError, LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
 from .plan import Phase
 from .qemu_types import TypeInfo, type_info
 from .source import SourceLocation
@@ -21,6 +21,11 @@ U64_MAX = (1 << 64) - 1
 #: Copies one entry may make: far above any SoC, low enough that a typo in a
 #: --set value fails at once instead of exhausting memory.
 MAX_COUNT = 100_000
+#: What a whole board may expand to, count copies included: components, and
+#: line ends of wires (a wire copy from one output to two inputs has three).
+#: Memory and planning time grow with them; a file holds far more entries.
+MAX_COMPONENTS = MAX_COUNT
+MAX_WIRE_ENDS = 4 * MAX_COUNT
 S64_MIN = -(1 << 63)
 
 
@@ -175,6 +180,8 @@ class _Builder:
         self.tree = tree
         self.file = file
         self.problems = problems
+        #: What the board may still expand to, by section (MAX_COMPONENTS, MAX_WIRE_ENDS).
+        self.left = {"components": MAX_COMPONENTS, "wiring": MAX_WIRE_ENDS}
 
     def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
@@ -187,13 +194,13 @@ class _Builder:
             if isinstance(raw, dict):
                 return {k: self.value(v, env, (*path, k)) for k, v in raw.items()}
             val = substitute(raw, env)
+            if isinstance(val, str):
+                size = parse_size(val)
+                if size is not None:
+                    val = size
         except ExprError as err:
             self.err(path, err.message, err.hint)
             return None
-        if isinstance(val, str):
-            size = parse_size(val)
-            if size is not None:
-                val = size
         if isinstance(val, float):
             # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
             self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
@@ -252,14 +259,22 @@ def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
     declared = b.tree.get("params", {})
     params: dict[str, Any] = {}
     for name, raw in declared.items():
-        params[name] = _typed_param(raw)
+        try:
+            params[name] = _typed_param(raw)
+        except ExprError as err:
+            b.err(("params", name), err.message, err.hint)
+            params[name] = 0  # reported; a stand-in keeps its uses from adding "not defined"
     for name, text in overrides.items():
         if name not in declared:
             hint = did_you_mean(name, declared) or (
                 f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
             b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
             continue
-        value = _typed_param(resolve_plain(text))
+        try:
+            value = _typed_param(resolve_plain(text))
+        except (ExprError, LiteralError) as err:
+            b.problems.add(None, f"--set {name}", str(err))
+            continue
         default = params[name]
         if _kind(value) != _kind(default):
             b.problems.add(None, f"--set {name}",
@@ -279,6 +294,7 @@ def _kind(value: Any) -> str:
 
 
 def _typed_param(raw: Any) -> Any:
+    """``raw``, a size written with a unit as its integer; raises ExprError for a size beyond 128 bits."""
     if isinstance(raw, str):
         size = parse_size(raw)
         if size is not None:
@@ -286,21 +302,36 @@ def _typed_param(raw: Any) -> Any:
     return raw
 
 
-def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT) -> list[dict[str, Any]]:
-    """The environments of each copy: one without count, count of them with ``i``."""
-    if "count" not in spec:
-        return [dict(env)]
-    count = b.integer(spec["count"], env, (*path, "count"), "count")
+def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT,
+            weight: int = 1) -> list[dict[str, Any]]:
+    """The environments of each copy: one without count, count of them with ``i``.
+
+    Each copy takes ``weight`` from what the board's section may still expand
+    to; the entry that would exceed it is an error, later entries are skipped.
+    """
+    count = b.integer(spec["count"], env, (*path, "count"), "count") if "count" in spec else 1
     if count is None:
         return []
-    if count < 0:
-        b.err((*path, "count"), f"count must not be negative, got {count}")
+    if "count" in spec:
+        if count < 0:
+            b.err((*path, "count"), f"count must not be negative, got {count}")
+            return []
+        if count > MAX_COUNT:
+            b.err((*path, "count"), f"count {count} is more than the {MAX_COUNT:,} copies one entry may make",
+                  "check the parameter (e.g. a --set value); split a truly larger board into several entries")
+            return []
+    section = str(path[0])
+    if count * weight > b.left[section]:
+        if b.left[section] >= 0:
+            what = (f"{MAX_COMPONENTS:,} components" if section == "components"
+                    else f"{MAX_WIRE_ENDS:,} wire ends (outputs and inputs of every wire copy)")
+            b.err((*path, "count") if "count" in spec else path, f"the board expands to more than {what}",
+                  "check the counts (e.g. --set values); entries after this one are not expanded",
+                  key="count" not in spec)
+        b.left[section] = -1
         return []
-    if count > MAX_COUNT:
-        b.err((*path, "count"), f"count {count} is more than the {MAX_COUNT:,} copies one entry may make",
-              "check the parameter (e.g. a --set value); split a truly larger board into several entries")
-        return []
-    return [{**env, "i": i} for i in range(count)]
+    b.left[section] -= count * weight
+    return [{**env, "i": i} for i in range(count)] if "count" in spec else [dict(env)]
 
 
 def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
@@ -397,9 +428,9 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
             b.err(path, "a wire with count needs ${i} in from or to, or every copy is the same wire",
                   "e.g. to: hart${i}.unnamed-gpio-in[7]", key=True)
             continue
-        for copy in _copies(b, spec, env, path):
-            srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
-            dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]
+        srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
+        dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]
+        for copy in _copies(b, spec, env, path, len(srcs_raw) + len(dsts_raw)):
             from_path: PathT = (*path, "from")
             to_path: PathT = (*path, "to")
             sources = [_line(b, r, copy, *_item(spec, "from", i, from_path)) for i, r in enumerate(srcs_raw)]

@@ -130,7 +130,7 @@ def _cache_key(path: Path, overrides: Mapping[str, str] | None, firmware: Sequen
         what = repr((_CACHE_FORMAT, str(Path(path).resolve()), str(Path.cwd()), sorted((overrides or {}).items()),
                      [str(Path(f).resolve()) for f in firmware], str(catalog.resolve()) if catalog else None,
                      allow_host_access, _package_stamp()))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop (the loader reports it)
         return None
     return hashlib.sha256(what.encode()).hexdigest()[:32]
 

@@ -45,3 +45,41 @@ def test_did_you_mean() -> None:
                                        ("7 B", 7), ("12 MB", None), ("big", None)])
 def test_sizes(text: str, want: int | None) -> None:
     assert parse_size(text) == want
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("${1 >> -1}", "shift count -1 out of range"),
+    ("${1 << -1}", "shift count -1 out of range"),
+    ("${1 >> 129}", "shift count 129 out of range"),
+    ("${" + "+".join(["1"] * 3000) + "}", "at most 1,000 characters"),
+    ("${" + "-" * 10_000 + "1}", "at most 1,000 characters"),
+    ("${" + "-" * 200 + "1}", "nested more than 100 levels"),
+    ("${" + "(" * 250 + "1" + ")" * 250 + "}", "cannot parse"),  # CPython: too many nested parentheses
+    ("${(1 << 100) * (1 << 100)}", "does not fit in 128 bits"),
+    ("${-(1 << 127) * 2 - 1}", "does not fit in 128 bits"),
+    ("${0x" + "f" * 40 + "}", "a literal does not fit in 64 bits"),
+    ("${1 % 0}", "division by zero"),
+    ("${1\x00}", "cannot parse"),
+])
+def test_expression_limits_and_domains(text: str, needle: str) -> None:
+    with pytest.raises(ExprError) as err:
+        substitute(text, {})
+    assert needle in err.value.message
+
+
+@pytest.mark.parametrize("text,want", [
+    ("${(1 << 64) - 1}", (1 << 64) - 1),   # 128 bits in between leave room for this
+    ("${-(1 << 127)}", -(1 << 127)),
+    ("${1 >> 128}", 0),
+    ("${-1 >> 5}", -1),
+    ("${" + "-" * 98 + "1}", 1),
+    ("${" + " + ".join(["1"] * 99) + "}", 99),
+])
+def test_expressions_at_the_limits(text: str, want: int) -> None:
+    assert substitute(text, {}) == want
+
+
+def test_huge_sizes_are_refused_without_converting() -> None:
+    with pytest.raises(ExprError, match=r"\(5,000 digits\) does not fit in 64 bits"):
+        parse_size("9" * 5000 + " TiB")
+    assert parse_size("0" * 5000 + "1 KiB") == 1024
