@@ -175,14 +175,10 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     _fuse(sg, problems)
     if problems.problems:
         return None
-    anchor: dict[str, int] = {}
-    for conn in conns:
-        for cid in (conn.source.component, conn.target.component):
-            anchor.setdefault(cid, conn.index)
     try:
         # The phase leads the sort key and every edge goes forward in phase,
         # so the order is grouped by phase; the transitions go between.
-        order = list(nx.lexicographical_topological_sort(g, key=lambda n: _sort_key(n, g, by_id, board, anchor)))
+        order = list(nx.lexicographical_topological_sort(g, key=_SortKey(g, by_id, board, conns)))
     except nx.NetworkXUnfeasible:
         _report_cycle(g, by_id, problems)
         return None
@@ -270,7 +266,7 @@ def _fold_links(sg: StepGraph, by_id: Mapping[str, Component]) -> None:
     for c in sg.components:
         for prop in sorted(c.links):
             s, create = ("S", c.id, prop), ("C", c.id)
-            if not g.has_node(s) or any(nx.has_path(g, create, p) for p in g.predecessors(s) if p != create):
+            if not g.has_node(s) or _first_reachable(g, create, [p for p in g.pred[s] if p != create]) is not None:
                 continue
             _contract(g, ("C", c.id), s)
             sg.folded_links.setdefault(c.id, set()).add(prop)
@@ -281,10 +277,9 @@ def _fuse(sg: StepGraph, problems: Collector) -> None:
     g = sg.graph
     for c in sg.components:
         create, realize = ("C", c.id), ("R", c.id)
-        between = [p for p in g.predecessors(realize)
-                   if p != create and nx.has_path(g, create, p)]
-        if between:
-            why = g.edges[between[0], realize]["why"]
+        between = _first_reachable(g, create, [p for p in g.pred[realize] if p != create])
+        if between is not None:
+            why = g.edges[between, realize]["why"]
             if c.phase is Phase.READY:
                 problems.add(c.location, c.yaml_path,
                              f"'{c.id}' is hot-plugged but would need realized=false ({why})",
@@ -294,31 +289,127 @@ def _fuse(sg: StepGraph, problems: Collector) -> None:
         _contract(g, create, realize)
 
 
+def _first_reachable(g: nx.DiGraph, source: Node, targets: list[Node]) -> Node | None:
+    """The first of ``targets`` (in their order) that a path from ``source`` reaches, else None.
+
+    One search answers for all the targets, so that a cluster of N CPUs (or a
+    timer that waits for N CPUs) costs O(N), not N searches of O(N) each as
+    one ``nx.has_path`` per target did: a forward search from ``source`` and
+    backward searches from the targets, each side growing where its frontier
+    is smaller (as ``has_path``'s bidirectional search does); what a side has
+    learnt is kept for the next target.
+    """
+    search = _Reach(g, source)
+    for target in targets:
+        if search.reaches(target):
+            return target
+    return None
+
+
+class _Reach:
+    """What is reachable from one node, learnt lazily; see _first_reachable.
+
+    Once ``reaches`` has said True the search is spent (the frontier it stopped in is incomplete).
+    """
+
+    def __init__(self, g: nx.DiGraph, source: Node) -> None:
+        self.g = g
+        self.ahead = {source}  # reached from source
+        self.forward = [source]  # of those, the ones whose successors are not looked at yet
+        self.dead: set[Node] = set()  # cannot be reached from source, nor can anything before them
+
+    def reaches(self, target: Node) -> bool:
+        if target in self.ahead:
+            return True
+        if target in self.dead or not self.forward:
+            # Once the forward search is complete, ``ahead`` is exactly what is reachable.
+            return False
+        behind = {target}
+        backward = [target]
+        while self.forward and backward:
+            if len(self.forward) <= len(backward):
+                if self._grow_forward(behind):
+                    return True
+            elif self._grow_backward(behind, backward):
+                return True
+        if self.forward:
+            # The backward search ended without meeting: nothing it saw is reachable.
+            self.dead |= behind
+            return False
+        return target in self.ahead
+
+    def _grow_forward(self, behind: set[Node]) -> bool:
+        """One level more of the forward search; True when it meets the backward one."""
+        succ, ahead = self.g.succ, self.ahead
+        grown: list[Node] = []
+        for u in self.forward:
+            for v in succ[u]:
+                if v in behind:
+                    return True
+                if v not in ahead:
+                    ahead.add(v)
+                    grown.append(v)
+        self.forward = grown
+        return False
+
+    def _grow_backward(self, behind: set[Node], backward: list[Node]) -> bool:
+        """One level more of a backward search (``backward`` is replaced in place); True when they meet."""
+        pred, ahead, dead = self.g.pred, self.ahead, self.dead
+        grown: list[Node] = []
+        for u in backward:
+            for v in pred[u]:
+                if v in ahead:
+                    return True
+                if v not in behind and v not in dead:
+                    behind.add(v)
+                    grown.append(v)
+        backward[:] = grown
+        return False
+
+
 _KIND = {"B": 0, "P": 1, "C": 2, "S": 3, "R": 4, "M": 5, "Q": 6, "F": 7, "W": 8, "T": 9}
 
 
-def _sort_key(n: Node, g: nx.DiGraph, by_id: Mapping[str, Component], board: Board,
-              anchor: Mapping[str, int]) -> tuple[int, int, int, int, int]:
-    phase = g.nodes[n]["phase"].order
-    kind = n[0]
-    if kind in "CRSM":
-        comp = by_id[n[1]]
-        sub = n[2] if kind == "M" else 0
-        if comp.synthetic:
-            # Inserted devices sit with the first wire that needs them.
-            return (phase, 1, anchor[comp.id], 0, _KIND[kind])
-        return (phase, 0, comp.index, _KIND[kind], sub)
-    if kind == "W":
-        return (phase, 1, n[1], 1, 0)
-    if kind == "B":
-        return (phase, 0, [b.id for b in board.backends].index(n[1]), 0, 0)
-    if kind == "P":
-        return (phase, 0, list(board.machine_props).index(n[1]), 1, 0)
-    if kind == "Q":
-        raw_index = [r.name for r in board.raw].index(n[1])
-        raw = board.raw[raw_index]
-        anchors = [by_id[a].index for a in raw.after if a in by_id]
-        return (phase, 0, max(anchors), 9, raw_index) if anchors else (phase, 3, raw_index, 0, 0)
-    if kind == "F":
-        return (phase, 2, n[1], 0, 0)
-    return (phase, 9, 0, 0, 0)
+class _SortKey:
+    """The tie-break of the topological sort: phase, then the board's own order (see docs/plan.md)."""
+
+    def __init__(self, g: nx.DiGraph, by_id: Mapping[str, Component], board: Board,
+                 conns: list[Connection]) -> None:
+        self.phase = g.nodes
+        self.by_id = by_id
+        # Positions looked up once, not searched per node: the key is computed for every step.
+        self.backends: dict[str, int] = {}
+        for k, b in enumerate(board.backends):
+            self.backends.setdefault(b.id, k)
+        self.machine_props = {p: k for k, p in enumerate(board.machine_props)}
+        self.raw: dict[str, tuple[int, int | None]] = {}
+        for k, raw in enumerate(board.raw):
+            anchors = [by_id[a].index for a in raw.after if a in by_id]
+            self.raw.setdefault(raw.name, (k, max(anchors) if anchors else None))
+        self.anchor: dict[str, int] = {}
+        for conn in conns:
+            for cid in (conn.source.component, conn.target.component):
+                self.anchor.setdefault(cid, conn.index)
+
+    def __call__(self, n: Node) -> tuple[int, int, int, int, int]:
+        phase: int = self.phase[n]["phase"].order
+        kind = n[0]
+        if kind in "CRSM":
+            comp = self.by_id[n[1]]
+            sub = n[2] if kind == "M" else 0
+            if comp.synthetic:
+                # Inserted devices sit with the first wire that needs them.
+                return (phase, 1, self.anchor[comp.id], 0, _KIND[kind])
+            return (phase, 0, comp.index, _KIND[kind], sub)
+        if kind == "W":
+            return (phase, 1, n[1], 1, 0)
+        if kind == "B":
+            return (phase, 0, self.backends[n[1]], 0, 0)
+        if kind == "P":
+            return (phase, 0, self.machine_props[n[1]], 1, 0)
+        if kind == "Q":
+            raw_index, last = self.raw[n[1]]
+            return (phase, 0, last, 9, raw_index) if last is not None else (phase, 3, raw_index, 0, 0)
+        if kind == "F":
+            return (phase, 2, n[1], 0, 0)
+        return (phase, 9, 0, 0, 0)
