@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,19 @@ def _shape(value: Any, schema: Any) -> Any:
     """What the schema can see of ``value``: equal shapes validate alike.
 
     Integers keep only their sign (the schema's only numeric bound is a
-    minimum of 0), strings where the schema accepts any string vanish;
-    everything else, patterns included, is kept.
+    minimum of 0), strings where the schema accepts any string vanish, and
+    strings the schema only matches against patterns (a line in a wire's
+    ``from``) become which patterns they match; everything else is kept.
     """
     if isinstance(value, bool) or value is None:
         return ("b", value)
     if isinstance(value, int):
         return ("i", (value > 0) - (value < 0))
     if isinstance(value, str):
-        return ("s",) if _plain_string(schema) else ("s", value)
+        if _plain_string(schema):
+            return ("s",)
+        matches: list[bool] = []
+        return ("p", tuple(matches)) if _string_patterns(value, schema, matches) else ("s", value)
     if isinstance(value, dict):
         props = schema.get("properties", {}) if isinstance(schema, dict) else {}
         extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
@@ -128,6 +133,28 @@ def _shape(value: Any, schema: Any) -> Any:
         items = schema.get("items") if isinstance(schema, dict) else None
         return ("l", tuple(_shape(v, items) for v in value))
     return ("x", repr(value))
+
+
+#: Keywords that do not look at a string's text: for a string, a schema made of
+#: these and ``pattern`` validates alike every string that matches the same patterns.
+_BLIND_TO_TEXT = frozenset({"type", "description", "oneOf", "anyOf", "items", "minItems", "properties",
+                            "additionalProperties", "required", "minimum"})
+
+
+def _string_patterns(value: str, schema: Any, matches: list[bool]) -> bool:
+    """Append to ``matches`` whether ``value`` matches each pattern of ``schema`` (and its oneOf/anyOf
+    branches); False if some other keyword could tell two strings apart."""
+    if not isinstance(schema, dict):
+        return False
+    for key, sub in schema.items():
+        if key == "pattern":
+            matches.append(re.search(sub, value) is not None)  # as jsonschema's pattern keyword does
+        elif key in ("oneOf", "anyOf"):
+            if not all(_string_patterns(value, branch, matches) for branch in sub):
+                return False
+        elif key not in _BLIND_TO_TEXT:
+            return False
+    return True
 
 
 def _most_specific(error: ValidationError) -> list[ValidationError]:
