@@ -167,18 +167,21 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     if not _check_phases(phase, edges, by_id, board, problems):
         return None
 
-    g = nx.DiGraph()
-    g.add_nodes_from((n, {"phase": p}) for n, p in phase.items())
-    g.add_edges_from((u, v, {"why": why}) for u, v, why in edges)
-    sg = StepGraph(g, comps, conns)
-    _fold_links(sg, by_id)
-    _fuse(sg, problems)
+    steps = _Steps(phase, edges)
+    sg = StepGraph(nx.DiGraph(), comps, conns)
+    _fold_links(sg, steps)
+    _fuse(sg, steps, problems)
     if problems.problems:
         return None
+    # networkx gets the graph once it is final: contracting steps in it, one
+    # networkx call per edge, cost more than all the rest of the planning.
+    g = sg.graph
+    g.add_nodes_from((n, {"phase": p}) for n, p in steps.phase.items())
+    g.add_edges_from((u, v, {"why": why}) for u, nexts in steps.succ.items() for v, why in nexts.items())
     try:
         # The phase leads the sort key and every edge goes forward in phase,
         # so the order is grouped by phase; the transitions go between.
-        order = list(nx.lexicographical_topological_sort(g, key=_SortKey(g, by_id, board, conns)))
+        order = list(nx.lexicographical_topological_sort(g, key=_SortKey(steps.phase, by_id, board, conns)))
     except nx.NetworkXUnfeasible:
         _report_cycle(g, by_id, problems)
         return None
@@ -203,8 +206,9 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
     """Every constraint must go forward in phase: a cold-plug step cannot wait for a hot-plug one."""
     ok = True
     raw_reported: set[str] = set()
+    order = {n: _PHASE_ORDER[p] for n, p in phase.items()}
     for u, v, why in edges:
-        if phase[u].order <= phase[v].order:
+        if order[u] <= order[v]:
             continue
         ok = False
         if v[0] == "Q":
@@ -250,46 +254,73 @@ def _report_cycle(g: nx.DiGraph, by_id: Mapping[str, Component], problems: Colle
                  "break the loop (of parents or links checked at realize)")
 
 
-def _contract(g: nx.DiGraph, keep: Node, drop: Node) -> None:
-    for p in list(g.predecessors(drop)):
+class _Steps:
+    """The step graph while it is being decided: insertion-ordered adjacency dicts (with each
+    edge's reason) that add and remove edges exactly as networkx.DiGraph does, without its
+    per-call cost."""
+
+    def __init__(self, phase: dict[Node, Phase], edges: list[tuple[Node, Node, str]]) -> None:
+        self.phase = phase
+        self.succ: dict[Node, dict[Node, str]] = {n: {} for n in phase}
+        self.pred: dict[Node, dict[Node, str]] = {n: {} for n in phase}
+        for u, v, why in edges:
+            self.add_edge(u, v, why)
+
+    def add_edge(self, u: Node, v: Node, why: str) -> None:
+        """Add the edge, or replace its reason (it keeps its place), as DiGraph.add_edge."""
+        if u not in self.succ or v not in self.succ:
+            raise AssertionError(f"edge to a step without a phase: {u} -> {v}")
+        self.succ[u][v] = why
+        self.pred[v][u] = why
+
+    def remove_node(self, n: Node) -> None:
+        for v in self.succ.pop(n):
+            del self.pred[v][n]
+        for u in self.pred.pop(n):
+            del self.succ[u][n]
+        del self.phase[n]
+
+
+def _contract(steps: _Steps, keep: Node, drop: Node) -> None:
+    for p, why in list(steps.pred[drop].items()):
         if p != keep:
-            g.add_edge(p, keep, why=g.edges[p, drop]["why"])
-    for s in list(g.successors(drop)):
-        if s != keep and not g.has_edge(keep, s):
-            g.add_edge(keep, s, why=g.edges[drop, s]["why"])
-    g.remove_node(drop)
+            steps.add_edge(p, keep, why)
+    for s, why in list(steps.succ[drop].items()):
+        if s != keep and s not in steps.succ[keep]:
+            steps.add_edge(keep, s, why)
+    steps.remove_node(drop)
 
 
-def _fold_links(sg: StepGraph, by_id: Mapping[str, Component]) -> None:
+def _fold_links(sg: StepGraph, steps: _Steps) -> None:
     """Pass a link in device_add itself when its target can be created first."""
-    g = sg.graph
     for c in sg.components:
         for prop in sorted(c.links):
             s, create = ("S", c.id, prop), ("C", c.id)
-            if not g.has_node(s) or _first_reachable(g, create, [p for p in g.pred[s] if p != create]) is not None:
+            if s not in steps.pred:
                 continue
-            _contract(g, ("C", c.id), s)
+            if _first_reachable(steps, create, [p for p in steps.pred[s] if p != create]) is not None:
+                continue
+            _contract(steps, create, s)
             sg.folded_links.setdefault(c.id, set()).add(prop)
 
 
-def _fuse(sg: StepGraph, problems: Collector) -> None:
+def _fuse(sg: StepGraph, steps: _Steps, problems: Collector) -> None:
     """One plain device_add unless some step must sit between create and realize."""
-    g = sg.graph
     for c in sg.components:
         create, realize = ("C", c.id), ("R", c.id)
-        between = _first_reachable(g, create, [p for p in g.pred[realize] if p != create])
+        between = _first_reachable(steps, create, [p for p in steps.pred[realize] if p != create])
         if between is not None:
-            why = g.edges[between, realize]["why"]
+            why = steps.pred[realize][between]
             if c.phase is Phase.READY:
                 problems.add(c.location, c.yaml_path,
                              f"'{c.id}' is hot-plugged but would need realized=false ({why})",
                              "realized=false is only possible before x-exit-preconfig: use phase: initialized")
             sg.unrealized[c.id] = why
             continue
-        _contract(g, create, realize)
+        _contract(steps, create, realize)
 
 
-def _first_reachable(g: nx.DiGraph, source: Node, targets: list[Node]) -> Node | None:
+def _first_reachable(steps: _Steps, source: Node, targets: list[Node]) -> Node | None:
     """The first of ``targets`` (in their order) that a path from ``source`` reaches, else None.
 
     One search answers for all the targets, so that a cluster of N CPUs (or a
@@ -299,7 +330,9 @@ def _first_reachable(g: nx.DiGraph, source: Node, targets: list[Node]) -> Node |
     is smaller (as ``has_path``'s bidirectional search does); what a side has
     learnt is kept for the next target.
     """
-    search = _Reach(g, source)
+    if not targets:
+        return None
+    search = _Reach(steps, source)
     for target in targets:
         if search.reaches(target):
             return target
@@ -312,8 +345,8 @@ class _Reach:
     Once ``reaches`` has said True the search is spent (the frontier it stopped in is incomplete).
     """
 
-    def __init__(self, g: nx.DiGraph, source: Node) -> None:
-        self.g = g
+    def __init__(self, steps: _Steps, source: Node) -> None:
+        self.steps = steps
         self.ahead = {source}  # reached from source
         self.forward = [source]  # of those, the ones whose successors are not looked at yet
         self.dead: set[Node] = set()  # cannot be reached from source, nor can anything before them
@@ -340,7 +373,7 @@ class _Reach:
 
     def _grow_forward(self, behind: set[Node]) -> bool:
         """One level more of the forward search; True when it meets the backward one."""
-        succ, ahead = self.g.succ, self.ahead
+        succ, ahead = self.steps.succ, self.ahead
         grown: list[Node] = []
         for u in self.forward:
             for v in succ[u]:
@@ -354,7 +387,7 @@ class _Reach:
 
     def _grow_backward(self, behind: set[Node], backward: list[Node]) -> bool:
         """One level more of a backward search (``backward`` is replaced in place); True when they meet."""
-        pred, ahead, dead = self.g.pred, self.ahead, self.dead
+        pred, ahead, dead = self.steps.pred, self.ahead, self.dead
         grown: list[Node] = []
         for u in backward:
             for v in pred[u]:
@@ -367,15 +400,16 @@ class _Reach:
         return False
 
 
+_PHASE_ORDER = {p: p.order for p in Phase}
 _KIND = {"B": 0, "P": 1, "C": 2, "S": 3, "R": 4, "M": 5, "Q": 6, "F": 7, "W": 8, "T": 9}
 
 
 class _SortKey:
     """The tie-break of the topological sort: phase, then the board's own order (see docs/plan.md)."""
 
-    def __init__(self, g: nx.DiGraph, by_id: Mapping[str, Component], board: Board,
+    def __init__(self, phase: Mapping[Node, Phase], by_id: Mapping[str, Component], board: Board,
                  conns: list[Connection]) -> None:
-        self.phase = g.nodes
+        self.phase = {n: _PHASE_ORDER[p] for n, p in phase.items()}
         self.by_id = by_id
         # Positions looked up once, not searched per node: the key is computed for every step.
         self.backends: dict[str, int] = {}
@@ -392,7 +426,7 @@ class _SortKey:
                 self.anchor.setdefault(cid, conn.index)
 
     def __call__(self, n: Node) -> tuple[int, int, int, int, int]:
-        phase: int = self.phase[n]["phase"].order
+        phase = self.phase[n]
         kind = n[0]
         if kind in "CRSM":
             comp = self.by_id[n[1]]
