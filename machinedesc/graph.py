@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import Collector
-from .model import Board, Component, LineRef, Wire, link_target
+from .model import Board, Component, LineRef, RawCommand, Wire, link_target
 from .plan import Phase
 
 Node = tuple[Any, ...]
@@ -104,66 +104,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     extra, conns = lower_wires(board)
     comps = [*board.components, *extra]
     by_id = {c.id: c for c in comps}
-    # Nodes and edges are collected first and added in bulk: networkx clears
-    # its caches on every single add, which dominates on large boards.
-    phase: dict[Node, Phase] = {}
-    edges: list[tuple[Node, Node, str]] = []
-    edge = edges.append
-
-    for b in board.backends:
-        phase[("B", b.id)] = Phase.ACCEL_CREATED
-    for prop in board.machine_props:
-        phase[("P", prop)] = Phase.ACCEL_CREATED
-    cpus = [c for c in comps if c.info.is_cpu]
-    for c in comps:
-        create, realize = ("C", c.id), ("R", c.id)
-        phase[create] = phase[realize] = c.phase
-        edge((create, realize, "realize after create"))
-        parent = by_id.get(c.parent) if c.parent else None
-        if parent is not None:
-            edge((("C", parent.id), create, f"{parent.id} is the parent of {c.id}"))
-            if parent.info.is_cluster and c.info.is_cpu:
-                edge((create, ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
-                edge((("R", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
-        for prop, target in sorted(c.links.items()):
-            owner, inside = link_target(target)
-            if owner in by_id:
-                s = ("S", c.id, prop)
-                phase[s] = c.phase
-                # An object inside a device (ram/mem[0]) exists once the device realizes.
-                edge((("R" if inside else "C", owner), s, f"link {c.id}.{prop} needs {target} to exist"))
-                edge((create, s, f"link {c.id}.{prop} is set on {c.id}"))
-                if c.info.link_at_realize(prop):
-                    edge((s, realize, f"{c.id} checks link '{prop}' when it realizes"))
-        if c.info.realize_after_cpus:
-            for cpu in cpus:
-                edge((("R", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
-        for k in range(len(c.mmio)):
-            phase[("M", c.id, k)] = c.phase
-            edge((realize, ("M", c.id, k), f"{c.id} is mapped after it realizes"))
-    for conn in conns:
-        src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
-        if src is None or dst is None:
-            continue
-        w = ("W", conn.index)
-        phase[w] = Phase.READY if Phase.READY in (src.phase, dst.phase) else Phase.INITIALIZED
-        out = src.info.output(conn.source.name)
-        inp = dst.info.input(conn.target.name)
-        edge((("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist"))
-        edge((("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist"))
-    for raw in board.raw:
-        q = ("Q", raw.name)
-        phase[q] = raw.phase
-        for name in raw.after:
-            for n in _component_nodes(phase, name, by_id):
-                edge((n, q, f"qmp.{raw.name} comes after {name}"))
-    for k in range(firmware):
-        f = ("F", k)
-        phase[f] = Phase.INITIALIZED
-        for c in comps:
-            if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
-                last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
-                edge((last, f, "firmware loads once CPUs and memory are in place"))
+    phase, edges = _collect_steps(board, comps, by_id, conns, firmware)
     if not _check_phases(phase, edges, by_id, board, problems):
         return None
 
@@ -191,6 +132,89 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     return sg
 
 
+_Edges = list[tuple[Node, Node, str]]
+
+
+def _collect_steps(board: Board, comps: list[Component], by_id: Mapping[str, Component], conns: list[Connection],
+                   firmware: int) -> tuple[dict[Node, Phase], _Edges]:
+    """Every step with its phase, and every constraint between two steps with its reason."""
+    # Nodes and edges are collected first and given to networkx once the
+    # graph is final: networkx clears its caches on every single add.
+    phase: dict[Node, Phase] = {}
+    edges: _Edges = []
+    edge = edges.append
+
+    for b in board.backends:
+        phase[("B", b.id)] = Phase.ACCEL_CREATED
+    for prop in board.machine_props:
+        phase[("P", prop)] = Phase.ACCEL_CREATED
+    cpus = [c for c in comps if c.info.is_cpu]
+    for c in comps:
+        _component_steps(c, by_id, cpus, phase, edges)
+    for conn in conns:
+        src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
+        if src is None or dst is None:
+            continue
+        w = ("W", conn.index)
+        phase[w] = Phase.READY if Phase.READY in (src.phase, dst.phase) else Phase.INITIALIZED
+        out = src.info.output(conn.source.name)
+        inp = dst.info.input(conn.target.name)
+        edge((("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist"))
+        edge((("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist"))
+    _late_steps(board, comps, by_id, firmware, phase, edges)
+    return phase, edges
+
+
+def _late_steps(board: Board, comps: list[Component], by_id: Mapping[str, Component], firmware: int,
+                phase: dict[Node, Phase], edges: _Edges) -> None:
+    """Raw commands after the steps of the components they name, firmware after CPUs and memories."""
+    edge = edges.append
+    for raw in board.raw:
+        q = ("Q", raw.name)
+        phase[q] = raw.phase
+        for name in raw.after:
+            for n in _component_nodes(phase, name, by_id):
+                edge((n, q, f"qmp.{raw.name} comes after {name}"))
+    for k in range(firmware):
+        f = ("F", k)
+        phase[f] = Phase.INITIALIZED
+        for c in comps:
+            if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
+                last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
+                edge((last, f, "firmware loads once CPUs and memory are in place"))
+
+
+def _component_steps(c: Component, by_id: Mapping[str, Component], cpus: list[Component],
+                     phase: dict[Node, Phase], edges: _Edges) -> None:
+    """The steps of one component (create, realize, set, map) and the constraints on them."""
+    edge = edges.append
+    create, realize = ("C", c.id), ("R", c.id)
+    phase[create] = phase[realize] = c.phase
+    edge((create, realize, "realize after create"))
+    parent = by_id.get(c.parent) if c.parent else None
+    if parent is not None:
+        edge((("C", parent.id), create, f"{parent.id} is the parent of {c.id}"))
+        if parent.info.is_cluster and c.info.is_cpu:
+            edge((create, ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
+            edge((("R", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
+    for prop, target in sorted(c.links.items()):
+        owner, inside = link_target(target)
+        if owner in by_id:
+            s = ("S", c.id, prop)
+            phase[s] = c.phase
+            # An object inside a device (ram/mem[0]) exists once the device realizes.
+            edge((("R" if inside else "C", owner), s, f"link {c.id}.{prop} needs {target} to exist"))
+            edge((create, s, f"link {c.id}.{prop} is set on {c.id}"))
+            if c.info.link_at_realize(prop):
+                edge((s, realize, f"{c.id} checks link '{prop}' when it realizes"))
+    if c.info.realize_after_cpus:
+        for cpu in cpus:
+            edge((("R", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
+    for k in range(len(c.mmio)):
+        phase[("M", c.id, k)] = c.phase
+        edge((realize, ("M", c.id, k), f"{c.id} is mapped after it realizes"))
+
+
 def _component_nodes(phase: Mapping[Node, Phase], cid: str, by_id: Mapping[str, Component]) -> list[Node]:
     comp = by_id.get(cid)
     if comp is None:
@@ -206,6 +230,9 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
     """Every constraint must go forward in phase: a cold-plug step cannot wait for a hot-plug one."""
     ok = True
     raw_reported: set[str] = set()
+    raw_by_name: dict[str, RawCommand] = {}
+    for r in board.raw:
+        raw_by_name.setdefault(r.name, r)
     order = {n: _PHASE_ORDER[p] for n, p in phase.items()}
     for u, v, why in edges:
         if order[u] <= order[v]:
@@ -213,7 +240,7 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
         ok = False
         if v[0] == "Q":
             # A raw command asked to follow a component of a later phase: say it once, at the command.
-            raw = next(r for r in board.raw if r.name == v[1])
+            raw = raw_by_name[v[1]]
             if raw.name in raw_reported:
                 continue
             raw_reported.add(raw.name)
