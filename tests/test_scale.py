@@ -16,6 +16,8 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from machinedesc import checks
 from machinedesc.errors import BoardError
@@ -98,3 +100,25 @@ def test_one_big_overlap_group_gives_a_bounded_report(tmp_path: Path) -> None:
 def test_the_listed_overlaps_are_documented() -> None:
     text = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
     assert f"the first {checks.MAX_OVERLAPS_LISTED} pairs are listed" in " ".join(text.split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n),
+    st.integers(0, n - 1), st.lists(st.integers(0, n - 1), max_size=6))))
+def test_the_shared_search_answers_as_has_path_does(case: tuple[int, list[tuple[int, int]], int, list[int]]) -> None:
+    """_first_reachable gives the first target nx.has_path reaches, on any graph (cycles included)."""
+    import networkx as nx
+
+    from machinedesc.graph import _first_reachable, _Steps
+    from machinedesc.plan import Phase
+
+    n, pairs, source, targets = case
+    nodes = [("C", str(k)) for k in range(n)]
+    steps = _Steps({v: Phase.INITIALIZED for v in nodes}, [(nodes[u], nodes[v], "") for u, v in pairs if u != v])
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((nodes[u], nodes[v]) for u, v in pairs if u != v)
+    wanted = [nodes[t] for t in targets if t != source]
+    expected = next((t for t in wanted if nx.has_path(g, nodes[source], t)), None)
+    assert _first_reachable(steps, nodes[source], wanted) == expected
