@@ -38,6 +38,8 @@ class StepGraph:
     components: list[Component]
     connections: list[Connection]
     folded_links: dict[str, set[str]] = field(default_factory=dict)
+    #: The phase of every step in ``graph``.
+    phase: dict[Node, Phase] = field(default_factory=dict)
     unrealized: dict[str, str] = field(default_factory=dict)
     order: list[Node] = field(default_factory=list)
 
@@ -114,17 +116,19 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     _fuse(sg, steps, problems)
     if problems.problems:
         return None
-    # networkx gets the graph once it is final: contracting steps in it, one
-    # networkx call per edge, cost more than all the rest of the planning.
+    # networkx gets the graph once it is final (contracting steps in it, one
+    # networkx call per edge, cost more than all the rest of the planning),
+    # without attributes: the phases and reasons stay in sg.phase and steps.
     g = sg.graph
-    g.add_nodes_from((n, {"phase": p}) for n, p in steps.phase.items())
-    g.add_edges_from((u, v, {"why": why}) for u, nexts in steps.succ.items() for v, why in nexts.items())
+    sg.phase = steps.phase
+    g.add_nodes_from(steps.phase)
+    g.add_edges_from((u, v) for u, nexts in steps.succ.items() for v in nexts)
     try:
         # The phase leads the sort key and every edge goes forward in phase,
         # so the order is grouped by phase; the transitions go between.
         order = list(nx.lexicographical_topological_sort(g, key=_SortKey(steps.phase, by_id, board, conns)))
     except nx.NetworkXUnfeasible:
-        _report_cycle(g, by_id, problems)
+        _report_cycle(g, steps, by_id, problems)
         return None
     accel = sum(1 for n in order if phase[n] is Phase.ACCEL_CREATED)
     init = accel + sum(1 for n in order if phase[n] is Phase.INITIALIZED)
@@ -270,11 +274,11 @@ def node_label(n: Node) -> str:
     return f"{verbs[n[0]]} {n[1]}"
 
 
-def _report_cycle(g: nx.DiGraph, by_id: Mapping[str, Component], problems: Collector) -> None:
+def _report_cycle(g: nx.DiGraph, steps: _Steps, by_id: Mapping[str, Component], problems: Collector) -> None:
     cycle = nx.find_cycle(g)
     text = node_label(cycle[0][0])
     for u, v in cycle:
-        text += f" -> {node_label(v)} ({g.edges[u, v]['why']})"
+        text += f" -> {node_label(v)} ({steps.succ[u][v]})"
     comp = next((by_id[u[1]] for u, _ in cycle if u[0] in "CRSM" and u[1] in by_id), None)
     problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
                  f"ordering cycle that realized=false cannot break: {text}",

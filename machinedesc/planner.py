@@ -67,7 +67,7 @@ class _Renderer:
         kind = n[0]
         if kind == "T":
             return self.transition(str(n[1]))
-        phase = self.sg.graph.nodes[n]["phase"]
+        phase = self.sg.phase[n]
         if kind == "B":
             return self.backend(n[1])
         if kind == "P":
