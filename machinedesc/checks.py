@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +13,7 @@ from .loader import did_you_mean
 from .model import U64_MAX, Board, Component, LineRef, link_target
 from .plan import Phase
 from .qemu_types import LineInfo
+from .source import SourceLocation
 
 
 def check_board(board: Board, problems: Collector) -> None:
@@ -160,8 +162,32 @@ def region_size(comp: Component, region: int) -> int | None:
     return value if isinstance(value, int) else None
 
 
+#: Overlapping pairs listed per group of regions that overlap at one priority;
+#: the rest of the group is summed up in one more problem, so that N regions at
+#: one address give a bounded report, not N * (N - 1) / 2 lines.
+MAX_OVERLAPS_LISTED = 32
+
+_Span = tuple[int, int, int, Component, int]  # start, end, priority, component, region
+
+
 def _check_mmio(board: Board, problems: Collector) -> None:
-    spans: list[tuple[int, int, int, Component, int]] = []
+    spans = _mmio_spans(board, problems)
+    spans.sort(key=lambda s: (s[0], s[1], s[3].index, s[4]))
+    # One sweep per priority (regions of different priorities may overlap),
+    # all fed in address order, so that problems come in the same order.
+    sweeps: dict[int, _OverlapSweep] = {}
+    for span in spans:
+        sweep = sweeps.get(span[2])
+        if sweep is None:
+            sweep = sweeps[span[2]] = _OverlapSweep(problems)
+        sweep.add(span)
+    for sweep in sweeps.values():
+        sweep.end_group()
+
+
+def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
+    """Every mapped region with a known size, as a span; problems for regions that cannot be mapped."""
+    spans: list[_Span] = []
     for comp in board.components:
         info = comp.info
         for m in comp.mmio:
@@ -184,19 +210,81 @@ def _check_mmio(board: Board, problems: Collector) -> None:
                 problems.add(m.location, where, f"region [{m.addr:#x}, {end:#x}] ends beyond the 64-bit address space")
                 continue
             spans.append((m.addr, end, m.priority, comp, m.region))
-    spans.sort(key=lambda s: (s[0], s[1], s[3].index, s[4]))
-    active: list[tuple[int, int, int, Component, int]] = []
-    for span in spans:
-        active = [a for a in active if a[1] >= span[0]]
-        for other in active:
-            if other[2] == span[2]:
-                a_start, a_end, prio, a_comp, a_reg = other
-                b_start, b_end, _, b_comp, b_reg = span
-                loc = next((m.location for m in b_comp.mmio if m.region == b_reg), b_comp.location)
-                problems.add(
-                    loc, f"{b_comp.yaml_path}.mmio",
-                    f"{b_comp.id} region {b_reg} [{b_start:#x}, {b_end:#x}] overlaps "
-                    f"{a_comp.id} region {a_reg} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
-                    "move one of them, or give the one that should win a higher priority",
-                )
-        active.append(span)
+    return spans
+
+
+def _span_location(span: _Span) -> SourceLocation | None:
+    comp, region = span[3], span[4]
+    return next((m.location for m in comp.mmio if m.region == region), comp.location)
+
+
+class _OverlapSweep:
+    """Overlaps among the regions of one priority, fed in address order.
+
+    A group is a run of regions each overlapping an earlier one of the run.
+    Its first MAX_OVERLAPS_LISTED pairs are listed, each naming both regions
+    (a region with every earlier region still open); the others are only
+    counted, with a heap of the open regions' ends, so a group of N costs
+    O(N log N) and its report is bounded.
+    """
+
+    def __init__(self, problems: Collector) -> None:
+        self.problems = problems
+        self.open: list[_Span] = []  # the open regions, in address order, while pairs are still listed
+        self.ends: list[int] = []  # heap: the end of every open region
+        self.first: _Span | None = None
+        self.group_end = -1
+        self.regions = 0
+        self.pairs = 0
+        self.listed = 0
+        self.unlisted: _Span | None = None  # the region of the first pair not listed
+
+    def add(self, span: _Span) -> None:
+        start, end = span[0], span[1]
+        if start > self.group_end:
+            self.end_group()
+            self.first, self.regions, self.pairs, self.listed, self.unlisted = span, 0, 0, 0, None
+            self.open, self.ends = [], []
+        ends = self.ends
+        while ends and ends[0] < start:
+            heapq.heappop(ends)
+        # Every open region began no later and ends at or after ``start``: each overlaps this one.
+        if self.listed < MAX_OVERLAPS_LISTED:
+            self.open = [a for a in self.open if a[1] >= start]
+            for other in self.open:
+                if self.listed == MAX_OVERLAPS_LISTED:
+                    self.unlisted = span
+                    break
+                self._report(other, span)
+                self.listed += 1
+            self.open.append(span)
+        elif self.unlisted is None and ends:
+            self.unlisted = span
+        self.pairs += len(ends)
+        heapq.heappush(ends, end)
+        self.group_end = max(self.group_end, end)
+        self.regions += 1
+
+    def _report(self, a: _Span, b: _Span) -> None:
+        a_start, a_end, prio, a_comp, a_reg = a
+        b_start, b_end, _, b_comp, b_reg = b
+        self.problems.add(
+            _span_location(b), f"{b_comp.yaml_path}.mmio",
+            f"{b_comp.id} region {b_reg} [{b_start:#x}, {b_end:#x}] overlaps "
+            f"{a_comp.id} region {a_reg} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
+            "move one of them, or give the one that should win a higher priority",
+        )
+
+    def end_group(self) -> None:
+        """Sum up the pairs of the group just ended that were not listed."""
+        if self.first is None or self.unlisted is None:
+            return
+        b = self.unlisted
+        self.problems.add(
+            _span_location(b), f"{b[3].yaml_path}.mmio",
+            f"{self.pairs - self.listed:,} more overlapping pairs at the same priority {b[2]} are not listed, "
+            f"from {b[3].id} region {b[4]} [{b[0]:#x}, {b[1]:#x}] on: {self.regions:,} regions overlap in "
+            f"[{self.first[0]:#x}, {self.group_end:#x}] ({self.pairs:,} pairs; only the first "
+            f"{MAX_OVERLAPS_LISTED} of a group are listed)",
+            "move them apart, or give the ones that should win a higher priority",
+        )

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .graph import Connection, Node, StepGraph
-from .model import Board, Component, link_target
+from .model import Backend, Board, Component, RawCommand, link_target
 from .plan import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
 
 
@@ -47,6 +47,13 @@ class _Renderer:
         self.backends = backends
         self.firmware = firmware
         self.conns: dict[int, Connection] = {c.index: c for c in sg.connections}
+        # By name, the first of each (as the board's own order has them): a step looks its entry up once.
+        self.raw: dict[str, RawCommand] = {}
+        for r in board.raw:
+            self.raw.setdefault(r.name, r)
+        self.backend_of: dict[str, Backend] = {}
+        for b in board.backends:
+            self.backend_of.setdefault(b.id, b)
 
     def target_path(self, target: str) -> str:
         owner, inside = link_target(target)
@@ -56,10 +63,11 @@ class _Renderer:
         return f"{base}/{inside}" if inside else base
 
     def step(self, n: Node) -> Step:
+        """The QMP command of step ``n`` of the ordered graph."""
         kind = n[0]
         if kind == "T":
             return self.transition(str(n[1]))
-        phase = self.sg.graph.nodes[n]["phase"]
+        phase = self.sg.phase[n]
         if kind == "B":
             return self.backend(n[1])
         if kind == "P":
@@ -67,7 +75,7 @@ class _Renderer:
             return Step(phase, StepKind.MACHINE, "qom-set", {"path": "/machine", "property": n[1], "value": value},
                         None, f"machine property {n[1]}")
         if kind == "Q":
-            raw = next(r for r in self.board.raw if r.name == n[1])
+            raw = self.raw[n[1]]
             return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
                         f"raw command qmp.{raw.name}")
         if kind == "F":
@@ -77,6 +85,11 @@ class _Renderer:
                         "load firmware (ELF) once CPUs and memory exist")
         if kind == "W":
             return self.wire(phase, self.conns[n[1]])
+        return self.component_step(phase, n)
+
+    def component_step(self, phase: Phase, n: Node) -> Step:
+        """Create, set, realize or map: a step of one component."""
+        kind = n[0]
         comp = self.by_id[n[1]]
         if kind == "C":
             return self.create(phase, comp)
@@ -105,7 +118,7 @@ class _Renderer:
                     "leave preconfig: the machine becomes ready")
 
     def backend(self, bid: str) -> Step:
-        b = next(x for x in self.board.backends if x.id == bid)
+        b = self.backend_of[bid]
         return Step(Phase.ACCEL_CREATED, StepKind.BACKEND, "object-add", {"qom-type": b.type, "id": b.id, **b.props},
                     b.location, f"backend {b.id}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -103,23 +104,24 @@ def _check(validator: jsonschema.Draft202012Validator | None, tree: LMap, instan
     return found
 
 
-def _plain_string(schema: Any) -> bool:
-    return isinstance(schema, dict) and schema.get("type") == "string" and set(schema) <= {"type", "description"}
-
-
 def _shape(value: Any, schema: Any) -> Any:
     """What the schema can see of ``value``: equal shapes validate alike.
 
     Integers keep only their sign (the schema's only numeric bound is a
-    minimum of 0), strings where the schema accepts any string vanish;
-    everything else, patterns included, is kept.
+    minimum of 0); strings become which of the schema's patterns they match
+    (none, where it accepts any string; a line in a wire's ``from``: the line
+    pattern) unless the schema could tell two strings apart otherwise (an
+    enum); everything else is kept.
     """
     if isinstance(value, bool) or value is None:
         return ("b", value)
     if isinstance(value, int):
         return ("i", (value > 0) - (value < 0))
     if isinstance(value, str):
-        return ("s",) if _plain_string(schema) else ("s", value)
+        patterns = _string_patterns(schema)
+        if patterns is None:
+            return ("s", value)
+        return ("p", tuple(p.search(value) is not None for p in patterns))  # as jsonschema's pattern keyword
     if isinstance(value, dict):
         props = schema.get("properties", {}) if isinstance(schema, dict) else {}
         extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
@@ -128,6 +130,35 @@ def _shape(value: Any, schema: Any) -> Any:
         items = schema.get("items") if isinstance(schema, dict) else None
         return ("l", tuple(_shape(v, items) for v in value))
     return ("x", repr(value))
+
+
+#: Keywords that do not look at a string's text: for a string, a schema made of
+#: these and ``pattern`` validates alike every string that matches the same patterns.
+_BLIND_TO_TEXT = frozenset({"type", "description", "oneOf", "anyOf", "items", "minItems", "properties",
+                            "additionalProperties", "required", "minimum"})
+#: id(schema) -> (schema, its patterns): computed once per node of the (cached) schema.
+_PATTERNS: dict[int, tuple[Any, tuple[re.Pattern[str], ...] | None]] = {}
+
+
+def _string_patterns(schema: Any) -> tuple[re.Pattern[str], ...] | None:
+    """The patterns of ``schema`` and its oneOf/anyOf branches, or None if some other keyword could
+    tell two strings apart."""
+    hit = _PATTERNS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    found: list[re.Pattern[str]] | None = [] if isinstance(schema, dict) else None
+    for key, sub in schema.items() if isinstance(schema, dict) else ():
+        branches = [_string_patterns(b) for b in sub] if key in ("oneOf", "anyOf") else []
+        if found is None or (key not in _BLIND_TO_TEXT and key != "pattern") or None in branches:
+            found = None
+            break
+        if key == "pattern":
+            found.append(re.compile(sub))
+        for branch in branches:
+            found.extend(branch or ())
+    result = None if found is None else tuple(found)
+    _PATTERNS[id(schema)] = (schema, result)
+    return result
 
 
 def _most_specific(error: ValidationError) -> list[ValidationError]:

@@ -831,3 +831,58 @@ def test_inputs_driven_twice_match_an_oracle(wires: list[tuple[list[int], list[i
         wire = problem.path.split(".")[1]
         reported.add((wire, int(match.group(1)), match.group(2)))
     assert reported == expected
+
+
+_MORE = re.compile(r"([\d,]+) more overlapping pairs at the same priority (-?\d+) are not listed, from (\S+) region 0 "
+                   r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)\] on: ([\d,]+) regions overlap in \[(0x[0-9a-f]+), "
+                   r"(0x[0-9a-f]+)\] \(([\d,]+) pairs; only the first 3 of a group are listed\)")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 15), st.sampled_from([1, 2, 4, 16]), st.integers(0, 1)),
+                min_size=1, max_size=10))
+def test_overlap_groups_beyond_the_listed_pairs_match_an_oracle(regions: list[tuple[int, int, int]]) -> None:
+    """A group of overlapping regions lists its first pairs in address order, then counts the rest in one problem.
+
+    A group: regions of one priority, in order of (start, end, file order), each overlapping an
+    earlier one of the group; its pairs in order of the later region, then the earlier one.
+    """
+    from machinedesc import checks
+
+    unit = 0x1000
+    comps = {f"m{k}": {"type": "sysbus-memory", "props": {"size": size * unit},
+                       "mmio": [{"addr": start * unit, "priority": prio}]}
+             for k, (start, size, prio) in enumerate(regions)}
+    spans = sorted(((start * unit, (start + size) * unit - 1, k, prio) for k, (start, size, prio) in enumerate(regions)))
+    listed: set[tuple[str, str]] = set()
+    more: set[tuple[int, int, str, int, int, int, int]] = set()
+    for prio in (0, 1):
+        groups: list[list[tuple[int, int, int, int]]] = []
+        for span in (s for s in spans if s[3] == prio):
+            if groups and span[0] <= max(s[1] for s in groups[-1]):
+                groups[-1].append(span)
+            else:
+                groups.append([span])
+        for group in groups:
+            pairs = [(b, a) for j, b in enumerate(group) for a in group[:j] if a[1] >= b[0]]
+            listed |= {(f"m{b[2]}", f"m{a[2]}") for b, a in pairs[:3]}
+            if len(pairs) > 3:
+                b = pairs[3][0]
+                more.add((len(pairs) - 3, prio, f"m{b[2]}", len(group), group[0][0],
+                          max(s[1] for s in group), len(pairs)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checks, "MAX_OVERLAPS_LISTED", 3)
+        problems = _problems_of({"machinedesc": 1, "system": "riscv64", "components": comps})
+    reported_listed, reported_more = set(), set()
+    for problem in problems:
+        if match := _OVERLAP.fullmatch(problem.message):
+            reported_listed.add((match.group(1), match.group(5)))
+            continue
+        match = _MORE.fullmatch(problem.message)
+        assert match, problem.message
+        count, prio, b, _, _, n, lo, hi, pairs = match.groups()
+        assert problem.path == f"components.{b}.mmio"
+        reported_more.add((int(count.replace(",", "")), int(prio), b, int(n.replace(",", "")), int(lo, 16),
+                           int(hi, 16), int(pairs.replace(",", ""))))
+    assert reported_listed == listed
+    assert reported_more == more
