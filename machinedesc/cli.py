@@ -10,7 +10,7 @@ from typing import NoReturn
 import click
 
 from . import __version__, qemu_build
-from .cli_run import EXIT_CODES, apply_cmd, parse_sets, run_cmd
+from .cli_run import EXIT_CODES, apply_cmd, check_inputs, parse_sets, refuse_overwriting, run_cmd
 from .errors import BoardError, MachinedescError, UsageError, printable
 from .pipeline import load_plan
 from .render import render_json, render_qmp
@@ -68,6 +68,9 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
          catalog: Path | None, allow_host_access: bool) -> None:
     """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
+    check_inputs(firmware, "--firmware")
+    if output is not None:
+        refuse_overwriting(output, [board, *firmware], "-o")
     result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:

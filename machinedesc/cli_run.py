@@ -7,6 +7,7 @@ and exits with ``err.exit_code`` for every MachinedescError.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -73,15 +74,37 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-def _validate_serial(serial: str | None) -> None:
+def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
+    """Refuse a malformed --serial, and a console file that is one of the ``inputs`` (it would be emptied)."""
     if serial is None:
         return
     kind, sep, target = serial.partition(":")
     if kind in ("stdio", "none") and not sep:
         return
     if kind in ("file", "socket") and target:
+        refuse_overwriting(Path(target), inputs, "--serial")
         return
     raise UsageError(f"invalid --serial '{serial}': use stdio, file:PATH, socket:PATH or none")
+
+
+def refuse_overwriting(output: Path, inputs: Sequence[Path], option: str) -> None:
+    """UsageError (exit 2) when ``output`` is one of the files the command reads."""
+    from .storage import same_file
+
+    source = same_file(output, inputs)
+    if source is not None:
+        raise UsageError(printable(f"machinedesc: {option} {output} is {source}, an input of this command: "
+                                   "writing it would destroy it; choose another file"))
+
+
+def check_inputs(paths: Sequence[Path], option: str) -> None:
+    """UsageError (exit 2) for an input that is not a regular file (a FIFO, a device, a directory)."""
+    from .storage import not_a_regular_file
+
+    for path in paths:
+        why = not_a_regular_file(path)
+        if why is not None:
+            raise UsageError(printable(f"machinedesc: {option} {path}: {why}"))
 
 
 @click.command("apply", epilog=EXIT_CODES)
@@ -105,7 +128,8 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     from .apply import Options, apply_plan
     from .pipeline import load_plan
 
-    _validate_serial(serial)
+    check_inputs(firmware, "--firmware")
+    _validate_serial(serial, [board, *firmware])
     plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True,
                      allow_host_access=allow_host_access)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
@@ -135,7 +159,7 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     from .apply import Options
     from .configurator import run
 
-    _validate_serial(serial)
+    _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, extra_args=qemu_args, allow_host_access=allow_host_access)
     run(file, opts)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .model import Board
 
 #: Bump when the cached form (plan.plan_to_data) changes.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3  # 3: files stamped by content hash
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -113,12 +113,14 @@ def plan_cache_dir() -> Path:
     return cache_root() / "plans"
 
 
-def _stamp(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path), st.st_mtime_ns, st.st_size)
+def _stamp(path: Path) -> tuple[str, int, str]:
+    # The content's hash, not the modification time: cp -p, tar and coarse
+    # file-system clocks keep a file's mtime and size across an edit.
+    data = path.read_bytes()
+    return (str(path), len(data), hashlib.sha256(data).hexdigest())
 
 
-def _package_stamp() -> list[tuple[str, int, int]]:
+def _package_stamp() -> list[tuple[str, int, str]]:
     # A plan depends on the code that made it: any change to machinedesc's
     # sources, schema or type table makes every cached plan stale.
     return [_stamp(p) for p in sorted(_PACKAGE.rglob("*")) if p.suffix in (".py", ".json", ".yaml")]
@@ -147,7 +149,7 @@ def _cache_get(key: str) -> Plan | None:
         with (directory / f"{key}.json").open("rb") as f:
             data = json.load(f)
         files, plan = data["files"], plan_from_data(data["plan"])
-        if all(_stamp(Path(name)) == (name, mtime, size) for name, mtime, size in files):
+        if all(_stamp(Path(name)) == (name, size, digest) for name, size, digest in files):
             return plan
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass

@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -128,3 +129,29 @@ def warn_once(text: str) -> None:
     if text not in _warned:
         _warned.add(text)
         print(text, file=sys.stderr)
+
+
+def same_file(output: Path, inputs: Sequence[Path]) -> Path | None:
+    """The input that ``output`` would overwrite (the same file, through any link), else None."""
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if output.exists() and os.path.samefile(output, source):
+                return source
+    return None
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file (missing, a directory, a FIFO, a device), else None.
+
+    A FIFO blocks a reader for ever and a device such as /dev/zero never ends:
+    inputs (boards, QMP files, firmware) must be regular files.
+    """
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket")
+    return f"not a regular file ({kind})"

@@ -167,3 +167,38 @@ def test_allowed_host_access_reaches_the_plan(in_repo: Path, capsys: pytest.Capt
     code, out, _ = run(["plan", "--allow-host-access", "tests/data/invalid/host-backends.yaml"], capsys)
     assert code == 0
     assert "-chardev file,path=/tmp/console.log,id=out" in out
+
+
+def test_plan_output_onto_its_own_board_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan s.yaml -o s.yaml` (or through a symlink) must not replace the board with its plan."""
+    board = tmp_path / "s.yaml"
+    board.write_text((Path(__file__).parent.parent / "boards" / "soc.yaml").read_text())
+    before = board.read_bytes()
+    (tmp_path / "link.qmp").symlink_to(board)
+    for target in (board, tmp_path / "link.qmp"):
+        code, out, err = run(["plan", str(board), "-o", str(target)], capsys)
+        assert (code, out) == (2, "")
+        assert "an input of this command: writing it would destroy it" in err and "Traceback" not in err
+    assert board.read_bytes() == before
+
+
+@pytest.mark.parametrize("cmd", ["plan", "apply"])
+@pytest.mark.parametrize("firmware", ["/dev/zero", "fifo"])
+def test_firmware_must_be_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         cmd: str, firmware: str) -> None:
+    """A FIFO blocked QEMU until the timeout; /dev/zero grew QEMU to gigabytes: refused before QEMU starts."""
+    if firmware == "fifo":
+        firmware = str(tmp_path / "f.elf")
+        os.mkfifo(firmware)
+    board = Path(__file__).parent.parent / "boards" / "soc.yaml"
+    code, out, err = run([cmd, str(board), "--firmware", firmware], capsys)
+    assert (code, out) == (2, "")
+    assert f"--firmware {firmware}: not a regular file" in err
+
+
+def test_console_file_onto_the_board_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    board = tmp_path / "s.yaml"
+    board.write_text((Path(__file__).parent.parent / "boards" / "soc.yaml").read_text())
+    code, _, err = run(["apply", str(board), "--serial", f"file:{board}"], capsys)
+    assert code == 2 and "--serial" in err and "would destroy it" in err
+    assert board.read_text().startswith("# yaml-language-server")

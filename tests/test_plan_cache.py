@@ -41,6 +41,21 @@ def test_reused_until_an_included_file_changes(tmp_path: Path, counted: list[int
     assert render_qmp(changed).count("driver=vendor-dev") == 3
 
 
+def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, counted: list[int]) -> None:
+    """cp -p, tar and coarse clocks keep mtime (and an edit may keep the size): the content decides."""
+    import os
+
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    os.utime(board, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    pipeline.load_plan(board, cache=True)
+    board.write_text(BASE.replace("n: 1", "n: 2"))  # the same size
+    os.utime(board, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    changed = pipeline.load_plan(board, cache=True)
+    assert len(counted) == 2
+    assert render_qmp(changed).count("driver=vendor-dev") == 2
+
+
 def test_options_are_part_of_the_key(tmp_path: Path, counted: list[int]) -> None:
     board = tmp_path / "board.yaml"
     board.write_text(BASE)
