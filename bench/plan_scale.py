@@ -125,8 +125,8 @@ SHAPES: dict[str, Callable[[int], str]] = {"clusters": generate, "cluster": gene
 def measure(shape: str, n: int) -> dict[str, float | str]:
     """Time and peak RSS of validate+plan(+render, or the error report) for one generated board, here."""
     from machinedesc.errors import BoardError
-    from machinedesc.pipeline import load_plan
-    from machinedesc.render import render_qmp
+    from machinedesc.plan.pipeline import load_plan
+    from machinedesc.plan.render import render_qmp
 
     with tempfile.TemporaryDirectory() as tmp:
         # Warm up on tiny boards so the figures exclude importing the stages.

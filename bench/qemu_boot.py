@@ -58,7 +58,7 @@ def build_firmware(out: Path) -> Path:
 
 def riscv_steps(elf: Path) -> list[Step]:
     """The QMP steps machinedesc plans for boards/soc.yaml with this firmware."""
-    from machinedesc.pipeline import load_plan
+    from machinedesc.plan.pipeline import load_plan
 
     plan = load_plan(REPO / "boards" / "soc.yaml", firmware=[elf])
     return [(s.command, dict(s.arguments)) for s in plan.steps]
@@ -108,7 +108,7 @@ class Qemu:
         argv = [str(binary), *args, "-nodefaults", "-no-user-config",
                 "-display", "none", "-serial", "stdio"]
         # The first QMP connection is a socket connected before QEMU starts, as
-        # machinedesc's is (machinedesc/qemu.py, QemuProcess, says why).
+        # machinedesc's is (machinedesc/qemu/process.py, QemuProcess, says why).
         self.sock: Optional[socket.socket] = None
         theirs: Optional[socket.socket] = None
         if qmp:

@@ -9,11 +9,12 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, qemu_build
+from . import __version__
 from .cli_run import EXIT_CODES, apply_cmd, check_inputs, parse_sets, refuse_overwriting, run_cmd
 from .errors import BoardError, MachinedescError, UsageError, printable
-from .pipeline import load_plan
-from .render import render_json, render_qmp
+from .plan.pipeline import load_plan
+from .plan.render import render_json, render_qmp
+from .qemu import build as qemu_build
 from .storage import write_file
 
 _CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."
@@ -87,7 +88,7 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
 @cli.command()
 def schema() -> None:
     """Print the board JSON Schema (schemas/board.schema.json)."""
-    from .schema import schema_text
+    from .board.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 

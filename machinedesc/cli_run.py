@@ -125,8 +125,8 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     started and removes its directory.
     """
     # Imported here: asyncio and qemu.qmp cost ~50 ms that validate/plan need not pay.
-    from .apply import Options, apply_plan
-    from .pipeline import load_plan
+    from .apply.engine import Options, apply_plan
+    from .plan.pipeline import load_plan
 
     check_inputs(firmware, "--firmware")
     _validate_serial(serial, [board, *firmware])
@@ -156,8 +156,8 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     host (docs/format.md).  Options that detach QEMU (-daemonize, -pidfile,
     -run-with) are refused: use --detach.
     """
-    from .apply import Options
-    from .configurator import run
+    from .apply.configurator import run
+    from .apply.engine import Options
 
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from machinedesc.docgen import build_format_doc
-from machinedesc.schema import board_schema
+from machinedesc.board.docgen import build_format_doc
+from machinedesc.board.schema import board_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_format_doc_is_generated_from_the_schema() -> None:
     assert (ROOT / "docs" / "format.md").read_text(encoding="utf-8") == build_format_doc(), \
-        "docs/format.md is stale: run python -m machinedesc.docgen"
+        "docs/format.md is stale: run python -m machinedesc.board.docgen"
 
 
 def _walk(node: Any, path: str, out: list[str]) -> None:
@@ -48,7 +48,7 @@ def test_catalog_boards_point_editors_at_the_schema() -> None:
 
 def test_format_doc_lists_the_whole_host_access_policy() -> None:
     """Every refused command, object, device and machine property is in docs/format.md with its reason."""
-    from machinedesc import safety
+    from machinedesc.board import safety
 
     doc = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
     for table in (safety.HOST_COMMANDS, safety.HOST_OBJECTS, safety.HOST_DEVICE_PREFIXES, safety.HOST_MACHINE_PROPS):

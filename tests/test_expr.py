@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from machinedesc.expr import ExprError, parse_size, substitute
+from machinedesc.board.expr import ExprError, parse_size, substitute
 
 
 @pytest.mark.parametrize("text,env,want", [

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc.pipeline import load_plan
-from machinedesc.render import render_json, render_qmp
+from machinedesc.plan.pipeline import load_plan
+from machinedesc.plan.render import render_json, render_qmp
 from shell_parser import qmp_shell_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc import loader
+from machinedesc.board import yaml_reader as loader
+from machinedesc.board.yaml_reader import load_document, parse_text
 from machinedesc.cli import main
 from machinedesc.errors import MAX_PER_KIND, BoardError, Problem, printable
-from machinedesc.loader import load_document, parse_text
 from machinedesc.source import SourceLocation
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from machinedesc.board.yaml_reader import LMap, load_document, location_of, parse_text
 from machinedesc.errors import BoardError
-from machinedesc.loader import LMap, load_document, location_of, parse_text
 
 
 def write(tmp: Path, name: str, text: str) -> Path:
@@ -140,7 +140,7 @@ def test_boards_are_read_by_the_c_parser() -> None:
 
     from _ruamel_yaml import CParser
 
-    from machinedesc.loader import yaml_events
+    from machinedesc.board.yaml_reader import yaml_events
 
     events = list(yaml_events("a: 1\n"))
     assert [type(e).__name__ for e in events][:3] == ["StreamStartEvent", "DocumentStartEvent", "MappingStartEvent"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc import pipeline
-from machinedesc.render import render_qmp
+from machinedesc.plan import pipeline
+from machinedesc.plan.render import render_qmp
 
 BASE = "machinedesc: 1\nsystem: riscv64\nparams: {n: 1}\ncomponents:\n  dev${i}: {type: vendor-dev, count: '${n}'}\n"
 
@@ -165,7 +165,7 @@ CATALOG = Path(__file__).resolve().parents[1] / "boards"
 def test_the_data_form_round_trips_every_catalog_plan(board: str) -> None:
     import json
 
-    from machinedesc.plan import plan_from_data, plan_to_data
+    from machinedesc.plan.steps import plan_from_data, plan_to_data
 
     plan = pipeline.load_plan(CATALOG / board, firmware=[Path("/fw.elf")])
     again = plan_from_data(json.loads(json.dumps(plan_to_data(plan))))
@@ -177,7 +177,7 @@ def test_the_data_form_round_trips_every_catalog_plan(board: str) -> None:
                                                          "steps": [["nope", "raw", "c", {}, None, "", None]],
                                                          "components": [], "links": [], "chardevs": {}}])
 def test_malformed_data_is_refused(data: object) -> None:
-    from machinedesc.plan import plan_from_data
+    from machinedesc.plan.steps import plan_from_data
 
     with pytest.raises((TypeError, KeyError, ValueError)):
         plan_from_data(data)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from machinedesc.errors import BoardError
-from machinedesc.pipeline import load_board, load_plan
-from machinedesc.plan import Phase, Plan, StepKind
+from machinedesc.plan.pipeline import load_board, load_plan
+from machinedesc.plan.steps import Phase, Plan, StepKind
 
 HEADER = "machinedesc: 1\nsystem: riscv64\nchardevs: {serial0: stdio}\n"
 
@@ -28,7 +28,7 @@ def errors_of(tmp_path: Path, body: str) -> str:
 
 
 def lines(plan: Plan) -> list[str]:
-    from machinedesc.render import command_line
+    from machinedesc.plan.render import command_line
     return [command_line(s) for s in plan.steps]
 
 

@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 from shell_parser import qmp_shell_command
 
 from machinedesc.errors import BoardError, Problem
-from machinedesc.pipeline import load_plan
-from machinedesc.plan import Phase, Plan, Step, StepKind
-from machinedesc.render import render_json, render_qmp
+from machinedesc.plan.pipeline import load_plan
+from machinedesc.plan.steps import Phase, Plan, Step, StepKind
+from machinedesc.plan.render import render_json, render_qmp
 
 T = TypeVar("T")
 
@@ -847,7 +847,7 @@ def test_overlap_groups_beyond_the_listed_pairs_match_an_oracle(regions: list[tu
     A group: regions of one priority, in order of (start, end, file order), each overlapping an
     earlier one of the group; its pairs in order of the later region, then the earlier one.
     """
-    from machinedesc import checks
+    from machinedesc.board import checks
 
     unit = 0x1000
     comps = {f"m{k}": {"type": "sysbus-memory", "props": {"size": size * unit},

@@ -1,4 +1,4 @@
-"""machinedesc.safety: the host-access policy's pieces, without QEMU."""
+"""machinedesc.board.safety: the host-access policy's pieces, without QEMU."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc import safety
-from machinedesc.qmpfile import load
+from machinedesc.board import safety
+from machinedesc.plan.qmpfile import load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from machinedesc import checks
+from machinedesc.board import checks
 from machinedesc.errors import BoardError
-from machinedesc.pipeline import load_plan
+from machinedesc.plan.pipeline import load_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -110,8 +110,8 @@ def test_the_shared_search_answers_as_has_path_does(case: tuple[int, list[tuple[
     """_first_reachable gives the first target nx.has_path reaches, on any graph (cycles included)."""
     import networkx as nx
 
-    from machinedesc.graph import _first_reachable, _Steps
-    from machinedesc.plan import Phase
+    from machinedesc.plan.graph import _first_reachable, _Steps
+    from machinedesc.plan.steps import Phase
 
     n, pairs, source, targets = case
     nodes = [("C", str(k)) for k in range(n)]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from machinedesc.board.schema import validate
+from machinedesc.board.yaml_reader import parse_text
 from machinedesc.errors import Collector
-from machinedesc.loader import parse_text
-from machinedesc.schema import validate
 
 
 def problems(text: str) -> list[str]:
@@ -46,7 +46,7 @@ def test_lines_that_match_the_same_patterns_share_a_shape_but_a_bad_one_does_not
 
 
 def test_a_string_that_an_enum_reads_keeps_its_text() -> None:
-    from machinedesc.schema import _shape, _validator
+    from machinedesc.board.schema import _shape, _validator
 
     wire = _validator().schema["properties"]["wiring"]["additionalProperties"]
     assert _shape({"from": "a.b[0]", "to": "c.d", "join": "or"}, wire) != _shape(

@@ -5,7 +5,7 @@ file descriptor with ``server=on,wait=on``: the first connection (the one under
 test) can be made at once, with nothing to poll for, and QEMU accepts it while
 it creates the chardev, before any monitor exists. A monitor that accepts its
 first client later, while QEMU starts, races with the monitor I/O thread and
-sometimes greets twice or never (machinedesc/qemu.py, ``QemuProcess``).
+sometimes greets twice or never (machinedesc/qemu/process.py, ``QemuProcess``).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import pytest
 from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, read_until, wait_gone
 from user_qemu import start_user_qemu
 
-from machinedesc.pipeline import load_plan
-from machinedesc.plan import LinkCheck
+from machinedesc.plan.pipeline import load_plan
+from machinedesc.plan.steps import LinkCheck
 
 SOC = REPO / "boards" / "soc.yaml"
 RISCV_LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
@@ -214,7 +214,7 @@ def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, p
         shutil.rmtree(directory)
 
     # qemu.qmp's own qmp-shell reads the same file, started from the header's command line.
-    from machinedesc.qmpfile import load
+    from machinedesc.plan.qmpfile import load
     header = load(plan_file).qemu_argv
     assert header is not None
     sock = tmp_path / "shell.sock"
@@ -242,7 +242,7 @@ def test_plan_file_run_and_qmp_shell_build_the_same_qom_tree(sandbox: Sandbox, p
 
 def test_connect_builds_in_a_user_started_qemu(sandbox: Sandbox, patched_riscv64: Path, firmware: Path,
                                                tmp_path: Path) -> None:
-    from machinedesc.qmpfile import load
+    from machinedesc.plan.qmpfile import load
     plan_file = tmp_path / "soc.qmp"
     elf = firmware / "riscv64-hello.elf"
     out = sandbox.call(sandbox.argv_cli("plan", str(SOC), "--firmware", str(elf), "-o", str(plan_file)))

@@ -29,7 +29,7 @@ Fixtures
     e.g. ``-serial file:uart0.log``), and negotiates capabilities with
     ``qemu.qmp.legacy.QEMUMonitorProtocol`` on the other end of the pair: the
     socket is connected before QEMU starts, so there is nothing to wait for
-    but the greeting (machinedesc/qemu.py, ``QemuProcess``, says why).
+    but the greeting (machinedesc/qemu/process.py, ``QemuProcess``, says why).
     At teardown every instance is killed and its directory removed, whether or
     not the test passed.
 ``qmp_riscv64`` / ``qmp_aarch64`` (function)

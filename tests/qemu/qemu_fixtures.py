@@ -24,7 +24,7 @@ class QemuInstance:
         self.workdir = workdir
         self._stderr_path = workdir / "qemu.stderr"
         # The monitor's socket is connected before QEMU starts, as machinedesc's
-        # own is (machinedesc/qemu.py, QemuProcess, says why: a monitor that
+        # own is (machinedesc/qemu/process.py, QemuProcess, says why: a monitor that
         # accepts while QEMU starts sometimes greets twice, or never).
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.argv = [str(binary), *args,

@@ -2,7 +2,7 @@
 
 A monitor that accepts its first client while QEMU starts sometimes greets
 twice or never (a race between QEMU's main loop and its monitor I/O thread;
-machinedesc/qemu.py, ``QemuProcess``). These tests pin the way around it.
+machinedesc/qemu/process.py, ``QemuProcess``). These tests pin the way around it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from qemu.qmp import QMPClient
 
-from machinedesc.qemu import QemuProcess
-from machinedesc.session import connect, disconnect
+from machinedesc.qemu.process import QemuProcess
+from machinedesc.qemu.session import connect, disconnect
 
 ARGS = ["-M", "none", "-nodefaults", "-display", "none", "-preconfig"]
 

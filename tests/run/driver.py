@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from machinedesc.apply import Options, apply_plan
+from machinedesc.apply.engine import Options, apply_plan
 from machinedesc.errors import MachinedescError
-from machinedesc.plan import plan_from_data
+from machinedesc.plan.steps import plan_from_data
 
 
 def main() -> int:

@@ -53,7 +53,7 @@ def patched_qemu(system: str) -> Path:
     if override:
         path: Path | None = Path(override)
     else:
-        from machinedesc.qemu_build import patched_binary
+        from machinedesc.qemu.build import patched_binary
         try:
             path = patched_binary(system)
         except Exception as exc:  # the build script itself may be missing
@@ -105,7 +105,7 @@ class Sandbox:
         return [sys.executable, str(DRIVER), "cli", *args]
 
     def argv_plan(self, plan: Any, **options: Any) -> list[str]:
-        from machinedesc.plan import plan_to_data
+        from machinedesc.plan.steps import plan_to_data
 
         path = self.base / f"plan-{time.monotonic_ns()}.json"
         path.write_text(json.dumps({"plan": plan_to_data(plan), "options": options}))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc import qemu_build
-from machinedesc.qemu import QemuNotFoundError, find_binary
+from machinedesc.qemu import build as qemu_build
+from machinedesc.qemu.process import QemuNotFoundError, find_binary
 
 
 def fake_qemu(path: Path) -> Path:

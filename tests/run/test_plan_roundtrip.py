@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc.pipeline import load_plan
-from machinedesc.qmpfile import parse
-from machinedesc.render import render_qmp
+from machinedesc.plan.pipeline import load_plan
+from machinedesc.plan.qmpfile import parse
+from machinedesc.plan.render import render_qmp
 
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = sorted((REPO / "boards").glob("*.yaml"))

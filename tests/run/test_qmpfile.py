@@ -1,4 +1,4 @@
-"""Unit tests for the QMP configuration file parser (machinedesc.qmpfile)."""
+"""Unit tests for the QMP configuration file parser (machinedesc.plan.qmpfile)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from qemu.qmp.qmp_shell import QMPShell
 
-from machinedesc.qmpfile import (
+from machinedesc.plan.qmpfile import (
     QmpFileError,
     format_command,
     format_value,

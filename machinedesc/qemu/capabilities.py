@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import MachinedescError
-from .qemu import HOW_TO_GET_PATCHED
+from ..errors import MachinedescError
+from ..storage import cache_dir, write_file
+from .process import HOW_TO_GET_PATCHED
 from .session import Session, qemu_version
-from .storage import cache_dir, write_file
 
 # device_add takes any device property; these are the arguments that only the
 # patched QEMU understands (they are in its schema, not in stock QEMU's).

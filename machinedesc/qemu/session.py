@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
-from .qemu import QemuError, QemuProcess, QemuTimeoutError
+from .process import QemuError, QemuProcess, QemuTimeoutError
 
 _ECHO_LIMIT = 400
 

@@ -8,12 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Collector
+from ..errors import Collector
+from ..plan.steps import Phase
+from ..qemu.types import TypeInfo, type_info
+from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute
-from .loader import LiteralError, LMap, PathT, did_you_mean, entry_location, format_path, location_of, resolve_plain
-from .plan import Phase
-from .qemu_types import TypeInfo, type_info
-from .source import SourceLocation
+from .yaml_reader import (
+    LiteralError,
+    LMap,
+    PathT,
+    did_you_mean,
+    entry_location,
+    format_path,
+    location_of,
+    resolve_plain,
+)
 
 QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")

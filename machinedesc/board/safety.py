@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import Collector
-from .loader import location_of
+from ..errors import Collector
 from .model import Board
+from .yaml_reader import location_of
 
 #: The flag that lifts the policy, named in every hint.
 FLAG = "--allow-host-access"

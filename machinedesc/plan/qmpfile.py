@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MachinedescError
-from .plan import qmp_message
-from .source import SourceLocation
+from ..errors import MachinedescError
+from ..source import SourceLocation
+from .steps import qmp_message
 
 # qmp-shell's token expression (qemu.qmp.qmp_shell.QMPShell._build_cmd), with
 # one change: inside quotes a backslash is only ever an escape. qmp-shell's
@@ -50,7 +50,7 @@ from .source import SourceLocation
 # exponentially on a quote that never closes (40 backslashes: "for ever");
 # the strings both read (valid JSON strings) are the same.
 _TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')+""")
-#: How deeply a JSON value may nest (as a board may: loader.MAX_DEPTH).
+#: How deeply a JSON value may nest (as a board may: board.yaml_reader.MAX_DEPTH).
 MAX_JSON_DEPTH = 64
 _HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")

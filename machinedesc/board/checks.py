@@ -7,13 +7,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import Collector
+from ..errors import Collector
+from ..plan.steps import Phase
+from ..qemu.types import LineInfo
+from ..source import SourceLocation
 from .expr import ExprError, evaluate
-from .loader import did_you_mean
 from .model import U64_MAX, Board, Component, LineRef, link_target
-from .plan import Phase
-from .qemu_types import LineInfo
-from .source import SourceLocation
+from .yaml_reader import did_you_mean
 
 
 def check_board(board: Board, problems: Collector) -> None:

@@ -55,7 +55,7 @@ class TypeInfo:
 
 @functools.cache
 def _table() -> tuple[tuple[str, dict[str, Any]], ...]:
-    text = resources.files("machinedesc.data").joinpath("qemu_types.yaml").read_text(encoding="utf-8")
+    text = resources.files("machinedesc.qemu.data").joinpath("qemu_types.yaml").read_text(encoding="utf-8")
     raw = YAML(typ="safe").load(text)
     return tuple(raw.items())
 

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from .errors import Collector
-from .loader import LMap, PathT, did_you_mean, format_path, location_of
+from ..errors import Collector
+from .yaml_reader import LMap, PathT, did_you_mean, format_path, location_of
 
 SCHEMA_NAME = "board.schema.json"
 
@@ -24,7 +24,7 @@ def schema_text() -> str:
     try:
         return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "schemas" / SCHEMA_NAME).read_text(encoding="utf-8")
+        return (Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME).read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .source import SourceLocation
+from ..source import SourceLocation
 
 
 class Phase(enum.Enum):

@@ -15,15 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .plan import Plan
+from .steps import Plan
 
 if TYPE_CHECKING:
-    from .loader import Document
-    from .model import Board
+    from ..board.model import Board
+    from ..board.yaml_reader import Document
 
-#: Bump when the cached form (plan.plan_to_data) changes.
+#: Bump when the cached form (steps.plan_to_data) changes.
 _CACHE_FORMAT = 3  # 3: files stamped by content hash
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # all of machinedesc, not only plan/
 
 
 @contextmanager
@@ -44,19 +44,19 @@ def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: 
     """Load, schema-check and semantically check a board; raises BoardError with every problem.
 
     Unless ``allow_host_access``, anything in the board that would touch the
-    host (see machinedesc.safety) is one of those problems.
+    host (see machinedesc.board.safety) is one of those problems.
     """
     return _load_board(path, overrides, catalog, allow_host_access)[1]
 
 
 def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path | None,
                 allow_host_access: bool = False) -> tuple[Document, Board]:
-    from . import safety
-    from .checks import check_board
-    from .errors import Collector
-    from .loader import load_document
-    from .model import build_board
-    from .schema import validate
+    from ..board import safety
+    from ..board.checks import check_board
+    from ..board.model import build_board
+    from ..board.schema import validate
+    from ..board.yaml_reader import load_document
+    from ..errors import Collector
 
     doc = load_document(Path(path), catalog)
     problems = Collector()
@@ -91,7 +91,7 @@ def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: 
 
 def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
           catalog: Path | None, allow_host_access: bool = False) -> tuple[tuple[Path, ...], Plan]:
-    from .errors import Collector
+    from ..errors import Collector
     from .graph import build_graph
     from .planner import make_plan
 
@@ -108,7 +108,7 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
 
 def plan_cache_dir() -> Path:
     """Where plans are cached: $MACHINEDESC_CACHE/plans, else $XDG_CACHE_HOME/machinedesc/plans."""
-    from .storage import cache_root
+    from ..storage import cache_root
 
     return cache_root() / "plans"
 
@@ -132,15 +132,15 @@ def _cache_key(path: Path, overrides: Mapping[str, str] | None, firmware: Sequen
         what = repr((_CACHE_FORMAT, str(Path(path).resolve()), str(Path.cwd()), sorted((overrides or {}).items()),
                      [str(Path(f).resolve()) for f in firmware], str(catalog.resolve()) if catalog else None,
                      allow_host_access, _package_stamp()))
-    except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop (the loader reports it)
+    except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop (load_document reports it)
         return None
     return hashlib.sha256(what.encode()).hexdigest()[:32]
 
 
 def _cache_get(key: str) -> Plan | None:
     # Plans are stored as JSON data, never pickles: reading a cache entry runs no code.
-    from .plan import plan_from_data
-    from .storage import cache_dir
+    from ..storage import cache_dir
+    from .steps import plan_from_data
 
     directory = cache_dir("plans")
     if directory is None:
@@ -157,8 +157,8 @@ def _cache_get(key: str) -> Plan | None:
 
 
 def _cache_put(key: str, files: Sequence[Path], plan: Plan) -> None:
-    from .plan import plan_to_data
-    from .storage import cache_dir, write_file
+    from ..storage import cache_dir, write_file
+    from .steps import plan_to_data
 
     directory = cache_dir("plans", create=True)
     if directory is None:

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import MachinedescError
-from .storage import cache_dir, write_file
+from ..errors import MachinedescError
+from ..storage import cache_dir, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "qemu" / "build.sh"
 
 

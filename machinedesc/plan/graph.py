@@ -10,9 +10,9 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import Collector
-from .model import Board, Component, LineRef, RawCommand, Wire, link_target
-from .plan import Phase
+from ..board.model import Board, Component, LineRef, RawCommand, Wire, link_target
+from ..errors import Collector
+from .steps import Phase
 
 Node = tuple[Any, ...]
 XMI: Node = ("T", "x-machine-init")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from .plan import Phase, Plan, Step
 from .qmpfile import format_command
+from .steps import Phase, Plan, Step
 
 HEADER_MAGIC = "# machinedesc plan, format 1"
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import MachinedescError
+from ..errors import MachinedescError
 
 #: Printed wherever the patched QEMU is missing.
 HOW_TO_GET_PATCHED = (
@@ -164,7 +164,7 @@ def find_binary(system: str, explicit: str | None = None) -> Path:
 
 def _patched_binary(system: str) -> Path | None:
     """The patched build's binary, or None when it is not built or cannot be located."""
-    from . import qemu_build
+    from . import build as qemu_build
 
     try:
         return qemu_build.patched_binary(system)

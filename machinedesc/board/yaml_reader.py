@@ -23,8 +23,8 @@ from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from .errors import Collector, InstallError, fail
-from .source import SourceLocation
+from ..errors import Collector, InstallError, fail
+from ..source import SourceLocation
 
 FORMAT_VERSION = 1
 MAX_DEPTH = 64

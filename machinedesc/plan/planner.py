@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..board.model import Backend, Board, Component, RawCommand, link_target
 from .graph import Connection, Node, StepGraph
-from .model import Backend, Board, Component, RawCommand, link_target
-from .plan import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
+from .steps import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:

@@ -1,6 +1,6 @@
 """Generates docs/format.md's reference part from the schema's descriptions, so they cannot drift.
 
-Run ``python -m machinedesc.docgen`` after changing schemas/board.schema.json
+Run ``python -m machinedesc.board.docgen`` after changing schemas/board.schema.json
 or docs/format.intro.md; a test fails while docs/format.md is stale.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from .schema import board_schema
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-MARKER = "<!-- generated from schemas/board.schema.json by `python -m machinedesc.docgen`; do not edit below -->"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+MARKER = "<!-- generated from schemas/board.schema.json by `python -m machinedesc.board.docgen`; do not edit below -->"
 
 
 def _type_of(node: dict[str, Any], defs: dict[str, Any]) -> str:

@@ -32,10 +32,11 @@ from typing import Any, BinaryIO, TextIO
 
 from qemu.qmp import ExecuteError, QMPClient
 
-from .capabilities import CapabilityError, probe
-from .errors import MachinedescError, UsageError
-from .plan import Plan, Step
-from .qemu import (
+from ..errors import MachinedescError, UsageError
+from ..plan.qmpfile import format_command
+from ..plan.steps import Plan, Step
+from ..qemu.capabilities import CapabilityError, probe
+from ..qemu.process import (
     ConsoleError,
     QemuError,
     QemuNotFoundError,
@@ -45,9 +46,8 @@ from .qemu import (
     make_workdir,
     rewrite_chardevs,
 )
-from .qmpfile import format_command
-from .session import Reporter, Session, connect, disconnect, silence_qmp_logging, stderr_tail
-from .source import SourceLocation
+from ..qemu.session import Reporter, Session, connect, disconnect, silence_qmp_logging, stderr_tail
+from ..source import SourceLocation
 
 #: Commands that move the machine to another phase, and the phase they lead to.
 TRANSITIONS: Mapping[str, str] = {"x-machine-init": "initialized", "x-exit-preconfig": "ready"}

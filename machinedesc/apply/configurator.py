@@ -9,7 +9,7 @@ time, stop at the first error naming the file's line (exit 4), cleanup.
 A QMP file names a program to run: only a ``qemu-system-*`` binary is started
 from its header (``--qemu`` names any other), and, unless
 ``--allow-host-access``, its header options and commands are held to the same
-host-access policy as a board (machinedesc.safety).
+host-access policy as a board (machinedesc.board.safety).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import re
 import shutil
 from pathlib import Path
 
-from . import safety
-from .apply import DETACH_HINT, Action, Job, Options, detaching_option, drive, run_async
-from .errors import UsageError
-from .qemu import QemuNotFoundError, find_binary, stdio_chardevs
-from .qmpfile import QmpFile, QmpFileError, load
+from ..board import safety
+from ..errors import UsageError
+from ..plan.qmpfile import QmpFile, QmpFileError, load
+from ..qemu.process import QemuNotFoundError, find_binary, stdio_chardevs
+from .engine import DETACH_HINT, Action, Job, Options, detaching_option, drive, run_async
 
 _SYSTEM = re.compile(r"[a-z0-9_]+")
 _BINARY = re.compile(r"qemu-system-[a-z0-9_]+")
@@ -115,7 +115,7 @@ def run(path: Path, opts: Options) -> int:
     """Apply the QMP configuration file at ``path``; returns 0.
 
     Raises QmpFileError (2) for a malformed file, UsageError (2), and the
-    errors of ``apply.drive`` (3, 4, 5, 130+).
+    errors of ``engine.drive`` (3, 4, 5, 130+).
     """
     opts.validate()
     job = file_job(load(path), opts)
