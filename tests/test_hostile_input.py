@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc.board import yaml_reader as loader
-from machinedesc.board.yaml_reader import load_document, parse_text
+from machinedesc.board import includes, located, yaml_reader
+from machinedesc.board.includes import load_document
+from machinedesc.board.yaml_reader import parse_text
 from machinedesc.cli import main
 from machinedesc.errors import MAX_PER_KIND, BoardError, Problem, printable
 from machinedesc.source import SourceLocation
@@ -70,7 +71,7 @@ def test_a_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     big = tmp_path / "big.yaml"
     with big.open("wb") as f:  # sparse: no disk used
         f.write(HEADER.encode())
-        f.truncate(loader.MAX_BOARD_BYTES + 1)
+        f.truncate(yaml_reader.MAX_BOARD_BYTES + 1)
     with pytest.raises(BoardError) as err:
         load_document(big)
     assert str(err.value) == (f"{big}: is larger than 32 MiB, the most a board and its includes may hold\n"
@@ -80,9 +81,9 @@ def test_a_file_over_the_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_a_file_that_grows_while_read_is_cut_at_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text(HEADER, encoding="utf-8")
-    with pytest.raises(loader.FileProblem, match="larger than"):
-        loader.read_limited(path, 4)  # the stat passes a limit that the read then exceeds: same refusal
-    assert loader.read_limited(path, len(HEADER)) == HEADER.encode()
+    with pytest.raises(yaml_reader.FileProblem, match="larger than"):
+        yaml_reader.read_limited(path, 4)  # the stat passes a limit that the read then exceeds: same refusal
+    assert yaml_reader.read_limited(path, len(HEADER)) == HEADER.encode()
 
 
 def test_includes_count_toward_one_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,12 +91,12 @@ def test_includes_count_toward_one_byte_budget(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "frag.yaml").write_text(frag, encoding="utf-8")
     top = HEADER + "include: [frag.yaml, frag.yaml, frag.yaml]\n"
     (tmp_path / "top.yaml").write_text(top, encoding="utf-8")
-    monkeypatch.setattr(loader, "MAX_BOARD_BYTES", len(top) + 2 * len(frag))
+    monkeypatch.setattr(includes, "MAX_BOARD_BYTES", len(top) + 2 * len(frag))
     with pytest.raises(BoardError) as err:
         load_document(tmp_path / "top.yaml")
     assert "the board and the files it includes hold more than" in str(err.value)
     assert f"included from {tmp_path / 'top.yaml'}:3:33" in str(err.value)
-    monkeypatch.setattr(loader, "MAX_BOARD_BYTES", len(top) + 3 * len(frag))
+    monkeypatch.setattr(includes, "MAX_BOARD_BYTES", len(top) + 3 * len(frag))
     assert load_document(tmp_path / "top.yaml").tree["params"] == {"x": 1}
 
 
@@ -107,13 +108,13 @@ def test_each_file_is_read_and_parsed_once(tmp_path: Path, monkeypatch: pytest.M
     (tmp_path / "mid.yaml").write_text("machinedesc: 1\ninclude: [leaf.yaml, leaf.yaml]\n", encoding="utf-8")
     (tmp_path / "top.yaml").write_text(HEADER + "include: [mid.yaml, mid.yaml, leaf.yaml]\n", encoding="utf-8")
     reads: list[str] = []
-    real_read = loader.read_limited
+    real_read = yaml_reader.read_limited
 
     def counting_read(path: Path, limit: int) -> bytes:
         reads.append(path.name)
         return real_read(path, limit)
 
-    monkeypatch.setattr(loader, "read_limited", counting_read)
+    monkeypatch.setattr(yaml_reader, "read_limited", counting_read)
     doc = load_document(tmp_path / "top.yaml")
     assert sorted(reads) == ["leaf.yaml", "mid.yaml", "top.yaml"]
     assert [p.name for p in doc.files] == ["top.yaml", "mid.yaml", "leaf.yaml"]
@@ -124,7 +125,7 @@ def test_a_file_included_twice_keeps_each_include_chain(tmp_path: Path) -> None:
     (tmp_path / "frag.yaml").write_text("machinedesc: 1\nparams: {x: 1}\n", encoding="utf-8")
     (tmp_path / "top.yaml").write_text(HEADER + "include:\n  - frag.yaml\n  - frag.yaml\n", encoding="utf-8")
     tree = load_document(tmp_path / "top.yaml").tree
-    loc = loader.location_of(tree, ("params", "x"))
+    loc = located.location_of(tree, ("params", "x"))
     assert loc is not None and [str(c) for c in loc.chain] == [f"{tmp_path / 'top.yaml'}:5:5"]
 
 
@@ -136,7 +137,7 @@ def test_include_limit_edge(tmp_path: Path) -> None:
         path.write_text(HEADER + "include:\n" + "  - frag.yaml\n" * n, encoding="utf-8")
         return path
     start = time.monotonic()
-    assert load_document(board(loader.MAX_INCLUDES)).tree["params"] == {"x": 1}
+    assert load_document(board(includes.MAX_INCLUDES)).tree["params"] == {"x": 1}
     with pytest.raises(BoardError, match="more than 1,000 extends/include entries"):
         load_document(board(20_000))
     assert time.monotonic() - start < 10
@@ -241,9 +242,9 @@ def test_hints_stop_when_the_load_has_spent_its_budget(tmp_path: Path, monkeypat
     assert "did you mean 'dev0'?" in err
     assert "... and 2,990 more errors like: parent '…' is not a component" in err
     ids = [f"dev{i}" for i in range(3000)]
-    assert loader.did_you_mean("dve1", ids) is None  # spent, until the next load
+    assert located.did_you_mean("dve1", ids) is None  # spent, until the next load
     load_document(tmp_path / "b.yaml")
-    assert loader.did_you_mean("dve1", ids) == "did you mean 'dev1'?"
+    assert located.did_you_mean("dve1", ids) == "did you mean 'dev1'?"
 
 
 def test_undecodable_bytes_are_located_in_lines_and_characters(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from machinedesc.board.yaml_reader import LMap, load_document, location_of, parse_text
+from machinedesc.board.includes import load_document
+from machinedesc.board.located import LMap, location_of
+from machinedesc.board.yaml_reader import parse_text
 from machinedesc.errors import BoardError
 
 

@@ -12,8 +12,8 @@ from ..plan.steps import Phase
 from ..qemu.types import LineInfo
 from ..source import SourceLocation
 from .expr import ExprError, evaluate
+from .located import did_you_mean
 from .model import U64_MAX, Board, Component, LineRef, link_target
-from .yaml_reader import did_you_mean
 
 
 def check_board(board: Board, problems: Collector) -> None:

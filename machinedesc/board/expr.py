@@ -9,7 +9,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .yaml_reader import MAX_INT_BITS, did_you_mean
+from .located import did_you_mean
+from .yaml_reader import MAX_INT_BITS
 
 EXPR = re.compile(r"\$\{([^{}]*)\}")
 #: Characters of one expression; real ones are a few dozen.

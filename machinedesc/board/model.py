@@ -13,16 +13,8 @@ from ..plan.steps import Phase
 from ..qemu.types import TypeInfo, type_info
 from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute
-from .yaml_reader import (
-    LiteralError,
-    LMap,
-    PathT,
-    did_you_mean,
-    entry_location,
-    format_path,
-    location_of,
-    resolve_plain,
-)
+from .located import LMap, PathT, did_you_mean, entry_location, format_path, location_of
+from .yaml_reader import LiteralError, resolve_plain
 
 QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")

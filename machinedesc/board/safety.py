@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import Collector
+from .located import location_of
 from .model import Board
-from .yaml_reader import location_of
 
 #: The flag that lifts the policy, named in every hint.
 FLAG = "--allow-host-access"

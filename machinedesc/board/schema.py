@@ -13,7 +13,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
 from ..errors import Collector
-from .yaml_reader import LMap, PathT, did_you_mean, format_path, location_of
+from .located import LMap, PathT, did_you_mean, format_path, location_of
 
 SCHEMA_NAME = "board.schema.json"
 

@@ -3,19 +3,18 @@
 ruamel.yaml's C parser produces the events (its round-trip composer is pure
 Python and too slow for 100,000-component boards, and its C composer recurses
 without limit); composing them here also lets us refuse tags, duplicate keys,
-alias bombs and excessive depth with exact positions.  Includes are resolved
-and merged here too (see docs/format.md, "Reuse").
+alias bombs and excessive depth with exact positions, and read only regular
+files within MAX_BOARD_BYTES. Includes are resolved in ``includes``.
 """
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,10 +22,10 @@ from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-from ..errors import Collector, InstallError, fail
+from ..errors import InstallError, fail
 from ..source import SourceLocation
+from .located import LMap, LSeq, Pos, format_path, to_location
 
-FORMAT_VERSION = 1
 MAX_DEPTH = 64
 #: Nodes that aliases may add to a document; a few real anchors stay far below.
 MAX_ALIAS_NODES = 10_000
@@ -34,114 +33,9 @@ MAX_ALIAS_NODES = 10_000
 #: includes, a file counted each time it is included. A board of 100,000
 #: components written out in full is about 13 MiB.
 MAX_BOARD_BYTES = 32 << 20
-#: extends/include entries one load may follow, counted each time a file is
-#: included: a fan-out of includes grows exponentially with its depth.
-MAX_INCLUDES = 1_000
 #: Integer literals beyond this many bits are refused where they are written
 #: (values beyond 64 bits are refused where they are used, with their path).
 MAX_INT_BITS = 128
-
-
-#: A position as stored in the tree: (file, line, col, include chain). Plain
-#: tuples, turned into SourceLocation only when a message needs one: a large
-#: board has a million of them.
-Pos = tuple[str, int, int, tuple[SourceLocation, ...]]
-
-
-def to_location(pos: Pos) -> SourceLocation:
-    """The SourceLocation of a stored position."""
-    return SourceLocation(*pos)
-
-
-class LMap(dict[str, Any]):
-    """A YAML mapping that remembers where it, each key and each value came from."""
-
-    __slots__ = ("pos", "key_locs", "value_locs")
-
-    def __init__(self, pos: Pos) -> None:
-        super().__init__()
-        self.pos = pos
-        self.key_locs: dict[str, Pos] = {}
-        self.value_locs: dict[str, Pos] = {}
-
-    @property
-    def loc(self) -> SourceLocation:
-        return to_location(self.pos)
-
-
-class LSeq(list[Any]):
-    """A YAML sequence that remembers where it and each item came from."""
-
-    __slots__ = ("pos", "item_locs")
-
-    def __init__(self, pos: Pos) -> None:
-        super().__init__()
-        self.pos = pos
-        self.item_locs: list[Pos] = []
-
-    @property
-    def loc(self) -> SourceLocation:
-        return to_location(self.pos)
-
-
-PathT = tuple[str | int, ...]
-
-
-def location_of(root: Any, path: PathT, *, key: bool = False) -> SourceLocation | None:
-    """The location of the value at ``path`` (or of its key), else of the nearest ancestor."""
-    node = root
-    best: Pos | None = getattr(root, "pos", None)
-    for i, part in enumerate(path):
-        last = i == len(path) - 1
-        if isinstance(node, LMap) and isinstance(part, str) and part in node:
-            locs = node.key_locs if (key and last) else node.value_locs
-            best = locs.get(part, best)
-            node = node[part]
-        elif isinstance(node, LSeq) and isinstance(part, int) and 0 <= part < len(node):
-            best = node.item_locs[part]
-            node = node[part]
-        else:
-            break
-        if isinstance(node, (LMap, LSeq)) and not (key and last):
-            best = node.pos
-    return to_location(best) if best is not None else None
-
-
-def entry_location(node: Any, part: str | int, *, key: bool = False) -> SourceLocation | None:
-    """Location of ``node[part]`` (or of its key): a direct lookup, no path walk."""
-    if isinstance(node, LMap) and isinstance(part, str) and part in node:
-        return to_location((node.key_locs if key else node.value_locs)[part])
-    if isinstance(node, LSeq) and isinstance(part, int) and 0 <= part < len(node):
-        return to_location(node.item_locs[part])
-    return getattr(node, "loc", None)
-
-
-def format_path(path: PathT) -> str:
-    """``components.uart0.mmio[0]`` style path for messages."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-#: Names that did_you_mean may compare in one load (load_document resets it):
-#: 50,000 broken references among 50,000 ids would spend hours on hints that
-#: nobody reads (after ten problems of a kind the rest are only counted).
-MAX_HINT_WORK = 1_000_000
-_hint_work_left = [MAX_HINT_WORK]
-
-
-def did_you_mean(word: str, choices: Any) -> str | None:
-    """A "did you mean 'x'?" hint, or None (also once the load's MAX_HINT_WORK is spent)."""
-    names = choices if hasattr(choices, "__len__") else list(choices)
-    if len(names) > _hint_work_left[0]:
-        return None
-    _hint_work_left[0] -= len(names)
-    close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 # YAML 1.2 core schema, for plain scalars.
@@ -405,7 +299,7 @@ def check_regular(path: Path) -> os.stat_result:
     return st
 
 
-def _too_big(limit: int) -> FileProblem:
+def file_too_big(limit: int) -> FileProblem:
     return FileProblem(f"is larger than {limit >> 20} MiB, the most a board and its includes may hold",
                        "split the board, or replicate entries with count: instead of writing them out")
 
@@ -421,7 +315,7 @@ def read_limited(path: Path, limit: int) -> bytes:
         FileProblem: not a regular file, larger than ``limit``, or unreadable.
     """
     st = check_regular(path)
-    too_big = _too_big(limit)
+    too_big = file_too_big(limit)
     if st.st_size > limit:
         raise too_big
     try:
@@ -544,235 +438,4 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
         if "tab" in problem or "'\\t'" in problem:
             hint = "YAML indents with spaces, not tabs"
         fail(loc, "", f"YAML syntax error: {problem}", hint)
-
-
-# ---------------------------------------------------------------- includes
-
-
-@dataclass(frozen=True)
-class Document:
-    """A board after includes are merged: the tree, and the file named on the command line."""
-
-    tree: LMap
-    file: str
-    #: Entries that a layer deleted with null, by path: for hints when the
-    #: board still refers to one.
-    deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
-    #: Every file the board was read from (itself and its includes).
-    files: tuple[Path, ...] = ()
-
-
-def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
-    """Refuse anything but a mapping whose ``machinedesc`` key is 1 (before the schema runs)."""
-    if not isinstance(tree, LMap):
-        loc = getattr(tree, "loc", None) or SourceLocation(display, 1, 1, chain)
-        fail(loc, "", "a board file must be a YAML mapping starting with 'machinedesc: 1'")
-    if "machinedesc" not in tree:
-        fail(tree.loc, "", "missing 'machinedesc: 1' header",
-             "add 'machinedesc: 1' as the first line so the format version is explicit")
-    version = tree["machinedesc"]
-    if isinstance(version, str) and version.strip() == str(FORMAT_VERSION):
-        fail(to_location(tree.value_locs["machinedesc"]), "machinedesc",
-             f"the format version must be the integer {FORMAT_VERSION}, not the string {version!r}",
-             f"write machinedesc: {FORMAT_VERSION} without quotes")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        fail(to_location(tree.value_locs["machinedesc"]), "machinedesc",
-             f"unsupported format version {version!r}: this machinedesc reads version {FORMAT_VERSION}")
-    return tree
-
-
-def real_path(path: Path) -> Path:
-    """``path`` absolute, with symbolic links resolved; a link loop stays in it (its stat fails
-    with ELOOP) instead of raising RuntimeError as ``Path.resolve`` does."""
-    return Path(os.path.realpath(path))
-
-
-def display_name(path: Path) -> str:
-    """How a file is named in messages: relative to the working directory when inside it."""
-    try:
-        return str(real_path(path).relative_to(real_path(Path.cwd())))
-    except ValueError:
-        return str(path)
-
-
-def load_document(path: Path, catalog: Path | None = None) -> Document:
-    """Load a board and everything it extends/includes, merged (docs/format.md, "Reuse").
-
-    Each file is read and parsed once per load, however often it is included;
-    the load reads at most MAX_BOARD_BYTES and follows at most MAX_INCLUDES
-    extends/include entries.
-    """
-    path = Path(path)
-    _hint_work_left[0] = MAX_HINT_WORK
-    loader = _IncludeLoader(real_path(catalog or path.parent))
-    tree = loader.load(path, display_name(path), (), ())
-    return Document(tree, display_name(path), loader.deleted, tuple(loader.files))
-
-
-class _IncludeLoader:
-    """One load's state: files parsed so far, what was deleted, and the budgets."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.deleted: dict[PathT, SourceLocation] = {}
-        self.files: list[Path] = []
-        #: Each file's version-checked tree, with the include chain it was parsed with.
-        self.parsed: dict[Path, tuple[LMap, tuple[SourceLocation, ...]]] = {}
-        self.bytes_left = MAX_BOARD_BYTES
-        self.includes = 0
-
-    def tree_of(self, path: Path, resolved: Path, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
-        """The file's tree, its positions carrying ``chain``; parsed on first use, copied after."""
-        try:
-            size = check_regular(resolved).st_size
-        except FileProblem as err:
-            fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
-        if size > MAX_BOARD_BYTES:
-            fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
-                 f"{display}: {_too_big(MAX_BOARD_BYTES).message}", _too_big(MAX_BOARD_BYTES).hint)
-        if size > self.bytes_left:
-            fail(SourceLocation(display, 1, 1, chain) if chain else None, "",
-                 f"{display}: the board and the files it includes hold more than {MAX_BOARD_BYTES >> 20} MiB, "
-                 "counting a file each time it is included",
-                 "include big fragments once; replicate entries with count: instead of writing them out")
-        self.bytes_left -= size
-        if resolved in self.parsed:
-            tree, parsed_chain = self.parsed[resolved]
-            return tree if parsed_chain == chain else _rechain(tree, chain)
-        tree = check_version(parse_file(path, display, chain, min(self.bytes_left + size, MAX_BOARD_BYTES)),
-                             display, chain)
-        self.parsed[resolved] = (tree, chain)
-        self.files.append(resolved)
-        return tree
-
-    def load(self, path: Path, display: str, chain: tuple[SourceLocation, ...], stack: tuple[Path, ...]) -> LMap:
-        """The merged tree of ``path`` and what it extends and includes."""
-        resolved = real_path(path)
-        tree = self.tree_of(path, resolved, display, chain)
-        bases: list[LMap] = []
-        for key in ("extends", "include"):
-            if key not in tree:
-                continue
-            entries = tree[key]
-            items: list[tuple[Any, SourceLocation]]
-            if isinstance(entries, LSeq):
-                items = [(e, to_location(p)) for e, p in zip(entries, entries.item_locs, strict=True)]
-            else:
-                items = [(entries, to_location(tree.value_locs[key]))]
-            for name, loc in items:
-                target = self.target(name, loc, key, resolved, stack)
-                bases.append(self.load(target, display_name(target), (loc, *chain), (*stack, resolved)))
-        own = LMap(tree.pos)
-        for key, value in tree.items():
-            if key not in ("extends", "include"):
-                own[key] = value
-                own.key_locs[key] = tree.key_locs[key]
-                own.value_locs[key] = tree.value_locs[key]
-        if not bases:
-            return own
-        problems = Collector()
-        merged = bases[0]
-        for layer in (*bases[1:], own):
-            merged = merge(merged, layer, (), problems, self.deleted)
-        problems.raise_if_any()
-        return merged
-
-    def target(self, name: Any, loc: SourceLocation, key: str, resolved: Path, stack: tuple[Path, ...]) -> Path:
-        """The file an extends/include entry names, checked: inside the root, no loop, a regular file."""
-        if not isinstance(name, str) or not name:
-            fail(loc, key, "expected a file name (or a list of them), relative to this file")
-        self.includes += 1
-        if self.includes > MAX_INCLUDES:
-            fail(loc, key, f"more than {MAX_INCLUDES:,} extends/include entries to follow (a file's entries "
-                 "count each time the file is included)", "include each fragment once, from one place")
-        if "\0" in name:
-            fail(loc, key, f"'{name}' is not a file name: it holds a NUL character")
-        target = real_path(resolved.parent / name)
-        if not target.is_relative_to(self.root):
-            fail(loc, key, f"'{name}' is outside the catalog root {display_name(self.root)}",
-                 "includes must stay inside the catalog (use --catalog to widen it)")
-        if target in stack or target == resolved:
-            cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
-            fail(loc, key, f"include loop: {cycle}")
-        if not os.path.lexists(target):
-            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target))
-        try:
-            check_regular(target)
-        except FileProblem as err:
-            fail(loc, key, err.about(name), err.hint)
-        return target
-
-
-def _sibling_hint(name: str, target: Path) -> str | None:
-    """"did you mean" among the .yaml files beside a missing include, if its directory can be listed."""
-    try:
-        siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
-    except OSError:  # e.g. a name too long for the system: no hint
-        return None
-    close = did_you_mean(Path(name).name, siblings)
-    prefix = str(Path(name).parent)
-    if close and prefix != ".":
-        close = close.replace("'", f"'{prefix}/", 1)
-    return close
-
-
-def _rechain(tree: LMap, chain: tuple[SourceLocation, ...]) -> LMap:
-    """A copy of a parsed tree whose positions carry ``chain``: a file included again, elsewhere.
-
-    Iterative (depth is bounded, width is not); aliased nodes stay shared.
-    """
-    copies: dict[int, LMap | LSeq] = {}
-    todo: list[tuple[LMap | LSeq, LMap | LSeq]] = []
-
-    def copy(node: LMap | LSeq) -> LMap | LSeq:
-        done = copies.get(id(node))
-        if done is None:
-            p = node.pos
-            done = copies[id(node)] = (LMap if type(node) is LMap else LSeq)((p[0], p[1], p[2], chain))
-            todo.append((node, done))
-        return done
-
-    root = copy(tree)
-    while todo:
-        node, out = todo.pop()
-        if type(node) is LMap:
-            lmap = cast(LMap, out)
-            lmap.update({k: copy(v) if type(v) is LMap or type(v) is LSeq else v for k, v in node.items()})
-            lmap.key_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.key_locs.items()}
-            lmap.value_locs = {k: (p[0], p[1], p[2], chain) for k, p in node.value_locs.items()}
-        else:
-            lseq = cast(LSeq, out)
-            lseq.extend([copy(v) if type(v) is LMap or type(v) is LSeq else v for v in node])
-            lseq.item_locs = [(p[0], p[1], p[2], chain) for p in cast(LSeq, node).item_locs]
-    return cast(LMap, root)
-
-
-def merge(base: LMap, over: LMap, path: PathT, problems: Collector,
-          deleted: dict[PathT, SourceLocation] | None = None) -> LMap:
-    """Deep-merge ``over`` onto ``base``: maps merge, lists and scalars replace, null deletes."""
-    out = LMap(over.pos)
-    for key, value in base.items():
-        out[key] = value
-        out.key_locs[key] = base.key_locs[key]
-        out.value_locs[key] = base.value_locs[key]
-    for key, value in over.items():
-        if value is None:
-            if key in out:
-                del out[key]
-                del out.key_locs[key]
-                del out.value_locs[key]
-                if deleted is not None:
-                    deleted[(*path, key)] = to_location(over.key_locs[key])
-            else:
-                problems.add(to_location(over.key_locs[key]), format_path((*path, key)),
-                             "null deletes an inherited entry, but nothing with this name is inherited",
-                             did_you_mean(key, base.keys()))
-            continue
-        if isinstance(value, LMap) and isinstance(out.get(key), LMap):
-            out[key] = merge(out[key], value, (*path, key), problems, deleted)
-        else:
-            out[key] = value
-        out.key_locs[key] = over.key_locs[key]
-        out.value_locs[key] = over.value_locs[key]
-    return out
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from .steps import Plan
 
 if TYPE_CHECKING:
+    from ..board.includes import Document
     from ..board.model import Board
-    from ..board.yaml_reader import Document
 
 #: Bump when the cached form (steps.plan_to_data) changes.
 _CACHE_FORMAT = 3  # 3: files stamped by content hash
@@ -53,9 +53,9 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
                 allow_host_access: bool = False) -> tuple[Document, Board]:
     from ..board import safety
     from ..board.checks import check_board
+    from ..board.includes import load_document
     from ..board.model import build_board
     from ..board.schema import validate
-    from ..board.yaml_reader import load_document
     from ..errors import Collector
 
     doc = load_document(Path(path), catalog)
