@@ -8,7 +8,8 @@ import pytest
 
 from machinedesc.errors import BoardError
 from machinedesc.plan.pipeline import load_board, load_plan
-from machinedesc.plan.steps import Phase, Plan, StepKind
+from machinedesc.plan.steps import Plan, StepKind
+from machinedesc.qemu.phases import Phase
 
 HEADER = "machinedesc: 1\nsystem: riscv64\nchardevs: {serial0: stdio}\n"
 

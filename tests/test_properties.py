@@ -39,8 +39,9 @@ from shell_parser import qmp_shell_command
 
 from machinedesc.errors import BoardError, Problem
 from machinedesc.plan.pipeline import load_plan
-from machinedesc.plan.steps import Phase, Plan, Step, StepKind
+from machinedesc.plan.steps import Plan, Step, StepKind
 from machinedesc.plan.render import render_json, render_qmp
+from machinedesc.qemu.phases import Phase
 
 T = TypeVar("T")
 

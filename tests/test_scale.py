@@ -111,7 +111,7 @@ def test_the_shared_search_answers_as_has_path_does(case: tuple[int, list[tuple[
     import networkx as nx
 
     from machinedesc.plan.graph import _first_reachable, _Steps
-    from machinedesc.plan.steps import Phase
+    from machinedesc.qemu.phases import Phase
 
     n, pairs, source, targets = case
     nodes = [("C", str(k)) for k in range(n)]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Collector
-from ..plan.steps import Phase
+from ..qemu.phases import Phase
 from ..qemu.types import LineInfo
 from ..source import SourceLocation
 from .expr import ExprError, evaluate

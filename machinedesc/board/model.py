@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Collector
-from ..plan.steps import Phase
+from ..qemu.phases import Phase
 from ..qemu.types import TypeInfo, type_info
 from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute

@@ -12,7 +12,7 @@ import networkx as nx
 
 from ..board.model import Board, Component, LineRef, RawCommand, Wire, link_target
 from ..errors import Collector
-from .steps import Phase
+from ..qemu.phases import Phase
 
 Node = tuple[Any, ...]
 XMI: Node = ("T", "x-machine-init")

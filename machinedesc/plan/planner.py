@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
+from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
-from .steps import ComponentCheck, LinkCheck, Phase, Plan, Step, StepKind
+from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import shlex
 
+from ..qemu.phases import Phase
 from .qmpfile import format_command
-from .steps import Phase, Plan, Step
+from .steps import Plan, Step
 
 HEADER_MAGIC = "# machinedesc plan, format 1"
 

@@ -7,22 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..qemu.phases import Phase
 from ..source import SourceLocation
-
-
-class Phase(enum.Enum):
-    """The machine-init phase in which a step is sent (names as QEMU reports them)."""
-
-    ACCEL_CREATED = "accel-created"
-    INITIALIZED = "initialized"
-    READY = "ready"
-
-    @property
-    def order(self) -> int:
-        return _PHASE_ORDER[self]
-
-
-_PHASE_ORDER = {p: i for i, p in enumerate(Phase)}
 
 
 class StepKind(enum.Enum):
