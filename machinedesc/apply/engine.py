@@ -46,8 +46,9 @@ from ..qemu.process import (
     make_workdir,
     rewrite_chardevs,
 )
-from ..qemu.session import Reporter, Session, connect, disconnect, silence_qmp_logging, stderr_tail
+from ..qemu.session import Session, connect, disconnect, silence_qmp_logging, stderr_tail
 from ..source import SourceLocation
+from .progress import Reporter
 
 #: Commands that move the machine to another phase, and the phase they lead to.
 TRANSITIONS: Mapping[str, str] = {"x-machine-init": "initialized", "x-exit-preconfig": "ready"}
@@ -208,7 +209,7 @@ class Job:
     extra_commands: frozenset[str] = field(default_factory=frozenset)
 
 
-async def _probe(session: Session, job: Job, binary: str, binary_path: Path | None) -> None:
+async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> None:
     """The capability probe for everything the job sends (see capabilities.probe)."""
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
     await probe(session, job.title, [(a.command, a.arguments) for a in job.actions], needed,
@@ -219,7 +220,7 @@ def _phase_ok(expected: str, actual: str) -> bool:
     return actual in _PHASE_EQUIV.get(expected, frozenset({expected}))
 
 
-async def send_all(session: Session, job: Job, window: int = 1) -> None:
+async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> None:
     """Send the actions in order, checking phases; raise StepError at the first failure.
 
     ``window`` > 1 pipelines: up to that many commands are in flight at once
@@ -315,7 +316,7 @@ def _step_failure(n: int, total: int, action: Action, why: str) -> str:
     return "\n".join(lines)
 
 
-async def verify(session: Session, checks: Sequence[Check]) -> None:
+async def verify(session: Session[Reporter], checks: Sequence[Check]) -> None:
     """Check every component and link against QEMU's QOM tree; StepError lists all differences."""
     limit = asyncio.Semaphore(PIPELINE_WINDOW)
 
@@ -342,7 +343,7 @@ async def verify(session: Session, checks: Sequence[Check]) -> None:
                         + "\n".join("  " + p for p in problems))
 
 
-async def _check_component(session: Session, check: Check) -> str | None:
+async def _check_component(session: Session[Reporter], check: Check) -> str | None:
     try:
         realized = await session.call("qom-get", {"path": check.path, "property": "realized"})
     except ExecuteError:
@@ -357,7 +358,7 @@ async def _check_component(session: Session, check: Check) -> str | None:
     return None
 
 
-async def _check_link(session: Session, check: Check) -> str | None:
+async def _check_link(session: Session[Reporter], check: Check) -> str | None:
     assert check.prop is not None and check.target is not None
     try:
         value = await session.call("qom-get", {"path": check.path, "property": check.prop})
@@ -520,7 +521,7 @@ async def _connect_started(client: QMPClient, qemu: QemuProcess, job: Job, opts:
         raise
 
 
-async def _build(session: Session, job: Job, opts: Options, t_begin: float) -> None:
+async def _build(session: Session[Reporter], job: Job, opts: Options, t_begin: float) -> None:
     """Probe, send every step, verify; record timings when asked."""
     t_connected = time.monotonic()
     await _probe(session, job, session.where, None if opts.connect else Path(session.where))
@@ -538,7 +539,7 @@ async def _build(session: Session, job: Job, opts: Options, t_begin: float) -> N
                          f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
 
 
-async def _run_guest(session: Session, qemu: QemuProcess, job: Job, opts: Options, stop: _Stop,
+async def _run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, opts: Options, stop: _Stop,
                      err: TextIO, out: BinaryIO) -> None:
     """After a verified build: start the CPUs (unless paused), then detach or wait for QEMU to exit."""
     serial = opts.serial or ""
@@ -695,7 +696,7 @@ def _watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) ->
     threading.Thread(target=poll, daemon=True).start()
 
 
-async def _wait_console_client(session: Session, ids: Sequence[str], path: str, err: TextIO) -> None:
+async def _wait_console_client(session: Session[Reporter], ids: Sequence[str], path: str, err: TextIO) -> None:
     """Hold the CPUs until a client is connected to the console socket (QEMU drops output before)."""
     err.write(f"machinedesc: waiting for a client on the console socket {path} "
               f"(e.g. socat - UNIX-CONNECT:{path}); Ctrl-C stops\n")

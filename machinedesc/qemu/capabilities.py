@@ -55,7 +55,7 @@ class Capabilities:
                    frozenset(data["types"]))
 
 
-async def query_capabilities(session: Session) -> Capabilities:
+async def query_capabilities(session: Session[Any]) -> Capabilities:
     """Ask QEMU for its schema (query-qmp-schema) and device types (qom-list-types)."""
     schema = await session.call("query-qmp-schema")
     by_name = {entry["name"]: entry for entry in schema}
@@ -83,7 +83,7 @@ def _cache_file(binary: Path) -> Path | None:
     return Path("probe") / f"{key.hexdigest()[:32]}.json"
 
 
-async def capabilities(session: Session, binary: Path | None) -> Capabilities:
+async def capabilities(session: Session[Any], binary: Path | None) -> Capabilities:
     """The binary's capabilities, from the cache when the same binary was probed before.
 
     Probing costs ~50-80 ms (the schema alone is ~230 kB of JSON); a binary
@@ -104,7 +104,7 @@ async def capabilities(session: Session, binary: Path | None) -> Capabilities:
     return caps
 
 
-async def probe(session: Session, title: str, commands: Sequence[tuple[str, Mapping[str, Any]]],
+async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str, Mapping[str, Any]]],
                 needed: Iterable[str], binary: str, binary_path: Path | None = None) -> None:
     """Check that QEMU has every command, argument and device type that ``commands`` use.
 

@@ -1,4 +1,4 @@
-"""One qemu.qmp session with QEMU: timeouts, QEMU-death detection, progress and -v echo.
+"""One qemu.qmp session with QEMU: timeouts, QEMU-death detection, and the -v echo of every message.
 
 Every command machinedesc sends goes through ``Session.call``: a reply that
 does not come within the timeout, or a connection that breaks, becomes an
@@ -10,74 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import shutil
 import socket
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, Generic, Protocol, TypeVar
 
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
 from .process import QemuError, QemuProcess, QemuTimeoutError
 
-_ECHO_LIMIT = 400
+
+class Echo(Protocol):
+    """Where a session shows each message it sends and each reply (apply.progress.Reporter, for -v)."""
+
+    def sent(self, message: Mapping[str, Any]) -> None: ...
+
+    def received(self, reply: Mapping[str, Any]) -> None: ...
 
 
-class Reporter:
-    """Progress on a terminal (one rewritten line), quiet in pipes; ``-v`` echoes commands and replies."""
-
-    def __init__(self, stream: TextIO, verbose: bool) -> None:
-        self.stream = stream
-        self.verbose = verbose
-        self.tty = stream.isatty() and not verbose
-        self._shown = False
-
-    def progress(self, n: int, total: int, phase: str | None, text: str) -> None:
-        """``[phase] step n/N: command`` on one rewritten terminal line."""
-        if self.tty:
-            width = shutil.get_terminal_size((80, 24)).columns
-            line = f"[{phase or '-'}] step {n}/{total}: {text}"
-            self.stream.write("\r\x1b[K" + line[: max(10, width - 1)])
-            self.stream.flush()
-            self._shown = True
-
-    def sent(self, message: Mapping[str, Any]) -> None:
-        if self.verbose:
-            self._echo("-> ", message)
-
-    def received(self, reply: Mapping[str, Any]) -> None:
-        if self.verbose:
-            self._echo("<- ", reply)
-
-    def _echo(self, arrow: str, message: Mapping[str, Any]) -> None:
-        text = json.dumps(dict(message))
-        if len(text) > _ECHO_LIMIT:
-            # query-qmp-schema's reply alone is hundreds of kilobytes.
-            text = f"{text[:_ECHO_LIMIT]}... ({len(text)} bytes)"
-        self.stream.write(arrow + text + "\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        """Erase the progress line, if one is shown."""
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = False
-
-    def say(self, text: str) -> None:
-        """A status line, only on a terminal (or with -v)."""
-        if self.tty or self.verbose:
-            self.clear()
-            self.stream.write(text + "\n")
-            self.stream.flush()
+EchoT = TypeVar("EchoT", bound=Echo)
 
 
-class Session:
+class Session(Generic[EchoT]):
     """One qemu.qmp connection, with timeouts and QEMU-death detection around every command."""
 
     def __init__(self, client: QMPClient, timeout: float, qemu: QemuProcess | None,
-                 reporter: Reporter, where: str) -> None:
+                 reporter: EchoT, where: str) -> None:
         self.client = client
         self.timeout = timeout
         self.qemu = qemu
