@@ -19,6 +19,14 @@ class SourceLocation:
     col: int
     chain: tuple[SourceLocation, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The chain is flat: its entries are include sites, which need no chain
+        # of their own (describe_chain prints only their positions). Nested
+        # chains made hashing and comparing exponential in the include depth:
+        # a 30-deep chain with one error never finished.
+        if any(site.chain for site in self.chain):
+            object.__setattr__(self, "chain", tuple(SourceLocation(s.file, s.line, s.col) for s in self.chain))
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 

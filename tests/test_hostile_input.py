@@ -260,3 +260,24 @@ def test_ok_line_escapes_the_file_name(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "b\x1b[2J.yaml").write_text(HEADER, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert validate(["b\x1b[2J.yaml"], capsys) == (0, "b\\x1b[2J.yaml: ok\n", "")
+
+
+def test_include_chains_are_bounded_and_errors_deep_in_them_are_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain of 999 includes raised RecursionError; an error 40 files deep took for ever to report
+    (each include site carried its own chain, so hashing a location was exponential in the depth)."""
+    from machinedesc.cli import main
+
+    for d in range(999):
+        (tmp_path / f"c{d}.yaml").write_text(f"machinedesc: 1\ninclude: c{d + 1}.yaml\n")
+    (tmp_path / "c999.yaml").write_text("machinedesc: 1\nsystem: riscv64\n")
+    for d in range(40):
+        (tmp_path / f"e{d}.yaml").write_text(f"machinedesc: 1\ninclude: e{d + 1}.yaml\n")
+    (tmp_path / "e40.yaml").write_text("machinedesc: 1\nsystem: riscv64\nbogus: 1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "c0.yaml", "e0.yaml"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "c63.yaml:2:10: include: extends/include chains deeper than 64 files" in err
+    assert "e40.yaml:3:1" in err and err.count("included from") >= 40 + 63

@@ -20,6 +20,9 @@ FORMAT_VERSION = 1
 #: extends/include entries one load may follow, counted each time a file is
 #: included: a fan-out of includes grows exponentially with its depth.
 MAX_INCLUDES = 1_000
+#: How deep extends/include may chain (a board -> its base -> ...); each level
+#: is a Python call (and a merge), so a chain of 999 raised RecursionError.
+MAX_INCLUDE_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,9 @@ class _IncludeLoader:
                 items = [(entries, to_location(tree.value_locs[key]))]
             for name, loc in items:
                 target = self.target(name, loc, key, resolved, stack)
-                bases.append(self.load(target, display_name(target), (loc, *chain), (*stack, resolved)))
+                # The include site joins the flat chain without a chain of its own (source.py says why).
+                site = SourceLocation(loc.file, loc.line, loc.col)
+                bases.append(self.load(target, display_name(target), (site, *chain), (*stack, resolved)))
         own = LMap(tree.pos)
         for key, value in tree.items():
             if key not in ("extends", "include"):
@@ -160,6 +165,9 @@ class _IncludeLoader:
                  "count each time the file is included)", "include each fragment once, from one place")
         if "\0" in name:
             fail(loc, key, f"'{name}' is not a file name: it holds a NUL character")
+        if len(stack) + 1 >= MAX_INCLUDE_DEPTH:
+            fail(loc, key, f"extends/include chains deeper than {MAX_INCLUDE_DEPTH} files",
+                 "include fragments from one place instead of chaining them")
         target = real_path(resolved.parent / name)
         if not target.is_relative_to(self.root):
             fail(loc, key, f"'{name}' is outside the catalog root {display_name(self.root)}",
