@@ -6,7 +6,10 @@ and exits with ``err.exit_code`` for every MachinedescError, in one place.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -31,7 +34,8 @@ Exit status:
   3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
   4    a step failed, or the built machine differs from the board
   5    QEMU died or stopped answering (timeout)
-  6    the guest's console could not be written (disk full, I/O error)
+  6    an output could not be written: the guest's console, or standard
+       output (disk full, I/O error)
   130  interrupted (Ctrl-C); QEMU was shut down
 """
 
@@ -277,6 +281,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point: run the CLI and turn errors into messages and exit codes, in one place."""
     try:
         cli.main(args=argv, prog_name="machinedesc", standalone_mode=False)
+        # Flushed here, not at interpreter exit, so that a failed write is ours to report.
+        sys.stdout.flush()
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:
@@ -292,11 +298,41 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as err:
+        if not _stdout_failed(err):
+            _internal_error()
+        _silence_stdout()
+        if err.errno == errno.EPIPE:
+            sys.exit(0)  # the reader went away (`| head`): quiet, as click itself treats it
+        print(f"machinedesc: cannot write standard output: {err.strerror}", file=sys.stderr)
+        sys.exit(6)
     except Exception:  # noqa: BLE001 - the one place internal errors become exit 1
-        traceback.print_exc()
-        print("machinedesc: internal error (a bug): please report the traceback above", file=sys.stderr)
-        sys.exit(1)
+        _internal_error()
     sys.exit(0)
+
+
+def _stdout_failed(err: OSError) -> bool:
+    """Whether ``err`` is a failed write of standard output.
+
+    Errors of the files machinedesc opens carry the file's name (and are
+    reported where they happen); a write error without one that escaped to
+    here came from printing.
+    """
+    return err.filename is None and err.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG)
+
+
+def _silence_stdout() -> None:
+    # What is still buffered would fail again when Python flushes it at exit.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _internal_error() -> NoReturn:
+    traceback.print_exc()
+    print("machinedesc: internal error (a bug): please report the traceback above", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

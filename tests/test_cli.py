@@ -202,3 +202,24 @@ def test_console_file_onto_the_board_is_refused(tmp_path: Path, capsys: pytest.C
     code, _, err = run(["apply", str(board), "--serial", f"file:{board}"], capsys)
     assert code == 2 and "--serial" in err and "would destroy it" in err
     assert board.read_text().startswith("# yaml-language-server")
+
+
+@pytest.mark.parametrize("args", [["plan", "boards/soc.yaml"], ["schema"], ["--help"], ["validate", "boards/soc.yaml"]])
+def test_a_full_standard_output_is_exit_6_without_traceback(in_repo: Path, args: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run([sys.executable, "-m", "machinedesc.cli", *args], stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    assert out.returncode == 6, out.stderr
+    assert out.stderr == "machinedesc: cannot write standard output: No space left on device\n"
+
+
+def test_a_reader_that_goes_away_is_quiet(in_repo: Path) -> None:
+    """`machinedesc plan ... | head -1`: the reader left; nothing to report (click's convention: exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-m", "machinedesc.cli", "plan", "boards/soc.yaml",
+                             "--set", "harts=3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"# machinedesc plan")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 0 and err == ""
+    proc.stderr.close()
