@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import MachinedescError
+from ..errors import MachinedescError, printable
 from ..source import SourceLocation
 from .steps import qmp_message
 
@@ -52,6 +52,10 @@ from .steps import qmp_message
 _TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')+""")
 #: How deeply a JSON value may nest (as a board may: board.yaml_reader.MAX_DEPTH).
 MAX_JSON_DEPTH = 64
+#: The largest QMP file run reads: a plan of 100,000 components is about 60 MiB.
+MAX_FILE_BYTES = 64 << 20
+#: The longest line: one command; even a large JSON value stays far below.
+MAX_LINE_CHARS = 1 << 20
 _HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")
 
@@ -67,9 +71,11 @@ class QmpFileError(MachinedescError):
     exit_code = 2
 
     def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
-        text = f"{location}: {message}"
+        # Line 0: about the whole file. Names and values come from the file: escaped.
+        where = str(location) if location.line else location.file
+        text = printable(f"{where}: {message}")
         if hint:
-            text += f"\n  hint: {hint}"
+            text += "\n" + printable(f"  hint: {hint}")
         super().__init__(text)
         self.location = location
         self.message = message
@@ -155,6 +161,10 @@ def parse_value(text: str, location: SourceLocation | None = None) -> Any:
             value = json.loads(text, parse_constant=_refuse_constant)
             if _json_depth(value) > MAX_JSON_DEPTH:
                 raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            try:
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a lone surrogate (\\ud800-\\udfff) is not text that QEMU can read") from None
             return value
         except (ValueError, RecursionError) as exc:
             reason: object = exc
@@ -269,8 +279,13 @@ def parse(text: str, filename: str) -> QmpFile:
     phase: str | None = None
     # Lines end at '\n' (and '\r\n') only, as editors count them: str.splitlines()
     # would also break at \x0b, \x0c, \x1c-\x1e, \x85 and shift every line number.
+    if text.startswith("\ufeff"):  # a byte-order mark some editors write
+        text = text[1:]
     for lineno, raw in enumerate(text.split("\n"), start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
+        if len(line) > MAX_LINE_CHARS:
+            raise QmpFileError(SourceLocation(filename, lineno, 1),
+                               f"a line of {len(line):,} characters: at most {MAX_LINE_CHARS:,} are read")
         stripped = line.strip()
         if not stripped:
             continue
@@ -288,9 +303,13 @@ def parse(text: str, filename: str) -> QmpFile:
                         "one of: " + ", ".join(sorted(PHASE_NAMES)),
                     )
                 phase = value
-            elif not commands and key not in header:
+            elif not commands:
+                where = SourceLocation(filename, lineno, line.index("#") + 1)
+                if key in header:  # the first would win unseen, whatever the second says
+                    raise QmpFileError(where, f"a second '# {key}:' header (the first is at line "
+                                              f"{header_locations[key].line})", "keep one")
                 header[key] = value
-                header_locations[key] = SourceLocation(filename, lineno, line.index("#") + 1)
+                header_locations[key] = where
             continue
         cmd = parse_line(line, SourceLocation(filename, lineno, 1), phase)
         if cmd is not None:
@@ -299,11 +318,18 @@ def parse(text: str, filename: str) -> QmpFile:
 
 
 def load(path: Path) -> QmpFile:
-    """Read and parse ``path``.  Raises QmpFileError (also for an unreadable file)."""
+    """Read and parse ``path``, a regular file of at most MAX_FILE_BYTES.
+
+    Raises QmpFileError (also for an unreadable file, a FIFO, a device...).
+    """
+    from ..board.yaml_reader import FileProblem, read_limited
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise QmpFileError(SourceLocation(str(path), 0, 0), f"cannot read: {exc.strerror or exc}") from None
+        data = read_limited(path, MAX_FILE_BYTES)
+    except FileProblem as exc:
+        message = (f"is larger than {MAX_FILE_BYTES >> 20} MiB, the most run reads" if exc.message.startswith(
+            "is larger") else exc.message)
+        raise QmpFileError(SourceLocation(str(path), 0, 0), message) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -328,6 +354,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         bare_ok = (
             value != ""
+            and value.isprintable()  # control and bidi characters go JSON-escaped, never raw
             and not any(c.isspace() or c in "\"'" for c in value)
             and not value.startswith(("{", "["))
             and parse_value(value) == value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,3 +197,29 @@ def test_format_refuses_values_without_a_literal() -> None:
         format_value(1.5)
     with pytest.raises(ValueError):
         format_value(None)
+
+
+def test_files_run_reads_are_bounded_regular_files(tmp_path: Path) -> None:
+    """A FIFO blocked run for ever; a 20 MB line took 2.5 GB: both refused before parsing."""
+    import os
+
+    from machinedesc.plan.qmpfile import MAX_LINE_CHARS, QmpFileError, load
+
+    fifo = tmp_path / "f.qmp"
+    os.mkfifo(fifo)
+    with pytest.raises(QmpFileError, match=r"f\.qmp: is a FIFO \(named pipe\), not a regular file"):
+        load(fifo)
+    long = tmp_path / "long.qmp"
+    long.write_text("qom-get path=/machine property=" + "a" * MAX_LINE_CHARS + "\n")
+    with pytest.raises(QmpFileError, match=r"long\.qmp:1:1: a line of 1,048,607 characters"):
+        load(long)
+
+
+def test_strings_that_are_not_printable_are_written_escaped() -> None:
+    """Control and bidi characters from a board never reach a plan file (or a terminal) raw."""
+    from machinedesc.plan.qmpfile import format_value, parse_value
+
+    for text in ("a\x1b]0;PWN\x07b", "a\u202eb", "a\x00b", "tab\there"):
+        written = format_value(text)
+        assert written.isprintable() and written.isascii(), written
+        assert parse_value(written) == text
