@@ -455,7 +455,10 @@ async def drive(job: Job, opts: Options) -> int:
     main_task = asyncio.current_task()
     assert main_task is not None
     stop = _Stop(main_task, loop)
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    # A signal the caller ignores stays ignored: `nohup machinedesc apply ...`
+    # must survive the hang-up it was started to survive.
+    handled = tuple(s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                    if signal.getsignal(s) is not signal.SIG_IGN)
     for signum in handled:
         loop.add_signal_handler(signum, stop.on_signal, signum)
     qemu: QemuProcess | None = None

@@ -56,6 +56,17 @@ HOST_COMMANDS: Mapping[str, str] = {
     "nbd-server-add": "serves a block device on the host",
     "xen-save-devices-state": "writes a host file",
     "xen-load-devices-state": "reads a host file",
+    "dump-skeys": "writes the guest's storage keys to a host file (s390x)",
+}
+
+#: Commands a board's raw qmp: entries may never send, host access or not:
+#: machinedesc itself moves the machine through its phases and runs the guest.
+LIFECYCLE_COMMANDS: Mapping[str, str] = {
+    "x-machine-init": "the plan sends it; a raw command chooses its phase with 'phase:'",
+    "x-exit-preconfig": "the plan sends it; a raw command chooses its phase with 'phase:'",
+    "quit": "it ends QEMU before the machine is built and verified",
+    "cont": "apply starts the CPUs itself once the machine is verified (or not, with --paused)",
+    "stop": "apply decides when the CPUs run (--paused keeps them stopped)",
 }
 
 #: chardev backends that stay inside QEMU (or machinedesc's own terminal); every other one
@@ -343,6 +354,10 @@ def _check_raw(board: Board, add: _Add, allow_host_access: bool) -> None:
         base: tuple[str | int, ...] = ("qmp", raw.name)
         if not _COMMAND_NAME.fullmatch(raw.execute):
             add((*base, "execute"), f"'{escape_control(raw.execute)}' is not a QMP command name", False)
+            continue
+        if raw.execute in LIFECYCLE_COMMANDS:
+            add((*base, "execute"), f"'{raw.execute}' cannot be a raw command: {LIFECYCLE_COMMANDS[raw.execute]}",
+                False)
             continue
         found = None if allow_host_access else command_problem(raw.execute, raw.arguments)
         if found:

@@ -537,3 +537,25 @@ def test_keys_typed_on_the_terminal_reach_the_console(sandbox: Sandbox, stock_ri
         os.close(master)
         os.close(slave)
     sandbox.assert_clean()
+
+
+def test_a_hang_up_that_was_ignored_stays_ignored(sandbox: Sandbox, stock_riscv: Path) -> None:
+    """`nohup machinedesc run ...`: SIGHUP ignored by the caller must not end the run (it gave 129)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited across exec, as nohup does
+    try:
+        proc = sandbox.start(sandbox.argv_run(str(slow_file(sandbox.base / "slow.qmp", n=3000)),
+                                              "--qemu", str(stock_riscv), "-v"))
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    err = StderrWatcher(proc)
+    err.wait_for('"qom-list"', count=50)
+    proc.send_signal(signal.SIGHUP)
+    # It goes on to the end (the machine then runs with no guest until stopped).
+    err.wait_for('"x-exit-preconfig"', timeout=120)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    text = err.finish()
+    assert "interrupted (SIGINT)" in text and "SIGHUP" not in text
+    proc.communicate()
+    sandbox.assert_clean()
