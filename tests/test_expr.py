@@ -83,3 +83,17 @@ def test_huge_sizes_are_refused_without_converting() -> None:
     with pytest.raises(ExprError, match=r"\(5,000 digits\) does not fit in 64 bits"):
         parse_size("9" * 5000 + " TiB")
     assert parse_size("0" * 5000 + "1 KiB") == 1024
+
+
+def test_expanded_strings_are_bounded() -> None:
+    """'${s}${s}' over 1,000 copies of a 500 KB parameter took 56 s and 3.95 GB; now refused at the bound."""
+    from machinedesc.board.expr import MAX_EXPANDED_CHARS, ExprError, substitute
+
+    half = "x" * (MAX_EXPANDED_CHARS // 2)
+    assert substitute("${s}${s}", {"s": half}) == half * 2  # exactly at the bound: fine
+    with pytest.raises(ExprError, match="expands to more than 65,536 characters"):
+        substitute("${s}${s}!", {"s": half})
+    with pytest.raises(ExprError, match="expands to more than"):
+        substitute("${s}", {"s": half * 3})
+    with pytest.raises(ExprError, match="expands to more than"):
+        substitute("a${s}" * 1000, {"s": "y" * 500_000})

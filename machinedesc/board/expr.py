@@ -17,6 +17,8 @@ EXPR = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPR_CHARS = 1_000
 #: Nesting of one expression (operators inside operators); ``a + b + c`` is 3 deep.
 MAX_EXPR_DEPTH = 100
+#: Characters a string may expand to (each copy of a count: holds its own).
+MAX_EXPANDED_CHARS = 64 << 10
 #: Shift counts allowed, for << and >> alike.
 MAX_SHIFT = 128
 SIZE = re.compile(r"^([0-9]+) ?(B|KiB|MiB|GiB|TiB)$")
@@ -144,10 +146,36 @@ def _int(value: Any, source: str) -> int:
 
 
 def substitute(value: Any, env: Mapping[str, Any]) -> Any:
-    """``value`` with ${...} evaluated: a whole-string expression keeps its type."""
+    """``value`` with ${...} evaluated: a whole-string expression keeps its type.
+
+    Raises:
+        ExprError: an expression fails, or the text grows beyond MAX_EXPANDED_CHARS.
+    """
     if not isinstance(value, str) or "${" not in value:
         return value
     whole = EXPR.fullmatch(value)
     if whole:
-        return evaluate(whole.group(1), env)
-    return EXPR.sub(lambda m: str(evaluate(m.group(1), env)), value)
+        result = evaluate(whole.group(1), env)
+        if isinstance(result, str) and len(result) > MAX_EXPANDED_CHARS:
+            raise _too_long(value)
+        return result
+    # Built piece by piece, so that '${s}${s}...' stops at the bound, not after it.
+    pieces: list[str] = []
+    size, end = 0, 0
+    for match in EXPR.finditer(value):
+        piece = str(evaluate(match.group(1), env))
+        size += (match.start() - end) + len(piece)
+        if size > MAX_EXPANDED_CHARS:
+            raise _too_long(value)
+        pieces += (value[end:match.start()], piece)
+        end = match.end()
+    if size + len(value) - end > MAX_EXPANDED_CHARS:
+        raise _too_long(value)
+    pieces.append(value[end:])
+    return "".join(pieces)
+
+
+def _too_long(value: str) -> ExprError:
+    return ExprError(f"'{value[:40]}': expands to more than {MAX_EXPANDED_CHARS:,} characters",
+                     "strings built from parameters are for names and short values; a count: of "
+                     "copies multiplies each one")
