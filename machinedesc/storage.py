@@ -29,19 +29,21 @@ def write_file(path: Path, data: bytes, *, mode: int | None = None) -> None:
     Raises OSError (for a missing directory, a read-only file system, a full
     disk, ...); no temporary file is left behind.
     """
-    # Write through symlinks: everything below works on the final target.
-    real = Path(os.path.realpath(path))
+    # What the path is, followed as open() follows it: /dev/stdout and
+    # /dev/fd/N (a shell's >(...)) lead to a pipe that realpath() cannot name.
     try:
-        st: os.stat_result | None = os.stat(real)
+        st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(21, "Is a directory", str(path))
     if st is not None and not stat.S_ISREG(st.st_mode):
-        # A device node, FIFO or socket: never replace it, write into it as a shell's `>` would.
-        with open(real, "wb") as out:
+        # A device node, FIFO, pipe or socket: never replace it, write into it as a shell's `>` would.
+        with open(path, "wb") as out:
             out.write(data)
         return
+    # Write through symlinks: the rest works on the final target.
+    real = Path(os.path.realpath(path))
     if st is not None:
         perms = stat.S_IMODE(st.st_mode)
     elif mode is not None:

@@ -223,3 +223,11 @@ def test_a_reader_that_goes_away_is_quiet(in_repo: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 0 and err == ""
     proc.stderr.close()
+
+
+def test_plan_output_into_a_pipe_by_name(in_repo: Path) -> None:
+    """`-o /dev/stdout` into a pipe (and a shell's `-o >(...)`) was refused: 'cannot write /dev/fd/63'."""
+    out = subprocess.run([sys.executable, "-m", "machinedesc.cli", "plan", "boards/soc.yaml", "-o", "/dev/stdout"],
+                         capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith("# machinedesc plan, format 1\n")
