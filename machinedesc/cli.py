@@ -111,12 +111,13 @@ def refuse_overwriting(output: Path, inputs: Sequence[Path], option: str) -> Non
 
 def check_inputs(paths: Sequence[Path], option: str) -> None:
     """UsageError (exit 2) for an input that is not a regular file (a FIFO, a device, a directory)."""
-    from .storage import not_a_regular_file
+    from .storage import FileProblem, check_regular
 
     for path in paths:
-        why = not_a_regular_file(path)
-        if why is not None:
-            raise UsageError(printable(f"machinedesc: {option} {path}: {why}"))
+        try:
+            check_regular(path)
+        except FileProblem as err:
+            raise UsageError(printable(f"machinedesc: {option} {path}: {err.message}")) from None
 
 
 _CATALOG_HELP = "Directory that includes may not leave (default: the board's directory)."

@@ -8,6 +8,7 @@ directory it reads or writes comes from ``cache_dir``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import sys
@@ -142,18 +143,80 @@ def same_file(output: Path, inputs: Sequence[Path]) -> Path | None:
     return None
 
 
-def not_a_regular_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as an input file (missing, a directory, a FIFO, a device), else None.
+_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
-    A FIFO blocks a reader for ever and a device such as /dev/zero never ends:
-    inputs (boards, QMP files, firmware) must be regular files.
+
+class FileProblem(Exception):
+    """An input file that cannot be read: missing, not a regular file, too large; the message says which."""
+
+    def __init__(self, message: str, hint: str | None = None, strerror: str | None = None) -> None:
+        super().__init__(message)
+        #: What is wrong, said of the file: "is a directory, ...", "cannot read: ...".
+        self.message = message
+        self.hint = hint
+        #: The system's reason when the file could not be opened or read.
+        self.strerror = strerror
+
+    def about(self, name: str) -> str:
+        """The message about a file as another file names it (an include)."""
+        return f"cannot read '{name}': {self.strerror}" if self.strerror else f"'{name}' {self.message}"
+
+
+def _not_regular(mode: int, hint: str | None) -> FileProblem | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return FileProblem(f"is {kind}, not a regular file", hint)
+
+
+def check_regular(path: Path, hint: str | None = None) -> os.stat_result:
+    """``path``'s status, if it is a regular file; raises FileProblem (and not OSError) otherwise.
+
+    Inputs (boards, QMP files, firmware) must be regular files: a FIFO blocks a
+    reader for ever and a device such as /dev/zero never ends. ``hint`` goes
+    with the "not a regular file" problem.
     """
     try:
-        st = path.stat()
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    if stat.S_ISREG(st.st_mode):
-        return None
-    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
-            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket")
-    return f"not a regular file ({kind})"
+        st = os.stat(path)
+    except OSError as err:
+        loop_hint = "symbolic links that lead in a circle" if err.errno == errno.ELOOP else None
+        raise FileProblem(f"cannot read: {err.strerror}", loop_hint, err.strerror) from None
+    problem = _not_regular(st.st_mode, hint)
+    if problem:
+        raise problem
+    return st
+
+
+def read_regular(path: Path, limit: int, too_big: FileProblem, hint: str | None = None) -> bytes:
+    """The bytes of regular file ``path``, at most ``limit`` of them (else ``too_big`` is raised).
+
+    Anything but a regular file is refused before it is opened, and again on
+    the open file in case it was replaced in between; a file that grows past
+    ``limit`` while it is read is refused too.
+
+    Raises:
+        FileProblem: not a regular file, larger than ``limit``, or unreadable.
+    """
+    if check_regular(path, hint).st_size > limit:
+        raise too_big
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as err:
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
+    try:
+        problem = _not_regular(os.fstat(fd).st_mode, hint)
+        if problem:
+            raise problem
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # it grew since the stat
+                raise too_big
+        return b"".join(chunks)
+    except OSError as err:
+        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
+    finally:
+        os.close(fd)

@@ -13,8 +13,9 @@ from typing import Any, cast
 
 from ..errors import Collector, fail
 from ..source import SourceLocation
+from ..storage import FileProblem
 from .located import LMap, LSeq, PathT, did_you_mean, format_path, reset_hint_budget, to_location
-from .yaml_reader import MAX_BOARD_BYTES, FileProblem, check_regular, file_too_big, parse_file
+from .yaml_reader import MAX_BOARD_BYTES, check_regular, file_too_big, parse_file
 
 FORMAT_VERSION = 1
 #: extends/include entries one load may follow, counted each time a file is

@@ -9,10 +9,8 @@ files within MAX_BOARD_BYTES. Includes are resolved in ``includes``.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,9 @@ from ruamel.yaml import events as ev
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
+from .. import storage
 from ..errors import InstallError, fail
+from ..storage import FileProblem
 from ..source import SourceLocation
 from .located import LMap, LSeq, Pos, format_path, to_location
 
@@ -259,44 +259,13 @@ def _count_nodes(value: Any, limit: int) -> int:
     return count
 
 
-_FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
-               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
-
-
-class FileProblem(Exception):
-    """A board file that cannot be read: missing, not a regular file, too large; the message says which."""
-
-    def __init__(self, message: str, hint: str | None = None, strerror: str | None = None) -> None:
-        super().__init__(message)
-        #: What is wrong, said of the file: "is a directory, ...", "cannot read: ...".
-        self.message = message
-        self.hint = hint
-        #: The system's reason when the file could not be opened or read.
-        self.strerror = strerror
-
-    def about(self, name: str) -> str:
-        """The message about an included file, as named in the board."""
-        return f"cannot read '{name}': {self.strerror}" if self.strerror else f"'{name}' {self.message}"
-
-
-def _not_regular(mode: int) -> FileProblem | None:
-    if stat.S_ISREG(mode):
-        return None
-    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
-    return FileProblem(f"is {kind}, not a regular file", "boards and the files they include must be regular files")
+#: What the board layer says of an input that is not a regular file.
+BOARD_FILES_HINT = "boards and the files they include must be regular files"
 
 
 def check_regular(path: Path) -> os.stat_result:
-    """``path``'s status, if it is a regular file; raises FileProblem (and not OSError) otherwise."""
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        hint = "symbolic links that lead in a circle" if err.errno == errno.ELOOP else None
-        raise FileProblem(f"cannot read: {err.strerror}", hint, err.strerror) from None
-    problem = _not_regular(st.st_mode)
-    if problem:
-        raise problem
-    return st
+    """``path``'s status, if it is a regular file; raises FileProblem (storage.check_regular, board wording)."""
+    return storage.check_regular(path, BOARD_FILES_HINT)
 
 
 def file_too_big(limit: int) -> FileProblem:
@@ -305,39 +274,12 @@ def file_too_big(limit: int) -> FileProblem:
 
 
 def read_limited(path: Path, limit: int) -> bytes:
-    """The bytes of regular file ``path``, at most ``limit`` of them.
-
-    Anything else (a FIFO would block, /dev/zero never ends, a directory
-    cannot be read) is refused before it is opened, and again on the open
-    file in case it was replaced in between.
+    """The bytes of board file ``path``, at most ``limit`` (storage.read_regular, board wording).
 
     Raises:
         FileProblem: not a regular file, larger than ``limit``, or unreadable.
     """
-    st = check_regular(path)
-    too_big = file_too_big(limit)
-    if st.st_size > limit:
-        raise too_big
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError as err:
-        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
-    try:
-        problem = _not_regular(os.fstat(fd).st_mode)
-        if problem:
-            raise problem
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:  # it grew since the stat
-                raise too_big
-        return b"".join(chunks)
-    except OSError as err:
-        raise FileProblem(f"cannot read: {err.strerror}", None, err.strerror) from None
-    finally:
-        os.close(fd)
+    return storage.read_regular(path, limit, file_too_big(limit), BOARD_FILES_HINT)
 
 
 def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) -> str:

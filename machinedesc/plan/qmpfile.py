@@ -322,14 +322,13 @@ def load(path: Path) -> QmpFile:
 
     Raises QmpFileError (also for an unreadable file, a FIFO, a device...).
     """
-    from ..board.yaml_reader import FileProblem, read_limited
+    from ..storage import FileProblem, read_regular
 
     try:
-        data = read_limited(path, MAX_FILE_BYTES)
+        data = read_regular(path, MAX_FILE_BYTES, FileProblem(f"is larger than {MAX_FILE_BYTES >> 20} MiB, "
+                                                              "the most run reads"))
     except FileProblem as exc:
-        message = (f"is larger than {MAX_FILE_BYTES >> 20} MiB, the most run reads" if exc.message.startswith(
-            "is larger") else exc.message)
-        raise QmpFileError(SourceLocation(str(path), 0, 0), message) from None
+        raise QmpFileError(SourceLocation(str(path), 0, 0), exc.message, exc.hint) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
