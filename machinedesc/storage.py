@@ -1,8 +1,10 @@
-"""Writing files safely: the one atomic-write helper, and the one cache-directory helper.
+"""Files, safely: the one atomic-write helper, the one input reader, the one cache-directory helper.
 
 Every file machinedesc writes (``plan -o``, the plan cache, the capability
-cache, the patched-prefix memo) goes through ``write_file``; every cache
-directory it reads or writes comes from ``cache_dir``.
+cache, the patched-prefix memo) goes through ``write_file``; every input file
+(boards and their includes, QMP files, firmware) is checked by
+``check_regular`` or read by ``read_regular``; every cache directory it reads
+or writes comes from ``cache_dir``.
 """
 
 from __future__ import annotations

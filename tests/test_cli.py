@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from needs import mounted_tmpfs
 
 from machinedesc.cli import main
 
@@ -111,15 +112,8 @@ def test_plan_output_errors_are_clean(in_repo: Path, tmp_path: Path, capsys: pyt
 
 def test_plan_output_onto_a_read_only_file_system(in_repo: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)],
-                                           capture_output=True, check=False).returncode:
-        pytest.skip("needs root and tmpfs to mount a read-only file system")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=64k") as mnt:
         code, _, err = run(["plan", "boards/soc.yaml", "-o", str(mnt / "soc.qmp")], capsys)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
     assert code == 2
     assert err == f"machinedesc: cannot write {mnt / 'soc.qmp'}: Read-only file system\n"
 

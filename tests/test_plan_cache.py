@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from needs import missing
 
 from machinedesc.plan import pipeline
 from machinedesc.plan.render import render_qmp
@@ -136,7 +137,7 @@ def test_a_directory_of_another_user_is_ignored(tmp_path: Path, counted: list[in
     import os
 
     if os.geteuid() != 0:
-        pytest.skip("needs root to give the directory to another user")
+        missing("giving a directory to another user needs root")
     board = tmp_path / "board.yaml"
     board.write_text(BASE)
     pipeline.load_plan(board, cache=True)

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from needs import missing
 from qemu_fixtures import Launcher, QemuInstance
 
 __all__ = ["Launcher", "QemuInstance"]
@@ -63,10 +64,7 @@ BUILD_SCRIPT = REPO / "qemu" / "build.sh"
 
 def _missing(reason: str) -> None:
     """Skip the test with a loud reason, or fail it under CI."""
-    message = f"patched QEMU not available: {reason} (build it: bash qemu/build.sh)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"the patched QEMU is not available: {reason} (build it: bash qemu/build.sh)")
 
 
 @pytest.fixture(scope="session")

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from needs import IN_CI, missing
 from qemu.qmp import ExecuteError
 
 REPO = Path(__file__).resolve().parents[2]
-IN_CI = bool(os.environ.get("CI"))
 
 # A QMP step: command name and its arguments.
 Step = tuple[str, dict[str, Any]]
@@ -52,13 +52,6 @@ RISCV_LINES = ["hello from hart 0", "hello from hart 1", "hello from timer inter
 AARCH64_LINES = ["hello from cpu 0", "hello from cpu 1"]
 
 STOCK_BINDIR = Path(os.environ.get("MACHINEDESC_STOCK_QEMU_BINDIR", "/usr/bin"))
-
-
-def missing(reason: str) -> None:
-    """Skip loudly outside CI; fail under CI=true, where everything must be there."""
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
 def stock_qemu(system: str) -> Path:

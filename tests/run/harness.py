@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from needs import missing
 from qemu.qmp import QMPClient
 
 REPO = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI") == "true"
 DRIVER = Path(__file__).resolve().parent / "driver.py"
-
-
-def missing(reason: str) -> None:
-    """Skip loudly outside CI; fail under CI=true, where everything must be there."""
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
 def stock_qemu(system: str) -> Path:

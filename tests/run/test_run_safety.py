@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from harness import Sandbox, StderrWatcher
+from needs import mounted_tmpfs
 
 LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
 
@@ -238,18 +239,11 @@ def test_console_on_a_full_stdout_is_an_error(sandbox: Sandbox, stock_riscv: Pat
 
 def test_console_to_a_full_file_system_is_an_error(sandbox: Sandbox, stock_riscv: Path, firmware: Path,
                                                    tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                                           capture_output=True, check=False).returncode:
-        pytest.skip("needs root and tmpfs to mount a small file system")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "size=64k") as mnt:
         subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'fill'}", "bs=4k"], capture_output=True, check=False)
         f = virt_file(sandbox.base / "a.qmp", firmware / "riscv64-hello.elf")
         out = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--serial",
                                             f"file:{mnt / 'console.log'}"))
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
     assert out.rc == 6, out.stderr
     assert "No space left on device" in out.stderr
     sandbox.assert_clean()
