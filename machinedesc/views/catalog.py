@@ -13,23 +13,10 @@ from typing import Any
 
 from ..board.includes import display_name
 from ..board.located import LMap, LSeq
-from ..board.model import Board
 from ..board.yaml_reader import MAX_BOARD_BYTES, parse_file
-from ..errors import BoardError, Collector, UsageError, printable
-from ..plan.graph import build_graph
+from ..errors import BoardError, UsageError, printable
 from ..plan.pipeline import load_board
-from ..plan.planner import make_plan
-from ..plan.steps import Plan
-from .machine import cpu_types, human_size, memory_total
-
-
-def plan_of(board: Board) -> Plan:
-    """The plan of a loaded board (as ``plan`` makes it, without firmware); raises BoardError on a cycle."""
-    problems = Collector()
-    sg = build_graph(board, problems)
-    problems.raise_if_any()
-    assert sg is not None
-    return make_plan(board, sg)
+from .machine import cpu_types, human_size, memory_total, plan_of
 
 
 @dataclass(frozen=True)
@@ -59,11 +46,11 @@ def _extends(path: Path) -> list[str]:
     return [str(value)] if isinstance(value, str) else []
 
 
-def read_row(path: Path) -> Row:
+def read_row(path: Path, *, allow_host_access: bool = False) -> Row:
     """The row of one board file; never raises BoardError (the error becomes the row's ``error``)."""
     extends = _extends(path)
     try:
-        board = load_board(path)
+        board = load_board(path, allow_host_access=allow_host_access)
         steps = len(plan_of(board).steps)
     except BoardError as err:
         problems = sorted(set(err.problems), key=lambda p: (
@@ -75,11 +62,11 @@ def read_row(path: Path) -> Row:
                board.summary, steps)
 
 
-def read_catalog(directory: Path) -> list[Row]:
+def read_catalog(directory: Path, *, allow_host_access: bool = False) -> list[Row]:
     """A row for every ``*.yaml`` directly in ``directory``, by file name; UsageError if it is no directory."""
     if not directory.is_dir():
         raise UsageError(printable(f"machinedesc: {directory} is not a directory"))
-    return [read_row(p) for p in sorted(directory.glob("*.yaml"), key=lambda p: (p.stem, p.name))]
+    return [read_row(p, allow_host_access=allow_host_access) for p in sorted(directory.glob("*.yaml"), key=lambda p: (p.stem, p.name))]
 
 
 def render_table(rows: list[Row]) -> str:

@@ -13,7 +13,10 @@ from typing import Any
 
 from ..board.checks import region_size
 from ..board.model import Board, Component
-from ..plan.graph import Connection, lower_wires
+from ..errors import Collector
+from ..plan.graph import Connection, build_graph, lower_wires
+from ..plan.planner import make_plan
+from ..plan.steps import Plan
 from ..source import SourceLocation
 
 NO_CLUSTER = ""
@@ -38,6 +41,20 @@ def human_size(size: int | None) -> str:
                 return f"{whole} {unit}"
             return f"{whole}.{(rest * 100) >> shift:02d} {unit}"
     return f"{size} B"
+
+
+def counted(count: int, what: str) -> str:
+    """``1 wire``, ``2 wires``, ``1,024 steps``."""
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+
+def plan_of(board: Board) -> Plan:
+    """The plan of a loaded board (as ``plan`` makes it, without firmware); raises BoardError on a cycle."""
+    problems = Collector()
+    sg = build_graph(board, problems)
+    problems.raise_if_any()
+    assert sg is not None
+    return make_plan(board, sg)
 
 
 def cluster_of(comp: Component, by_id: dict[str, Component]) -> str:

@@ -12,12 +12,8 @@ from typing import Any
 
 from ..board.model import Board, Component
 from ..errors import printable
-from .machine import (NO_CLUSTER, MapRow, Route, cpu_types, groups, human_size, interrupt_routes, memory_map,
+from .machine import (NO_CLUSTER, MapRow, Route, counted, cpu_types, groups, human_size, interrupt_routes, memory_map,
                       memory_total, value_text)
-
-
-def _n(count: int, what: str) -> str:
-    return f"{count:,} {what}{'' if count == 1 else 's'}"
 
 
 def _addr_width(rows: list[MapRow]) -> int:
@@ -43,7 +39,7 @@ def render_text(board: Board) -> str:
            f"  file {board.file}, qemu-system-{board.system}, machine {board.machine}"]
     cpus = ", ".join(f"{n} x {t}" for t, n in cpu_types(board).items()) or "none"
     out.append(f"  CPUs: {cpus}; memory: {human_size(memory_total(board))}; "
-               f"{_n(len(board.components), 'component')}, {_n(len(board.wires), 'wire')}")
+               f"{counted(len(board.components), 'component')}, {counted(len(board.wires), 'wire')}")
     if board.params:
         out.append("  params: " + ", ".join(f"{k}={value_text(v)}" for k, v in board.params.items()))
     out += ["", "Components"]
