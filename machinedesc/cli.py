@@ -1,4 +1,4 @@
-"""The command line: validate, plan, apply, run, list, show, graph, diff, schema, qemu build/path; errors become exit codes in ``main``.
+"""The command line: validate, plan, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
 
 Commands raise errors rather than print them: ``main`` prints ``str(err)``
 and exits with ``err.exit_code`` for every MachinedescError, in one place.

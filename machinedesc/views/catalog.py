@@ -66,7 +66,8 @@ def read_catalog(directory: Path, *, allow_host_access: bool = False) -> list[Ro
     """A row for every ``*.yaml`` directly in ``directory``, by file name; UsageError if it is no directory."""
     if not directory.is_dir():
         raise UsageError(printable(f"machinedesc: {directory} is not a directory"))
-    return [read_row(p, allow_host_access=allow_host_access) for p in sorted(directory.glob("*.yaml"), key=lambda p: (p.stem, p.name))]
+    files = sorted(directory.glob("*.yaml"), key=lambda p: (p.stem, p.name))
+    return [read_row(p, allow_host_access=allow_host_access) for p in files]
 
 
 def render_table(rows: list[Row]) -> str:
@@ -81,7 +82,8 @@ def render_table(rows: list[Row]) -> str:
         table.append((r.name, r.system, cpus, human_size(r.memory_bytes) if r.memory_bytes else "-",
                       str(r.steps), ", ".join(r.extends) or "-", r.summary))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]).rstrip() for line in table]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
+             for line in table]
     valid = sum(1 for r in rows if not r.error)
     lines.append(f"{len(rows)} board{'s' if len(rows) != 1 else ''}, {valid} valid, {len(rows) - valid} invalid")
     return "\n".join(printable(line) for line in lines) + "\n"

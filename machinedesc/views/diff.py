@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..board.includes import load_document
+from ..board.located import location_of
 from ..board.model import Board, Component
 from ..errors import BoardError, printable
 from ..plan.pipeline import load_board
@@ -47,24 +49,43 @@ class Change:
         return f"  {self.sign} {self.text}" + (f"  ({', '.join(where)})" if where else "")
 
 
-def _values(section: str, what: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+_Where = Mapping[str, SourceLocation | None]
+
+
+def _values(section: str, what: str, old: Mapping[str, Any], new: Mapping[str, Any],
+            old_at: _Where | None = None, new_at: _Where | None = None) -> list[Change]:
     out = []
     for key in [*old, *(k for k in new if k not in old)]:
+        was, now = (old_at or {}).get(key), (new_at or {}).get(key)
         if key not in new:
-            out.append(Change(section, "-", f"{what}{key}: {value_text(old[key])}"))
+            out.append(Change(section, "-", f"{what}{key}: {value_text(old[key])}", was))
         elif key not in old:
-            out.append(Change(section, "+", f"{what}{key}: {value_text(new[key])}"))
+            out.append(Change(section, "+", f"{what}{key}: {value_text(new[key])}", None, now))
         elif old[key] != new[key] or type(old[key]) is not type(new[key]):
-            out.append(Change(section, "~", f"{what}{key}: {value_text(old[key])} -> {value_text(new[key])}"))
+            out.append(Change(section, "~", f"{what}{key}: {value_text(old[key])} -> {value_text(new[key])}",
+                              was, now))
     return out
 
 
-def _board_changes(old: Board, new: Board) -> list[Change]:
+@dataclass(frozen=True)
+class Loaded:
+    """A board to compare: the model, its plan's step count, and where each parameter is declared."""
+
+    board: Board
+    steps: int
+    params: _Where
+    #: Where name, summary, system and machine are written (None: not written, the default).
+    top: _Where
+
+
+def _board_changes(a: Loaded, b: Loaded) -> list[Change]:
+    old, new = a.board, b.board
     out = _values("board", "", {"name": old.name, "summary": old.summary, "system": old.system,
                                 "machine": old.machine}, {"name": new.name, "summary": new.summary,
-                                                          "system": new.system, "machine": new.machine})
+                                                          "system": new.system, "machine": new.machine},
+                  a.top, b.top)
     out += _values("board", "machine.props.", old.machine_props, new.machine_props)
-    out += _values("board", "params.", old.params, new.params)
+    out += _values("board", "params.", old.params, new.params, a.params, b.params)
     out += _values("board", "chardevs.", old.chardevs, new.chardevs)
     out += _values("board", "backends.", {b.id: {"type": b.type, **b.props} for b in old.backends},
                    {b.id: {"type": b.type, **b.props} for b in new.backends})
@@ -131,7 +152,10 @@ def _same_component(was: Component, comp: Component) -> list[Change]:
     return out
 
 
-def _mappings(board: Board) -> dict[tuple[str, int], tuple[tuple[int, int | None, int], SourceLocation | None]]:
+_Maps = tuple[tuple[int, int | None, int], ...]
+
+
+def _mappings(board: Board) -> dict[tuple[str, int], tuple[_Maps, SourceLocation | None]]:
     """(component, region) -> (its mappings as (addr, size, priority), where the first is written)."""
     out: dict[tuple[str, int], tuple[list[tuple[int, int | None, int]], SourceLocation | None]] = {}
     for comp in board.components:
@@ -141,7 +165,7 @@ def _mappings(board: Board) -> dict[tuple[str, int], tuple[tuple[int, int | None
     return {k: (tuple(sorted(v[0], key=lambda t: (t[0], t[2]))), v[1]) for k, v in out.items()}
 
 
-def _where(maps: tuple[tuple[int, int | None, int], ...]) -> str:
+def _where(maps: _Maps) -> str:
     return ", ".join(f"{a:#x}" + (f" size {s:#x}" if s is not None else "") + (f" priority {p}" if p else "")
                      for a, s, p in maps)
 
@@ -187,10 +211,12 @@ def _wiring_changes(old: Board, new: Board) -> list[Change]:
     return out
 
 
-def compare(old: Board, new: Board, old_steps: int, new_steps: int) -> list[Change]:
-    """Every difference from ``old`` to ``new``, section by section (SECTIONS' order)."""
-    out = _board_changes(old, new) + _component_changes(old, new) + _memory_changes(old, new)
+def compare(a: Loaded, b: Loaded) -> list[Change]:
+    """Every difference from ``a`` to ``b``, section by section (SECTIONS' order)."""
+    old, new = a.board, b.board
+    out = _board_changes(a, b) + _component_changes(old, new) + _memory_changes(old, new)
     out += _wiring_changes(old, new)
+    old_steps, new_steps = a.steps, b.steps
     if old_steps != new_steps:
         out.append(Change("plan", "~", f"{counted(old_steps, 'step')} -> {counted(new_steps, 'step')} "
                           f"({new_steps - old_steps:+,})"))
@@ -219,12 +245,16 @@ def render_json(changes: list[Change], old_label: str, new_label: str) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def _load(side: Side, overrides: Mapping[str, str], allow_host_access: bool) -> tuple[Board, int]:
+def _load(side: Side, overrides: Mapping[str, str], allow_host_access: bool) -> Loaded:
     try:
         board = load_board(side.path, overrides, side.catalog, allow_host_access=allow_host_access)
-        return board, len(plan_of(board).steps)
+        steps = len(plan_of(board).steps)
+        # The files again, for the parameters' positions (the Board keeps only their values).
+        tree = load_document(side.path, side.catalog).tree
     except BoardError as err:
         raise side.relabel(err) from None
+    return Loaded(board, steps, {name: location_of(tree, ("params", name)) for name in board.params},
+                  {key: location_of(tree, (key,)) for key in ("name", "summary", "system", "machine") if key in tree})
 
 
 def diff_boards(old_spec: str, new_spec: str, overrides: Mapping[str, str] | None = None,
@@ -236,9 +266,8 @@ def diff_boards(old_spec: str, new_spec: str, overrides: Mapping[str, str] | Non
     or UsageError (a revision that git does not know, a board not in it).
     """
     with checkout(old_spec, catalog) as old_side, checkout(new_spec, catalog) as new_side:
-        old, old_steps = _load(old_side, overrides or {}, allow_host_access)
-        new, new_steps = _load(new_side, overrides or {}, allow_host_access)
-        changes = compare(old, new, old_steps, new_steps)
+        changes = compare(_load(old_side, overrides or {}, allow_host_access),
+                          _load(new_side, overrides or {}, allow_host_access))
         render = render_json if fmt == "json" else render_text
         text = render(changes, old_side.label, new_side.label)
         return old_side.rename(new_side.rename(text)), not changes

@@ -164,7 +164,8 @@ def memory_map(board: Board) -> list[MapRow]:
         others = [a for a in mapped[(r.component, r.region)] if a != r.start]
         if others:
             shown = ", ".join(f"{a:#x}" for a in others[:MAX_NOTES])
-            notes.append(f"alias: also at {shown}" + (f" and {len(others) - MAX_NOTES:,} more" if len(others) > MAX_NOTES else ""))
+            more = f" and {len(others) - MAX_NOTES:,} more" if len(others) > MAX_NOTES else ""
+            notes.append(f"alias: also at {shown}{more}")
         out.append(MapRow(r.start, r.end, r.size, r.component, r.type, r.region, r.priority, r.location,
                           tuple(notes)))
         if r.end is None or r.end > covered:

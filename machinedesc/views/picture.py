@@ -82,7 +82,7 @@ def _devices(g: graphviz.Digraph, members: list[Component]) -> None:
             for comp in mapped:
                 _node(sub, comp)
             # Invisible edges keep them in address order, top to bottom.
-            for a, b in zip(mapped, mapped[1:]):
+            for a, b in zip(mapped, mapped[1:], strict=False):
                 sub.edge(a.id, b.id, style="invis")
     for comp in members:
         if not comp.mmio:
