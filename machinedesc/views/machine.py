@@ -1,5 +1,5 @@
 """What a person wants to see of a Board: its clusters, its memory map in address order (holes,
-overlaps and aliases made visible) and its interrupt tree through the gates the planner inserts.
+overlaps and regions mapped twice made visible) and its interrupt tree through the gates the planner inserts.
 
 Pure functions over ``board.model.Board`` and ``plan.graph.lower_wires``; the renderers
 (``views.show``, ``views.picture``, ``views.diff``) share them, so text, JSON, pictures and diffs
@@ -111,8 +111,10 @@ class MapRow:
 
     ``end`` is inclusive; ``size`` and ``end`` are None when neither the type
     table nor the board's ``size:`` knows the region's size. ``notes`` say what
-    the region overlaps (and which one wins) and whether it is an alias (the
-    same region of one component mapped at several addresses).
+    the region overlaps (and which one wins) and whether the same region of
+    the component is mapped at several addresses: QEMU keeps one mapping per
+    region (``sysbus_mmio_map`` moves a mapped region), the last one the plan
+    sends, which is the last in the component's ``mmio`` list.
     """
 
     start: int
@@ -141,9 +143,10 @@ def memory_map(board: Board) -> list[MapRow]:
             end = m.addr + size - 1 if size is not None else None
             regions.append(MapRow(m.addr, end, size, comp.id, comp.type, m.region, m.priority, m.location))
     regions.sort(key=lambda r: (r.start, -r.priority, r.component, r.region))
-    mapped: dict[tuple[str, int], list[int]] = {}
-    for r in regions:
-        mapped.setdefault((r.component, r.region), []).append(r.start)
+    mapped: dict[tuple[str, int], list[int]] = {}  # in the order the plan maps them
+    for comp in board.components:
+        for m in comp.mmio:
+            mapped.setdefault((comp.id, m.region), []).append(m.addr)
     out: list[MapRow] = []
     covered = -1  # the last address covered by a region so far
     covered_known = True
@@ -161,11 +164,7 @@ def memory_map(board: Board) -> list[MapRow]:
         if len(overlapping) > MAX_NOTES:
             notes.append(f"overlaps {len(overlapping) - MAX_NOTES:,} more regions")
         open_.append(r)
-        others = [a for a in mapped[(r.component, r.region)] if a != r.start]
-        if others:
-            shown = ", ".join(f"{a:#x}" for a in others[:MAX_NOTES])
-            more = f" and {len(others) - MAX_NOTES:,} more" if len(others) > MAX_NOTES else ""
-            notes.append(f"alias: also at {shown}{more}")
+        notes += _remap_notes(r, mapped[(r.component, r.region)])
         out.append(MapRow(r.start, r.end, r.size, r.component, r.type, r.region, r.priority, r.location,
                           tuple(notes)))
         if r.end is None or r.end > covered:
@@ -173,6 +172,18 @@ def memory_map(board: Board) -> list[MapRow]:
             covered_known = r.end is not None
             covered = r.end if r.end is not None else r.start
     return out
+
+
+def _remap_notes(row: MapRow, addrs: list[int]) -> list[str]:
+    """What QEMU does with a region mapped at several addresses: it keeps the last mapping."""
+    others = [a for a in addrs if a != row.start]
+    if not others:
+        return []
+    if addrs[-1] != row.start:
+        return [f"not mapped here in QEMU: a later mapping of the same region moves it to {addrs[-1]:#x}"]
+    shown = ", ".join(f"{a:#x}" for a in others[:MAX_NOTES])
+    more = f" and {len(others) - MAX_NOTES:,} more" if len(others) > MAX_NOTES else ""
+    return [f"also mapped at {shown}{more} before: QEMU keeps one mapping per region, this last one"]
 
 
 def _overlap_note(row: MapRow, other: MapRow) -> str:

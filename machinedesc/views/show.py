@@ -62,7 +62,7 @@ def _map_text(rows: list[MapRow]) -> list[str]:
         return ["Memory map: nothing mapped"]
     w = _addr_width(rows) + 2
     out = [f"Memory map ({regions} region{'s' if regions != 1 else ''}, by address)",
-           f"  {'start':<{w}} {'end':<{w}} {'size':>10}  {'component':<14} region prio"]
+           f"  {'start':<{w}} {'end':<{w}} {'size':>10}  {'component':<14} region prio  type, file:line"]
     for r in rows:
         end = f"{r.end:#0{w}x}" if r.end is not None else "?"
         if r.is_hole:
