@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,18 @@ def test_docs_examples_are_real_outputs() -> None:
     assert len(blocks) >= 5
     for block in blocks:
         assert block in goldens, f"docs/inspect.md example is not a real output:\n{block}"
+
+
+def test_same_bytes_whatever_the_hash_seed(in_repo: Path) -> None:
+    """Set and dict order never leaks into the output: two interpreters with different hash seeds agree."""
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        texts = []
+        for args in (["show", GATES], ["graph", GATES], ["diff", "boards/soc.yaml", GATES], ["list"]):
+            done = subprocess.run([sys.executable, "-c", "from machinedesc.cli import main; main()", *args],
+                                  env=env, capture_output=True, text=True, check=False)
+            assert done.stderr == ""
+            texts.append(done.stdout)
+        outputs.append(texts)
+    assert outputs[0] == outputs[1]

@@ -218,8 +218,12 @@ def interrupt_routes(board: Board) -> list[Route]:
     extra, conns = lower_wires(board)
     gates = {c.id: c.type for c in extra}
     outputs: dict[str, list[Connection]] = {}
+    inputs: dict[str, list[str]] = {}  # gate -> the output lines that feed it
     for conn in conns:
         outputs.setdefault(conn.source.component, []).append(conn)
+        if conn.target.component in gates:
+            inputs.setdefault(conn.target.component, []).append(conn.source.text)
+    reached: dict[str, tuple[str, ...]] = {}
     routes: list[Route] = []
     for conn in conns:
         src, dst = conn.source, conn.target
@@ -229,9 +233,12 @@ def interrupt_routes(board: Board) -> list[Route]:
             routes.append(Route(src.text, conn.wire.name, "", "", (dst.text,)))
             continue
         gate = dst.component
-        reached = _through(gate, gates, outputs)
-        joined = tuple(c.source.text for c in conns if c.target.component == gate and c.source.text != src.text)
-        routes.append(Route(src.text, conn.wire.name, gate, gates[gate], tuple(reached), joined))
+        if gate not in reached:
+            reached[gate] = tuple(_through(gate, gates, outputs))
+        feeds = inputs[gate]
+        joined = tuple(s for s in feeds if s != src.text) if len(feeds) <= MAX_NOTES + 1 else (
+            f"{len(feeds) - 1:,} other outputs",)
+        routes.append(Route(src.text, conn.wire.name, gate, gates[gate], reached[gate], joined))
     return routes
 
 
