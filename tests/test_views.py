@@ -181,6 +181,17 @@ def test_list_keeps_invalid_boards_with_their_first_error(tmp_path: Path, in_rep
     assert render_table(rows) == out
 
 
+def test_list_does_not_hang_on_what_is_not_a_board_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO, a directory and a symbolic link loop named *.yaml are rows with their error, read without blocking."""
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    code, out, _ = run(["list", str(tmp_path)], capsys)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:-1]] == ["dir", "fifo", "loop"]
+    assert all("INVALID: " in line for line in out.splitlines()[1:-1])
+
+
 def test_list_of_a_missing_directory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["list", str(tmp_path / "nope")], capsys)
     assert code == 2 and "is not a directory" in err
