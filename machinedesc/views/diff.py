@@ -53,10 +53,12 @@ _Where = Mapping[str, SourceLocation | None]
 
 
 def _values(section: str, what: str, old: Mapping[str, Any], new: Mapping[str, Any],
-            old_at: _Where | None = None, new_at: _Where | None = None) -> list[Change]:
+            old_at: _Where, new_at: _Where) -> list[Change]:
+    """Changes of the entries of two mappings; ``what`` is their path prefix (``params.``), ``*_at``
+    where each entry is written, by that path prefix and key."""
     out = []
     for key in [*old, *(k for k in new if k not in old)]:
-        was, now = (old_at or {}).get(key), (new_at or {}).get(key)
+        was, now = old_at.get(f"{what}{key}"), new_at.get(f"{what}{key}")
         if key not in new:
             out.append(Change(section, "-", f"{what}{key}: {value_text(old[key])}", was))
         elif key not in old:
@@ -69,13 +71,17 @@ def _values(section: str, what: str, old: Mapping[str, Any], new: Mapping[str, A
 
 @dataclass(frozen=True)
 class Loaded:
-    """A board to compare: the model, its plan's step count, and where each parameter is declared."""
+    """A board to compare: the model, its plan's step count, and where its board-level entries are
+    written, by path (``name``, ``params.harts``, ``chardevs.serial0``, ...; absent: a default)."""
 
     board: Board
     steps: int
-    params: _Where
-    #: Where name, summary, system and machine are written (None: not written, the default).
-    top: _Where
+    where: _Where
+
+
+#: The board-level sections whose entries ``_board_changes`` compares, as the YAML spells them.
+_TOP = ("name", "summary", "system", "machine")
+_ENTRIES = ("machine.props", "params", "chardevs", "backends", "qmp")
 
 
 def _board_changes(a: Loaded, b: Loaded) -> list[Change]:
@@ -83,16 +89,29 @@ def _board_changes(a: Loaded, b: Loaded) -> list[Change]:
     out = _values("board", "", {"name": old.name, "summary": old.summary, "system": old.system,
                                 "machine": old.machine}, {"name": new.name, "summary": new.summary,
                                                           "system": new.system, "machine": new.machine},
-                  a.top, b.top)
-    out += _values("board", "machine.props.", old.machine_props, new.machine_props)
-    out += _values("board", "params.", old.params, new.params, a.params, b.params)
-    out += _values("board", "chardevs.", old.chardevs, new.chardevs)
+                  a.where, b.where)
+    out += _values("board", "machine.props.", old.machine_props, new.machine_props, a.where, b.where)
+    out += _values("board", "params.", old.params, new.params, a.where, b.where)
+    out += _values("board", "chardevs.", old.chardevs, new.chardevs, a.where, b.where)
     out += _values("board", "backends.", {b.id: {"type": b.type, **b.props} for b in old.backends},
-                   {b.id: {"type": b.type, **b.props} for b in new.backends})
+                   {b.id: {"type": b.type, **b.props} for b in new.backends}, a.where, b.where)
     out += _values("board", "qmp.", {r.name: {"execute": r.execute, "arguments": dict(r.arguments),
                                               "phase": r.phase.value, "after": list(r.after)} for r in old.raw},
                    {r.name: {"execute": r.execute, "arguments": dict(r.arguments), "phase": r.phase.value,
-                             "after": list(r.after)} for r in new.raw})
+                             "after": list(r.after)} for r in new.raw}, a.where, b.where)
+    return out
+
+
+def _where_written(tree: Mapping[str, Any]) -> dict[str, SourceLocation | None]:
+    """Path (``params.harts``) -> where the merged tree has it written, for the board-level entries."""
+    out: dict[str, SourceLocation | None] = {key: location_of(tree, (key,)) for key in _TOP if key in tree}
+    for section in _ENTRIES:
+        path = tuple(section.split("."))
+        node: Any = tree
+        for part in path:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        for key in node if isinstance(node, Mapping) else ():
+            out[f"{section}.{key}"] = location_of(tree, (*path, key))
     return out
 
 
@@ -249,12 +268,11 @@ def _load(side: Side, overrides: Mapping[str, str], allow_host_access: bool) -> 
     try:
         board = load_board(side.path, overrides, side.catalog, allow_host_access=allow_host_access)
         steps = len(plan_of(board).steps)
-        # The files again, for the parameters' positions (the Board keeps only their values).
+        # The files again, for the positions of params, chardevs, ... (the Board keeps only their values).
         tree = load_document(side.path, side.catalog).tree
     except BoardError as err:
         raise side.relabel(err) from None
-    return Loaded(board, steps, {name: location_of(tree, ("params", name)) for name in board.params},
-                  {key: location_of(tree, (key,)) for key in ("name", "summary", "system", "machine") if key in tree})
+    return Loaded(board, steps, _where_written(tree))
 
 
 def diff_boards(old_spec: str, new_spec: str, overrides: Mapping[str, str] | None = None,
