@@ -405,3 +405,23 @@ def test_same_bytes_whatever_the_hash_seed(in_repo: Path) -> None:
             texts.append(done.stdout)
         outputs.append(texts)
     assert outputs[0] == outputs[1]
+
+
+def test_diff_of_a_revision_with_a_catalog_above_the_board(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--catalog: includes from outside the board's directory are read at the revision too."""
+    monkeypatch.chdir(repo)
+    (repo / "common").mkdir()
+    (repo / "common" / "uart.yaml").write_text("machinedesc: 1\ncomponents:\n  uart0:\n    props: {baudbase: 1}\n")
+    (repo / "boards" / "variant.yaml").write_text(
+        "machinedesc: 1\nextends: base.yaml\ninclude: ../common/uart.yaml\nname: variant\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "three")
+    (repo / "common" / "uart.yaml").write_text("machinedesc: 1\ncomponents:\n  uart0:\n    props: {baudbase: 2}\n")
+    code, out, err = run(["diff", "--catalog", ".", "boards/variant.yaml@HEAD", "boards/variant.yaml"], capsys)
+    assert (code, err) == (1, "")
+    assert out.splitlines()[2:] == [
+        "components:", "  ~ uart0.props.baudbase: 1 -> 2  (was HEAD:common/uart.yaml:4, now common/uart.yaml:4)"]
+    # Without --catalog the include leaves the board's directory: refused, at the revision too.
+    code, _, err = run(["diff", "boards/variant.yaml@HEAD", "boards/variant.yaml"], capsys)
+    assert code == 2 and err.startswith("HEAD:boards/variant.yaml:3:")
