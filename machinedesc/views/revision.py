@@ -42,7 +42,12 @@ class Side:
 
     def rename(self, text: str) -> str:
         """``text`` with the temporary directory's paths written as ``REV:path``."""
-        return text.replace(self.tmp + os.sep, self.rev + ":") if self.tmp else text
+        if not self.tmp:
+            return text
+        # Included files are named by their real path: the same, unless the temporary directory is a link.
+        for prefix in dict.fromkeys((os.path.realpath(self.tmp), self.tmp)):
+            text = text.replace(prefix + os.sep, self.rev + ":")
+        return text
 
     def relabel(self, err: BoardError) -> BoardError:
         """The same problems, their files named ``REV:path``."""
