@@ -4,7 +4,7 @@
 the memory-mapped devices in a box of their own in address order (each with
 its address), other devices beside them, IRQ wires as solid edges labelled
 with their lines (through the split-irq / or-irq gates the planner inserts,
-drawn as small diamonds), QOM links as dashed edges labelled with the
+drawn as yellow hexagons), QOM links as dashed edges labelled with the
 property. ``memory_map_dot`` draws the memory map as one table, lowest
 address at the top, holes grey, overlaps marked. Both are DOT text, the same
 bytes for the same board: nodes and edges are emitted in the board's order.
@@ -29,7 +29,7 @@ FORMATS = ("svg", "png")
 
 def _digraph(name: str) -> graphviz.Digraph:
     g = graphviz.Digraph(name=name)
-    g.attr(rankdir="LR", fontname=FONT, fontsize="12", labelloc="t", nodesep="0.3", ranksep="0.9")
+    g.attr(rankdir="LR", fontname=FONT, fontsize="12", labelloc="t", nodesep="0.5", ranksep="0.9")
     g.attr("node", fontname=FONT, fontsize="10", shape="box", style="rounded,filled", fillcolor="white")
     g.attr("edge", fontname=FONT, fontsize="8")
     return g
@@ -67,8 +67,7 @@ def machine_dot(board: Board) -> str:
             head = board.by_id[cluster]
             sub.attr(label=_label(f"{cluster} ({head.type})"), style="rounded,filled", fillcolor="#f4f8fc",
                      color="#5b8bc0")
-            for comp in members:
-                _node(sub, comp)
+            _column(sub, f"column_{cluster}", members)
     _wires(g, board)
     _links(g, board)
     return str(g.source)
@@ -78,21 +77,29 @@ def _devices(g: graphviz.Digraph, members: list[Component]) -> None:
     mapped = sorted((c for c in members if c.mmio), key=lambda c: (min(m.addr for m in c.mmio), c.index))
     if mapped:
         with g.subgraph(name="cluster_sysbus") as sub:
+            # One column (rank), lowest address at the top; invisible edges keep that order.
             sub.attr(label="memory-mapped (by address)", style="rounded,dashed", color="#888888")
-            for comp in mapped:
-                _node(sub, comp)
-            # Invisible edges keep them in address order, top to bottom.
-            for a, b in zip(mapped, mapped[1:], strict=False):
-                sub.edge(a.id, b.id, style="invis")
+            _column(sub, "column_sysbus", mapped)
     for comp in members:
         if not comp.mmio:
             _node(g, comp)
 
 
+def _column(g: graphviz.Digraph, name: str, members: list[Component]) -> None:
+    """``members`` one above the other, the first at the top, in a subgraph of one rank."""
+    with g.subgraph(name=name) as column:
+        column.attr(rank="same")
+        for comp in members:
+            _node(column, comp)
+        # Flat edges of a left-to-right graph run bottom to top: each from the next member to the one before.
+        for a, b in zip(members, members[1:], strict=False):
+            column.edge(b.id, a.id, style="invis")
+
+
 def _wires(g: graphviz.Digraph, board: Board) -> None:
     extra, conns = lower_wires(board)
     for gate in extra:
-        g.node(gate.id, _label(gate.type, gate.id), shape="diamond", style="filled", fillcolor="#fff2cc",
+        g.node(gate.id, _label(gate.type, gate.id), shape="hexagon", style="filled", fillcolor="#fff2cc",
                fontsize="8")
     for conn in conns:
         src, dst = conn.source, conn.target
@@ -109,7 +116,7 @@ def _links(g: graphviz.Digraph, board: Board) -> None:
             if owner in by_id or owner in backends:
                 if owner in backends:
                     g.node(owner, _label(owner, "backend"), shape="note")
-                g.edge(comp.id, owner, label=_label(prop + (f" ({inside})" if inside else "")), style="dashed",
+                g.edge(comp.id, owner, taillabel=_label(prop + (f" ({inside})" if inside else "")), style="dashed",
                        color="#555555", constraint="false")
         if comp.parent and comp.parent in by_id and not by_id[comp.parent].info.is_cluster:
             g.edge(comp.parent, comp.id, label="child", style="dotted", arrowhead="none")
