@@ -274,4 +274,4 @@ def value_text(value: Any) -> str:
         return "[" + ", ".join(value_text(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
-    return str(value)
+    return str(value) if value != "" else '""'

@@ -42,7 +42,7 @@ def render_text(board: Board) -> str:
                f"{counted(len(board.components), 'component')}, {counted(len(board.wires), 'wire')}")
     if board.params:
         out.append("  params: " + ", ".join(f"{k}={value_text(v)}" for k, v in board.params.items()))
-    out += ["", "Components"]
+    out += ["", "Components" if board.components else "Components: none"]
     for cluster, members in groups(board).items():
         if cluster == NO_CLUSTER:
             if members:
