@@ -109,13 +109,13 @@ def _wires(g: graphviz.Digraph, board: Board) -> None:
 
 def _links(g: graphviz.Digraph, board: Board) -> None:
     by_id = board.by_id
-    backends = {b.id for b in board.backends}
+    backends = {b.id: b.type for b in board.backends}
     for comp in board.components:
         for prop, target in comp.links.items():
             owner, inside = link_target(target)
             if owner in by_id or owner in backends:
                 if owner in backends:
-                    g.node(owner, _label(owner, "backend"), shape="note")
+                    g.node(owner, _label(owner, f"backend {backends[owner]}"), shape="note")
                 g.edge(comp.id, owner, taillabel=_label(prop + (f" ({inside})" if inside else "")), style="dashed",
                        color="#555555", constraint="false")
         if comp.parent and comp.parent in by_id and not by_id[comp.parent].info.is_cluster:
