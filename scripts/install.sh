@@ -6,7 +6,8 @@
 #   apt: QEMU build dependencies (qemu/install-build-deps.sh, which enables
 #        bookworm-backports from the machine's own apt mirror), Debian's stock
 #        QEMU 10.0 from bookworm-backports (the capability-probe tests), the
-#        cross toolchains for the firmware (firmware/install-deps.sh)
+#        cross toolchains for the firmware (firmware/install-deps.sh),
+#        graphviz (`dot`, for `machinedesc graph` and docs/boards/)
 #   pip: a project virtual environment, .venv/, holding exactly the versions
 #        of requirements/lock.txt (hash-checked) and machinedesc itself
 #        (editable); nothing goes into the interpreter's own site-packages.
@@ -34,6 +35,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     bash firmware/install-deps.sh
     bash scripts/apt-get.sh install -y --no-install-recommends \
         -t bookworm-backports qemu-system-riscv qemu-system-arm
+    bash scripts/apt-get.sh install -y --no-install-recommends graphviz
     echo "$want" > "$stamp"
 fi
 

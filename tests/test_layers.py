@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "machinedesc"
 
 #: Bottom to top; a module may import from its own layer and those below.
 LAYERS = {"__init__": 0, "errors": 0, "source": 0, "storage": 0, "qemu": 1, "board": 2, "plan": 3, "apply": 4,
-          "cli": 5}
+          "views": 4, "cli": 5}
 #: What board/ may take from qemu/: facts about QEMU, not the transport.
 BOARD_FROM_QEMU = {"machinedesc.qemu.types", "machinedesc.qemu.phases"}
 
@@ -49,6 +49,9 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
                 continue
             if LAYERS.get(layer, 0) > LAYERS[me]:
                 wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {target}")
+            elif layer != me and LAYERS.get(layer, 0) == LAYERS[me] > 0:
+                # apply/ and views/ are side by side: neither uses the other.
+                wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {target} (a package beside its own)")
             elif me == "board" and layer == "qemu" and not any(target.startswith(m) for m in BOARD_FROM_QEMU):
                 wrong.append(f"{path.relative_to(PACKAGE.parent)} imports {target} (board/ takes only types, phases)")
     assert wrong == []
