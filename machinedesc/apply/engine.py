@@ -34,8 +34,9 @@ from qemu.qmp import ExecuteError, QMPClient
 
 from ..errors import MachinedescError, UsageError
 from ..plan.qmpfile import format_command
-from ..plan.steps import Plan, Step
+from ..plan.steps import Check, Plan, Step
 from ..qemu.capabilities import CapabilityError, probe
+from ..qemu.phases import Phase
 from ..qemu.process import (
     ConsoleError,
     QemuError,
@@ -47,19 +48,7 @@ from ..qemu.process import (
     rewrite_chardevs,
 )
 from ..qemu.session import Session, connect, disconnect, silence_qmp_logging, stderr_tail
-from ..source import SourceLocation
 from .progress import Reporter
-
-#: Commands that move the machine to another phase, and the phase they lead to.
-TRANSITIONS: Mapping[str, str] = {"x-machine-init": "initialized", "x-exit-preconfig": "ready"}
-
-# QEMU 10 with -preconfig stops in late-backends-created, after accel-created.
-_PHASE_EQUIV: Mapping[str, frozenset[str]] = {
-    "accel-created": frozenset({"accel-created", "late-backends-created"}),
-    "late-backends-created": frozenset({"accel-created", "late-backends-created"}),
-    "initialized": frozenset({"initialized"}),
-    "ready": frozenset({"ready"}),
-}
 
 #: Commands in flight at once while building a QEMU that machinedesc started.
 #: QEMU queues up to 8 requests per monitor (QMP_REQ_QUEUE_LEN_MAX; it then
@@ -88,41 +77,12 @@ class Interrupted(MachinedescError):
         self.exit_code = 128 + signum
 
 
-@dataclass(frozen=True)
-class Action:
-    """One QMP command to send, with where it came from (board or QMP file line)."""
-
-    command: str
-    arguments: Mapping[str, Any]
-    phase: str | None
-    origin: SourceLocation | None
-    note: str = ""
-
-    @property
-    def text(self) -> str:
-        """The command in qmp-shell syntax."""
-        try:
-            return format_command(self.command, self.arguments)
-        except ValueError:
-            return json.dumps({"execute": self.command, "arguments": dict(self.arguments)})
-
-    @classmethod
-    def from_step(cls, step: Step) -> Action:
-        note = step.reason
-        if step.component and step.component not in note:
-            note = f"{step.component}: {note}" if note else step.component
-        return cls(step.command, step.arguments, step.phase.value, step.location, note)
-
-
-@dataclass(frozen=True)
-class Check:
-    """A post-build expectation: ``path`` exists (and is realized if a device), or a link's value."""
-
-    what: str
-    path: str
-    origin: SourceLocation | None
-    prop: str | None = None
-    target: str | None = None
+def step_text(step: Step) -> str:
+    """The step's command in qmp-shell syntax (JSON when an argument has no qmp-shell literal)."""
+    try:
+        return format_command(step.command, step.arguments)
+    except ValueError:
+        return json.dumps({"execute": step.command, "arguments": dict(step.arguments)})
 
 
 @dataclass
@@ -196,10 +156,10 @@ def check_detaching(args: Sequence[str]) -> None:
 
 @dataclass
 class Job:
-    """What to build: the actions, the checks afterwards, and how to start QEMU."""
+    """What to build: the steps, the checks afterwards, and how to start QEMU."""
 
     title: str
-    actions: Sequence[Action]
+    steps: Sequence[Step]
     system: str | None
     qemu_args: Sequence[str]
     console_ids: Sequence[str]
@@ -212,16 +172,12 @@ class Job:
 async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> None:
     """The capability probe for everything the job sends (see capabilities.probe)."""
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
-    await probe(session, job.title, [(a.command, a.arguments) for a in job.actions], needed,
+    await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
                 binary, binary_path)
 
 
-def _phase_ok(expected: str, actual: str) -> bool:
-    return actual in _PHASE_EQUIV.get(expected, frozenset({expected}))
-
-
 async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> None:
-    """Send the actions in order, checking phases; raise StepError at the first failure.
+    """Send the steps in order, checking phases; raise StepError at the first failure.
 
     ``window`` > 1 pipelines: up to that many commands are in flight at once
     (QMP executes them strictly in order; replies are matched by id).  The
@@ -230,36 +186,36 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
     first failing step; commands already in flight behind it may still run,
     so only use a window when QEMU is killed on failure (never with --connect).
     """
-    total = len(job.actions)
+    total = len(job.steps)
     checked: str | None = None
-    inflight: collections.deque[tuple[int, Action, asyncio.Task[Any]]] = collections.deque()
+    inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]] = collections.deque()
     try:
-        for n, action in enumerate(job.actions, start=1):
-            if job.check_phases and action.phase and (checked is None or not _phase_ok(action.phase, checked)):
+        for n, action in enumerate(job.steps, start=1):
+            if job.check_phases and action.phase and (checked is None or not action.phase.accepts(checked)):
                 await _drain(inflight, total)
                 actual = await session.phase()
-                if not _phase_ok(action.phase, actual):
+                if not action.phase.accepts(actual):
                     raise StepError(_step_failure(n, total, action,
                                                   f"QEMU is in phase '{actual}', but this step belongs "
-                                                  f"to phase '{action.phase}'"))
+                                                  f"to phase '{action.phase.value}'"))
                 checked = actual
-            expected = TRANSITIONS.get(action.command)
+            expected = Phase.after(action.command)
             if expected is not None or action.command not in PIPELINE_SAFE:
                 # A phase transition, or a command that may act outside QEMU's machine
                 # (object-add of a file backend, chardev-add, raw escape-hatch
                 # commands), is only sent once every step before it has succeeded.
                 await _drain(inflight, total)
-            session.reporter.progress(n, total, action.phase, action.text)
+            session.reporter.progress(n, total, action.phase.value if action.phase else None, step_text(action))
             task = asyncio.ensure_future(session.call(action.command, action.arguments))
             inflight.append((n, action, task))
             if expected is not None or len(inflight) >= window:
                 await _drain(inflight, total, keep=0 if expected is not None else window - 1)
             if expected is not None and job.check_phases:
                 actual = await session.phase()
-                if not _phase_ok(expected, actual):
+                if not expected.accepts(actual):
                     raise StepError(_step_failure(n, total, action,
                                                   f"after {action.command} QEMU is in phase '{actual}', "
-                                                  f"expected '{expected}'"))
+                                                  f"expected '{expected.value}'"))
                 checked = actual
         await _drain(inflight, total)
     finally:
@@ -271,7 +227,7 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
     session.reporter.clear()
 
 
-async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any]]], total: int,
+async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]], total: int,
                  keep: int = 0) -> None:
     """Wait for the oldest commands in flight until only ``keep`` remain; StepError on an error reply."""
     while len(inflight) > keep:
@@ -302,16 +258,16 @@ def hmp_failure(reply: Any) -> str | None:
     return text[:500]
 
 
-def _step_failure(n: int, total: int, action: Action, why: str) -> str:
-    where = f"{action.origin}: " if action.origin else ""
+def _step_failure(n: int, total: int, action: Step, why: str) -> str:
+    where = f"{action.location}: " if action.location else ""
     head = f"{where}step {n}/{total} failed"
     if action.phase:
-        head += f" (phase {action.phase})"
-    lines = [head, f"  {action.text}"]
+        head += f" (phase {action.phase.value})"
+    lines = [head, f"  {step_text(action)}"]
     if action.note:
         lines.append(f"  step: {action.note}")
-    if action.origin:
-        lines.extend(action.origin.describe_chain())
+    if action.location:
+        lines.extend(action.location.describe_chain())
     lines.append(f"  {why}")
     return "\n".join(lines)
 
@@ -327,7 +283,7 @@ async def verify(session: Session[Reporter], checks: Sequence[Check]) -> None:
                 problem = await _check_component(session, check)
             else:
                 problem = await _check_link(session, check)
-        where = f"{check.origin}: " if check.origin else ""
+        where = f"{check.location}: " if check.location else ""
         return where + problem if problem else None
 
     tasks = [asyncio.ensure_future(one(c)) for c in checks]
@@ -537,8 +493,8 @@ async def _build(session: Session[Reporter], job: Job, opts: Options, t_begin: f
     if opts.timings is not None:
         opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
                             send=t_sent - start, verify=time.monotonic() - t_sent,
-                            steps=float(len(job.actions)))
-    session.reporter.say(f"machinedesc: built {job.title}: {len(job.actions)} steps in "
+                            steps=float(len(job.steps)))
+    session.reporter.say(f"machinedesc: built {job.title}: {len(job.steps)} steps in "
                          f"{time.monotonic() - start:.2f} s" + (", verified" if job.checks else ""))
 
 
@@ -726,18 +682,16 @@ def _print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -
 
 def plan_job(plan: Plan) -> Job:
     """The Job for a board's Plan: its steps, its checks, its QEMU arguments and console."""
-    checks: list[Check] = [Check(f"component '{c.component}'", c.qom_path, c.location) for c in plan.components]
-    checks += [Check(f"link {k.source}.{k.prop}", k.source, k.location, k.prop, k.target) for k in plan.links]
     consoles = [cid for cid, backend in plan.chardevs.items() if backend == "stdio"]
     if not consoles and plan.chardevs:
         consoles = [next(iter(plan.chardevs))]
     return Job(
         title=f"board '{plan.name}' ({plan.board})",
-        actions=[Action.from_step(s) for s in plan.steps],
+        steps=plan.steps,
         system=plan.system,
         qemu_args=plan.qemu_args,
         console_ids=consoles,
-        checks=checks,
+        checks=plan.checks,
         check_phases=True,
         extra_commands=frozenset({"cont"}),
     )
@@ -764,7 +718,7 @@ def run_async(coro: Awaitable[int]) -> int:
 
 
 __all__ = [
-    "Action", "CapabilityError", "Check", "Interrupted", "Job", "Options", "QemuError",
+    "CapabilityError", "Interrupted", "Job", "Options", "QemuError",
     "QemuNotFoundError", "QemuTimeoutError", "Session", "StepError", "apply_plan", "drive", "plan_job",
     "run_async",
 ]

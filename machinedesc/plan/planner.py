@@ -11,7 +11,7 @@ from typing import Any
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
-from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
+from .steps import Check, Plan, Step, StepKind
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
@@ -30,10 +30,10 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
         args += ["-chardev", f"{backend},id={cid}"]
     return Plan(
         board=board.file, name=board.name, system=board.system, qemu_args=tuple(args), steps=tuple(steps),
-        components=tuple(ComponentCheck(c.id, paths[c.id], c.location) for c in sg.components),
-        links=tuple(LinkCheck(paths[c.source.component], c.source.prop,
-                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
-                    for c in sg.connections),
+        checks=(*(Check.component(c.id, paths[c.id], c.location) for c in sg.components),
+                *(Check.link(paths[c.source.component], c.source.prop,
+                             f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
+                  for c in sg.connections)),
         chardevs=dict(board.chardevs),
     )
 

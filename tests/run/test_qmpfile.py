@@ -18,6 +18,7 @@ from machinedesc.plan.qmpfile import (
     parse_line,
     parse_value,
 )
+from machinedesc.qemu.phases import Phase
 from machinedesc.source import SourceLocation
 
 LOC = SourceLocation("f.qmp", 7, 1)
@@ -137,10 +138,10 @@ def test_whole_file() -> None:
     assert f.system == "riscv64"
     assert f.qemu_argv is not None and f.qemu_argv[:3] == ["qemu-system-riscv64", "-M", "none"]
     assert [(c.location.line, c.command, c.phase) for c in f.commands] == [
-        (6, "x-machine-init", "accel-created"),
-        (10, "device_add", "initialized"),
-        (12, "qom-set", "initialized"),
-        (14, "x-exit-preconfig", "initialized"),
+        (6, "x-machine-init", Phase.ACCEL_CREATED),
+        (10, "device_add", Phase.INITIALIZED),
+        (12, "qom-set", Phase.INITIALIZED),
+        (14, "x-exit-preconfig", Phase.INITIALIZED),
     ]
     assert "late" not in f.header
 
