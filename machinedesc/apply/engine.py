@@ -36,7 +36,7 @@ from ..errors import MachinedescError, UsageError
 from ..plan.qmpfile import format_command
 from ..plan.steps import Check, Plan, Step
 from ..qemu.capabilities import CapabilityError, probe
-from ..qemu.phases import Phase
+from ..qemu.phases import EXIT_PRECONFIG, Phase
 from ..qemu.process import (
     ConsoleError,
     QemuError,
@@ -509,7 +509,7 @@ async def _run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, op
             await session.call("cont")
         except ExecuteError as exc:
             raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
-                            f"x-exit-preconfig?): QEMU error {exc.error_class}: "
+                            f"{EXIT_PRECONFIG}?): QEMU error {exc.error_class}: "
                             f"{exc.error.error.desc}") from None
     await disconnect(session.client)
     if stop.signal is not None:

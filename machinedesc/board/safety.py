@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import Collector
+from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
 from .located import location_of
 from .model import Board
 
@@ -62,8 +63,8 @@ HOST_COMMANDS: Mapping[str, str] = {
 #: Commands a board's raw qmp: entries may never send, host access or not:
 #: machinedesc itself moves the machine through its phases and runs the guest.
 LIFECYCLE_COMMANDS: Mapping[str, str] = {
-    "x-machine-init": "the plan sends it; a raw command chooses its phase with 'phase:'",
-    "x-exit-preconfig": "the plan sends it; a raw command chooses its phase with 'phase:'",
+    MACHINE_INIT: "the plan sends it; a raw command chooses its phase with 'phase:'",
+    EXIT_PRECONFIG: "the plan sends it; a raw command chooses its phase with 'phase:'",
     "quit": "it ends QEMU before the machine is built and verified",
     "cont": "apply starts the CPUs itself once the machine is verified (or not, with --paused)",
     "stop": "apply decides when the CPUs run (--paused keeps them stopped)",

@@ -12,11 +12,11 @@ import networkx as nx
 
 from ..board.model import Board, Component, LineRef, RawCommand, Wire, link_target
 from ..errors import Collector
-from ..qemu.phases import Phase
+from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT, Phase
 
 Node = tuple[Any, ...]
-XMI: Node = ("T", "x-machine-init")
-XEP: Node = ("T", "x-exit-preconfig")
+XMI: Node = ("T", MACHINE_INIT)
+XEP: Node = ("T", EXIT_PRECONFIG)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
 from .steps import Check, Plan, Step, StepKind
 
+#: The reason a plan gives for each transition, by the phase it leaves.
+_TRANSITION_REASONS = {Phase.ACCEL_CREATED: "advance to the initialized phase",
+                       Phase.INITIALIZED: "leave preconfig: the machine becomes ready"}
+
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
     """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load."""
@@ -112,11 +116,9 @@ class _Renderer:
                     f"map {comp.id} region {mmio.region} at {mmio.addr:#x}", comp.id)
 
     def transition(self, command: str) -> Step:
-        if command == "x-machine-init":
-            return Step(Phase.ACCEL_CREATED, StepKind.TRANSITION, command, {}, None,
-                        "advance to the initialized phase")
-        return Step(Phase.INITIALIZED, StepKind.TRANSITION, command, {}, None,
-                    "leave preconfig: the machine becomes ready")
+        phase = Phase.left_by(command)
+        reason = _TRANSITION_REASONS[phase]
+        return Step(phase, StepKind.TRANSITION, command, {}, None, reason)
 
     def backend(self, bid: str) -> Step:
         b = self.backend_of[bid]

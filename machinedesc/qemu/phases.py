@@ -20,6 +20,12 @@ import enum
 from collections.abc import Mapping
 
 
+#: The command that moves QEMU from accel-created to initialized (machine init, before any device is realized).
+MACHINE_INIT = "x-machine-init"
+#: The command that leaves -preconfig: QEMU realizes the machine, which becomes ready.
+EXIT_PRECONFIG = "x-exit-preconfig"
+
+
 class Phase(enum.Enum):
     """The machine-init phase in which a step is sent (names as QEMU reports them)."""
 
@@ -55,6 +61,14 @@ class Phase(enum.Enum):
         raise ValueError(f"unknown phase '{name}'")
 
     @classmethod
+    def left_by(cls, command: str) -> Phase:
+        """The phase that the transition ``command`` leaves; ValueError when it is no transition."""
+        for phase, leave in _LEAVE.items():
+            if leave == command:
+                return phase
+        raise ValueError(f"'{command}' is not a phase transition")
+
+    @classmethod
     def after(cls, command: str) -> Phase | None:
         """The phase the transition ``command`` leads to; None when ``command`` is no transition."""
         return TRANSITIONS.get(command)
@@ -68,7 +82,7 @@ _NAMES: Mapping[Phase, frozenset[str]] = {
     Phase.READY: frozenset({"ready"}),
 }
 
-_LEAVE: Mapping[Phase, str] = {Phase.ACCEL_CREATED: "x-machine-init", Phase.INITIALIZED: "x-exit-preconfig"}
+_LEAVE: Mapping[Phase, str] = {Phase.ACCEL_CREATED: MACHINE_INIT, Phase.INITIALIZED: EXIT_PRECONFIG}
 
 #: The transition commands and the phase each leads to.
 TRANSITIONS: Mapping[str, Phase] = {command: list(Phase)[p.order + 1] for p, command in _LEAVE.items()}
