@@ -19,9 +19,9 @@ import shutil
 from pathlib import Path
 
 from ..board import safety
-from ..errors import UsageError
-from ..plan.qmpfile import QmpFile, QmpFileError, load
-from ..qemu.process import QemuNotFoundError, find_binary, stdio_chardevs
+from ..errors import QemuNotFoundError, QmpFileError, UsageError
+from ..plan.qmpfile import QmpFile, load
+from ..qemu.process import find_binary, stdio_chardevs
 from ..source import SourceLocation
 from .engine import DETACH_HINT, Job, Options, detaching_option, drive, run_async
 

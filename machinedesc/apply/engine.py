@@ -32,17 +32,21 @@ from typing import Any, BinaryIO, TextIO
 
 from qemu.qmp import ExecuteError, QMPClient
 
-from ..errors import MachinedescError, UsageError
+from ..errors import (
+    CapabilityError,
+    ConsoleError,
+    Interrupted,
+    MachinedescError,
+    QemuError,
+    StepError,
+    UsageError,
+)
 from ..plan.qmpfile import format_command
 from ..plan.steps import Check, Plan, Step
-from ..qemu.capabilities import CapabilityError, probe
+from ..qemu.capabilities import probe
 from ..qemu.phases import EXIT_PRECONFIG, Phase
 from ..qemu.process import (
-    ConsoleError,
-    QemuError,
-    QemuNotFoundError,
     QemuProcess,
-    QemuTimeoutError,
     find_binary,
     make_workdir,
     rewrite_chardevs,
@@ -58,23 +62,6 @@ PIPELINE_WINDOW = 8
 #: Commands that only change the machine being built (which is killed if a
 #: step fails), so they may be sent while earlier steps are still in flight.
 PIPELINE_SAFE = frozenset({"device_add", "qom-set", "qom-get", "qom-list", "x-sysbus-mmio-map"})
-
-
-class StepError(MachinedescError):
-    """A step failed, the machine was in the wrong phase, or verification found a difference."""
-
-    exit_code = 4
-
-
-class Interrupted(MachinedescError):
-    """The user pressed Ctrl-C (or machinedesc got SIGTERM/SIGHUP); QEMU was shut down."""
-
-    exit_code = 130
-
-    def __init__(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        super().__init__(f"machinedesc: interrupted ({name})")
-        self.exit_code = 128 + signum
 
 
 def step_text(step: Step) -> str:
@@ -235,12 +222,13 @@ async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]
         try:
             reply = await task
         except ExecuteError as exc:
-            raise StepError(_step_failure(n, total, action,
-                                          f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
+            raise _refused(_step_failure(n, total, action,
+                                         f"QEMU error {exc.error_class}: {exc.error.error.desc}"), exc) from None
         if action.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
-                raise StepError(_step_failure(n, total, action, f"HMP error: {failure}"))
+                raise StepError(_step_failure(n, total, action, f"HMP error: {failure}"),
+                                sent=action.message, received={"return": reply})
         inflight.popleft()
 
 
@@ -256,6 +244,11 @@ def hmp_failure(reply: Any) -> str | None:
         return None
     text = " ".join(line.strip() for line in reply.splitlines() if line.strip())
     return text[:500]
+
+
+def _refused(message: str, exc: ExecuteError) -> StepError:
+    """The StepError for a command QEMU refused: ``message``, and what was sent and received."""
+    return StepError(message, sent=dict(exc.sent), received=dict(exc.received), error_class=exc.error_class)
 
 
 def _step_failure(n: int, total: int, action: Step, why: str) -> str:
@@ -437,8 +430,8 @@ async def drive(job: Job, opts: Options) -> int:
         return 0
     except ExecuteError as exc:
         # Steps and checks wrap their errors with context; this is a query of ours that QEMU refused.
-        raise StepError(f"machinedesc: QEMU refused {dict(exc.sent)}: {exc.error_class}: "
-                        f"{exc.error.error.desc}") from None
+        raise _refused(f"machinedesc: QEMU refused {dict(exc.sent)}: {exc.error_class}: "
+                       f"{exc.error.error.desc}", exc) from None
     except asyncio.CancelledError:
         why = stop.error(opts)
         if why is not None:
@@ -508,9 +501,9 @@ async def _run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, op
         try:
             await session.call("cont")
         except ExecuteError as exc:
-            raise StepError(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
-                            f"{EXIT_PRECONFIG}?): QEMU error {exc.error_class}: "
-                            f"{exc.error.error.desc}") from None
+            raise _refused(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
+                           f"{EXIT_PRECONFIG}?): QEMU error {exc.error_class}: "
+                           f"{exc.error.error.desc}", exc) from None
     await disconnect(session.client)
     if stop.signal is not None:
         # The signal came while qemu.qmp was tearing down and got absorbed there.
@@ -529,8 +522,8 @@ async def _run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, op
     if qemu.console_error is not None:
         raise _console_lost(qemu.console_error, opts)
     if rc != 0:
-        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running"
-                        + stderr_tail(qemu))
+        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running",
+                        stderr_tail(qemu))
 
 
 def _console_lost(exc: OSError, opts: Options) -> ConsoleError:
@@ -717,8 +710,4 @@ def run_async(coro: Awaitable[int]) -> int:
     return asyncio.run(main())
 
 
-__all__ = [
-    "CapabilityError", "Interrupted", "Job", "Options", "QemuError",
-    "QemuNotFoundError", "QemuTimeoutError", "Session", "StepError", "apply_plan", "drive", "plan_job",
-    "run_async",
-]
+__all__ = ["Job", "Options", "apply_plan", "drive", "plan_job", "run_async"]

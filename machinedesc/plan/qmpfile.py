@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import MachinedescError, printable
+from ..errors import QmpFileError
 from ..qemu.phases import PHASE_NAMES, Phase
 from ..source import SourceLocation
 from .steps import Step, StepKind
@@ -59,23 +59,6 @@ MAX_FILE_BYTES = 64 << 20
 MAX_LINE_CHARS = 1 << 20
 _HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")
-
-class QmpFileError(MachinedescError):
-    """A QMP configuration file is malformed; the message starts with ``file:line:col``."""
-
-    exit_code = 2
-
-    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
-        # Line 0: about the whole file. Names and values come from the file: escaped.
-        where = str(location) if location.line else location.file
-        text = printable(f"{where}: {message}")
-        if hint:
-            text += "\n" + printable(f"  hint: {hint}")
-        super().__init__(text)
-        self.location = location
-        self.message = message
-        self.hint = hint
-
 
 @dataclass(frozen=True)
 class QmpFile:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import MachinedescError
+from ..errors import MachinedescError, QemuError, QemuNotFoundError
 
 #: Printed wherever the patched QEMU is missing.
 HOW_TO_GET_PATCHED = (
@@ -40,28 +40,6 @@ HOW_TO_GET_PATCHED = (
 _PR_SET_PDEATHSIG = 1
 # sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL.
 _UNIX_PATH_MAX = 108
-
-
-class QemuNotFoundError(MachinedescError):
-    """No QEMU binary for the board's system could be found (a missing capability)."""
-
-    exit_code = 3
-
-
-class QemuError(MachinedescError):
-    """QEMU could not be started, died, or stopped answering."""
-
-    exit_code = 5
-
-
-class QemuTimeoutError(QemuError):
-    """QEMU did not answer within the timeout."""
-
-
-class ConsoleError(MachinedescError):
-    """The guest's console output could not be written (full disk, I/O error): output was lost."""
-
-    exit_code = 6
 
 
 #: Prefix of machinedesc's private directories in $TMPDIR.

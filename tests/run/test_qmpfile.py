@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from qemu.qmp.qmp_shell import QMPShell
 
+from machinedesc.errors import QmpFileError
 from machinedesc.plan.qmpfile import (
-    QmpFileError,
     format_command,
     format_value,
     parse,
@@ -204,7 +204,8 @@ def test_files_run_reads_are_bounded_regular_files(tmp_path: Path) -> None:
     """A FIFO blocked run for ever; a 20 MB line took 2.5 GB: both refused before parsing."""
     import os
 
-    from machinedesc.plan.qmpfile import MAX_LINE_CHARS, QmpFileError, load
+    from machinedesc.errors import QmpFileError
+    from machinedesc.plan.qmpfile import MAX_LINE_CHARS, load
 
     fifo = tmp_path / "f.qmp"
     os.mkfifo(fifo)
