@@ -195,7 +195,8 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     started and removes its directory.
     """
     # Imported here: asyncio and qemu.qmp cost ~50 ms that validate/plan need not pay.
-    from .apply.engine import Options, apply_plan
+    from .apply.engine import apply_plan
+    from .apply.job import Options
 
     check_inputs(firmware, "--firmware")
     _validate_serial(serial, [board, *firmware])
@@ -226,7 +227,7 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     -run-with) are refused: use --detach.
     """
     from .apply.configurator import run
-    from .apply.engine import Options
+    from .apply.job import Options
 
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,

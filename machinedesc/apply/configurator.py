@@ -23,7 +23,8 @@ from ..errors import QemuNotFoundError, QmpFileError, UsageError
 from ..plan.qmpfile import QmpFile, load
 from ..qemu.process import find_binary, stdio_chardevs
 from ..source import SourceLocation
-from .engine import DETACH_HINT, Job, Options, detaching_option, drive, run_async
+from .engine import drive, run_async
+from .job import DETACH_HINT, Job, Options, detaching_option
 
 _SYSTEM = re.compile(r"[a-z0-9_]+")
 _BINARY = re.compile(r"qemu-system-[a-z0-9_]+")

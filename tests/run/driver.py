@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from machinedesc.apply.engine import Options, apply_plan
+from machinedesc.apply.engine import apply_plan
+from machinedesc.apply.job import Options
 from machinedesc.cli import exit_status
 from machinedesc.plan.steps import plan_from_data
 
