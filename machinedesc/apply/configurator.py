@@ -21,7 +21,8 @@ from pathlib import Path
 from ..board import safety
 from ..errors import QemuNotFoundError, QmpFileError, UsageError
 from ..plan.qmpfile import QmpFile, load
-from ..qemu.process import find_binary, stdio_chardevs
+from ..qemu.binary import find_binary
+from ..qemu.chardevs import stdio_chardevs
 from ..source import SourceLocation
 from .engine import drive, run_async
 from .job import DETACH_HINT, Job, Options, detaching_option

@@ -22,9 +22,12 @@ from typing import Any, BinaryIO, TextIO
 from qemu.qmp import ExecuteError
 
 from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, UsageError
+from ..qemu.binary import find_binary
+from ..qemu.chardevs import rewrite_chardevs
 from ..qemu.phases import EXIT_PRECONFIG
-from ..qemu.process import QemuProcess, find_binary, make_workdir, rewrite_chardevs
+from ..qemu.process import QemuProcess
 from ..qemu.session import Session, disconnect, stderr_tail
+from ..qemu.workdir import make_workdir
 from .job import Job, Options, check_detaching
 from .progress import Reporter
 from .send import refused

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import CapabilityError
 from ..storage import cache_dir, write_file
-from .process import HOW_TO_GET_PATCHED
+from .binary import HOW_TO_GET_PATCHED
 from .session import Session, qemu_version
 
 # device_add takes any device property; these are the arguments that only the

@@ -10,7 +10,7 @@ import pytest
 
 from machinedesc.qemu import build as qemu_build
 from machinedesc.errors import QemuNotFoundError
-from machinedesc.qemu.process import find_binary
+from machinedesc.qemu.binary import find_binary
 
 
 def fake_qemu(path: Path) -> Path:
