@@ -110,11 +110,11 @@ def test_the_shared_search_answers_as_has_path_does(case: tuple[int, list[tuple[
     """_first_reachable gives the first target nx.has_path reaches, on any graph (cycles included)."""
     import networkx as nx
 
-    from machinedesc.plan.graph import _first_reachable, _Steps
+    from machinedesc.plan.graph import Node, _first_reachable, _Steps
     from machinedesc.qemu.phases import Phase
 
     n, pairs, source, targets = case
-    nodes = [("C", str(k)) for k in range(n)]
+    nodes = [Node("create", str(k)) for k in range(n)]
     steps = _Steps({v: Phase.INITIALIZED for v in nodes}, [(nodes[u], nodes[v], "") for u, v in pairs if u != v])
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
