@@ -1,18 +1,24 @@
 """Board -> step graph: networkx nodes are steps (create, set, realize, map, wire, ...),
-edges are QEMU's ordering constraints; realized=false is used only where needed."""
+edges are QEMU's ordering constraints; realized=false is used only where needed.
+
+The wires are first lowered to point-to-point connections (``wires``); the
+graph is decided (links folded into device_add, create and realize fused)
+on ``reach.Steps`` and handed to networkx once, for the sort.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import networkx as nx
 
-from ..board.model import Board, Component, LineRef, RawCommand, Wire, link_target
+from ..board.model import Board, Component, RawCommand, link_target
 from ..errors import Collector
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT, Phase
+from .reach import Steps, contract, first_reachable
+from .wires import Connection, lower_wires
 
 #: What a step does: a backend's object-add, a machine property, a component's
 #: create / link set / realize / MMIO map, a raw command, a firmware load, a wire,
@@ -42,17 +48,6 @@ XMI = Node("transition", MACHINE_INIT)
 XEP = Node("transition", EXIT_PRECONFIG)
 
 
-@dataclass(frozen=True)
-class Connection:
-    """One qom-set of an output link to an input line, after fan-out/or lowering."""
-
-    source: LineRef
-    target: LineRef
-    wire: Wire
-    index: int
-    via: str = ""
-
-
 @dataclass
 class StepGraph:
     """The ordered constraint graph and the decisions the planner renders."""
@@ -67,63 +62,6 @@ class StepGraph:
     order: list[Node] = field(default_factory=list)
 
 
-def _synthetic_id(base: str, taken: set[str]) -> str:
-    cid = base
-    while cid in taken:
-        cid += "-auto"
-    taken.add(cid)
-    return cid
-
-
-def lower_wires(board: Board) -> tuple[list[Component], list[Connection]]:
-    """Turn wires into point-to-point connections, inserting or-irq/split-irq devices."""
-    taken = {c.id for c in board.components}
-    extra: list[Component] = []
-    index = len(board.components)
-    # (wire, sources, targets) after or-lowering; fan-out is grouped per source line.
-    fanout: dict[str, list[tuple[LineRef, LineRef, Wire]]] = defaultdict(list)
-    order: list[str] = []
-    conns: list[Connection] = []
-
-    def synth(kind: str, base: str, wire: Wire, lines: int) -> Component:
-        nonlocal index
-        comp = Component(id=_synthetic_id(base, taken), type=kind, index=index, location=wire.location,
-                         yaml_path=wire.yaml_path, props={"num-lines": lines}, synthetic=True)
-        index += 1
-        extra.append(comp)
-        return comp
-
-    for wire in board.wires:
-        sources = wire.sources
-        if wire.join == "or" and len(sources) > 1:
-            first = wire.targets[0]
-            gate = synth("or-irq", f"or-{first.component}-{first.name}-{first.index}", wire, len(sources))
-            for k, src in enumerate(sources):
-                # A joined output may also fan out elsewhere: group it like any other.
-                if src.text not in fanout:
-                    order.append(src.text)
-                fanout[src.text].append((src, LineRef(gate.id, "unnamed-gpio-in", k, src.location), wire))
-            sources = (LineRef(gate.id, "unnamed-gpio-out", 0, wire.location),)
-        for dst in wire.targets:
-            key = sources[0].text
-            if key not in fanout:
-                order.append(key)
-            fanout[key].append((sources[0], dst, wire))
-    for key in order:
-        group = fanout[key]
-        src, _, wire = group[0]
-        if len(group) == 1:
-            conns.append(Connection(src, group[0][1], wire, len(conns)))
-            continue
-        split = synth("split-irq", f"split-{src.component}-{src.name}-{src.index}", wire, len(group))
-        conns.append(Connection(src, LineRef(split.id, "unnamed-gpio-in", 0, src.location), wire, len(conns),
-                                via=split.id))
-        for k, (_, dst, w) in enumerate(group):
-            conns.append(Connection(LineRef(split.id, "unnamed-gpio-out", k, w.location), dst, w, len(conns),
-                                    via=split.id))
-    return extra, conns
-
-
 def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGraph | None:
     """The ordered step graph of ``board``; None (with problems added) on a real cycle."""
     extra, conns = lower_wires(board)
@@ -133,7 +71,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     if not _check_phases(phase, edges, by_id, board, problems):
         return None
 
-    steps = _Steps(phase, edges)
+    steps = Steps(phase, edges)
     sg = StepGraph(nx.DiGraph(), comps, conns)
     _fold_links(sg, steps)
     _fuse(sg, steps, problems)
@@ -303,7 +241,7 @@ def node_label(n: Node) -> str:
     return f"{_LABELS[n.kind]} {n.name}"
 
 
-def _report_cycle(g: nx.DiGraph, steps: _Steps, by_id: Mapping[str, Component], problems: Collector) -> None:
+def _report_cycle(g: nx.DiGraph, steps: Steps, by_id: Mapping[str, Component], problems: Collector) -> None:
     cycle = nx.find_cycle(g)
     text = node_label(cycle[0][0])
     for u, v in cycle:
@@ -314,61 +252,24 @@ def _report_cycle(g: nx.DiGraph, steps: _Steps, by_id: Mapping[str, Component], 
                  "break the loop (of parents or links checked at realize)")
 
 
-class _Steps:
-    """The step graph while it is being decided: insertion-ordered adjacency dicts (with each
-    edge's reason) that add and remove edges exactly as networkx.DiGraph does, without its
-    per-call cost."""
-
-    def __init__(self, phase: dict[Node, Phase], edges: list[tuple[Node, Node, str]]) -> None:
-        self.phase = phase
-        self.succ: dict[Node, dict[Node, str]] = {n: {} for n in phase}
-        self.pred: dict[Node, dict[Node, str]] = {n: {} for n in phase}
-        succ, pred = self.succ, self.pred
-        for u, v, why in edges:  # add_edge, inlined: this runs for every edge of the board
-            succ[u][v] = why
-            pred[v][u] = why
-
-    def add_edge(self, u: Node, v: Node, why: str) -> None:
-        """Add the edge, or replace its reason (it keeps its place), as DiGraph.add_edge."""
-        self.succ[u][v] = why
-        self.pred[v][u] = why
-
-    def remove_node(self, n: Node) -> None:
-        for v in self.succ.pop(n):
-            del self.pred[v][n]
-        for u in self.pred.pop(n):
-            del self.succ[u][n]
-        del self.phase[n]
-
-
-def _contract(steps: _Steps, keep: Node, drop: Node) -> None:
-    for p, why in list(steps.pred[drop].items()):
-        if p != keep:
-            steps.add_edge(p, keep, why)
-    for s, why in list(steps.succ[drop].items()):
-        if s != keep and s not in steps.succ[keep]:
-            steps.add_edge(keep, s, why)
-    steps.remove_node(drop)
-
-
-def _fold_links(sg: StepGraph, steps: _Steps) -> None:
+def _fold_links(sg: StepGraph, steps: Steps) -> None:
     """Pass a link in device_add itself when its target can be created first."""
     for c in sg.components:
         for prop in sorted(c.links):
             s, create = Node("set", c.id, prop=prop), Node("create", c.id)
             if s not in steps.pred:
                 continue
-            if _first_reachable(steps, create, [p for p in steps.pred[s] if p != create]) is not None:
+            if first_reachable(steps, create, [p for p in steps.pred[s] if p != create]) is not None:
                 continue
-            _contract(steps, create, s)
+            contract(steps, create, s)
             sg.folded_links.setdefault(c.id, set()).add(prop)
 
 
-def _fuse(sg: StepGraph, steps: _Steps, problems: Collector) -> None:
+def _fuse(sg: StepGraph, steps: Steps, problems: Collector) -> None:
     """One plain device_add unless some step must sit between create and realize."""
     for c in sg.components:
         create, realize = Node("create", c.id), Node("realize", c.id)
-        between = _first_reachable(steps, create, [p for p in steps.pred[realize] if p != create])
+        between = first_reachable(steps, create, [p for p in steps.pred[realize] if p != create])
         if between is not None:
             why = steps.pred[realize][between]
             if c.phase is Phase.READY:
@@ -377,87 +278,7 @@ def _fuse(sg: StepGraph, steps: _Steps, problems: Collector) -> None:
                              "realized=false is only possible before x-exit-preconfig: use phase: initialized")
             sg.unrealized[c.id] = why
             continue
-        _contract(steps, create, realize)
-
-
-def _first_reachable(steps: _Steps, source: Node, targets: list[Node]) -> Node | None:
-    """The first of ``targets`` (in their order) that a path from ``source`` reaches, else None.
-
-    One search answers for all the targets, so that a cluster of N CPUs (or a
-    timer that waits for N CPUs) costs O(N), not N searches of O(N) each as
-    one ``nx.has_path`` per target did: a forward search from ``source`` and
-    backward searches from the targets, each side growing where its frontier
-    is smaller (as ``has_path``'s bidirectional search does); what a side has
-    learnt is kept for the next target.
-    """
-    if not targets:
-        return None
-    search = _Reach(steps, source)
-    for target in targets:
-        if search.reaches(target):
-            return target
-    return None
-
-
-class _Reach:
-    """What is reachable from one node, learnt lazily; see _first_reachable.
-
-    Once ``reaches`` has said True the search is spent (the frontier it stopped in is incomplete).
-    """
-
-    def __init__(self, steps: _Steps, source: Node) -> None:
-        self.steps = steps
-        self.ahead = {source}  # reached from source
-        self.forward = [source]  # of those, the ones whose successors are not looked at yet
-        self.dead: set[Node] = set()  # cannot be reached from source, nor can anything before them
-
-    def reaches(self, target: Node) -> bool:
-        if target in self.ahead:
-            return True
-        if target in self.dead or not self.forward:
-            # Once the forward search is complete, ``ahead`` is exactly what is reachable.
-            return False
-        behind = {target}
-        backward = [target]
-        while self.forward and backward:
-            if len(self.forward) <= len(backward):
-                if self._grow_forward(behind):
-                    return True
-            elif self._grow_backward(behind, backward):
-                return True
-        if self.forward:
-            # The backward search ended without meeting: nothing it saw is reachable.
-            self.dead |= behind
-            return False
-        return target in self.ahead
-
-    def _grow_forward(self, behind: set[Node]) -> bool:
-        """One level more of the forward search; True when it meets the backward one."""
-        succ, ahead = self.steps.succ, self.ahead
-        grown: list[Node] = []
-        for u in self.forward:
-            for v in succ[u]:
-                if v in behind:
-                    return True
-                if v not in ahead:
-                    ahead.add(v)
-                    grown.append(v)
-        self.forward = grown
-        return False
-
-    def _grow_backward(self, behind: set[Node], backward: list[Node]) -> bool:
-        """One level more of a backward search (``backward`` is replaced in place); True when they meet."""
-        pred, ahead, dead = self.steps.pred, self.ahead, self.dead
-        grown: list[Node] = []
-        for u in backward:
-            for v in pred[u]:
-                if v in ahead:
-                    return True
-                if v not in behind and v not in dead:
-                    behind.add(v)
-                    grown.append(v)
-        backward[:] = grown
-        return False
+        contract(steps, create, realize)
 
 
 _PHASE_ORDER = {p: p.order for p in Phase}

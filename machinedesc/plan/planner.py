@@ -10,7 +10,8 @@ from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..qemu.phases import Phase
-from .graph import Connection, Node, StepGraph
+from .graph import Node, StepGraph
+from .wires import Connection
 from .steps import Check, Plan, Step, StepKind
 
 #: The reason a plan gives for each transition, by the phase it leaves.
