@@ -54,7 +54,7 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     from ..board import safety
     from ..board.checks import check_board
     from ..board.includes import load_document
-    from ..board.model import build_board
+    from ..board.builder import build_board
     from ..board.schema import validate
     from ..errors import Collector
 
