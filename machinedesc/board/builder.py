@@ -27,6 +27,7 @@ from .model import (
     Backend,
     Board,
     Component,
+    EntryParts,
     LineRef,
     Mmio,
     RawCommand,
@@ -205,8 +206,9 @@ def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
                   f"rename it to '{key}${{i}}'", key=True)
             continue
         loc = entry_location(components, key, key=True)
+        parts = EntryParts.of(spec) if isinstance(spec, LMap) else None
         for copy in _copies(b, spec, env, path):
-            comp = _component(b, key, spec, copy, path, loc, len(out))
+            comp = _component(b, key, spec, copy, path, loc, len(out), parts)
             if comp is None:
                 continue
             if comp.id in seen:
@@ -225,7 +227,7 @@ def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
 
 
 def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT,
-               loc: SourceLocation | None, index: int) -> Component | None:
+               loc: SourceLocation | None, index: int, parts: EntryParts | None) -> Component | None:
     cid = b.value(key, env, path)
     if not isinstance(cid, str) or not QEMU_ID.match(cid):
         if cid is not None:
@@ -242,7 +244,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
         id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
-        spec=spec,
+        parts=parts,
     )
 
 

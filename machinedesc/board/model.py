@@ -1,4 +1,8 @@
-"""The Board model: frozen dataclasses for components, MMIO, lines, wires, backends and raw commands (``builder`` makes them)."""
+"""The Board model: frozen dataclasses for components, MMIO, lines, wires, backends and raw commands.
+
+``builder.build_board`` makes them from the located tree; every stage after
+the board's reads them.  They hold values and positions, never YAML nodes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 from ..qemu.phases import Phase
 from ..qemu.types import TypeInfo, type_info
 from ..source import SourceLocation
-from .located import LMap, entry_location
+from .located import LMap, Pos, to_location
 
 QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")
@@ -37,6 +41,27 @@ class Mmio:
     location: SourceLocation | None
 
 
+@dataclass(frozen=True, eq=False)
+class EntryParts:
+    """Where the parts of one YAML component entry are written: positions only, no YAML values.
+
+    ``own`` is the entry mapping's position, ``values`` the position of each
+    of its values (``type``, ``parent``, ``phase``...), ``sections`` for each
+    value that is itself a mapping (``props``, ``links``) its own position
+    and the positions of its values.  Copies of a replicated entry share one.
+    """
+
+    own: Pos
+    values: Mapping[str, Pos]
+    sections: Mapping[str, tuple[Pos, Mapping[str, Pos]]]
+
+    @classmethod
+    def of(cls, entry: LMap) -> EntryParts:
+        """The positions of ``entry`` (its position dicts are shared, not copied)."""
+        sections = {k: (v.pos, v.value_locs) for k, v in entry.items() if isinstance(v, LMap)}
+        return cls(entry.pos, entry.value_locs, sections)
+
+
 @dataclass(frozen=True)
 class Component:
     """One device to create (a copy of a replicated entry is a component of its own)."""
@@ -51,8 +76,8 @@ class Component:
     links: Mapping[str, str] = field(default_factory=dict)
     mmio: tuple[Mmio, ...] = ()
     phase: Phase = Phase.INITIALIZED
-    #: The YAML entry it came from, for locating its parts in messages.
-    spec: Any = field(default=None, compare=False, repr=False)
+    #: Where the parts of the YAML entry it came from are written (None: synthetic).
+    parts: EntryParts | None = field(default=None, compare=False, repr=False)
     synthetic: bool = False
 
     @property
@@ -60,11 +85,21 @@ class Component:
         return type_info(self.type)
 
     def part_location(self, *path: str) -> SourceLocation | None:
-        """Where ``props.NAME``, ``links.NAME`` or ``parent`` of this entry is written."""
-        node = self.spec
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        return entry_location(node, path[-1]) if isinstance(node, LMap) else self.location
+        """Where ``type``, ``parent``, ``props.NAME`` or ``links.NAME`` of this entry is written.
+
+        A part that is not written gives the position of what holds it (the
+        ``props`` mapping, the entry); without positions, the component's own.
+        """
+        parts = self.parts
+        if parts is None or len(path) > 2:
+            return self.location
+        if len(path) == 1:
+            own, values = parts.own, parts.values
+        elif path[0] in parts.sections:
+            own, values = parts.sections[path[0]]
+        else:
+            return self.location
+        return to_location(values.get(path[-1], own))
 
 
 def link_target(target: str) -> tuple[str, str]:

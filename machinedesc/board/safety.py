@@ -370,15 +370,15 @@ def _check_raw(board: Board, add: _Add, allow_host_access: bool) -> None:
 
 
 def _check_components(board: Board, problems: Collector) -> None:
-    seen: set[int] = set()
+    seen: set[str] = set()
     for comp in board.components:
         # Copies of a replicated entry share its YAML: report the entry once.
-        if comp.synthetic or id(comp.spec) in seen:
+        where = comp.yaml_path.split(" (i=")[0]
+        if comp.synthetic or where in seen:
             continue
-        seen.add(id(comp.spec))
+        seen.add(where)
         dev = device_problem(comp.type, comp.props)
         if dev:
-            where = comp.yaml_path.split(" (i=")[0]
             loc = comp.part_location("props", dev[1]) if dev[1] else comp.part_location("type")
             problems.add(loc, f"{where}.props.{dev[1]}" if dev[1] else f"{where}.type", dev[0], HINT)
 
