@@ -15,7 +15,7 @@ from ..errors import Collector
 from ..qemu.phases import Phase
 from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute
-from .located import LMap, PathT, did_you_mean, entry_location, format_path, location_of
+from .located import LMap, PathT, entry_location, format_path, location_of
 from .model import (
     LINE,
     MAX_COMPONENTS,
@@ -54,7 +54,7 @@ class _Builder:
                 return [self.value(v, env, (*path, i)) for i, v in enumerate(raw)]
             if isinstance(raw, dict):
                 return {k: self.value(v, env, (*path, k)) for k, v in raw.items()}
-            val = substitute(raw, env)
+            val = substitute(raw, env, self.problems.hints)
             if isinstance(val, str):
                 size = parse_size(val)
                 if size is not None:
@@ -127,7 +127,7 @@ def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
             params[name] = 0  # reported; a stand-in keeps its uses from adding "not defined"
     for name, text in overrides.items():
         if name not in declared:
-            hint = did_you_mean(name, declared) or (
+            hint = b.problems.hints.did_you_mean(name, declared) or (
                 f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
             b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
             continue
