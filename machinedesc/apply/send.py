@@ -57,31 +57,31 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
     checked: str | None = None
     inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]] = collections.deque()
     try:
-        for n, action in enumerate(job.steps, start=1):
-            if job.check_phases and action.phase and (checked is None or not action.phase.accepts(checked)):
+        for n, step in enumerate(job.steps, start=1):
+            if job.check_phases and step.phase and (checked is None or not step.phase.accepts(checked)):
                 await _drain(inflight, total)
                 actual = await session.phase()
-                if not action.phase.accepts(actual):
-                    raise StepError(_step_failure(n, total, action,
+                if not step.phase.accepts(actual):
+                    raise StepError(_step_failure(n, total, step,
                                                   f"QEMU is in phase '{actual}', but this step belongs "
-                                                  f"to phase '{action.phase.value}'"))
+                                                  f"to phase '{step.phase.value}'"))
                 checked = actual
-            expected = Phase.after(action.command)
-            if expected is not None or action.command not in PIPELINE_SAFE:
+            expected = Phase.after(step.command)
+            if expected is not None or step.command not in PIPELINE_SAFE:
                 # A phase transition, or a command that may act outside QEMU's machine
                 # (object-add of a file backend, chardev-add, raw escape-hatch
                 # commands), is only sent once every step before it has succeeded.
                 await _drain(inflight, total)
-            session.reporter.progress(n, total, action.phase.value if action.phase else None, step_text(action))
-            task = asyncio.ensure_future(session.call(action.command, action.arguments))
-            inflight.append((n, action, task))
+            session.reporter.progress(n, total, step.phase.value if step.phase else None, step_text(step))
+            task = asyncio.ensure_future(session.call(step.command, step.arguments))
+            inflight.append((n, step, task))
             if expected is not None or len(inflight) >= window:
                 await _drain(inflight, total, keep=0 if expected is not None else window - 1)
             if expected is not None and job.check_phases:
                 actual = await session.phase()
                 if not expected.accepts(actual):
-                    raise StepError(_step_failure(n, total, action,
-                                                  f"after {action.command} QEMU is in phase '{actual}', "
+                    raise StepError(_step_failure(n, total, step,
+                                                  f"after {step.command} QEMU is in phase '{actual}', "
                                                   f"expected '{expected.value}'"))
                 checked = actual
         await _drain(inflight, total)
@@ -98,17 +98,17 @@ async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]
                  keep: int = 0) -> None:
     """Wait for the oldest commands in flight until only ``keep`` remain; StepError on an error reply."""
     while len(inflight) > keep:
-        n, action, task = inflight[0]
+        n, step, task = inflight[0]
         try:
             reply = await task
         except ExecuteError as exc:
-            raise refused(_step_failure(n, total, action,
+            raise refused(_step_failure(n, total, step,
                                          f"QEMU error {exc.error_class}: {exc.error.error.desc}"), exc) from None
-        if action.command == "human-monitor-command":
+        if step.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
-                raise StepError(_step_failure(n, total, action, f"HMP error: {failure}"),
-                                sent=action.message, received={"return": reply})
+                raise StepError(_step_failure(n, total, step, f"HMP error: {failure}"),
+                                sent=step.message, received={"return": reply})
         inflight.popleft()
 
 
@@ -131,15 +131,15 @@ def refused(message: str, exc: ExecuteError) -> StepError:
     return StepError(message, sent=dict(exc.sent), received=dict(exc.received), error_class=exc.error_class)
 
 
-def _step_failure(n: int, total: int, action: Step, why: str) -> str:
-    where = f"{action.location}: " if action.location else ""
+def _step_failure(n: int, total: int, step: Step, why: str) -> str:
+    where = f"{step.location}: " if step.location else ""
     head = f"{where}step {n}/{total} failed"
-    if action.phase:
-        head += f" (phase {action.phase.value})"
-    lines = [head, f"  {step_text(action)}"]
-    if action.note:
-        lines.append(f"  step: {action.note}")
-    if action.location:
-        lines.extend(action.location.describe_chain())
+    if step.phase:
+        head += f" (phase {step.phase.value})"
+    lines = [head, f"  {step_text(step)}"]
+    if step.note:
+        lines.append(f"  step: {step.note}")
+    if step.location:
+        lines.extend(step.location.describe_chain())
     lines.append(f"  {why}")
     return "\n".join(lines)
