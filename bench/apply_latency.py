@@ -32,10 +32,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from machinedesc.apply.engine import Options, drive, plan_job, run_async  # noqa: E402
+from machinedesc.apply.engine import drive, run_async  # noqa: E402
+from machinedesc.apply.job import Options, plan_job  # noqa: E402
 from machinedesc.plan.pipeline import load_plan  # noqa: E402
 from machinedesc.plan.steps import Plan  # noqa: E402
-from machinedesc.qemu.process import find_binary  # noqa: E402
+from machinedesc.qemu.binary import find_binary  # noqa: E402
 
 
 def first_byte(argv: list[str], env: dict[str, str]) -> float:

@@ -19,25 +19,14 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .errors import BoardError, MachinedescError, UsageError, printable
+from .errors import BoardError, Exit, MachinedescError, QemuNotFoundError, UsageError, exit_table, printable
 from .plan.pipeline import load_board, load_plan
 from .plan.render import render_json, render_qmp
 from .qemu import build as qemu_build
 from .storage import write_file
 
-EXIT_CODES = """\b
-Exit status:
-  0    the machine was built and the guest powered off (or --detach/--connect)
-  1    internal error (a bug: please report the traceback), or a
-       broken installation (the message says what to install)
-  2    invalid board, QMP file or usage
-  3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
-  4    a step failed, or the built machine differs from the board
-  5    QEMU died or stopped answering (timeout)
-  6    an output could not be written: the guest's console, or standard
-       output (disk full, I/O error)
-  130  interrupted (Ctrl-C); QEMU was shut down
-"""
+#: The exit-status table of --help, from machinedesc.errors.Exit.
+EXIT_CODES = exit_table()
 
 _SERIAL_HELP = ("Where the board's console chardev goes: stdio (the terminal, default), "
                 "file:PATH, socket:PATH (a listening unix socket) or none.")
@@ -206,7 +195,8 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     started and removes its directory.
     """
     # Imported here: asyncio and qemu.qmp cost ~50 ms that validate/plan need not pay.
-    from .apply.engine import Options, apply_plan
+    from .apply.engine import apply_plan
+    from .apply.job import Options
 
     check_inputs(firmware, "--firmware")
     _validate_serial(serial, [board, *firmware])
@@ -237,7 +227,7 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     -run-with) are refused: use --detach.
     """
     from .apply.configurator import run
-    from .apply.engine import Options
+    from .apply.job import Options
 
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
@@ -359,20 +349,17 @@ def qemu() -> None:
 @qemu.command("build", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def qemu_build_cmd(args: tuple[str, ...]) -> None:
-    """Build the patched QEMU into the cache (runs qemu/build.sh ARGS; idempotent)."""
-    code = qemu_build.build(list(args))
-    if code:
-        raise SystemExit(code)
+    """Build the patched QEMU into the cache (runs qemu/build.sh ARGS; idempotent); exit 7 if it fails."""
+    qemu_build.build(list(args))
 
 
 @qemu.command("path")
 @click.argument("system")
 def qemu_path(system: str) -> None:
-    """Print the patched qemu-system-SYSTEM's path; exit 1 if it is not built."""
+    """Print the patched qemu-system-SYSTEM's path; exit 3 if it is not built."""
     binary = qemu_build.patched_binary(system)
     if binary is None:
-        click.echo(f"the patched qemu-system-{system} is not built: run `machinedesc qemu build`", err=True)
-        raise SystemExit(1)
+        raise QemuNotFoundError(f"the patched qemu-system-{system} is not built: run `machinedesc qemu build`")
     click.echo(str(binary))
 
 
@@ -382,32 +369,43 @@ def main(argv: list[str] | None = None) -> NoReturn:
         cli.main(args=argv, prog_name="machinedesc", standalone_mode=False)
         # Flushed here, not at interpreter exit, so that a failed write is ours to report.
         sys.stdout.flush()
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except MachinedescError as err:
-        print(str(err), file=sys.stderr)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
     except SystemExit:
         raise
-    except OSError as err:
-        if not _stdout_failed(err):
-            _internal_error()
+    except BaseException as err:  # noqa: BLE001 - the one place errors become exit codes
+        sys.exit(exit_status(err))
+    sys.exit(Exit.OK)
+
+
+def exit_status(err: BaseException) -> int:
+    """Show ``err`` (an exception a command raised) on stderr and return its exit status.
+
+    The one mapping from errors to exit codes (the table is machinedesc.errors.Exit):
+    a MachinedescError's message and ``exit_code``; click's usage errors 2;
+    Ctrl-C 130; a failed write of standard output 6 (a reader that left, 0);
+    anything else is a bug: its traceback and 1.
+    """
+    if isinstance(err, click.exceptions.Exit):
+        return err.exit_code
+    if isinstance(err, click.ClickException):
+        err.show()
+        return err.exit_code
+    if isinstance(err, click.exceptions.Abort):
+        return Exit.INTERRUPTED
+    if isinstance(err, MachinedescError):
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    if isinstance(err, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return Exit.INTERRUPTED
+    if isinstance(err, OSError) and _stdout_failed(err):
         _silence_stdout()
         if err.errno == errno.EPIPE:
-            sys.exit(0)  # the reader went away (`| head`): quiet, as click itself treats it
+            return Exit.OK  # the reader went away (`| head`): quiet, as click itself treats it
         print(f"machinedesc: cannot write standard output: {err.strerror}", file=sys.stderr)
-        sys.exit(6)
-    except Exception:  # noqa: BLE001 - the one place internal errors become exit 1
-        _internal_error()
-    sys.exit(0)
+        return Exit.OUTPUT
+    traceback.print_exception(err)
+    print("machinedesc: internal error (a bug): please report the traceback above", file=sys.stderr)
+    return Exit.INTERNAL
 
 
 def _stdout_failed(err: OSError) -> bool:
@@ -426,12 +424,6 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-
-
-def _internal_error() -> NoReturn:
-    traceback.print_exc()
-    print("machinedesc: internal error (a bug): please report the traceback above", file=sys.stderr)
-    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,83 @@
-"""The error types: one root, user errors carrying source locations, apply failures."""
+"""Every error machinedesc raises on purpose, with its exit status: one root, one table.
+
+``Exit`` is the table of exit statuses; every error class names its row
+(``exit_code``), and ``cli`` prints the table in ``--help`` (``exit_table``)
+and exits with ``exit_code`` in ``main``: the three cannot drift apart.
+
+```
+  MachinedescError (1)
+   +- InstallError (1)         a part of machinedesc's installation is missing
+   +- BoardError (2)           every problem of a board, file:line:col
+   +- UsageError (2)           the command line
+   +- QmpFileError (2)         a QMP file, file:line:col
+   +- CapabilityError (3)      QEMU lacks a command, argument or device type
+   +- QemuNotFoundError (3)    no QEMU binary
+   +- StepError (4)            a step failed, wrong phase, verification differs
+   +- QemuError (5)            QEMU died, could not start, or did not answer
+   |   +- QemuTimeoutError (5)
+   +- ConsoleError (6)         the guest console could not be written
+   +- QemuBuildError (7)       building (or locating) the patched QEMU failed
+   +- Interrupted (128+signal) Ctrl-C, SIGTERM, SIGHUP
+```
+"""
 
 from __future__ import annotations
 
+import difflib
+import enum
 import re
+import signal
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .source import SourceLocation
 
 
-class MachinedescError(Exception):
-    """Root of every error machinedesc raises on purpose."""
+class Exit(enum.IntEnum):
+    """machinedesc's exit statuses; ``EXIT_MEANINGS`` says what each means (the --help table)."""
 
-    exit_code = 1
+    OK = 0
+    INTERNAL = 1
+    INVALID = 2
+    CAPABILITY = 3
+    STEP = 4
+    QEMU = 5
+    OUTPUT = 6
+    BUILD = 7
+    INTERRUPTED = 130
+
+
+#: What each exit status means, as the --help table shows it (one entry per line).
+EXIT_MEANINGS: Mapping[Exit, tuple[str, ...]] = {
+    Exit.OK: ("the machine was built and the guest powered off (or --detach/--connect)",),
+    Exit.INTERNAL: ("internal error (a bug: please report the traceback), or a",
+                    "broken installation (the message says what to install)"),
+    Exit.INVALID: ("invalid board, QMP file or usage",),
+    Exit.CAPABILITY: ("QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)",),
+    Exit.STEP: ("a step failed, or the built machine differs from the board",),
+    Exit.QEMU: ("QEMU died or stopped answering (timeout)",),
+    Exit.OUTPUT: ("an output could not be written: the guest's console, or standard",
+                  "output (disk full, I/O error)"),
+    Exit.BUILD: ("`machinedesc qemu build` failed, or the patched QEMU cannot be located",),
+    Exit.INTERRUPTED: ("interrupted (Ctrl-C); QEMU was shut down",),
+}
+
+
+def exit_table() -> str:
+    """The ``Exit status:`` block of --help (``\\b``: click keeps its lines as they are)."""
+    lines = ["\b", "Exit status:"]
+    for code, meaning in EXIT_MEANINGS.items():
+        lines.append(f"  {code.value:<4} {meaning[0]}")
+        lines.extend(f"       {more}" for more in meaning[1:])
+    return "\n".join(lines) + "\n"
+
+
+class MachinedescError(Exception):
+    """Root of every error machinedesc raises on purpose; ``exit_code`` is its row of ``Exit``."""
+
+    exit_code: int = Exit.INTERNAL
 
 
 @dataclass(frozen=True, order=True)
@@ -82,7 +146,7 @@ class BoardError(MachinedescError):
 
     problems: list[Problem] = field(default_factory=list)
 
-    exit_code = 2
+    exit_code = Exit.INVALID
 
     def __post_init__(self) -> None:
         super().__init__(self.render())
@@ -118,13 +182,117 @@ def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:
 class UsageError(MachinedescError):
     """Bad command-line usage that click cannot detect (e.g. a malformed --set)."""
 
-    exit_code = 2
+    exit_code = Exit.INVALID
 
 
 class InstallError(MachinedescError):
     """machinedesc's installation lacks a part it needs (the message says which to install)."""
 
-    exit_code = 1
+    exit_code = Exit.INTERNAL
+
+
+class QmpFileError(MachinedescError):
+    """A QMP configuration file is malformed or refused; the message starts with ``file:line:col``.
+
+    ``location`` line 0 means the whole file; ``message`` and ``hint`` are
+    the text before escaping (names and values come from the file).
+    """
+
+    exit_code = Exit.INVALID
+
+    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
+        # Line 0: about the whole file. Names and values come from the file: escaped.
+        where = str(location) if location.line else location.file
+        text = printable(f"{where}: {message}")
+        if hint:
+            text += "\n" + printable(f"  hint: {hint}")
+        super().__init__(text)
+        self.location = location
+        self.message = message
+        self.hint = hint
+
+
+class CapabilityError(MachinedescError):
+    """The QEMU binary lacks a command, argument or device type the plan needs."""
+
+    exit_code = Exit.CAPABILITY
+
+
+class QemuNotFoundError(MachinedescError):
+    """No QEMU binary for the board's system could be found (a missing capability)."""
+
+    exit_code = Exit.CAPABILITY
+
+
+class StepError(MachinedescError):
+    """A step failed, the machine was in the wrong phase, or verification found a difference.
+
+    For a command QEMU refused, ``sent`` is the QMP message sent, ``received``
+    QEMU's reply and ``error_class`` its error class (``GenericError``...),
+    as qemu.qmp's ExecuteError holds them; all three are None otherwise.
+    """
+
+    exit_code = Exit.STEP
+
+    def __init__(self, message: str, *, sent: Mapping[str, Any] | None = None,
+                 received: Mapping[str, Any] | None = None, error_class: str | None = None) -> None:
+        super().__init__(message)
+        self.sent = sent
+        self.received = received
+        self.error_class = error_class
+
+
+def stderr_block(tail: str) -> str:
+    """``tail`` (QEMU's last stderr lines) as the indented block of an error message, '' if empty."""
+    if not tail:
+        return ""
+    return "\n  QEMU stderr (last lines):\n" + "\n".join("    " + line for line in tail.splitlines())
+
+
+class QemuError(MachinedescError):
+    """QEMU could not be started, died, or stopped answering.
+
+    ``message`` is what happened; ``stderr_tail`` QEMU's last stderr lines
+    ('' if none or unknown), shown below it.
+    """
+
+    exit_code = Exit.QEMU
+
+    def __init__(self, message: str, stderr_tail: str = "") -> None:
+        super().__init__(message + stderr_block(stderr_tail))
+        self.message = message
+        self.stderr_tail = stderr_tail
+
+
+class QemuTimeoutError(QemuError):
+    """QEMU did not answer within the timeout."""
+
+
+class ConsoleError(MachinedescError):
+    """The guest's console output could not be written (full disk, I/O error): output was lost."""
+
+    exit_code = Exit.OUTPUT
+
+
+class QemuBuildError(MachinedescError):
+    """The patched QEMU's build script is missing or failed (``machinedesc qemu build``, ``qemu path``)."""
+
+    exit_code = Exit.BUILD
+
+
+class Interrupted(MachinedescError):
+    """The user pressed Ctrl-C (or machinedesc got SIGTERM/SIGHUP); QEMU was shut down.
+
+    ``exit_code`` is 128 + the signal's number, as a shell reports it (130 for SIGINT).
+    """
+
+    exit_code: int = Exit.INTERRUPTED
+
+    def __init__(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"machinedesc: interrupted ({name})")
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 def fail(location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> NoReturn:
@@ -132,11 +300,39 @@ def fail(location: SourceLocation | None, path: str, message: str, hint: str | N
     raise BoardError([Problem(location, path, message, hint)])
 
 
-class Collector:
-    """Gathers problems so that all errors of a file are reported at once."""
+#: Names that one load's "did you mean" hints may compare in all: 50,000 broken
+#: references among 50,000 ids would spend hours on hints that nobody reads
+#: (after ten problems of a kind the rest are only counted).
+MAX_HINT_WORK = 1_000_000
 
-    def __init__(self) -> None:
+
+class Hints:
+    """"did you mean" hints within a budget of names compared; one load shares one (pipeline makes it)."""
+
+    def __init__(self, budget: int = MAX_HINT_WORK) -> None:
+        #: Names that may still be compared.
+        self.left = budget
+
+    def did_you_mean(self, word: str, choices: Any) -> str | None:
+        """A "did you mean 'x'?" hint, or None (also once the budget is spent)."""
+        names = choices if hasattr(choices, "__len__") else list(choices)
+        if len(names) > self.left:
+            return None
+        self.left -= len(names)
+        close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
+        return f"did you mean '{close[0]}'?" if close else None
+
+
+class Collector:
+    """Gathers problems so that all errors of a file are reported at once.
+
+    ``hints`` is the load's hint budget (a fresh one if none is given): the
+    stages that add problems ask it for their "did you mean" hints.
+    """
+
+    def __init__(self, hints: Hints | None = None) -> None:
         self.problems: list[Problem] = []
+        self.hints = hints if hints is not None else Hints()
 
     def add(self, location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(location, path, message, hint))

@@ -105,7 +105,7 @@ wiring:
     for i, line in enumerate(lines(plan)):
         if "split-u0-sysbus-irq-0 property=unnamed-gpio-out" in line:
             assert i > split_create
-    checks = {(c.source, c.prop) for c in plan.links}
+    checks = {(c.path, c.prop) for c in plan.links}
     assert ("/machine/peripheral/u0", "sysbus-irq[0]") in checks
 
 

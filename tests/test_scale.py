@@ -107,18 +107,19 @@ def test_the_listed_overlaps_are_documented() -> None:
     st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n),
     st.integers(0, n - 1), st.lists(st.integers(0, n - 1), max_size=6))))
 def test_the_shared_search_answers_as_has_path_does(case: tuple[int, list[tuple[int, int]], int, list[int]]) -> None:
-    """_first_reachable gives the first target nx.has_path reaches, on any graph (cycles included)."""
+    """first_reachable gives the first target nx.has_path reaches, on any graph (cycles included)."""
     import networkx as nx
 
-    from machinedesc.plan.graph import _first_reachable, _Steps
+    from machinedesc.plan.graph import Node
+    from machinedesc.plan.reach import Steps, first_reachable
     from machinedesc.qemu.phases import Phase
 
     n, pairs, source, targets = case
-    nodes = [("C", str(k)) for k in range(n)]
-    steps = _Steps({v: Phase.INITIALIZED for v in nodes}, [(nodes[u], nodes[v], "") for u, v in pairs if u != v])
+    nodes = [Node("create", str(k)) for k in range(n)]
+    steps = Steps({v: Phase.INITIALIZED for v in nodes}, [(nodes[u], nodes[v], "") for u, v in pairs if u != v])
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from((nodes[u], nodes[v]) for u, v in pairs if u != v)
     wanted = [nodes[t] for t in targets if t != source]
     expected = next((t for t in wanted if nx.has_path(g, nodes[source], t)), None)
-    assert _first_reachable(steps, nodes[source], wanted) == expected
+    assert first_reachable(steps, nodes[source], wanted) == expected

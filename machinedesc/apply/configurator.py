@@ -19,10 +19,13 @@ import shutil
 from pathlib import Path
 
 from ..board import safety
-from ..errors import UsageError
-from ..plan.qmpfile import QmpFile, QmpFileError, load
-from ..qemu.process import QemuNotFoundError, find_binary, stdio_chardevs
-from .engine import DETACH_HINT, Action, Job, Options, detaching_option, drive, run_async
+from ..errors import QemuNotFoundError, QmpFileError, UsageError
+from ..plan.qmpfile import QmpFile, load
+from ..qemu.binary import find_binary
+from ..qemu.chardevs import stdio_chardevs
+from ..source import SourceLocation
+from .engine import drive, run_async
+from .job import DETACH_HINT, Job, Options, detaching_option
 
 _SYSTEM = re.compile(r"[a-z0-9_]+")
 _BINARY = re.compile(r"qemu-system-[a-z0-9_]+")
@@ -48,7 +51,7 @@ def check_file(qmp: QmpFile, opts: Options) -> None:
     for cmd in qmp.commands:
         found = safety.command_problem(cmd.command, cmd.arguments)
         if found:
-            raise QmpFileError(cmd.location, found[0], safety.HINT)
+            raise QmpFileError(cmd.location or SourceLocation(qmp.path, 0, 0), found[0], safety.HINT)
 
 
 def _check_header(qmp: QmpFile, argv: list[str], opts: Options) -> None:
@@ -70,10 +73,9 @@ def file_job(qmp: QmpFile, opts: Options) -> Job:
     """The Job for a parsed file; raises UsageError when QEMU cannot be started from it,
     QmpFileError for what ``check_file`` refuses."""
     check_file(qmp, opts)
-    actions = [Action(c.command, c.arguments, c.phase, c.location) for c in qmp.commands]
     job = Job(
         title=qmp.path,
-        actions=actions,
+        steps=qmp.commands,
         system=qmp.system,
         qemu_args=(),
         console_ids=(),

@@ -12,7 +12,6 @@ from ..qemu.phases import Phase
 from ..qemu.types import LineInfo
 from ..source import SourceLocation
 from .expr import ExprError, evaluate
-from .located import did_you_mean
 from .model import U64_MAX, Board, Component, LineRef, link_target
 
 
@@ -26,10 +25,10 @@ def check_board(board: Board, problems: Collector) -> None:
     _check_mmio(board, problems)
 
 
-def _ref_hint(name: str, choices: Any, deleted: Mapping[str, Any]) -> str:
+def _ref_hint(name: str, choices: Any, deleted: Mapping[str, Any], problems: Collector) -> str:
     if name in deleted:
         return f"'{name}' was deleted at {deleted[name]} ({name}: ~)"
-    return did_you_mean(name, choices) or "it must be the id of a component of this board"
+    return problems.hints.did_you_mean(name, choices) or "it must be the id of a component of this board"
 
 
 def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str], problems: Collector) -> None:
@@ -42,7 +41,8 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
                 if missing_ok:
                     continue
                 problems.add(comp.part_location("parent"), f"{comp.yaml_path}.parent",
-                             f"parent '{comp.parent}' is not a component", _ref_hint(comp.parent, by_id, board.deleted))
+                             f"parent '{comp.parent}' is not a component",
+                             _ref_hint(comp.parent, by_id, board.deleted, problems))
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
@@ -50,13 +50,14 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             if owner and owner not in by_id and owner not in backends and not missing_ok:
                 problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
                              f"link target '{owner}' is not a component or backend",
-                             _ref_hint(owner, [*by_id, *backends], board.deleted))
+                             _ref_hint(owner, [*by_id, *backends], board.deleted, problems))
         for prop in comp.info.chardevs:
             name = comp.props.get(prop)
             if isinstance(name, str) and name not in board.chardevs:
                 problems.add(comp.part_location("props", prop), f"{comp.yaml_path}.props.{prop}",
                              f"chardev '{name}' is not declared",
-                             did_you_mean(name, board.chardevs) or f"declare it under chardevs: (e.g. {name}: stdio)")
+                             problems.hints.did_you_mean(name, board.chardevs)
+                             or f"declare it under chardevs: (e.g. {name}: stdio)")
         if comp.phase is Phase.READY:
             _check_hotplug(comp, problems)
     for raw in board.raw:
@@ -64,7 +65,7 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             if name not in by_id and not missing_ok:
                 where = raw.after_locations[i] if i < len(raw.after_locations) else raw.location
                 problems.add(where, f"qmp.{raw.name}.after[{i}]",
-                             f"'{name}' is not a component", _ref_hint(name, by_id, board.deleted))
+                             f"'{name}' is not a component", _ref_hint(name, by_id, board.deleted, problems))
 
 
 def _check_hotplug(comp: Component, problems: Collector) -> None:
@@ -111,7 +112,7 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
         return False
     if comp is None:
         problems.add(ref.location, where, f"'{ref.component}' is not a component",
-                     _ref_hint(ref.component, by_id, board.deleted))
+                     _ref_hint(ref.component, by_id, board.deleted, problems))
         return False
     family = comp.info.outputs if output else comp.info.inputs
     info = comp.info.output(ref.name) if output else comp.info.input(ref.name)
@@ -119,7 +120,7 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
     if info is None:
         names = ", ".join(sorted(family)) or "none known"
         problems.add(ref.location, where, f"{comp.type} '{comp.id}' has no {kind} line '{ref.name}'",
-                     did_you_mean(ref.name, family) or f"its {kind} lines: {names}")
+                     problems.hints.did_you_mean(ref.name, family) or f"its {kind} lines: {names}")
         return False
     count = _line_count(info, comp)
     if count is not None and ref.index >= count:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .located import did_you_mean
+from ..errors import Hints
 from .yaml_reader import MAX_INT_BITS
 
 EXPR = re.compile(r"\$\{([^{}]*)\}")
@@ -42,10 +42,12 @@ _UNOPS: dict[type[ast.unaryop], Callable[[Any], Any]] = {
 class ExprError(Exception):
     """An expression that cannot be evaluated; message and hint are for the user."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, undefined: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: The name that is not defined, for a "did you mean" hint (``evaluate`` adds it).
+        self.undefined = undefined
 
 
 def parse_size(text: str) -> int | None:
@@ -100,9 +102,18 @@ def _check_depth(root: ast.expr, source: str) -> None:
         todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
-def evaluate(source: str, env: Mapping[str, Any]) -> Any:
-    """The value of expression ``source`` with names from ``env``."""
-    return _eval(_compile(source), env, source)
+def evaluate(source: str, env: Mapping[str, Any], hints: Hints | None = None) -> Any:
+    """The value of expression ``source`` with names from ``env``.
+
+    ``hints`` is the load's hint budget (a fresh one if None), for the
+    "did you mean" of a name that is not defined.
+    """
+    try:
+        return _eval(_compile(source), env, source)
+    except ExprError as err:
+        if err.undefined is not None:
+            err.hint = (hints or Hints()).did_you_mean(err.undefined, env) or err.hint
+        raise
 
 
 def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
@@ -110,9 +121,8 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
         return node.value
     if isinstance(node, ast.Name):
         if node.id not in env:
-            hint = did_you_mean(node.id, env) or (
-                "define it under params:" if node.id != "i" else "${i} exists only inside an entry with count")
-            raise ExprError(f"'{node.id}' is not defined", hint)
+            hint = "define it under params:" if node.id != "i" else "${i} exists only inside an entry with count"
+            raise ExprError(f"'{node.id}' is not defined", hint, undefined=node.id)
         return env[node.id]
     if isinstance(node, ast.UnaryOp):
         return _int(_UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source)), source)
@@ -145,8 +155,8 @@ def _int(value: Any, source: str) -> int:
     return value
 
 
-def substitute(value: Any, env: Mapping[str, Any]) -> Any:
-    """``value`` with ${...} evaluated: a whole-string expression keeps its type.
+def substitute(value: Any, env: Mapping[str, Any], hints: Hints | None = None) -> Any:
+    """``value`` with ${...} evaluated: a whole-string expression keeps its type (``hints``: see evaluate).
 
     Raises:
         ExprError: an expression fails, or the text grows beyond MAX_EXPANDED_CHARS.
@@ -155,7 +165,7 @@ def substitute(value: Any, env: Mapping[str, Any]) -> Any:
         return value
     whole = EXPR.fullmatch(value)
     if whole:
-        result = evaluate(whole.group(1), env)
+        result = evaluate(whole.group(1), env, hints)
         if isinstance(result, str) and len(result) > MAX_EXPANDED_CHARS:
             raise _too_long(value)
         return result
@@ -163,7 +173,7 @@ def substitute(value: Any, env: Mapping[str, Any]) -> Any:
     pieces: list[str] = []
     size, end = 0, 0
     for match in EXPR.finditer(value):
-        piece = str(evaluate(match.group(1), env))
+        piece = str(evaluate(match.group(1), env, hints))
         size += (match.start() - end) + len(piece)
         if size > MAX_EXPANDED_CHARS:
             raise _too_long(value)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import Collector, fail
+from ..errors import Collector, Hints, fail
 from ..source import SourceLocation
 from ..storage import FileProblem
-from .located import LMap, LSeq, PathT, did_you_mean, format_path, reset_hint_budget, to_location
+from .located import LMap, LSeq, PathT, format_path, to_location
 from .yaml_reader import MAX_BOARD_BYTES, check_regular, file_too_big, parse_file
 
 FORMAT_VERSION = 1
@@ -72,16 +72,16 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
-def load_document(path: Path, catalog: Path | None = None) -> Document:
+def load_document(path: Path, catalog: Path | None = None, hints: Hints | None = None) -> Document:
     """Load a board and everything it extends/includes, merged (docs/format.md, "Reuse").
 
     Each file is read and parsed once per load, however often it is included;
     the load reads at most MAX_BOARD_BYTES and follows at most MAX_INCLUDES
-    extends/include entries.
+    extends/include entries.  ``hints`` is the load's "did you mean" budget
+    (the later stages of the load share it; a fresh one if None).
     """
     path = Path(path)
-    reset_hint_budget()
-    loader = _IncludeLoader(real_path(catalog or path.parent))
+    loader = _IncludeLoader(real_path(catalog or path.parent), hints if hints is not None else Hints())
     tree = loader.load(path, display_name(path), (), ())
     return Document(tree, display_name(path), loader.deleted, tuple(loader.files))
 
@@ -89,8 +89,9 @@ def load_document(path: Path, catalog: Path | None = None) -> Document:
 class _IncludeLoader:
     """One load's state: files parsed so far, what was deleted, and the budgets."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, hints: Hints) -> None:
         self.root = root
+        self.hints = hints
         self.deleted: dict[PathT, SourceLocation] = {}
         self.files: list[Path] = []
         #: Each file's version-checked tree, with the include chain it was parsed with.
@@ -149,7 +150,7 @@ class _IncludeLoader:
                 own.value_locs[key] = tree.value_locs[key]
         if not bases:
             return own
-        problems = Collector()
+        problems = Collector(self.hints)
         merged = bases[0]
         for layer in (*bases[1:], own):
             merged = merge(merged, layer, (), problems, self.deleted)
@@ -177,7 +178,7 @@ class _IncludeLoader:
             cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
             fail(loc, key, f"include loop: {cycle}")
         if not os.path.lexists(target):
-            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target))
+            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target, self.hints))
         try:
             check_regular(target)
         except FileProblem as err:
@@ -185,13 +186,13 @@ class _IncludeLoader:
         return target
 
 
-def _sibling_hint(name: str, target: Path) -> str | None:
+def _sibling_hint(name: str, target: Path, hints: Hints) -> str | None:
     """"did you mean" among the .yaml files beside a missing include, if its directory can be listed."""
     try:
         siblings = [p.name for p in target.parent.glob("*.yaml")] if target.parent.is_dir() else []
     except OSError:  # e.g. a name too long for the system: no hint
         return None
-    close = did_you_mean(Path(name).name, siblings)
+    close = hints.did_you_mean(Path(name).name, siblings)
     prefix = str(Path(name).parent)
     if close and prefix != ".":
         close = close.replace("'", f"'{prefix}/", 1)
@@ -248,7 +249,7 @@ def merge(base: LMap, over: LMap, path: PathT, problems: Collector,
             else:
                 problems.add(to_location(over.key_locs[key]), format_path((*path, key)),
                              "null deletes an inherited entry, but nothing with this name is inherited",
-                             did_you_mean(key, base.keys()))
+                             problems.hints.did_you_mean(key, base.keys()))
             continue
         if isinstance(value, LMap) and isinstance(out.get(key), LMap):
             out[key] = merge(out[key], value, (*path, key), problems, deleted)

@@ -2,12 +2,11 @@
 
 Every stage after the YAML reader finds positions here (``location_of``,
 ``entry_location``), names paths as the user writes them (``format_path``)
-and offers "did you mean" hints within one load's budget.
+(the "did you mean" hints are ``errors.Hints``, one per load).
 """
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from ..source import SourceLocation
@@ -95,25 +94,3 @@ def format_path(path: PathT) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-#: Names that did_you_mean may compare in one load (load_document resets it):
-#: 50,000 broken references among 50,000 ids would spend hours on hints that
-#: nobody reads (after ten problems of a kind the rest are only counted).
-MAX_HINT_WORK = 1_000_000
-_hint_work_left = [MAX_HINT_WORK]
-
-
-def did_you_mean(word: str, choices: Any) -> str | None:
-    """A "did you mean 'x'?" hint, or None (also once the load's MAX_HINT_WORK is spent)."""
-    names = choices if hasattr(choices, "__len__") else list(choices)
-    if len(names) > _hint_work_left[0]:
-        return None
-    _hint_work_left[0] -= len(names)
-    close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
-
-
-def reset_hint_budget() -> None:
-    """Give a new load its full MAX_HINT_WORK (load_document calls it)."""
-    _hint_work_left[0] = MAX_HINT_WORK

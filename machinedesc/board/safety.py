@@ -7,6 +7,10 @@ everything that would (plus the checks that keep a board's strings from
 smuggling options into QEMU's command line); ``check_command`` and
 ``check_qemu_argv`` do the same for ``run``.  The tables below are the
 policy; docs/format.md lists them with their reasons.
+
+Over 400 lines on purpose: a third of the module is the policy's tables,
+each entry with its reason, and they are read together with the checks
+that apply them (a reviewer of the policy reads one file).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import Collector
+from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
 from .located import location_of
 from .model import Board
 
@@ -62,8 +67,8 @@ HOST_COMMANDS: Mapping[str, str] = {
 #: Commands a board's raw qmp: entries may never send, host access or not:
 #: machinedesc itself moves the machine through its phases and runs the guest.
 LIFECYCLE_COMMANDS: Mapping[str, str] = {
-    "x-machine-init": "the plan sends it; a raw command chooses its phase with 'phase:'",
-    "x-exit-preconfig": "the plan sends it; a raw command chooses its phase with 'phase:'",
+    MACHINE_INIT: "the plan sends it; a raw command chooses its phase with 'phase:'",
+    EXIT_PRECONFIG: "the plan sends it; a raw command chooses its phase with 'phase:'",
     "quit": "it ends QEMU before the machine is built and verified",
     "cont": "apply starts the CPUs itself once the machine is verified (or not, with --paused)",
     "stop": "apply decides when the CPUs run (--paused keeps them stopped)",
@@ -365,15 +370,15 @@ def _check_raw(board: Board, add: _Add, allow_host_access: bool) -> None:
 
 
 def _check_components(board: Board, problems: Collector) -> None:
-    seen: set[int] = set()
+    seen: set[str] = set()
     for comp in board.components:
         # Copies of a replicated entry share its YAML: report the entry once.
-        if comp.synthetic or id(comp.spec) in seen:
+        where = comp.yaml_path.split(" (i=")[0]
+        if comp.synthetic or where in seen:
             continue
-        seen.add(id(comp.spec))
+        seen.add(where)
         dev = device_problem(comp.type, comp.props)
         if dev:
-            where = comp.yaml_path.split(" (i=")[0]
             loc = comp.part_location("props", dev[1]) if dev[1] else comp.part_location("type")
             problems.add(loc, f"{where}.props.{dev[1]}" if dev[1] else f"{where}.type", dev[0], HINT)
 

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from ..errors import Collector
-from .located import LMap, PathT, did_you_mean, format_path, location_of
+from ..errors import Collector, Hints
+from .located import LMap, PathT, format_path, location_of
 
 SCHEMA_NAME = "board.schema.json"
 
@@ -213,7 +213,7 @@ def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: Pat
         for key in error.instance:
             if key not in allowed:
                 problems.add(location_of(tree, (*path, key), key=True), format_path((*path, key)),
-                             "unknown key", did_you_mean(key, allowed))
+                             "unknown key", problems.hints.did_you_mean(key, allowed))
         return
     if "propertyNames" in error.relative_schema_path:
         identifier = error.validator_value == "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -222,13 +222,13 @@ def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: Pat
                      "parameter names are identifiers: letters, digits and '_', not starting with a digit"
                      if identifier else "names start with a letter and use letters, digits, '_', '.', '-'")
         return
-    message, hint = _explain(error)
+    message, hint = _explain(error, problems.hints)
     # A missing key is the entry's fault: point at the entry's own key.
     where = location_of(tree, path, key=error.validator == "required" and bool(path))
     problems.add(where, format_path(path), message, hint)
 
 
-def _explain(error: ValidationError) -> tuple[str, str | None]:
+def _explain(error: ValidationError, hints: Hints) -> tuple[str, str | None]:
     """A plain-words message (and hint) for a schema violation."""
     value = error.instance
     shown = _shown(value)
@@ -236,7 +236,7 @@ def _explain(error: ValidationError) -> tuple[str, str | None]:
         return error.message.replace("is a required property", "is required"), None
     if error.validator == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)
-        return f"{shown} is not one of: {choices}", did_you_mean(str(value), error.validator_value)
+        return f"{shown} is not one of: {choices}", hints.did_you_mean(str(value), error.validator_value)
     if error.validator == "const":
         return f"must be {json.dumps(error.validator_value)}, not {shown}", None
     if error.validator == "type":

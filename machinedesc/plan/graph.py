@@ -1,33 +1,51 @@
 """Board -> step graph: networkx nodes are steps (create, set, realize, map, wire, ...),
-edges are QEMU's ordering constraints; realized=false is used only where needed."""
+edges are QEMU's ordering constraints; realized=false is used only where needed.
+
+The wires are first lowered to point-to-point connections (``wires``); the
+graph is decided (links folded into device_add, create and realize fused)
+on ``reach.Steps`` and handed to networkx once, for the sort.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal, NamedTuple
 
 import networkx as nx
 
-from ..board.model import Board, Component, LineRef, RawCommand, Wire, link_target
+from ..board.model import Board, Component, RawCommand, link_target
 from ..errors import Collector
-from ..qemu.phases import Phase
+from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT, Phase
+from .reach import Steps, contract, first_reachable
+from .wires import Connection, lower_wires
 
-Node = tuple[Any, ...]
-XMI: Node = ("T", "x-machine-init")
-XEP: Node = ("T", "x-exit-preconfig")
+#: What a step does: a backend's object-add, a machine property, a component's
+#: create / link set / realize / MMIO map, a raw command, a firmware load, a wire,
+#: a phase transition.
+NodeKind = Literal["backend", "machine", "create", "set", "realize", "map", "raw", "firmware", "wire", "transition"]
 
 
-@dataclass(frozen=True)
-class Connection:
-    """One qom-set of an output link to an input line, after fan-out/or lowering."""
+class Node(NamedTuple):
+    """One step of the graph (a networkx node): its kind and what it is about.
 
-    source: LineRef
-    target: LineRef
-    wire: Wire
-    index: int
-    via: str = ""
+    ``name``: the component's id (create, set, realize, map), the backend's
+    id, the machine property, the raw command's name, or the transition
+    command.  ``number``: the MMIO region (map), the connection (wire) or the
+    firmware file.  ``prop``: the link property (set).  A tuple, so that the
+    hundreds of thousands of dict lookups of a big board hash at C speed.
+    """
+
+    kind: NodeKind
+    name: str = ""
+    number: int = 0
+    prop: str = ""
+
+
+#: The steps that belong to a component (and name it).
+COMPONENT_STEPS = frozenset({"create", "set", "realize", "map"})
+XMI = Node("transition", MACHINE_INIT)
+XEP = Node("transition", EXIT_PRECONFIG)
 
 
 @dataclass
@@ -44,63 +62,6 @@ class StepGraph:
     order: list[Node] = field(default_factory=list)
 
 
-def _synthetic_id(base: str, taken: set[str]) -> str:
-    cid = base
-    while cid in taken:
-        cid += "-auto"
-    taken.add(cid)
-    return cid
-
-
-def lower_wires(board: Board) -> tuple[list[Component], list[Connection]]:
-    """Turn wires into point-to-point connections, inserting or-irq/split-irq devices."""
-    taken = {c.id for c in board.components}
-    extra: list[Component] = []
-    index = len(board.components)
-    # (wire, sources, targets) after or-lowering; fan-out is grouped per source line.
-    fanout: dict[str, list[tuple[LineRef, LineRef, Wire]]] = defaultdict(list)
-    order: list[str] = []
-    conns: list[Connection] = []
-
-    def synth(kind: str, base: str, wire: Wire, lines: int) -> Component:
-        nonlocal index
-        comp = Component(id=_synthetic_id(base, taken), type=kind, index=index, location=wire.location,
-                         yaml_path=wire.yaml_path, props={"num-lines": lines}, synthetic=True)
-        index += 1
-        extra.append(comp)
-        return comp
-
-    for wire in board.wires:
-        sources = wire.sources
-        if wire.join == "or" and len(sources) > 1:
-            first = wire.targets[0]
-            gate = synth("or-irq", f"or-{first.component}-{first.name}-{first.index}", wire, len(sources))
-            for k, src in enumerate(sources):
-                # A joined output may also fan out elsewhere: group it like any other.
-                if src.text not in fanout:
-                    order.append(src.text)
-                fanout[src.text].append((src, LineRef(gate.id, "unnamed-gpio-in", k, src.location), wire))
-            sources = (LineRef(gate.id, "unnamed-gpio-out", 0, wire.location),)
-        for dst in wire.targets:
-            key = sources[0].text
-            if key not in fanout:
-                order.append(key)
-            fanout[key].append((sources[0], dst, wire))
-    for key in order:
-        group = fanout[key]
-        src, _, wire = group[0]
-        if len(group) == 1:
-            conns.append(Connection(src, group[0][1], wire, len(conns)))
-            continue
-        split = synth("split-irq", f"split-{src.component}-{src.name}-{src.index}", wire, len(group))
-        conns.append(Connection(src, LineRef(split.id, "unnamed-gpio-in", 0, src.location), wire, len(conns),
-                                via=split.id))
-        for k, (_, dst, w) in enumerate(group):
-            conns.append(Connection(LineRef(split.id, "unnamed-gpio-out", k, w.location), dst, w, len(conns),
-                                    via=split.id))
-    return extra, conns
-
-
 def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGraph | None:
     """The ordered step graph of ``board``; None (with problems added) on a real cycle."""
     extra, conns = lower_wires(board)
@@ -110,7 +71,7 @@ def build_graph(board: Board, problems: Collector, firmware: int = 0) -> StepGra
     if not _check_phases(phase, edges, by_id, board, problems):
         return None
 
-    steps = _Steps(phase, edges)
+    steps = Steps(phase, edges)
     sg = StepGraph(nx.DiGraph(), comps, conns)
     _fold_links(sg, steps)
     _fuse(sg, steps, problems)
@@ -149,9 +110,9 @@ def _collect_steps(board: Board, comps: list[Component], by_id: Mapping[str, Com
     edge = edges.append
 
     for b in board.backends:
-        phase[("B", b.id)] = Phase.ACCEL_CREATED
+        phase[Node("backend", b.id)] = Phase.ACCEL_CREATED
     for prop in board.machine_props:
-        phase[("P", prop)] = Phase.ACCEL_CREATED
+        phase[Node("machine", prop)] = Phase.ACCEL_CREATED
     cpus = [c for c in comps if c.info.is_cpu]
     for c in comps:
         _component_steps(c, by_id, cpus, phase, edges)
@@ -159,12 +120,14 @@ def _collect_steps(board: Board, comps: list[Component], by_id: Mapping[str, Com
         src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
         if src is None or dst is None:
             continue
-        w = ("W", conn.index)
+        w = Node("wire", number=conn.index)
         phase[w] = Phase.READY if Phase.READY in (src.phase, dst.phase) else Phase.INITIALIZED
         out = src.info.output(conn.source.name)
         inp = dst.info.input(conn.target.name)
-        edge((("R" if out is None or out.after_realize else "C", src.id), w, f"{conn.source.text} must exist"))
-        edge((("R" if inp is None or inp.after_realize else "C", dst.id), w, f"{conn.target.text} must exist"))
+        edge((Node("realize" if out is None or out.after_realize else "create", src.id), w,
+              f"{conn.source.text} must exist"))
+        edge((Node("realize" if inp is None or inp.after_realize else "create", dst.id), w,
+              f"{conn.target.text} must exist"))
     _late_steps(board, comps, by_id, firmware, phase, edges)
     return phase, edges
 
@@ -174,17 +137,17 @@ def _late_steps(board: Board, comps: list[Component], by_id: Mapping[str, Compon
     """Raw commands after the steps of the components they name, firmware after CPUs and memories."""
     edge = edges.append
     for raw in board.raw:
-        q = ("Q", raw.name)
+        q = Node("raw", raw.name)
         phase[q] = raw.phase
         for name in raw.after:
             for n in _component_nodes(phase, name, by_id):
                 edge((n, q, f"qmp.{raw.name} comes after {name}"))
     for k in range(firmware):
-        f = ("F", k)
+        f = Node("firmware", number=k)
         phase[f] = Phase.INITIALIZED
         for c in comps:
             if c.phase is Phase.INITIALIZED and (c.info.is_cpu or c.mmio):
-                last = ("M", c.id, len(c.mmio) - 1) if c.mmio else ("R", c.id)
+                last = Node("map", c.id, len(c.mmio) - 1) if c.mmio else Node("realize", c.id)
                 edge((last, f, "firmware loads once CPUs and memory are in place"))
 
 
@@ -192,40 +155,40 @@ def _component_steps(c: Component, by_id: Mapping[str, Component], cpus: list[Co
                      phase: dict[Node, Phase], edges: _Edges) -> None:
     """The steps of one component (create, realize, set, map) and the constraints on them."""
     edge = edges.append
-    create, realize = ("C", c.id), ("R", c.id)
+    create, realize = Node("create", c.id), Node("realize", c.id)
     phase[create] = phase[realize] = c.phase
     edge((create, realize, "realize after create"))
     parent = by_id.get(c.parent) if c.parent else None
     if parent is not None:
-        edge((("C", parent.id), create, f"{parent.id} is the parent of {c.id}"))
+        edge((Node("create", parent.id), create, f"{parent.id} is the parent of {c.id}"))
         if parent.info.is_cluster and c.info.is_cpu:
-            edge((create, ("R", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
-            edge((("R", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
+            edge((create, Node("realize", parent.id), f"{parent.id} realizes once its CPUs ({c.id}, ...) exist"))
+            edge((Node("realize", parent.id), realize, f"CPU {c.id} reads its cluster index when it realizes"))
     for prop, target in sorted(c.links.items()):
         owner, inside = link_target(target)
         if owner in by_id:
-            s = ("S", c.id, prop)
+            s = Node("set", c.id, prop=prop)
             phase[s] = c.phase
             # An object inside a device (ram/mem[0]) exists once the device realizes.
-            edge((("R" if inside else "C", owner), s, f"link {c.id}.{prop} needs {target} to exist"))
+            edge((Node("realize" if inside else "create", owner), s, f"link {c.id}.{prop} needs {target} to exist"))
             edge((create, s, f"link {c.id}.{prop} is set on {c.id}"))
             if c.info.link_at_realize(prop):
                 edge((s, realize, f"{c.id} checks link '{prop}' when it realizes"))
     if c.info.realize_after_cpus:
         for cpu in cpus:
-            edge((("R", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
+            edge((Node("realize", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
     for k in range(len(c.mmio)):
-        phase[("M", c.id, k)] = c.phase
-        edge((realize, ("M", c.id, k), f"{c.id} is mapped after it realizes"))
+        phase[Node("map", c.id, k)] = c.phase
+        edge((realize, Node("map", c.id, k), f"{c.id} is mapped after it realizes"))
 
 
 def _component_nodes(phase: Mapping[Node, Phase], cid: str, by_id: Mapping[str, Component]) -> list[Node]:
     comp = by_id.get(cid)
     if comp is None:
         return []
-    nodes: list[Node] = [("C", cid), ("R", cid)]
-    nodes += [("S", cid, p) for p in sorted(comp.links) if ("S", cid, p) in phase]
-    nodes += [("M", cid, k) for k in range(len(comp.mmio))]
+    nodes = [Node("create", cid), Node("realize", cid)]
+    nodes += [Node("set", cid, prop=p) for p in sorted(comp.links) if Node("set", cid, prop=p) in phase]
+    nodes += [Node("map", cid, k) for k in range(len(comp.mmio))]
     return nodes
 
 
@@ -242,9 +205,9 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
         if order[u] <= order[v]:
             continue
         ok = False
-        if v[0] == "Q":
+        if v.kind == "raw":
             # A raw command asked to follow a component of a later phase: say it once, at the command.
-            raw = raw_by_name[v[1]]
+            raw = raw_by_name[v.name]
             if raw.name in raw_reported:
                 continue
             raw_reported.add(raw.name)
@@ -255,7 +218,7 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
                          f"(created in phase {by_id[late].phase.value})",
                          f"use phase: {by_id[late].phase.value}, or drop {late} from after")
             continue
-        comp = by_id.get(u[1]) if u[0] in "CRSM" else None
+        comp = by_id.get(u.name) if u.kind in COMPONENT_STEPS else None
         problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
                      f"{node_label(u)} happens in phase {phase[u].value}, but {node_label(v)} "
                      f"(phase {phase[v].value}) must come after it: {why}",
@@ -263,83 +226,50 @@ def _check_phases(phase: Mapping[Node, Phase], edges: list[tuple[Node, Node, str
     return ok
 
 
+_LABELS: Mapping[NodeKind, str] = {"create": "create", "realize": "realize", "map": "map", "backend": "backend",
+                                   "machine": "machine property", "raw": "qmp", "firmware": "firmware", "wire": "wire"}
+
+
 def node_label(n: Node) -> str:
-    """A step in the user's words, for cycles and reasons."""
-    verbs = {"C": "create", "R": "realize", "M": "map", "B": "backend", "P": "machine property",
-             "Q": "qmp", "F": "firmware", "W": "wire"}
-    if n[0] == "T":
-        return str(n[1])
-    if n[0] == "S":
-        return f"set {n[1]}.{n[2]}"
-    return f"{verbs[n[0]]} {n[1]}"
+    """A step in the user's words, for cycles and reasons: ``realize uart0``, ``set cpu0.memory``, ``wire 3``."""
+    if n.kind == "transition":
+        return n.name
+    if n.kind == "set":
+        return f"set {n.name}.{n.prop}"
+    if n.kind in ("firmware", "wire"):
+        return f"{_LABELS[n.kind]} {n.number}"
+    return f"{_LABELS[n.kind]} {n.name}"
 
 
-def _report_cycle(g: nx.DiGraph, steps: _Steps, by_id: Mapping[str, Component], problems: Collector) -> None:
+def _report_cycle(g: nx.DiGraph, steps: Steps, by_id: Mapping[str, Component], problems: Collector) -> None:
     cycle = nx.find_cycle(g)
     text = node_label(cycle[0][0])
     for u, v in cycle:
         text += f" -> {node_label(v)} ({steps.succ[u][v]})"
-    comp = next((by_id[u[1]] for u, _ in cycle if u[0] in "CRSM" and u[1] in by_id), None)
+    comp = next((by_id[u.name] for u, _ in cycle if u.kind in COMPONENT_STEPS and u.name in by_id), None)
     problems.add(comp.location if comp else None, comp.yaml_path if comp else "",
                  f"ordering cycle that realized=false cannot break: {text}",
                  "break the loop (of parents or links checked at realize)")
 
 
-class _Steps:
-    """The step graph while it is being decided: insertion-ordered adjacency dicts (with each
-    edge's reason) that add and remove edges exactly as networkx.DiGraph does, without its
-    per-call cost."""
-
-    def __init__(self, phase: dict[Node, Phase], edges: list[tuple[Node, Node, str]]) -> None:
-        self.phase = phase
-        self.succ: dict[Node, dict[Node, str]] = {n: {} for n in phase}
-        self.pred: dict[Node, dict[Node, str]] = {n: {} for n in phase}
-        succ, pred = self.succ, self.pred
-        for u, v, why in edges:  # add_edge, inlined: this runs for every edge of the board
-            succ[u][v] = why
-            pred[v][u] = why
-
-    def add_edge(self, u: Node, v: Node, why: str) -> None:
-        """Add the edge, or replace its reason (it keeps its place), as DiGraph.add_edge."""
-        self.succ[u][v] = why
-        self.pred[v][u] = why
-
-    def remove_node(self, n: Node) -> None:
-        for v in self.succ.pop(n):
-            del self.pred[v][n]
-        for u in self.pred.pop(n):
-            del self.succ[u][n]
-        del self.phase[n]
-
-
-def _contract(steps: _Steps, keep: Node, drop: Node) -> None:
-    for p, why in list(steps.pred[drop].items()):
-        if p != keep:
-            steps.add_edge(p, keep, why)
-    for s, why in list(steps.succ[drop].items()):
-        if s != keep and s not in steps.succ[keep]:
-            steps.add_edge(keep, s, why)
-    steps.remove_node(drop)
-
-
-def _fold_links(sg: StepGraph, steps: _Steps) -> None:
+def _fold_links(sg: StepGraph, steps: Steps) -> None:
     """Pass a link in device_add itself when its target can be created first."""
     for c in sg.components:
         for prop in sorted(c.links):
-            s, create = ("S", c.id, prop), ("C", c.id)
+            s, create = Node("set", c.id, prop=prop), Node("create", c.id)
             if s not in steps.pred:
                 continue
-            if _first_reachable(steps, create, [p for p in steps.pred[s] if p != create]) is not None:
+            if first_reachable(steps, create, [p for p in steps.pred[s] if p != create]) is not None:
                 continue
-            _contract(steps, create, s)
+            contract(steps, create, s)
             sg.folded_links.setdefault(c.id, set()).add(prop)
 
 
-def _fuse(sg: StepGraph, steps: _Steps, problems: Collector) -> None:
+def _fuse(sg: StepGraph, steps: Steps, problems: Collector) -> None:
     """One plain device_add unless some step must sit between create and realize."""
     for c in sg.components:
-        create, realize = ("C", c.id), ("R", c.id)
-        between = _first_reachable(steps, create, [p for p in steps.pred[realize] if p != create])
+        create, realize = Node("create", c.id), Node("realize", c.id)
+        between = first_reachable(steps, create, [p for p in steps.pred[realize] if p != create])
         if between is not None:
             why = steps.pred[realize][between]
             if c.phase is Phase.READY:
@@ -348,91 +278,13 @@ def _fuse(sg: StepGraph, steps: _Steps, problems: Collector) -> None:
                              "realized=false is only possible before x-exit-preconfig: use phase: initialized")
             sg.unrealized[c.id] = why
             continue
-        _contract(steps, create, realize)
-
-
-def _first_reachable(steps: _Steps, source: Node, targets: list[Node]) -> Node | None:
-    """The first of ``targets`` (in their order) that a path from ``source`` reaches, else None.
-
-    One search answers for all the targets, so that a cluster of N CPUs (or a
-    timer that waits for N CPUs) costs O(N), not N searches of O(N) each as
-    one ``nx.has_path`` per target did: a forward search from ``source`` and
-    backward searches from the targets, each side growing where its frontier
-    is smaller (as ``has_path``'s bidirectional search does); what a side has
-    learnt is kept for the next target.
-    """
-    if not targets:
-        return None
-    search = _Reach(steps, source)
-    for target in targets:
-        if search.reaches(target):
-            return target
-    return None
-
-
-class _Reach:
-    """What is reachable from one node, learnt lazily; see _first_reachable.
-
-    Once ``reaches`` has said True the search is spent (the frontier it stopped in is incomplete).
-    """
-
-    def __init__(self, steps: _Steps, source: Node) -> None:
-        self.steps = steps
-        self.ahead = {source}  # reached from source
-        self.forward = [source]  # of those, the ones whose successors are not looked at yet
-        self.dead: set[Node] = set()  # cannot be reached from source, nor can anything before them
-
-    def reaches(self, target: Node) -> bool:
-        if target in self.ahead:
-            return True
-        if target in self.dead or not self.forward:
-            # Once the forward search is complete, ``ahead`` is exactly what is reachable.
-            return False
-        behind = {target}
-        backward = [target]
-        while self.forward and backward:
-            if len(self.forward) <= len(backward):
-                if self._grow_forward(behind):
-                    return True
-            elif self._grow_backward(behind, backward):
-                return True
-        if self.forward:
-            # The backward search ended without meeting: nothing it saw is reachable.
-            self.dead |= behind
-            return False
-        return target in self.ahead
-
-    def _grow_forward(self, behind: set[Node]) -> bool:
-        """One level more of the forward search; True when it meets the backward one."""
-        succ, ahead = self.steps.succ, self.ahead
-        grown: list[Node] = []
-        for u in self.forward:
-            for v in succ[u]:
-                if v in behind:
-                    return True
-                if v not in ahead:
-                    ahead.add(v)
-                    grown.append(v)
-        self.forward = grown
-        return False
-
-    def _grow_backward(self, behind: set[Node], backward: list[Node]) -> bool:
-        """One level more of a backward search (``backward`` is replaced in place); True when they meet."""
-        pred, ahead, dead = self.steps.pred, self.ahead, self.dead
-        grown: list[Node] = []
-        for u in backward:
-            for v in pred[u]:
-                if v in ahead:
-                    return True
-                if v not in behind and v not in dead:
-                    behind.add(v)
-                    grown.append(v)
-        backward[:] = grown
-        return False
+        contract(steps, create, realize)
 
 
 _PHASE_ORDER = {p: p.order for p in Phase}
-_KIND = {"B": 0, "P": 1, "C": 2, "S": 3, "R": 4, "M": 5, "Q": 6, "F": 7, "W": 8, "T": 9}
+#: Within one component, create < set < realize < map.
+_KIND: Mapping[NodeKind, int] = {"backend": 0, "machine": 1, "create": 2, "set": 3, "realize": 4, "map": 5, "raw": 6,
+                                 "firmware": 7, "wire": 8, "transition": 9}
 
 
 class _SortKey:
@@ -458,23 +310,22 @@ class _SortKey:
 
     def __call__(self, n: Node) -> tuple[int, int, int, int, int]:
         phase = self.phase[n]
-        kind = n[0]
-        if kind in "CRSM":
-            comp = self.by_id[n[1]]
-            sub = n[2] if kind == "M" else 0
+        kind = n.kind
+        if kind in COMPONENT_STEPS:
+            comp = self.by_id[n.name]
             if comp.synthetic:
                 # Inserted devices sit with the first wire that needs them.
                 return (phase, 1, self.anchor[comp.id], 0, _KIND[kind])
-            return (phase, 0, comp.index, _KIND[kind], sub)
-        if kind == "W":
-            return (phase, 1, n[1], 1, 0)
-        if kind == "B":
-            return (phase, 0, self.backends[n[1]], 0, 0)
-        if kind == "P":
-            return (phase, 0, self.machine_props[n[1]], 1, 0)
-        if kind == "Q":
-            raw_index, last = self.raw[n[1]]
+            return (phase, 0, comp.index, _KIND[kind], n.number)
+        if kind == "wire":
+            return (phase, 1, n.number, 1, 0)
+        if kind == "backend":
+            return (phase, 0, self.backends[n.name], 0, 0)
+        if kind == "machine":
+            return (phase, 0, self.machine_props[n.name], 1, 0)
+        if kind == "raw":
+            raw_index, last = self.raw[n.name]
             return (phase, 0, last, 9, raw_index) if last is not None else (phase, 3, raw_index, 0, 0)
-        if kind == "F":
-            return (phase, 2, n[1], 0, 0)
+        if kind == "firmware":
+            return (phase, 2, n.number, 0, 0)
         return (phase, 9, 0, 0, 0)

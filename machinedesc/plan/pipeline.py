@@ -54,12 +54,13 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     from ..board import safety
     from ..board.checks import check_board
     from ..board.includes import load_document
-    from ..board.model import build_board
+    from ..board.builder import build_board
     from ..board.schema import validate
-    from ..errors import Collector
+    from ..errors import Collector, Hints
 
-    doc = load_document(Path(path), catalog)
-    problems = Collector()
+    hints = Hints()  # one "did you mean" budget for the whole load
+    doc = load_document(Path(path), catalog, hints)
+    problems = Collector(hints)
     validate(doc.tree, problems)
     problems.raise_if_any()
     # Model and semantic problems are reported together: all errors at once.

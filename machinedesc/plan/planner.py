@@ -10,8 +10,13 @@ from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..qemu.phases import Phase
-from .graph import Connection, Node, StepGraph
-from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
+from .graph import Node, StepGraph
+from .wires import Connection
+from .steps import Check, Plan, Step, StepKind
+
+#: The reason a plan gives for each transition, by the phase it leaves.
+_TRANSITION_REASONS = {Phase.ACCEL_CREATED: "advance to the initialized phase",
+                       Phase.INITIALIZED: "leave preconfig: the machine becomes ready"}
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
@@ -30,10 +35,10 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
         args += ["-chardev", f"{backend},id={cid}"]
     return Plan(
         board=board.file, name=board.name, system=board.system, qemu_args=tuple(args), steps=tuple(steps),
-        components=tuple(ComponentCheck(c.id, paths[c.id], c.location) for c in sg.components),
-        links=tuple(LinkCheck(paths[c.source.component], c.source.prop,
-                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
-                    for c in sg.connections),
+        checks=(*(Check.component(c.id, paths[c.id], c.location) for c in sg.components),
+                *(Check.link(paths[c.source.component], c.source.prop,
+                             f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
+                  for c in sg.connections)),
         chardevs=dict(board.chardevs),
     )
 
@@ -65,44 +70,46 @@ class _Renderer:
 
     def step(self, n: Node) -> Step:
         """The QMP command of step ``n`` of the ordered graph."""
-        kind = n[0]
-        if kind == "T":
-            return self.transition(str(n[1]))
+        kind = n.kind
+        if kind == "transition":
+            return self.transition(n.name)
         phase = self.sg.phase[n]
-        if kind == "B":
-            return self.backend(n[1])
-        if kind == "P":
-            value = self.board.machine_props[n[1]]
-            return Step(phase, StepKind.MACHINE, "qom-set", {"path": "/machine", "property": n[1], "value": value},
-                        None, f"machine property {n[1]}")
-        if kind == "Q":
-            raw = self.raw[n[1]]
+        if kind == "backend":
+            return self.backend(n.name)
+        if kind == "machine":
+            value = self.board.machine_props[n.name]
+            return Step(phase, StepKind.MACHINE, "qom-set", {"path": "/machine", "property": n.name, "value": value},
+                        None, f"machine property {n.name}")
+        if kind == "raw":
+            raw = self.raw[n.name]
             return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
                         f"raw command qmp.{raw.name}")
-        if kind == "F":
-            path = self.firmware[n[1]]
-            loader = {"driver": "loader", "id": f"firmware{n[1]}", "file": path}
+        if kind == "firmware":
+            path = self.firmware[n.number]
+            loader = {"driver": "loader", "id": f"firmware{n.number}", "file": path}
             return Step(phase, StepKind.CREATE, "device_add", loader, None,
                         "load firmware (ELF) once CPUs and memory exist")
-        if kind == "W":
-            return self.wire(phase, self.conns[n[1]])
+        if kind == "wire":
+            return self.wire(phase, self.conns[n.number])
         return self.component_step(phase, n)
 
     def component_step(self, phase: Phase, n: Node) -> Step:
         """Create, set, realize or map: a step of one component."""
-        kind = n[0]
-        comp = self.by_id[n[1]]
-        if kind == "C":
+        kind = n.kind
+        comp = self.by_id[n.name]
+        if kind == "create":
             return self.create(phase, comp)
-        if kind == "S":
+        if kind == "set":
+            target = self.target_path(comp.links[n.prop])
             return Step(phase, StepKind.SET, "qom-set",
-                        {"path": self.paths[comp.id], "property": n[2], "value": self.target_path(comp.links[n[2]])},
-                        comp.location, f"link {comp.id}.{n[2]} -> {comp.links[n[2]]}, now that both exist", comp.id)
-        if kind == "R":
+                        {"path": self.paths[comp.id], "property": n.prop, "value": target},
+                        comp.location, f"link {comp.id}.{n.prop} -> {comp.links[n.prop]}, now that both exist",
+                        comp.id)
+        if kind == "realize":
             return Step(phase, StepKind.REALIZE, "qom-set",
                         {"path": self.paths[comp.id], "property": "realized", "value": True},
                         comp.location, f"realize {comp.id}", comp.id)
-        mmio = comp.mmio[n[2]]
+        mmio = comp.mmio[n.number]
         args: dict[str, Any] = {"device": comp.id if comp.parent is None else self.paths[comp.id], "addr": mmio.addr}
         if mmio.region:
             args["mmio"] = mmio.region
@@ -112,11 +119,9 @@ class _Renderer:
                     f"map {comp.id} region {mmio.region} at {mmio.addr:#x}", comp.id)
 
     def transition(self, command: str) -> Step:
-        if command == "x-machine-init":
-            return Step(Phase.ACCEL_CREATED, StepKind.TRANSITION, command, {}, None,
-                        "advance to the initialized phase")
-        return Step(Phase.INITIALIZED, StepKind.TRANSITION, command, {}, None,
-                    "leave preconfig: the machine becomes ready")
+        phase = Phase.left_by(command)
+        reason = _TRANSITION_REASONS[phase]
+        return Step(phase, StepKind.TRANSITION, command, {}, None, reason)
 
     def backend(self, bid: str) -> Step:
         b = self.backend_of[bid]

@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import MachinedescError, printable
+from ..errors import QmpFileError
+from ..qemu.phases import PHASE_NAMES, Phase
 from ..source import SourceLocation
-from .steps import qmp_message
+from .steps import Step, StepKind
 
 # qmp-shell's token expression (qemu.qmp.qmp_shell.QMPShell._build_cmd), with
 # one change: inside quotes a backslash is only ever an escape. qmp-shell's
@@ -59,51 +60,17 @@ MAX_LINE_CHARS = 1 << 20
 _HEADER = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[^.=\s]+(?:\.[^.=\s]+)*")
 
-#: Phase names a ``# phase:`` comment may use (QEMU's MachinePhase names and the plan's).
-PHASE_NAMES = frozenset(
-    {"accel-created", "late-backends-created", "initialized", "ready"}
-)
-
-
-class QmpFileError(MachinedescError):
-    """A QMP configuration file is malformed; the message starts with ``file:line:col``."""
-
-    exit_code = 2
-
-    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
-        # Line 0: about the whole file. Names and values come from the file: escaped.
-        where = str(location) if location.line else location.file
-        text = printable(f"{where}: {message}")
-        if hint:
-            text += "\n" + printable(f"  hint: {hint}")
-        super().__init__(text)
-        self.location = location
-        self.message = message
-        self.hint = hint
-
-
-@dataclass(frozen=True)
-class QmpCommand:
-    """One command line of the file: what to send and where it was written."""
-
-    location: SourceLocation
-    command: str
-    arguments: Mapping[str, Any]
-    phase: str | None = None
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The QMP wire message (without id)."""
-        return qmp_message(self.command, self.arguments)
-
-
 @dataclass(frozen=True)
 class QmpFile:
-    """A parsed QMP configuration file: header comments and commands in order."""
+    """A parsed QMP configuration file: header comments and commands in order.
+
+    Each command is a ``Step`` of kind RAW located at its line (and column),
+    in the phase of the ``# phase:`` comment before it, if any.
+    """
 
     path: str
     header: Mapping[str, str] = field(default_factory=dict)
-    commands: tuple[QmpCommand, ...] = ()
+    commands: tuple[Step, ...] = ()
     #: Where each header line is (for messages about its value).
     header_locations: Mapping[str, SourceLocation] = field(default_factory=dict)
 
@@ -218,7 +185,7 @@ def _set_key(arguments: dict[str, Any], key: str, value: Any, location: SourceLo
     node[leaf] = value
 
 
-def parse_line(text: str, location: SourceLocation, phase: str | None = None) -> QmpCommand | None:
+def parse_line(text: str, location: SourceLocation, phase: Phase | None = None) -> Step | None:
     """Parse one command line; None for a blank line.  ``location.col`` is ignored.
 
     Raises QmpFileError naming the column of the offending token.
@@ -254,7 +221,7 @@ def parse_line(text: str, location: SourceLocation, phase: str | None = None) ->
             raise QmpFileError(at(tok.start()), f"invalid argument name '{key}'")
         value = parse_value(raw, at(tok.start() + len(key) + 1))
         _set_key(arguments, key, value, at(tok.start()))
-    return QmpCommand(at(first.start()), command, arguments, phase)
+    return Step(phase, StepKind.RAW, command, arguments, at(first.start()))
 
 
 def _check_covered(text: str, tokens: list[re.Match[str]], at: Any) -> None:
@@ -275,8 +242,8 @@ def parse(text: str, filename: str) -> QmpFile:
     """Parse a whole QMP configuration file.  Raises QmpFileError at the first error."""
     header: dict[str, str] = {}
     header_locations: dict[str, SourceLocation] = {}
-    commands: list[QmpCommand] = []
-    phase: str | None = None
+    commands: list[Step] = []
+    phase: Phase | None = None
     # Lines end at '\n' (and '\r\n') only, as editors count them: str.splitlines()
     # would also break at \x0b, \x0c, \x1c-\x1e, \x85 and shift every line number.
     if text.startswith("\ufeff"):  # a byte-order mark some editors write
@@ -302,7 +269,7 @@ def parse(text: str, filename: str) -> QmpFile:
                         f"unknown phase '{value}'",
                         "one of: " + ", ".join(sorted(PHASE_NAMES)),
                     )
-                phase = value
+                phase = Phase.named(value)
             elif not commands:
                 where = SourceLocation(filename, lineno, line.index("#") + 1)
                 if key in header:  # the first would win unseen, whatever the second says

@@ -27,20 +27,32 @@ class StepKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Step:
-    """One QMP command, with the YAML location it came from and why it is there."""
+    """One QMP command and where it came from: a step of a plan, or a command line of a QMP file.
 
-    phase: Phase
+    The planner fills every field; a QMP file's line (``plan.qmpfile``) has
+    kind RAW, no reason and no component, and no phase before its first
+    ``# phase:`` comment.  The apply engine sends and reports both alike.
+    """
+
+    phase: Phase | None
     kind: StepKind
     command: str
     arguments: Mapping[str, Any]
     location: SourceLocation | None
-    reason: str
+    reason: str = ""
     component: str | None = None
 
     @property
     def message(self) -> dict[str, Any]:
         """The QMP wire message (without id)."""
         return qmp_message(self.command, self.arguments)
+
+    @property
+    def note(self) -> str:
+        """Why the step is there, naming its component: ``uart0: realize uart0`` ('' if nothing is known)."""
+        if self.component and self.component not in self.reason:
+            return f"{self.component}: {self.reason}" if self.reason else self.component
+        return self.reason
 
 
 def qmp_message(command: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,22 +63,37 @@ def qmp_message(command: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ComponentCheck:
-    """After x-exit-preconfig, ``qom_path`` must exist and be realized."""
+class Check:
+    """What apply verifies after x-exit-preconfig, against QEMU's QOM tree.
 
-    component: str
-    qom_path: str
+    A component check (``prop`` None): the object at ``path`` exists, and is
+    realized if it is a device; ``subject`` is the component's id.  A link
+    check: ``qom-get path=path property=prop`` equals ``target`` (or ends in
+    ``/target`` when ``target`` is relative); ``subject`` is ``path``.
+    """
+
+    subject: str
+    path: str
     location: SourceLocation | None
+    prop: str | None = None
+    target: str | None = None
 
+    @classmethod
+    def component(cls, component: str, qom_path: str, location: SourceLocation | None) -> Check:
+        """``component``'s object at ``qom_path`` must exist (and be realized)."""
+        return cls(component, qom_path, location)
 
-@dataclass(frozen=True)
-class LinkCheck:
-    """After x-exit-preconfig, ``qom-get path=source property=prop`` must equal ``target``."""
+    @classmethod
+    def link(cls, source: str, prop: str, target: str, location: SourceLocation | None) -> Check:
+        """Link property ``prop`` of the object at QOM path ``source`` must point at ``target``."""
+        return cls(source, source, location, prop, target)
 
-    source: str
-    prop: str
-    target: str
-    location: SourceLocation | None
+    @property
+    def what(self) -> str:
+        """``component 'uart0'`` or ``link /machine/soc/uart0.irq``, for messages."""
+        if self.prop is None:
+            return f"component '{self.subject}'"
+        return f"link {self.path}.{self.prop}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +110,8 @@ class Plan:
     system: str
     qemu_args: tuple[str, ...]
     steps: tuple[Step, ...]
-    components: tuple[ComponentCheck, ...] = ()
-    links: tuple[LinkCheck, ...] = ()
+    #: The component checks, then the link checks.
+    checks: tuple[Check, ...] = ()
     chardevs: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -96,6 +123,16 @@ class Plan:
         """The steps sent while the machine is in ``phase``, in order."""
         return tuple(s for s in self.steps if s.phase is phase)
 
+    @property
+    def components(self) -> tuple[Check, ...]:
+        """The checks that a component exists."""
+        return tuple(c for c in self.checks if c.prop is None)
+
+    @property
+    def links(self) -> tuple[Check, ...]:
+        """The checks of a link property's value."""
+        return tuple(c for c in self.checks if c.prop is not None)
+
 
 # ------------------------------------------------------------ data form (plan cache)
 
@@ -104,10 +141,10 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
     """``plan`` as JSON-able data; ``plan_from_data`` reads it back (the plan cache stores it)."""
     return {
         "board": plan.board, "name": plan.name, "system": plan.system, "qemu_args": list(plan.qemu_args),
-        "steps": [[s.phase.value, s.kind.value, s.command, dict(s.arguments), _loc_to_data(s.location),
-                   s.reason, s.component] for s in plan.steps],
-        "components": [[c.component, c.qom_path, _loc_to_data(c.location)] for c in plan.components],
-        "links": [[k.source, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
+        "steps": [[s.phase.value if s.phase else None, s.kind.value, s.command, dict(s.arguments),
+                   _loc_to_data(s.location), s.reason, s.component] for s in plan.steps],
+        "components": [[c.subject, c.path, _loc_to_data(c.location)] for c in plan.components],
+        "links": [[k.path, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
         "chardevs": dict(plan.chardevs),
     }
 
@@ -116,13 +153,13 @@ def plan_from_data(data: Any) -> Plan:
     """The Plan ``plan_to_data`` gave; raises ValueError, KeyError or TypeError for anything else."""
     if not isinstance(data, dict):
         raise TypeError("a plan is a JSON object")
-    steps = tuple(Step(Phase(p), StepKind(k), _str(c), _dict(a), _loc_from_data(loc), _str(r),
+    steps = tuple(Step(None if p is None else Phase(p), StepKind(k), _str(c), _dict(a), _loc_from_data(loc), _str(r),
                        None if comp is None else _str(comp))
                   for p, k, c, a, loc, r, comp in data["steps"])
-    components = tuple(ComponentCheck(_str(c), _str(q), _loc_from_data(loc)) for c, q, loc in data["components"])
-    links = tuple(LinkCheck(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
+    components = tuple(Check.component(_str(c), _str(q), _loc_from_data(loc)) for c, q, loc in data["components"])
+    links = tuple(Check.link(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
     return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
-                tuple(_str(a) for a in data["qemu_args"]), steps, components, links,
+                tuple(_str(a) for a in data["qemu_args"]), steps, components + links,
                 {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()})
 
 

@@ -9,18 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import MachinedescError
+from ..errors import QemuBuildError
 from ..storage import cache_dir, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "qemu" / "build.sh"
-
-
-class QemuBuildError(MachinedescError):
-    """The build script is missing or failed."""
-
-    exit_code = 1
 
 
 def _require_script() -> Path:
@@ -83,8 +77,10 @@ def patched_binary(system: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def build(extra_args: list[str]) -> int:
+def build(extra_args: list[str]) -> None:
     """Run the build script with ``extra_args``; its output goes to the terminal.
+
+    Raises QemuBuildError (exit 7) when the script is missing or fails.
 
     QEMU's configure runs the ``python3`` first on PATH and needs meson from
     it: this interpreter's directory goes first, so a virtual environment
@@ -92,4 +88,7 @@ def build(extra_args: list[str]) -> int:
     when it is not activated.
     """
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    return subprocess.run(["bash", str(_require_script()), *extra_args], check=False, env=env).returncode
+    code = subprocess.run(["bash", str(_require_script()), *extra_args], check=False, env=env).returncode
+    if code != 0:
+        how = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+        raise QemuBuildError(f"machinedesc: {BUILD_SCRIPT} failed ({how}); its output above says why")

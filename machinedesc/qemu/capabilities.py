@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MachinedescError
+from ..errors import CapabilityError
 from ..storage import cache_dir, write_file
-from .process import HOW_TO_GET_PATCHED
+from .binary import HOW_TO_GET_PATCHED
 from .session import Session, qemu_version
 
 # device_add takes any device property; these are the arguments that only the
@@ -27,12 +27,6 @@ _DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
 
 # Bump when the cached capability format (Capabilities.to_json) changes.
 _PROBE_FORMAT = 1
-
-
-class CapabilityError(MachinedescError):
-    """The QEMU binary lacks a command, argument or device type the plan needs."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

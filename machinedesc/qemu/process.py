@@ -1,4 +1,4 @@
-"""Start and stop one QEMU process: binary lookup, private socket directory, no shell, cleanup.
+"""Start and stop one QEMU process: private socket directory, no shell, console relay, cleanup.
 
 The process runs in its own session (so the terminal's Ctrl-C reaches only
 machinedesc, which then shuts QEMU down cleanly), gets machinedesc's QMP
@@ -10,7 +10,9 @@ on a pipe that is relayed to our stdout (that is where ``-chardev stdio``
 writes, so the guest console works without handing QEMU the terminal).
 Everything lives in a fresh 0700 directory that ``cleanup()`` removes; the
 directory records machinedesc's pid (``owner``), so that a directory left by
-a machinedesc that was SIGKILLed is removed by the next one (``reap_stale``).
+a machinedesc that was SIGKILLed is removed by the next one (``workdir``).
+Which binary to start is ``binary.find_binary``'s answer; the console's
+``-chardev`` options are rewritten by ``chardevs``.
 """
 
 from __future__ import annotations
@@ -22,159 +24,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import MachinedescError
-
-#: Printed wherever the patched QEMU is missing.
-HOW_TO_GET_PATCHED = (
-    "build the patched QEMU with `machinedesc qemu build` (apply finds it "
-    "automatically), or point --qemu / MACHINEDESC_QEMU at a patched binary"
-)
+from ..errors import QemuError
+from .workdir import OWNER_FILE, make_workdir
 
 _PR_SET_PDEATHSIG = 1
 # sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL.
 _UNIX_PATH_MAX = 108
-
-
-class QemuNotFoundError(MachinedescError):
-    """No QEMU binary for the board's system could be found (a missing capability)."""
-
-    exit_code = 3
-
-
-class QemuError(MachinedescError):
-    """QEMU could not be started, died, or stopped answering."""
-
-    exit_code = 5
-
-
-class QemuTimeoutError(QemuError):
-    """QEMU did not answer within the timeout."""
-
-
-class ConsoleError(MachinedescError):
-    """The guest's console output could not be written (full disk, I/O error): output was lost."""
-
-    exit_code = 6
-
-
-#: Prefix of machinedesc's private directories in $TMPDIR.
-WORKDIR_PREFIX = "machinedesc-"
-#: The file in a private directory naming the machinedesc process that owns it.
-OWNER_FILE = "owner"
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22, counted after the parenthesised command name (which may hold blanks).
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def make_workdir() -> Path:
-    """A fresh 0700 private directory in $TMPDIR that records its owner (this process).
-
-    First removes the directories of machinedesc processes that no longer
-    exist (see ``reap_stale``).
-    """
-    reap_stale()
-    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
-    os.chmod(workdir, 0o700)
-    (workdir / OWNER_FILE).write_text(f"{os.getpid()} {_process_start(os.getpid()) or ''}\n")
-    return workdir
-
-
-def _kill_orphan(workdir: Path) -> None:
-    """SIGKILL the QEMU of a stale directory, if it still runs (its command line names the directory)."""
-    with contextlib.suppress(OSError, ValueError):
-        pid = int((workdir / "qemu.pid").read_text().strip())
-        if str(workdir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-            os.kill(pid, signal.SIGKILL)
-
-
-def reap_stale(tmpdir: Path | None = None) -> list[Path]:
-    """Remove our private directories whose owner process is gone (machinedesc was SIGKILLed).
-
-    Only directories of this user that hold an ``owner`` file are touched: a
-    directory being created right now has none yet, and ``--detach`` removes
-    its own so that the user decides when it goes.  Returns what was removed.
-    """
-    base = tmpdir if tmpdir is not None else Path(tempfile.gettempdir())
-    removed: list[Path] = []
-    try:
-        entries = list(base.glob(WORKDIR_PREFIX + "*"))
-    except OSError:
-        return removed
-    for entry in entries:
-        try:
-            st = entry.lstat()
-            if not entry.is_dir() or entry.is_symlink() or st.st_uid != os.geteuid():
-                continue
-            pid_text, _, start = (entry / OWNER_FILE).read_text().strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            continue
-        alive = _process_start(pid)
-        if alive is not None and (not start or alive == start):
-            continue
-        _kill_orphan(entry)
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
-def find_binary(system: str, explicit: str | None = None) -> Path:
-    """Find ``qemu-system-SYSTEM``: explicit path, env, patched build, then PATH.
-
-    The environment variables are ``MACHINEDESC_QEMU_<SYSTEM>`` (upper case,
-    e.g. ``MACHINEDESC_QEMU_RISCV64``) and then ``MACHINEDESC_QEMU``.
-    Raises QemuNotFoundError (exit 3) when nothing is found.
-    """
-    name = f"qemu-system-{system}"
-    candidates: list[tuple[str, str]] = []
-    if explicit:
-        candidates.append(("--qemu", explicit))
-    for var in (f"MACHINEDESC_QEMU_{system.upper()}", "MACHINEDESC_QEMU"):
-        if os.environ.get(var):
-            candidates.append((var, os.environ[var]))
-    for origin, value in candidates:
-        path = Path(value) if "/" in value else _which(value)
-        if path is None or not path.is_file() or not os.access(path, os.X_OK):
-            raise QemuNotFoundError(f"{origin}: {value}: no such executable")
-        return path.resolve()
-    patched = _patched_binary(system)
-    if patched is not None:
-        return patched
-    found = _which(name)
-    if found is None:
-        raise QemuNotFoundError(f"{name} not found (looked at --qemu, MACHINEDESC_QEMU_{system.upper()}, "
-                                f"MACHINEDESC_QEMU, the patched build and PATH); {HOW_TO_GET_PATCHED}")
-    return found
-
-
-def _patched_binary(system: str) -> Path | None:
-    """The patched build's binary, or None when it is not built or cannot be located."""
-    from . import build as qemu_build
-
-    try:
-        return qemu_build.patched_binary(system)
-    except MachinedescError:
-        return None
-
-
-def _which(name: str) -> Path | None:
-    found = shutil.which(name)
-    return Path(found) if found else None
 
 
 def _set_pdeathsig() -> None:
@@ -415,67 +276,3 @@ class QemuProcess:
         self.cleanup()
 
 
-def rewrite_chardevs(args: Sequence[str], ids: Sequence[str], spec: str, workdir: Path) -> list[str]:
-    """Point the ``-chardev`` options whose id is in ``ids`` at ``spec``.
-
-    ``spec`` is ``stdio`` (unchanged: stdio is relayed), ``file:PATH``,
-    ``socket:PATH`` (a listening unix socket), ``none``, or the internal
-    ``log`` (a file ``ID.log`` in ``workdir``, used by --detach) or the
-    internal ``relay`` (QEMU's stdout, which machinedesc copies to a file).
-    Raises ValueError for an unknown spec.
-    """
-    kind, _, target = spec.partition(":")
-    if kind not in ("stdio", "file", "socket", "none", "log", "relay") or (kind in ("file", "socket") and not target):
-        raise ValueError(f"invalid serial '{spec}': use stdio, file:PATH, socket:PATH or none")
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-chardev", "--chardev") and i + 1 < len(args):
-            cid = _option(args[i + 1], "id")
-            if cid is not None and cid in ids and kind != "stdio":
-                out += [arg, _chardev(kind, target, cid, workdir)]
-                i += 2
-                continue
-        out.append(arg)
-        i += 1
-    return out
-
-
-def _option(optstr: str, key: str) -> str | None:
-    for part in optstr.split(","):
-        k, sep, v = part.partition("=")
-        if sep and k == key:
-            return v
-    return None
-
-
-def _chardev(kind: str, target: str, cid: str, workdir: Path) -> str:
-    if kind == "none":
-        return f"null,id={cid}"
-    if kind == "relay":
-        return f"stdio,id={cid}"
-    if kind == "log":
-        return f"file,id={cid},path={_qemu_opt(str(workdir / (cid + '.log')))}"
-    path = _qemu_opt(str(Path(target).expanduser().absolute()))
-    if kind == "file":
-        return f"file,id={cid},path={path}"
-    return f"socket,id={cid},path={path},server=on,wait=off"
-
-
-def _qemu_opt(value: str) -> str:
-    # QEMU's option syntax escapes a comma by doubling it.
-    return value.replace(",", ",,")
-
-
-def stdio_chardevs(args: Sequence[str]) -> list[str]:
-    """The ids of the ``-chardev stdio,...`` options in ``args``."""
-    ids: list[str] = []
-    for i, arg in enumerate(args[:-1]):
-        if arg in ("-chardev", "--chardev"):
-            spec = args[i + 1]
-            if spec.split(",", 1)[0] == "stdio" or _option(spec, "backend") == "stdio":
-                cid = _option(spec, "id")
-                if cid:
-                    ids.append(cid)
-    return ids

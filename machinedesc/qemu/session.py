@@ -17,7 +17,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
-from .process import QemuError, QemuProcess, QemuTimeoutError
+from ..errors import QemuError, QemuTimeoutError
+from .process import QemuProcess
 
 
 class Echo(Protocol):
@@ -68,22 +69,16 @@ class Session(Generic[EchoT]):
 
     def lost(self, what: str, timeout: bool = False) -> QemuError:
         """The exit-5 error for a dead or silent QEMU, with its stderr tail."""
-        lines = [f"machinedesc: {what}"]
-        if self.qemu is not None:
-            # Give a dying QEMU a moment so the status and stderr are final - once:
-            # this blocks, and eight pipelined commands may all time out together.
-            if not self._waited:
-                self._waited = True
-                self.qemu.wait(0.5)
-            lines.append(f"  QEMU ({self.qemu.binary}, pid {self.qemu.pid}) {self.qemu.describe_exit()}")
-            tail = self.qemu.stderr_tail()
-            if tail:
-                lines.append("  QEMU stderr (last lines):")
-                lines.extend("    " + line for line in tail.splitlines())
-        else:
-            lines.append(f"  ({self.where})")
         cls = QemuTimeoutError if timeout else QemuError
-        return cls("\n".join(lines))
+        if self.qemu is None:
+            return cls(f"machinedesc: {what}\n  ({self.where})")
+        # Give a dying QEMU a moment so the status and stderr are final - once:
+        # this blocks, and eight pipelined commands may all time out together.
+        if not self._waited:
+            self._waited = True
+            self.qemu.wait(0.5)
+        return cls(f"machinedesc: {what}\n  QEMU ({self.qemu.binary}, pid {self.qemu.pid}) {self.qemu.describe_exit()}",
+                   self.qemu.stderr_tail())
 
     async def phase(self) -> str:
         """The machine phase QEMU reports (query-machine-phase)."""
@@ -121,17 +116,17 @@ async def connect(client: QMPClient, path: str | socket.socket, timeout: float, 
         async with asyncio.timeout(timeout):
             await client.connect(path)
     except TimeoutError:
-        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {where} within {timeout:g} s"
-                               + stderr_tail(qemu)) from None
+        raise QemuTimeoutError(f"machinedesc: no QMP greeting from {where} within {timeout:g} s",
+                               stderr_tail(qemu)) from None
     except (QMPError, OSError) as exc:
         if qemu is not None:
             qemu.wait(0.5)
             if qemu.poll() is None:
                 # Still running: it answered, but not with a QMP greeting.
                 raise QemuError(f"machinedesc: {qemu.binary} (pid {qemu.pid}) did not greet like a QEMU "
-                                f"QMP server: {_describe(exc)}" + stderr_tail(qemu)) from exc
+                                f"QMP server: {_describe(exc)}", stderr_tail(qemu)) from exc
             raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} before QMP was up "
-                            f"({qemu.binary})" + stderr_tail(qemu)) from exc
+                            f"({qemu.binary})", stderr_tail(qemu)) from exc
         raise QemuError(f"machinedesc: cannot connect to QMP socket {where}: {_describe(exc)}") from exc
 
 
@@ -149,11 +144,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def stderr_tail(qemu: QemuProcess | None) -> str:
-    """QEMU's last stderr lines, indented for an error message ('' if none)."""
-    if qemu is None:
-        return ""
-    tail = qemu.stderr_tail()
-    return ("\n  QEMU stderr (last lines):\n" + "\n".join("    " + line for line in tail.splitlines())) if tail else ""
+    """QEMU's last stderr lines ('' if none, or no QEMU of ours); QemuError shows them."""
+    return qemu.stderr_tail() if qemu is not None else ""
 
 
 async def disconnect(client: QMPClient) -> None:

@@ -117,9 +117,8 @@ def _where_written(tree: Mapping[str, Any]) -> dict[str, SourceLocation | None]:
 
 def _expression(comp: Component, prop: str) -> str:
     """`` (from ${harts})`` when the property is written as an expression, else ""."""
-    spec = comp.spec.get("props") if isinstance(comp.spec, dict) else None
-    raw = spec.get(prop) if isinstance(spec, dict) else None
-    return f" (from {raw})" if isinstance(raw, str) and "${" in raw else ""
+    raw = comp.parts.expressions.get(prop) if comp.parts is not None else None
+    return f" (from {raw})" if raw is not None else ""
 
 
 def _component_changes(old: Board, new: Board) -> list[Change]:

@@ -1,7 +1,7 @@
 """What a person wants to see of a Board: its clusters, its memory map in address order (holes,
 overlaps and regions mapped twice made visible) and its interrupt tree through the gates the planner inserts.
 
-Pure functions over ``board.model.Board`` and ``plan.graph.lower_wires``; the renderers
+Pure functions over ``board.model.Board`` and ``plan.wires.lower_wires``; the renderers
 (``views.show``, ``views.picture``, ``views.diff``) share them, so text, JSON, pictures and diffs
 agree on every number.
 """
@@ -14,7 +14,8 @@ from typing import Any
 from ..board.checks import region_size
 from ..board.model import Board, Component
 from ..errors import Collector
-from ..plan.graph import Connection, build_graph, lower_wires
+from ..plan.graph import build_graph
+from ..plan.wires import Connection, lower_wires
 from ..plan.planner import make_plan
 from ..plan.steps import Plan
 from ..source import SourceLocation

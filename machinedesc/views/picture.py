@@ -19,7 +19,7 @@ import graphviz
 
 from ..board.model import Board, Component, link_target
 from ..errors import InstallError, printable
-from ..plan.graph import lower_wires
+from ..plan.wires import lower_wires
 from .machine import NO_CLUSTER, MapRow, groups, human_size, memory_map
 
 FONT = "DejaVu Sans"

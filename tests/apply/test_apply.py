@@ -23,7 +23,6 @@ from harness import REPO, Sandbox, StderrWatcher, qmp_quit, qom_tree, read_until
 from user_qemu import start_user_qemu
 
 from machinedesc.plan.pipeline import load_plan
-from machinedesc.plan.steps import LinkCheck
 
 SOC = REPO / "boards" / "soc.yaml"
 RISCV_LINES = ["hello from hart 0", "hello from hart 1", "hello from timer interrupt"]
@@ -140,12 +139,12 @@ def test_verification_difference_is_exit_4_and_guest_never_runs(sandbox: Sandbox
                                                                  firmware: Path) -> None:
     plan = load_plan(SOC, {}, [firmware / "riscv64-hello.elf"])
     right = plan.links[0]
-    wrong = LinkCheck(right.source, right.prop, plan.links[1].target, right.location)
-    plan = dataclasses.replace(plan, links=(wrong, *plan.links[1:]))
+    wrong = dataclasses.replace(right, target=plan.links[1].target)
+    plan = dataclasses.replace(plan, checks=(*plan.components, wrong, *plan.links[1:]))
     out = sandbox.call(sandbox.argv_plan(plan, qemu=str(patched_riscv64)))
     assert out.rc == 4, out.stderr
     assert "the machine QEMU built differs from the board" in out.stderr
-    assert (f"{wrong.location}: link {wrong.source}.{wrong.prop} is '{right.target}', "
+    assert (f"{wrong.location}: link {wrong.path}.{wrong.prop} is '{right.target}', "
             f"the board says '{wrong.target}'") in out.stderr
     assert out.stdout == ""  # verified before the CPUs ran: the firmware never printed
     sandbox.assert_clean()

@@ -3,8 +3,7 @@
 ``driver.py cli ARGS...`` is ``machinedesc ARGS...`` (machinedesc.cli.main);
 ``driver.py plan FILE`` reads ``{"plan": plan_to_data(Plan), "options": {...}}`` and calls
 ``apply_plan`` (for plans a board cannot express, e.g. a wrong check).
-Errors become exit codes as in ``machinedesc.cli.main``: MachinedescError ->
-``str(err)`` on stderr and ``err.exit_code``; KeyboardInterrupt -> 130.
+Errors become exit codes through ``machinedesc.cli.exit_status``, the CLI's own mapping.
 """
 
 from __future__ import annotations
@@ -13,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from machinedesc.apply.engine import Options, apply_plan
-from machinedesc.errors import MachinedescError
+from machinedesc.apply.engine import apply_plan
+from machinedesc.apply.job import Options
+from machinedesc.cli import exit_status
 from machinedesc.plan.steps import plan_from_data
 
 
@@ -29,11 +29,10 @@ def main() -> int:
             apply_plan(plan_from_data(data["plan"]), Options(**data["options"]))
         else:
             raise SystemExit(f"unknown mode {mode}")
-    except MachinedescError as err:
-        print(str(err), file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - as machinedesc.cli.main does
+        return exit_status(err)
     return 0
 
 

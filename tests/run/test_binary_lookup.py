@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from machinedesc.qemu import build as qemu_build
-from machinedesc.qemu.process import QemuNotFoundError, find_binary
+from machinedesc.errors import QemuNotFoundError
+from machinedesc.qemu.binary import find_binary
 
 
 def fake_qemu(path: Path) -> Path:

@@ -17,7 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from machinedesc.plan.qmpfile import QmpFileError, format_command, load, parse
+from machinedesc.errors import QmpFileError
+from machinedesc.plan.qmpfile import format_command, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = settings(max_examples=300, derandomize=True, deadline=2000,

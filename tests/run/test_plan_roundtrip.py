@@ -24,7 +24,7 @@ def test_plan_file_round_trips(board: Path, firmware: tuple[str, ...]) -> None:
     qmp = parse(text, "plan.qmp")
     assert [(c.command, dict(c.arguments)) for c in qmp.commands] == \
         [(s.command, dict(s.arguments)) for s in plan.steps]
-    assert [c.phase for c in qmp.commands] == [s.phase.value for s in plan.steps]
+    assert [c.phase for c in qmp.commands] == [s.phase for s in plan.steps]
     assert qmp.system == plan.system
     argv = qmp.qemu_argv
     assert argv is not None

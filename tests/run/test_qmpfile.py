@@ -10,14 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from qemu.qmp.qmp_shell import QMPShell
 
+from machinedesc.errors import QmpFileError
 from machinedesc.plan.qmpfile import (
-    QmpFileError,
     format_command,
     format_value,
     parse,
     parse_line,
     parse_value,
 )
+from machinedesc.qemu.phases import Phase
 from machinedesc.source import SourceLocation
 
 LOC = SourceLocation("f.qmp", 7, 1)
@@ -137,10 +138,10 @@ def test_whole_file() -> None:
     assert f.system == "riscv64"
     assert f.qemu_argv is not None and f.qemu_argv[:3] == ["qemu-system-riscv64", "-M", "none"]
     assert [(c.location.line, c.command, c.phase) for c in f.commands] == [
-        (6, "x-machine-init", "accel-created"),
-        (10, "device_add", "initialized"),
-        (12, "qom-set", "initialized"),
-        (14, "x-exit-preconfig", "initialized"),
+        (6, "x-machine-init", Phase.ACCEL_CREATED),
+        (10, "device_add", Phase.INITIALIZED),
+        (12, "qom-set", Phase.INITIALIZED),
+        (14, "x-exit-preconfig", Phase.INITIALIZED),
     ]
     assert "late" not in f.header
 
@@ -203,7 +204,8 @@ def test_files_run_reads_are_bounded_regular_files(tmp_path: Path) -> None:
     """A FIFO blocked run for ever; a 20 MB line took 2.5 GB: both refused before parsing."""
     import os
 
-    from machinedesc.plan.qmpfile import MAX_LINE_CHARS, QmpFileError, load
+    from machinedesc.errors import QmpFileError
+    from machinedesc.plan.qmpfile import MAX_LINE_CHARS, load
 
     fifo = tmp_path / "f.qmp"
     os.mkfifo(fifo)

@@ -181,7 +181,8 @@ def test_failure_inside_the_pipeline_reports_the_first_failing_line(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # In-process, so that qemu.qmp's own debug log shows what really went over the socket.
     from machinedesc.apply.configurator import run
-    from machinedesc.apply.engine import Options, StepError
+    from machinedesc.apply.job import Options
+    from machinedesc.errors import StepError
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))

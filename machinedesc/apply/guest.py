@@ -1,0 +1,226 @@
+"""Start QEMU for a job and run its guest: console redirection, the CPUs, detach, waiting for exit.
+
+``launch`` starts QEMU (``-preconfig``, ``-S``, the console where --serial
+says); after a verified build ``run_guest`` starts the CPUs (unless
+--paused), then detaches (printing where everything is) or relays the
+console until QEMU exits.  ``Stop`` turns a signal or a lost console into
+the cancellation of drive() and the error it ends with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from qemu.qmp import ExecuteError
+
+from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, UsageError
+from ..qemu.binary import find_binary
+from ..qemu.chardevs import rewrite_chardevs
+from ..qemu.phases import EXIT_PRECONFIG
+from ..qemu.process import QemuProcess
+from ..qemu.session import Session, disconnect, stderr_tail
+from ..qemu.workdir import make_workdir
+from .job import Job, Options, check_detaching
+from .progress import Reporter
+from .send import refused
+from .terminal import keystrokes_to, typing_fd
+
+
+class Stop:
+    """What ends drive() early: a signal (SIGINT, SIGTERM, SIGHUP) or a console write that failed.
+
+    The first cause cancels the main task; once cleanup runs (``cleaning``),
+    causes are only noted, so that cleanup itself is never cut short.
+    """
+
+    def __init__(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.task = task
+        self.loop = loop
+        self.signal: int | None = None
+        self.console: OSError | None = None
+        self.cleaning = False
+
+    def on_signal(self, signum: int) -> None:
+        if self.signal is None:
+            self.signal = signum
+            if not self.cleaning:
+                self.task.cancel()
+
+    def on_console_error(self, exc: OSError) -> None:
+        """Called from the console relay thread: stop at once, the guest's output is being lost."""
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(self._console_failed, exc)
+
+    def _console_failed(self, exc: OSError) -> None:
+        if self.console is None and self.signal is None:
+            self.console = exc
+            if not self.cleaning:
+                self.task.cancel()
+
+    def error(self, opts: Options) -> MachinedescError | None:
+        """The error for a cancellation this caused (and the task uncancelled), or None."""
+        if self.signal is not None:
+            self.task.uncancel()
+            return Interrupted(self.signal)
+        if self.console is not None:
+            self.task.uncancel()
+            return console_lost(self.console, opts)
+        return None
+
+
+def console_lost(exc: OSError, opts: Options) -> ConsoleError:
+    where = opts.serial or "standard output"
+    return ConsoleError(f"machinedesc: cannot write the guest console to {where}: {exc.strerror or exc}; "
+                        "QEMU was stopped, console output was lost")
+
+
+def launch(job: Job, opts: Options, out: BinaryIO, stop: Stop) -> QemuProcess:
+    """Find the binary and start QEMU for ``job``, its console failures reported to ``stop``."""
+    binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
+    qemu = start_qemu(binary_path, job, opts, out)
+    qemu.on_console_error = stop.on_console_error
+    if opts.on_first_output is not None:
+        watch_first_output(qemu, opts.on_first_output)
+    return qemu
+
+
+def start_qemu(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
+    args = list(job.qemu_args)
+    serial = opts.serial or ("log" if opts.detach else "stdio")
+    check_detaching([*args, *opts.extra_args])
+    console: BinaryIO | None = None if opts.detach else out
+    owned = False
+    if serial.startswith("file:") and not opts.detach and len(job.console_ids) == 1:
+        # machinedesc writes the file itself (QEMU's stdio relayed into it): QEMU's
+        # file chardev drops output silently when the disk is full, we report it.
+        path = Path(serial[len("file:"):]).expanduser()
+        try:
+            console, owned = open(path, "wb"), True  # noqa: SIM115 - closed by QemuProcess.cleanup
+        except OSError as exc:
+            raise UsageError(f"machinedesc: cannot write --serial file {path}: {exc.strerror or exc}") from None
+        serial = "relay"
+    workdir: Path | None = None
+    if serial != "stdio":
+        workdir = make_workdir()
+        try:
+            args = rewrite_chardevs(args, job.console_ids, serial, workdir)
+        except ValueError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            if owned and console is not None:
+                console.close()
+            raise UsageError(str(exc)) from None
+    if "-preconfig" not in args and "--preconfig" not in args:
+        args.append("-preconfig")
+    # Always stopped until verified: a fast guest must not power off before we look at it.
+    if "-S" not in args:
+        args.append("-S")
+    args.extend(opts.extra_args)
+    try:
+        return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
+                           console_input=typing_fd(job, opts) is not None, close_console=owned)
+    except BaseException:
+        if owned and console is not None:
+            console.close()
+        raise
+
+
+def watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) -> None:
+    def poll() -> None:
+        while qemu.poll() is None and qemu.first_output is None:
+            time.sleep(0.0005)
+        if qemu.first_output is not None:
+            callback(qemu.first_output)
+    threading.Thread(target=poll, daemon=True).start()
+
+
+async def wait_console_client(session: Session[Reporter], ids: Sequence[str], path: str, err: TextIO) -> None:
+    """Hold the CPUs until a client is connected to the console socket (QEMU drops output before)."""
+    err.write(f"machinedesc: waiting for a client on the console socket {path} "
+              f"(e.g. socat - UNIX-CONNECT:{path}); Ctrl-C stops\n")
+    err.flush()
+    while True:
+        chardevs = await session.call("query-chardev")
+        waiting = [c for c in chardevs if c.get("label") in ids
+                   and str(c.get("filename", "")).startswith("disconnected:")]
+        if not waiting:
+            return
+        await asyncio.sleep(0.05)
+
+
+def print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) -> None:
+    lines = [f"pid: {qemu.pid}", f"qmp: {qemu.qmp_path}"]
+    serial = opts.serial or "log"
+    if serial == "log":
+        lines += [f"console {cid}: {qemu.workdir / (cid + '.log')}" for cid in job.console_ids]
+    lines.append(f"stderr: {qemu.stderr_path}")
+    lines.append(f"directory: {qemu.workdir} (remove it after QEMU exits)")
+    out.write(("\n".join(lines) + "\n").encode())
+    out.flush()
+
+
+async def wait_exit(qemu: QemuProcess) -> int:
+    """Wait (without blocking the loop or leaving a thread behind) until QEMU exits."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(qemu.pid)
+    except (AttributeError, OSError):
+        while qemu.poll() is None:
+            await asyncio.sleep(0.05)
+        return qemu.poll() or 0
+    done = loop.create_future()
+
+    def ready() -> None:
+        if not done.done():
+            done.set_result(None)
+    try:
+        loop.add_reader(fd, ready)
+        if qemu.poll() is None:
+            await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    rc = qemu.wait()
+    return rc if rc is not None else 0
+
+
+async def run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, opts: Options, stop: Stop,
+                     err: TextIO, out: BinaryIO) -> None:
+    """After a verified build: start the CPUs (unless paused), then detach or wait for QEMU to exit."""
+    serial = opts.serial or ""
+    if serial.startswith("socket:") and not (opts.paused or opts.detach) and job.console_ids:
+        await wait_console_client(session, job.console_ids, serial[len("socket:"):], err)
+    if not opts.paused:
+        try:
+            await session.call("cont")
+        except ExecuteError as exc:
+            raise refused(f"machinedesc: cannot start the CPUs of {job.title} (does it end with "
+                           f"{EXIT_PRECONFIG}?): QEMU error {exc.error_class}: "
+                           f"{exc.error.error.desc}", exc) from None
+    await disconnect(session.client)
+    if stop.signal is not None:
+        # The signal came while qemu.qmp was tearing down and got absorbed there.
+        raise Interrupted(stop.signal)
+    if opts.detach:
+        qemu.detach()
+        print_detached(qemu, job, opts, out)
+        return
+    if opts.paused:
+        err.write(f"machinedesc: CPUs are paused; QMP socket {qemu.qmp_path} "
+                  "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
+        err.flush()
+    with keystrokes_to(qemu, typing_fd(job, opts)):
+        rc = await wait_exit(qemu)
+    qemu.finish_console()
+    if qemu.console_error is not None:
+        raise console_lost(qemu.console_error, opts)
+    if rc != 0:
+        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running",
+                        stderr_tail(qemu))

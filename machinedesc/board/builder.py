@@ -1,0 +1,339 @@
+"""Located tree -> Board: parameters applied, copies expanded, values typed (the types are in ``model``).
+
+Every problem goes to the Collector with its position; ``build_board``
+returns what it could build, and the caller raises once the checks have
+run too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import Collector
+from ..qemu.phases import Phase
+from ..source import SourceLocation
+from .expr import ExprError, parse_size, substitute
+from .located import LMap, PathT, entry_location, format_path, location_of
+from .model import (
+    LINE,
+    MAX_COMPONENTS,
+    MAX_COUNT,
+    MAX_WIRE_ENDS,
+    QEMU_ID,
+    S64_MIN,
+    U64_MAX,
+    Backend,
+    Board,
+    Component,
+    EntryParts,
+    LineRef,
+    Mmio,
+    RawCommand,
+    Wire,
+)
+from .yaml_reader import LiteralError, resolve_plain
+
+
+class _Builder:
+    def __init__(self, tree: LMap, file: str, problems: Collector) -> None:
+        self.tree = tree
+        self.file = file
+        self.problems = problems
+        #: What the board may still expand to, by section (MAX_COMPONENTS, MAX_WIRE_ENDS).
+        self.left = {"components": MAX_COMPONENTS, "wiring": MAX_WIRE_ENDS}
+
+    def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
+
+    def value(self, raw: Any, env: Mapping[str, Any], path: PathT) -> Any:
+        """Substitute and type one value; report and return None on failure."""
+        try:
+            if isinstance(raw, list):
+                return [self.value(v, env, (*path, i)) for i, v in enumerate(raw)]
+            if isinstance(raw, dict):
+                return {k: self.value(v, env, (*path, k)) for k, v in raw.items()}
+            val = substitute(raw, env, self.problems.hints)
+            if isinstance(val, str):
+                size = parse_size(val)
+                if size is not None:
+                    val = size
+        except ExprError as err:
+            self.err(path, err.message, err.hint)
+            return None
+        if isinstance(val, float):
+            # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
+            self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
+            return None
+        if isinstance(val, int) and not isinstance(val, bool) and not S64_MIN <= val <= U64_MAX:
+            self.err(path, f"{val:#x} does not fit in 64 bits")
+            return None
+        return val
+
+    def integer(self, raw: Any, env: Mapping[str, Any], path: PathT, what: str) -> int | None:
+        val = self.value(raw, env, path)
+        if val is None:
+            return None
+        if isinstance(val, bool) or not isinstance(val, int):
+            self.err(path, f"{what} must be an integer, got {yaml_repr(val)}")
+            return None
+        return val
+
+
+def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector,
+                deleted: Mapping[PathT, SourceLocation] | None = None) -> Board:
+    """The Board for a schema-valid tree; semantic problems go to ``problems``."""
+    b = _Builder(doc_tree, file, problems)
+    tree = doc_tree
+    params = _params(b, overrides)
+    env: dict[str, Any] = dict(params)
+
+    chardevs = {k: str(v) for k, v in tree.get("chardevs", {}).items()}
+    machine_raw = tree.get("machine", "none")
+    if isinstance(machine_raw, dict):
+        machine = str(machine_raw["type"])
+        machine_props = {k: b.value(v, env, ("machine", "props", k)) for k, v in machine_raw.get("props", {}).items()}
+    else:
+        machine, machine_props = str(machine_raw), {}
+
+    backends = tuple(
+        Backend(bid, spec["type"],
+                {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
+                location_of(tree, ("backends", bid), key=True))
+        for bid, spec in tree.get("backends", {}).items()
+    )
+    components = _components(b, env)
+    wires = _wires(b, env)
+    raw = _raw(b, env)
+    name = tree.get("name") or Path(file).stem
+    return Board(
+        file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
+        machine_props=machine_props, params=params, chardevs=chardevs, backends=backends,
+        components=components, wires=wires, raw=raw,
+        incomplete=bool(problems.problems),
+        deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
+    )
+
+
+def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
+    declared = b.tree.get("params", {})
+    params: dict[str, Any] = {}
+    for name, raw in declared.items():
+        try:
+            params[name] = _typed_param(raw)
+        except ExprError as err:
+            b.err(("params", name), err.message, err.hint)
+            params[name] = 0  # reported; a stand-in keeps its uses from adding "not defined"
+    for name, text in overrides.items():
+        if name not in declared:
+            hint = b.problems.hints.did_you_mean(name, declared) or (
+                f"parameters of this board: {', '.join(sorted(declared))}" if declared else "this board has no params:")
+            b.problems.add(None, f"--set {name}", f"'{name}' is not a parameter of {b.file}", hint)
+            continue
+        try:
+            value = _typed_param(resolve_plain(text))
+        except (ExprError, LiteralError) as err:
+            b.problems.add(None, f"--set {name}", str(err))
+            continue
+        default = params[name]
+        if _kind(value) != _kind(default):
+            b.problems.add(None, f"--set {name}",
+                           f"'{text}' is not {_kind(default)}, like the parameter's default {declared[name]!r}",
+                           "write a value of the same kind (sizes like 128 MiB count as integers)")
+            continue
+        params[name] = value
+    return params
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    return "a string"
+
+
+def _typed_param(raw: Any) -> Any:
+    """``raw``, a size written with a unit as its integer; raises ExprError for a size beyond 128 bits."""
+    if isinstance(raw, str):
+        size = parse_size(raw)
+        if size is not None:
+            return size
+    return raw
+
+
+def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT,
+            weight: int = 1) -> list[dict[str, Any]]:
+    """The environments of each copy: one without count, count of them with ``i``.
+
+    Each copy takes ``weight`` from what the board's section may still expand
+    to; the entry that would exceed it is an error, later entries are skipped.
+    """
+    count = b.integer(spec["count"], env, (*path, "count"), "count") if "count" in spec else 1
+    if count is None:
+        return []
+    if "count" in spec:
+        if count < 0:
+            b.err((*path, "count"), f"count must not be negative, got {count}")
+            return []
+        if count > MAX_COUNT:
+            b.err((*path, "count"), f"count {count} is more than the {MAX_COUNT:,} copies one entry may make",
+                  "check the parameter (e.g. a --set value); split a truly larger board into several entries")
+            return []
+    section = str(path[0])
+    if count * weight > b.left[section]:
+        if b.left[section] >= 0:
+            what = (f"{MAX_COMPONENTS:,} components" if section == "components"
+                    else f"{MAX_WIRE_ENDS:,} wire ends (outputs and inputs of every wire copy)")
+            b.err((*path, "count") if "count" in spec else path, f"the board expands to more than {what}",
+                  "check the counts (e.g. --set values); entries after this one are not expanded",
+                  key="count" not in spec)
+        b.left[section] = -1
+        return []
+    b.left[section] -= count * weight
+    return [{**env, "i": i} for i in range(count)] if "count" in spec else [dict(env)]
+
+
+def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
+    out: list[Component] = []
+    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
+    components = b.tree.get("components", {})
+    for key, spec in components.items():
+        path: PathT = ("components", key)
+        if "count" in spec and "${" not in key:
+            b.err(path, "a component with count needs ${i} in its id, or every copy gets the same id",
+                  f"rename it to '{key}${{i}}'", key=True)
+            continue
+        loc = entry_location(components, key, key=True)
+        parts = EntryParts.of(spec) if isinstance(spec, LMap) else None
+        for copy in _copies(b, spec, env, path):
+            comp = _component(b, key, spec, copy, path, loc, len(out), parts)
+            if comp is None:
+                continue
+            if comp.id in seen:
+                first, first_i = seen[comp.id]
+                if first == loc and "i" in copy:
+                    b.err(path, f"copies i={first_i} and i={copy['i']} both get the id '{comp.id}'",
+                          "the id must differ for every copy, e.g. use ${i} itself", key=True)
+                else:
+                    where = f" (first at {first})" if first else ""
+                    b.err(path, f"duplicate component id '{comp.id}'{where}", "ids must be unique across the board",
+                          key=True)
+                continue
+            seen[comp.id] = (loc, copy.get("i"))
+            out.append(comp)
+    return tuple(out)
+
+
+def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any], path: PathT,
+               loc: SourceLocation | None, index: int, parts: EntryParts | None) -> Component | None:
+    cid = b.value(key, env, path)
+    if not isinstance(cid, str) or not QEMU_ID.match(cid):
+        if cid is not None:
+            b.err(path, f"'{cid}' is not a valid QEMU id",
+                  "ids start with a letter and use letters, digits, '_', '.', '-'", key=True)
+        return None
+    props_spec = spec.get("props", {})
+    props = {k: b.value(v, env, (*path, "props", k)) for k, v in props_spec.items()}
+    links = {k: b.value(v, env, (*path, "links", k)) for k, v in spec.get("links", {}).items()}
+    parent = b.value(spec["parent"], env, (*path, "parent")) if "parent" in spec else None
+    mmio = _mmio(b, spec, env, (*path, "mmio"))
+    copy = f"{format_path(path)}" + (f" (i={env['i']})" if "i" in env and "count" in spec else "")
+    return Component(
+        id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
+        props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
+        phase=Phase(spec.get("phase", "initialized")),
+        parts=parts,
+    )
+
+
+def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[Mmio, ...]:
+    raw = spec.get("mmio")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        addr = b.integer(raw, env, path, "address")
+        return () if addr is None else (Mmio(0, addr, 0, None, entry_location(spec, "mmio")),)
+    out: list[Mmio] = []
+    for i, entry in enumerate(raw):
+        p = (*path, i)
+        addr = b.integer(entry["addr"], env, (*p, "addr"), "address")
+        region = b.integer(entry.get("region", 0), env, (*p, "region"), "region")
+        prio = b.integer(entry.get("priority", 0), env, (*p, "priority"), "priority")
+        size = b.integer(entry["size"], env, (*p, "size"), "size") if "size" in entry else None
+        if addr is None or region is None or prio is None:
+            continue
+        out.append(Mmio(region, addr, prio, size, entry_location(raw, i)))
+    return tuple(out)
+
+
+def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT,
+          where: SourceLocation | None) -> LineRef | None:
+    text = b.value(raw, env, path)
+    if text is None:
+        return None
+    match = LINE.match(str(text))
+    if not match:
+        b.err(path, f"'{text}' is not a line", "write component.line[index], e.g. uart0.sysbus-irq[0]")
+        return None
+    return LineRef(match["comp"], match["name"], int(match["index"] or 0), where)
+
+
+def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
+    out: list[Wire] = []
+    wiring = b.tree.get("wiring", {})
+    for name, spec in wiring.items():
+        path: PathT = ("wiring", name)
+        wire_loc = entry_location(wiring, name, key=True)
+        if "count" in spec and "${" not in f"{spec['from']}{spec['to']}":
+            b.err(path, "a wire with count needs ${i} in from or to, or every copy is the same wire",
+                  "e.g. to: hart${i}.unnamed-gpio-in[7]", key=True)
+            continue
+        srcs_raw = spec["from"] if isinstance(spec["from"], list) else [spec["from"]]
+        dsts_raw = spec["to"] if isinstance(spec["to"], list) else [spec["to"]]
+        for copy in _copies(b, spec, env, path, len(srcs_raw) + len(dsts_raw)):
+            from_path: PathT = (*path, "from")
+            to_path: PathT = (*path, "to")
+            sources = [_line(b, r, copy, *_item(spec, "from", i, from_path)) for i, r in enumerate(srcs_raw)]
+            targets = [_line(b, r, copy, *_item(spec, "to", i, to_path)) for i, r in enumerate(dsts_raw)]
+            join = spec.get("join")
+            if len(sources) > 1 and join is None:
+                b.err(from_path, "several outputs into one wire need 'join: or'",
+                      "add join: or to combine them with an or-irq")
+                continue
+            if None in sources or None in targets:
+                continue
+            suffix = f"[{copy['i']}]" if "i" in copy and "count" in spec else ""
+            out.append(Wire(name + suffix, tuple(s for s in sources if s), tuple(t for t in targets if t), join,
+                            wire_loc, format_path(path) + suffix))
+    return tuple(out)
+
+
+def _item(spec: Any, key: str, i: int, path: PathT) -> tuple[PathT, SourceLocation | None]:
+    """Path and location of item ``i`` of ``spec[key]``, which may be a single value."""
+    value = spec[key]
+    if isinstance(value, list):
+        return (*path, i), entry_location(value, i)
+    return path, entry_location(spec, key)
+
+
+def _raw(b: _Builder, env: Mapping[str, Any]) -> tuple[RawCommand, ...]:
+    out: list[RawCommand] = []
+    for name, spec in b.tree.get("qmp", {}).items():
+        path: PathT = ("qmp", name)
+        args = b.value(dict(spec.get("arguments", {})), env, (*path, "arguments"))
+        after = tuple(spec.get("after", ()))
+        out.append(RawCommand(name, spec["execute"], args or {}, Phase(spec.get("phase", "initialized")),
+                              after, location_of(b.tree, path, key=True),
+                              tuple(location_of(b.tree, (*path, "after", i)) for i in range(len(after)))))
+    return tuple(out)
+
+
+def yaml_repr(value: Any) -> str:
+    """A value as the board would spell it (true, null, 'text'), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
