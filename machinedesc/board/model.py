@@ -12,6 +12,7 @@ from ..errors import Collector
 from ..qemu.phases import Phase
 from ..qemu.types import TypeInfo, type_info
 from ..source import SourceLocation
+from .bootspec import BootSpec, boot_spec
 from .expr import ExprError, parse_size, substitute
 from .located import LMap, PathT, did_you_mean, entry_location, format_path, location_of
 from .yaml_reader import LiteralError, resolve_plain
@@ -155,6 +156,8 @@ class Board:
     incomplete: bool = False
     #: Component ids a variant deleted with null, and where.
     deleted: Mapping[str, SourceLocation] = field(default_factory=dict)
+    #: The ``boot:`` section (board/bootspec.py), if any.
+    boot: BootSpec | None = None
 
     @property
     def by_id(self) -> dict[str, Component]:
@@ -246,6 +249,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     components = _components(b, env)
     wires = _wires(b, env)
     raw = _raw(b, env)
+    boot = boot_spec(b, env)
     name = tree.get("name") or Path(file).stem
     return Board(
         file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
@@ -253,6 +257,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         components=components, wires=wires, raw=raw,
         incomplete=bool(problems.problems),
         deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
+        boot=boot,
     )
 
 

@@ -9,17 +9,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
+from ..boot.setup import Load
 from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
 from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
 
 
-def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
-    """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load."""
+def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: Sequence[Load] = (),
+              notes: Sequence[str] = ()) -> Plan:
+    """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load.
+
+    ``loads`` are the boot set-up's loader devices (after the firmware; the
+    graph has a firmware step for each of both), ``notes`` its placement report.
+    """
     by_id = {c.id: c for c in sg.components}
     paths = {c.id: board.qom_path(c, by_id) for c in sg.components}
     backends = {b.id: f"/objects/{b.id}" for b in board.backends}
-    render = _Renderer(board, sg, by_id, paths, backends, firmware)
+    render = _Renderer(board, sg, by_id, paths, backends, firmware, loads)
     steps = [render.step(n) for n in sg.order]
     cpus = sum(1 for c in sg.components if c.info.is_cpu)
     args: list[str] = ["-M", board.machine]
@@ -34,19 +40,20 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
         links=tuple(LinkCheck(paths[c.source.component], c.source.prop,
                               f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                     for c in sg.connections),
-        chardevs=dict(board.chardevs),
+        chardevs=dict(board.chardevs), notes=tuple(notes),
     )
 
 
 class _Renderer:
     def __init__(self, board: Board, sg: StepGraph, by_id: Mapping[str, Component], paths: Mapping[str, str],
-                 backends: Mapping[str, str], firmware: Sequence[str]) -> None:
+                 backends: Mapping[str, str], firmware: Sequence[str], loads: Sequence[Load] = ()) -> None:
         self.board = board
         self.sg = sg
         self.by_id = by_id
         self.paths = paths
         self.backends = backends
         self.firmware = firmware
+        self.loads = loads
         self.conns: dict[int, Connection] = {c.index: c for c in sg.connections}
         # By name, the first of each (as the board's own order has them): a step looks its entry up once.
         self.raw: dict[str, RawCommand] = {}
@@ -79,6 +86,9 @@ class _Renderer:
             raw = self.raw[n[1]]
             return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
                         f"raw command qmp.{raw.name}")
+        if kind == "F" and n[1] >= len(self.firmware):
+            load = self.loads[n[1] - len(self.firmware)]
+            return Step(phase, StepKind.CREATE, "device_add", dict(load.args), load.location, load.reason)
         if kind == "F":
             path = self.firmware[n[1]]
             loader = {"driver": "loader", "id": f"firmware{n[1]}", "file": path}
