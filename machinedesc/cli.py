@@ -80,7 +80,7 @@ def _boot_options(func: click.decorators.FC) -> click.decorators.FC:
     file = click.Path(path_type=str, dir_okay=False)
     for option in reversed([
         click.option("--bios", metavar="FILE", type=file,
-                     help="Firmware (ELF or raw: start of RAM on RISC-V, of the first flash on Arm), e.g. fw_jump.bin."),
+                     help="Firmware (ELF or raw: start of RAM on RISC-V, first flash on Arm), e.g. fw_jump.bin."),
         click.option("--kernel", metavar="FILE", type=file,
                      help="Kernel or next stage (ELF, raw, Linux Image, gzip Image), placed as QEMU's virt does."),
         click.option("--initrd", metavar="FILE", type=file, help="Initial RAM disk (needs --kernel)."),

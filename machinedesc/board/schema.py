@@ -20,7 +20,15 @@ SCHEMA_NAME = "board.schema.json"
 
 @functools.cache
 def schema_text() -> str:
-    """The board schema as shipped (inside the wheel, or the source tree's schemas/)."""
+    """The board schema: the source tree's schemas/ next to this package, else the one shipped in the wheel.
+
+    The source tree comes first: an editable install of another checkout
+    maps ``machinedesc.schemas`` to that checkout's schemas/, which need
+    not match this package's code.
+    """
+    local = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+    if local.is_file():
+        return local.read_text(encoding="utf-8")
     try:
         return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):

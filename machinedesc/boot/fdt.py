@@ -150,9 +150,9 @@ def serialize(fdt: Fdt) -> bytes:
 
 def set_chosen(data: bytes, bootargs: str | None = None, initrd: tuple[int, int] | None = None) -> bytes:
     """DTB ``data`` with ``/chosen`` ``bootargs`` and ``linux,initrd-start``/``-end`` set (as 64-bit cells)."""
+    fdt = parse(data)  # checked even when nothing changes
     if bootargs is None and initrd is None:
         return data
-    fdt = parse(data)
     chosen = fdt.root.child("chosen")
     if bootargs is not None:
         chosen.props["bootargs"] = bootargs.encode() + b"\0"

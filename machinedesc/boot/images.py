@@ -102,7 +102,8 @@ def load_image(path: Path, system: str) -> Image:
         return _elf(path, system)
     if head[:2] == b"\x1f\x8b":
         unpacked = _gunzip(path)
-        image = _raw(unpacked, unpacked.stat().st_size, unpacked.open("rb").read(4096), system)
+        with unpacked.open("rb") as f:
+            image = _raw(unpacked, unpacked.stat().st_size, f.read(4096), system)
         return Image(path, unpacked, False, image.size, footprint=image.footprint, text_offset=image.text_offset,
                      gzip=True)
     return _raw(path, st.st_size, head, system)
