@@ -34,6 +34,7 @@ class Gen:
         self.by_id = board.by_id
         self.notes: list[str] = []
         self._labels: dict[str, str] = {}
+        self._taken: set[str] = set()
         self.root = Node("", props={
             "#address-cells": cells(2), "#size-cells": cells(2),
             "compatible": strings(f"machinedesc,{board.name}"),
@@ -48,9 +49,12 @@ class Gen:
         self.nodes: dict[str, Node] = {}
         self.controllers: dict[str, tuple[str, str, Mapping[str, Any]]] = {}
         self.wires_from: dict[tuple[str, str, int], list[LineRef]] = {}
+        #: (component, line family) -> the indices of its wired outputs
+        self.wired: dict[tuple[str, str], set[int]] = {}
         for wire in board.wires:
             for src in wire.sources:
                 self.wires_from.setdefault((src.component, src.name, src.index), []).extend(wire.targets)
+                self.wired.setdefault((src.component, src.name), set()).add(src.index)
 
     # ---------------------------------------------------------------- helpers
 
@@ -60,9 +64,10 @@ class Gen:
             base = re.sub(r"[^A-Za-z0-9_]", "_", comp_id)
             base = base if re.match(r"[A-Za-z_]", base) else "_" + base
             label, n = base, 2
-            while label in self._labels.values():
+            while label in self._taken:
                 label, n = f"{base}_{n}", n + 1
             self._labels[comp_id] = label
+            self._taken.add(label)
         return self._labels[comp_id]
 
     def env(self, comp: Component, binding: Binding | None) -> dict[str, Any]:
@@ -205,7 +210,7 @@ class Gen:
             if match:
                 specs += self.line_specifiers(comp.id, match[1], int(match[2]))
                 continue
-            indices = sorted(i for c, n, i in self.wires_from if c == comp.id and n == line)
+            indices = sorted(self.wired.get((comp.id, line), ()))
             for i in indices:
                 specs += self.line_specifiers(comp.id, line, i)
         if not specs:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..board.model import Board
 
 #: Bump when the cached form (steps.plan_to_data) changes.
-_CACHE_FORMAT = 3  # 3: files stamped by content hash
+_CACHE_FORMAT = 4  # 3: files stamped by content hash; 4: the DTB's hash
 _PACKAGE = Path(__file__).resolve().parents[1]  # all of machinedesc, not only plan/
 
 

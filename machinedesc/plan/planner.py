@@ -5,10 +5,12 @@ Pure: a model in, steps out, no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
+from ..devicetree.generate import generate
 from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
 from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
@@ -35,6 +37,7 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
                               f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                     for c in sg.connections),
         chardevs=dict(board.chardevs),
+        dtb_sha256=hashlib.sha256(generate(board).to_dtb()).hexdigest(),
     )
 
 

@@ -86,6 +86,8 @@ class Plan:
     components: tuple[ComponentCheck, ...] = ()
     links: tuple[LinkCheck, ...] = ()
     chardevs: Mapping[str, str] = field(default_factory=dict)
+    #: sha256 (hex) of the guest's device tree generated from the board (``machinedesc dtb``).
+    dtb_sha256: str = ""
 
     @property
     def binary(self) -> str:
@@ -109,6 +111,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "components": [[c.component, c.qom_path, _loc_to_data(c.location)] for c in plan.components],
         "links": [[k.source, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
         "chardevs": dict(plan.chardevs),
+        "dtb_sha256": plan.dtb_sha256,
     }
 
 
@@ -123,7 +126,7 @@ def plan_from_data(data: Any) -> Plan:
     links = tuple(LinkCheck(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
     return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
                 tuple(_str(a) for a in data["qemu_args"]), steps, components, links,
-                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()})
+                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()}, _str(data["dtb_sha256"]))
 
 
 def _loc_to_data(loc: SourceLocation | None) -> list[Any] | None:
