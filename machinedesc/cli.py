@@ -1,4 +1,4 @@
-"""The command line: validate, plan, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
+"""The command line: validate, plan, dtb, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
 
 Commands raise errors rather than print them: ``main`` prints ``str(err)``
 and exits with ``err.exit_code`` for every MachinedescError, in one place.
@@ -224,6 +224,42 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
         # A regular file is replaced atomically (no half plan), a device such as
         # /dev/null is written in place, a symlink is written through.
         write_file(output, text.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+
+
+@cli.command()
+@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["dtb", "dts"]), default="dtb", show_default=True,
+              help="dtb: the flattened blob firmware reads; dts: the same tree as source text.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write it here instead of stdout (a regular file is replaced atomically).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
+@click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="List on stderr what was left out of the tree, and why.")
+@_allow_host_access
+def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catalog: Path | None,
+        verbose: bool, allow_host_access: bool) -> None:
+    """Print the guest's device tree generated from BOARD (docs/devicetree.md).
+
+    CPUs, memory, a node per device whose type has a binding, interrupts from
+    the wiring, /chosen; the same board gives the same bytes.
+    """
+    from .devicetree.generate import generate
+    from .plan.pipeline import load_board
+
+    if output is not None:
+        refuse_overwriting(output, [board], "-o")
+    tree = generate(load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access))
+    if verbose:
+        for note in tree.notes:
+            click.echo(printable(f"machinedesc: dtb: {note}"), err=True)
+    data = tree.to_dtb() if fmt == "dtb" else tree.to_dts().encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        write_file(output, data)
     except OSError as exc:
         raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
 

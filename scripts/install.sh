@@ -34,6 +34,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     bash firmware/install-deps.sh
     bash scripts/apt-get.sh install -y --no-install-recommends \
         -t bookworm-backports qemu-system-riscv qemu-system-arm
+    # dtc: `machinedesc dtb`'s checks and the device-tree tests (docs/devicetree.md).
+    bash scripts/apt-get.sh install -y --no-install-recommends device-tree-compiler
     echo "$want" > "$stamp"
 fi
 

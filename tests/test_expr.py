@@ -26,7 +26,7 @@ def test_substitute(text: object, env: dict[str, int], want: object) -> None:
     ("${1 +}", "cannot parse"),
     ("${1 // 0}", "division by zero"),
     ("${__import__('os')}", "only integers"),
-    ("${'a' * 3}", "only integer literals"),
+    ("${'a' * 3}", "arithmetic needs integers"),  # string literals exist since the builders
     ("${1 << 1000}", "shift count"),
 ])
 def test_bad_expressions(text: str, needle: str) -> None:

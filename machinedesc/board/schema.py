@@ -22,17 +22,14 @@ SCHEMA_NAME = "board.schema.json"
 def schema_text() -> str:
     """The board schema: the source tree's schemas/ next to this package, else the one shipped in the wheel.
 
-    The source tree comes first: an editable install of another checkout
-    maps ``machinedesc.schemas`` to that checkout's schemas/, which need
-    not match this package's code.
+    The source tree comes first: an editable install maps machinedesc.schemas
+    to the checkout it was installed from, which is not this one in a second
+    git worktree.
     """
-    local = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
-    if local.is_file():
-        return local.read_text(encoding="utf-8")
-    try:
-        return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME).read_text(encoding="utf-8")
+    source = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+    if source.is_file():
+        return source.read_text(encoding="utf-8")
+    return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
 
 
 @functools.cache

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..board.model import Board
 
 #: Bump when the cached form (steps.plan_to_data) changes.
-_CACHE_FORMAT = 4  # 3: files stamped by content hash; 4: boot notes
+_CACHE_FORMAT = 5  # 3: files stamped by content hash; 4: the DTB's hash; 5: boot notes
 _PACKAGE = Path(__file__).resolve().parents[1]  # all of machinedesc, not only plan/
 
 
@@ -106,13 +106,15 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
     problems = Collector()
     setup = prepare(board, boot or {}, problems)
     problems.raise_if_any()
+    written = board
     if setup is not None:
         board = setup.board
     loads, notes, files = (setup.loads, setup.notes, setup.files) if setup else ((), (), ())
     sg = build_graph(board, problems, firmware=len(firmware) + len(loads))
     problems.raise_if_any()
     assert sg is not None
-    return (*doc.files, *files), make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, notes)
+    return (*doc.files, *files), make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, notes,
+                                               written)
 
 
 # ---------------------------------------------------------------- plan cache

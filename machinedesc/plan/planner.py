@@ -5,22 +5,26 @@ Pure: a model in, steps out, no I/O.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..boot.setup import Load
+from ..devicetree.generate import generate
 from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
 from .steps import ComponentCheck, LinkCheck, Plan, Step, StepKind
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: Sequence[Load] = (),
-              notes: Sequence[str] = ()) -> Plan:
+              notes: Sequence[str] = (), dtb_board: Board | None = None) -> Plan:
     """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load.
 
     ``loads`` are the boot set-up's loader devices (after the firmware; the
-    graph has a firmware step for each of both), ``notes`` its placement report.
+    graph has a firmware step for each of both), ``notes`` its placement
+    report; ``dtb_board`` the board as written, whose device tree the header's
+    hash is of (the boot set-up adds its ROM to ``board``).
     """
     by_id = {c.id: c for c in sg.components}
     paths = {c.id: board.qom_path(c, by_id) for c in sg.components}
@@ -41,6 +45,7 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: 
                               f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                     for c in sg.connections),
         chardevs=dict(board.chardevs), notes=tuple(notes),
+        dtb_sha256=hashlib.sha256(generate(dtb_board or board).to_dtb()).hexdigest(),
     )
 
 

@@ -88,6 +88,8 @@ class Plan:
     chardevs: Mapping[str, str] = field(default_factory=dict)
     #: How the machine boots (machinedesc.boot): placement lines for the header.
     notes: tuple[str, ...] = ()
+    #: sha256 (hex) of the guest's device tree generated from the board (``machinedesc dtb``).
+    dtb_sha256: str = ""
 
     @property
     def binary(self) -> str:
@@ -111,6 +113,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "components": [[c.component, c.qom_path, _loc_to_data(c.location)] for c in plan.components],
         "links": [[k.source, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
         "chardevs": dict(plan.chardevs), "notes": list(plan.notes),
+        "dtb_sha256": plan.dtb_sha256,
     }
 
 
@@ -126,7 +129,7 @@ def plan_from_data(data: Any) -> Plan:
     return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
                 tuple(_str(a) for a in data["qemu_args"]), steps, components, links,
                 {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()},
-                tuple(_str(n) for n in data["notes"]))
+                tuple(_str(n) for n in data["notes"]), _str(data["dtb_sha256"]))
 
 
 def _loc_to_data(loc: SourceLocation | None) -> list[Any] | None:

@@ -1,0 +1,84 @@
+"""The board's ``devicetree:`` section applied to a generated tree (docs/devicetree.md, "Overrides")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..board.located import LMap, did_you_mean, entry_location
+from ..errors import Collector
+from ..source import SourceLocation
+from .tree import DeviceTree, Node, strings
+
+if TYPE_CHECKING:
+    from .generate import Gen
+
+
+def _where(spec: Any, *path: str) -> SourceLocation | None:
+    node = spec
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    return entry_location(node, path[-1]) if isinstance(node, LMap) else None
+
+
+def apply_overrides(gen: Gen, tree: DeviceTree) -> None:
+    """Apply model, compatible, per-component changes and extra nodes; raises BoardError."""
+    section: Mapping[str, Any] = gen.board.devicetree
+    spec = gen.board.devicetree_spec
+    problems = Collector()
+    if "model" in section:
+        tree.root.props["model"] = strings(str(section["model"]))
+    if "compatible" in section:
+        value = section["compatible"]
+        tree.root.props["compatible"] = strings(*(value if isinstance(value, list) else [value]))
+    parents = {id(c): n for _, n in tree.root.walk() for c in n.children}
+    for cid, change in section.get("components", {}).items():
+        path = ("devicetree", "components", cid)
+        where = _where(spec, "components", cid)
+        node = gen.nodes.get(cid)
+        if node is None:
+            why = ("is not a component" if cid not in gen.by_id
+                   else "has no node in the device tree (its type has no binding: add it under devicetree: nodes:)")
+            problems.add(where, ".".join(path), f"'{cid}' {why}", did_you_mean(cid, gen.by_id))
+            continue
+        if change.get("omit"):
+            parent = parents[id(node)]
+            parent.children.remove(node)
+            tree.notes.append(f"{cid}: left out by devicetree: components:")
+            continue
+        if "name" in change:
+            node.name = str(change["name"])
+        _set(gen, node, change.get("props", {}), problems, spec, ("components", cid, "props"))
+    for node_path, change in section.get("nodes", {}).items():
+        node = _node_at(tree.root, str(node_path))
+        _set(gen, node, change.get("props", {}), problems, spec, ("nodes", node_path, "props"))
+    problems.raise_if_any()
+    try:
+        tree.phandles()
+    except ValueError as err:
+        problems.add(_where(spec, "devicetree") if spec is not None else None, "devicetree", str(err))
+        problems.raise_if_any()
+
+
+def _node_at(root: Node, path: str) -> Node:
+    node = root
+    for part in [p for p in path.split("/") if p]:
+        name, _, unit = part.partition("@")
+        child = node.child(part)
+        node = child if child is not None else node.add(Node(name, unit or None))
+    return node
+
+
+def _set(gen: Gen, node: Node, props: Mapping[str, Any], problems: Collector, spec: Any,
+         path: tuple[str, ...]) -> None:
+    for name, value in props.items():
+        try:
+            converted = gen.to_value(value)
+        except ValueError as err:
+            problems.add(_where(spec, *path, name), ".".join(("devicetree", *path, name)), str(err),
+                         "write an integer, a string, true, false, or a list of integers and &id references")
+            continue
+        if converted is False:
+            node.props.pop(name, None)
+        else:
+            node.props[name] = converted
