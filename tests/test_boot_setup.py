@@ -102,7 +102,7 @@ def test_aarch64_elf_on_a_riscv_board_is_refused_at_the_option(tmp_path: Path, r
     with pytest.raises(BoardError) as err:
         load_plan(RISCV, boot={"bios": str(elf), "dtb": str(rv_dtb)})
     text = str(err.value)
-    assert f"--bios: bios {elf} is a AArch64 64-bit ELF, but the board's system riscv64 runs RISC-V 64-bit code" \
+    assert f"--bios: bios {elf} is an AArch64 64-bit ELF, but the board's system riscv64 runs RISC-V 64-bit code" \
         in text, text
 
 

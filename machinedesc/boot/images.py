@@ -143,7 +143,8 @@ def _elf(path: Path, system: str) -> Image:
             if want is not None and (machine, klass) != want:
                 got = f"{_MACHINE_NAMES.get(machine, machine)} {klass}-bit"
                 need = f"{_MACHINE_NAMES.get(want[0], want[0])} {want[1]}-bit"
-                raise ImageError(f"is a {got} ELF, but the board's system {system} runs {need} code",
+                article = "an" if got[0] in "AEIOU" else "a"
+                raise ImageError(f"is {article} {got} ELF, but the board's system {system} runs {need} code",
                                  "give the board an image built for its architecture")
             segments = tuple(Segment(int(s["p_paddr"]), int(s["p_memsz"]), int(s["p_filesz"]))
                              for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0)
