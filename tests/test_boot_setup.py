@@ -193,3 +193,33 @@ def test_not_a_dtb_is_refused(tmp_path: Path) -> None:
     bios = make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
     with pytest.raises(BoardError, match="is not a device tree: no device-tree magic"):
         load_plan(RISCV, boot={"bios": str(bios), "dtb": str(bogus), "append": "a"})
+
+
+def test_a_changed_image_is_planned_again(tmp_path: Path, rv_dtb: Path) -> None:
+    bios = tmp_path / "fw.bin"
+    bios.write_bytes(b"\x13" * 4096)
+    first = load_plan(RISCV, boot={"bios": str(bios), "dtb": str(rv_dtb)}, cache=True)
+    assert load_plan(RISCV, boot={"bios": str(bios), "dtb": str(rv_dtb)}, cache=True) == first
+    bios.write_bytes(b"\x13" * 8192)  # same name, other contents: the cache entry is stale
+    again = load_plan(RISCV, boot={"bios": str(bios), "dtb": str(rv_dtb)}, cache=True)
+    assert "at [0x80000000, 0x80002000)" in notes(render_qmp(again))["bios"]
+
+
+def test_a_fifo_is_refused_as_an_image(tmp_path: Path) -> None:
+    from machinedesc.cli import main
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", str(RISCV), "--kernel", str(fifo)])
+    assert exit_.value.code == 2
+
+
+def test_rom_overlapping_a_device_is_refused_at_boot_rom(tmp_path: Path) -> None:
+    board = tmp_path / "b.yaml"
+    make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
+    board.write_text(RISCV.read_text() + "\nboot:\n  bios: fw.elf\n  dtb: none\n  rom: 0x100000\n")
+    with pytest.raises(BoardError) as err:
+        load_plan(board)
+    line = len(RISCV.read_text().splitlines()) + 5
+    assert f"b.yaml:{line}:8: boot.rom: the boot ROM [0x100000, 0x101000) overlaps test at 0x100000" in str(err.value)
