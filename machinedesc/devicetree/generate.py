@@ -19,7 +19,7 @@ from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
 from .bindings import Binding, binding_for, system_info
 from .cpus import add_arm_extras, add_cpus
-from .overrides import apply_overrides
+from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
 #: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
@@ -232,7 +232,8 @@ class Gen:
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
         items: list[int | Ref] = []
         for k, modes in enumerate(config.split(",") if config else []):
-            label = intc.get(base + k)
+            ctrl = self.controllers.get(intc.get(base + k, ""))
+            label = ctrl[0] if ctrl else None
             if label is None:
                 self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node")
                 continue
@@ -265,6 +266,7 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
             _memory(gen, comp)
         else:
             gen.device(comp, binding)
+    early_overrides(gen)
     for comp in board.components:
         binding = binding_for(comp.type)
         node = gen.nodes.get(comp.id)
