@@ -280,3 +280,16 @@ def test_arm64_virt_matches_qemu_virt(tmp_path: Path) -> None:
     same(ours["/memory@40000000"], theirs["/memory@40000000"], "reg", "device_type")
     same(ours["/flash@0"], theirs["/flash@0"], "compatible", "bank-width")
     same(ours["/chosen"], theirs["/chosen"], "stdout-path")
+
+
+def test_binding_table_doc_is_generated_from_the_data() -> None:
+    from machinedesc.devicetree.docgen import DOC, build_doc
+
+    assert DOC.read_text(encoding="utf-8") == build_doc(), \
+        "docs/devicetree.md is stale: run python -m machinedesc.devicetree.docgen"
+
+
+def test_a_binding_that_would_be_wrong_is_not_used(tmp_path: Path) -> None:
+    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"))
+    assert "mswi: riscv.aclint.swi with sswi=true has no binding: left out" in tree.notes
+    assert "mswi@" not in tree.to_dts()

@@ -157,6 +157,12 @@ class Gen:
     # ---------------------------------------------------------------- devices
 
     def device(self, comp: Component, binding: Binding) -> None:
+        env = self.env(comp, binding)
+        for name, value in dict(binding.raw.get("unsupported-if", {})).items():
+            if env.get(name.replace("-", "_")) == value:
+                shown = str(value).lower() if isinstance(value, bool) else value
+                self.notes.append(f"{comp.id}: {comp.type} with {name}={shown} has no binding: left out")
+                return
         regs = self.reg(comp, binding)
         if regs is None:
             return
