@@ -195,7 +195,7 @@ devicetree:
 
 
 def test_a_reference_to_no_node_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(BoardError, match="references to missing labels: nosuch"):
+    with pytest.raises(BoardError, match="&nosuch: 'nosuch' is not a component"):
         tree_of(variant(tmp_path, "devicetree:\n  nodes:\n    /x:\n      props: {p: ['&nosuch']}\n"))
 
 

@@ -63,7 +63,8 @@ def apply_overrides(gen: Gen, tree: DeviceTree) -> None:
         if node is None:
             why = ("is not a component" if cid not in gen.by_id
                    else "has no node in the device tree (its type has no binding: add it under devicetree: nodes:)")
-            problems.add(where, ".".join(path), f"'{cid}' {why}", did_you_mean(cid, gen.by_id))
+            hint = did_you_mean(cid, gen.by_id) if cid not in gen.by_id else None
+            problems.add(where, ".".join(path), f"'{cid}' {why}", hint)
             continue
         _set(gen, node, change.get("props", {}), problems, spec, ("components", cid, "props"))
     for node_path, change in section.get("nodes", {}).items():
@@ -89,11 +90,19 @@ def _node_at(root: Node, path: str) -> Node:
 def _set(gen: Gen, node: Node, props: Mapping[str, Any], problems: Collector, spec: Any,
          path: tuple[str, ...]) -> None:
     for name, value in props.items():
+        where, what = _where(spec, *path, name), ".".join(("devicetree", *path, name))
+        refs = [v[1:] for v in value if isinstance(v, str) and v.startswith("&")] if isinstance(value, list) else []
+        missing = [r for r in refs if r not in gen.nodes]
+        for ref in missing:
+            why = "is not a component" if ref not in gen.by_id else "has no node in the device tree"
+            problems.add(where, what, f"&{ref}: '{ref}' {why}", did_you_mean(ref, gen.nodes))
         try:
             converted = gen.to_value(value)
         except ValueError as err:
-            problems.add(_where(spec, *path, name), ".".join(("devicetree", *path, name)), str(err),
+            problems.add(where, what, str(err),
                          "write an integer, a string, true, false, or a list of integers and &id references")
+            continue
+        if missing:
             continue
         if converted is False:
             node.props.pop(name, None)
