@@ -134,7 +134,8 @@ def cli() -> None:
 
     A board (boards/*.yaml) lists clusters, CPUs, memories, peripherals, the
     MMIO map and IRQ wiring; `plan` prints the QMP commands that build it
-    phase by phase, `apply` builds it in a real QEMU (docs/).
+    phase by phase, `apply` builds it in a real QEMU, `dtb` writes the
+    guest's device tree (docs/).
     """
 
 
@@ -210,6 +211,8 @@ def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catal
 
     if output is not None:
         refuse_overwriting(output, [board], "-o")
+    elif fmt == "dtb" and sys.stdout.isatty():
+        raise UsageError("machinedesc: a DTB is binary: give -o FILE, redirect the output, or use --format dts")
     tree = generate(load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access))
     if verbose:
         for note in tree.notes:
