@@ -293,3 +293,41 @@ def test_a_binding_that_would_be_wrong_is_not_used(tmp_path: Path) -> None:
     tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"))
     assert "mswi: riscv.aclint.swi with sswi=true has no binding: left out" in tree.notes
     assert "mswi@" not in tree.to_dts()
+
+
+# ---- the command ---------------------------------------------------------------------
+
+
+def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from machinedesc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_dtb_command_writes_blob_and_source(in_repo: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "virt.dtb"
+    code, out, err = cli(["dtb", "boards/riscv-virt.yaml", "--set", "harts=4", "-o", str(target)], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert target.read_bytes() == tree_of("riscv-virt.yaml", harts="4").to_dtb()
+    code, out, _ = cli(["dtb", "boards/riscv-virt.yaml", "--format", "dts"], capsys)
+    assert code == 0 and out == tree_of("riscv-virt.yaml").to_dts()
+
+
+def test_dtb_command_errors(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["dtb", "boards/riscv-virt.yaml", "--set", "hart=4"], capsys)
+    assert code == 2 and "'hart' is not a parameter" in err
+    code, _, err = cli(["dtb", "boards/riscv-virt.yaml", "-o", "boards/riscv-virt.yaml"], capsys)
+    assert code == 2 and "an input of this command" in err
+    assert (ROOT / "boards" / "riscv-virt.yaml").read_text().startswith("# yaml-language-server")
+
+
+def test_plan_header_records_the_dtb_hash(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    code, out, _ = cli(["plan", "boards/arm64-virt.yaml", "--set", "cpus=3"], capsys)
+    digest = hashlib.sha256(tree_of("arm64-virt.yaml", cpus="3").to_dtb()).hexdigest()
+    assert code == 0 and f"\n# dtb: sha256 {digest} (the device tree of `machinedesc dtb`)\n" in out
