@@ -331,3 +331,10 @@ def test_plan_header_records_the_dtb_hash(in_repo: Path, capsys: pytest.CaptureF
     code, out, _ = cli(["plan", "boards/arm64-virt.yaml", "--set", "cpus=3"], capsys)
     digest = hashlib.sha256(tree_of("arm64-virt.yaml", cpus="3").to_dtb()).hexdigest()
     assert code == 0 and f"\n# dtb: sha256 {digest} (the device tree of `machinedesc dtb`)\n" in out
+
+
+def test_padding_is_dtc_padding() -> None:
+    tree = tree_of("riscv-virt.yaml")
+    padded = run_dtc("-I", "dts", "-O", "dtb", "-p", "4096", data=tree.to_dts().encode())
+    assert padded.stderr == b"" and padded.stdout == tree.to_dtb(padding=4096)
+    assert len(tree.to_dtb(padding=4096)) == len(tree.to_dtb()) + 4096

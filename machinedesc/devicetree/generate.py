@@ -166,12 +166,13 @@ class Gen:
         regs = self.reg(comp, binding)
         if regs is None:
             return
-        unit = f"{regs[0][0]:x}" if regs else None
-        node = Node(binding.name, unit, self.label(comp.id))
+        if not regs:
+            self.notes.append(f"{comp.id} ({comp.type}): not mapped (no mmio:): left out of the device tree")
+            return
+        node = Node(binding.name, f"{regs[0][0]:x}", self.label(comp.id))
         if binding.compatible:
             node.props["compatible"] = Strings(binding.compatible)
-        if regs:
-            node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
+        node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
         self.set_props(node, comp, binding)
         if binding.controller is not None:
             node.props["#interrupt-cells"] = cells(int(binding.controller["cells"]))
