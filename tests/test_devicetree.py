@@ -338,3 +338,14 @@ def test_padding_is_dtc_padding() -> None:
     padded = run_dtc("-I", "dts", "-O", "dtb", "-p", "4096", data=tree.to_dts().encode())
     assert padded.stderr == b"" and padded.stdout == tree.to_dtb(padding=4096)
     assert len(tree.to_dtb(padding=4096)) == len(tree.to_dtb()) + 4096
+
+
+def test_dtb_check_reports_what_dtc_says(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("dtc") is None:
+        missing("dtc is not installed (apt-get install device-tree-compiler; scripts/install.sh does)")
+    board = variant(tmp_path, "devicetree:\n  nodes:\n    /soc/thing@20000000:\n      props: {compatible: x}\n")
+    code, out, err = cli(["dtb", str(board), "--check", "--format", "dts"], capsys)
+    assert code == 2 and out == ""
+    assert "dtc on" in err and "Warning (unit_address_vs_reg): /soc/thing@20000000" in err
+    code, out, err = cli(["dtb", str(ROOT / "boards" / "riscv-virt.yaml"), "--check", "--format", "dts"], capsys)
+    assert (code, err) == (0, "") and out.startswith("/dts-v1/;")
