@@ -166,7 +166,8 @@ def cli() -> None:
 
     A board (boards/*.yaml) lists clusters, CPUs, memories, peripherals, the
     MMIO map and IRQ wiring; `plan` prints the QMP commands that build it
-    phase by phase, `apply` builds it in a real QEMU (docs/).
+    phase by phase, `apply` builds it in a real QEMU, `dtb` writes the
+    guest's device tree (docs/).
     """
 
 
@@ -237,9 +238,11 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="List on stderr what was left out of the tree, and why.")
+@click.option("--check", is_flag=True,
+              help="Also compile the tree with dtc (device-tree-compiler): exit 2 if dtc has anything to say.")
 @_allow_host_access
 def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catalog: Path | None,
-        verbose: bool, allow_host_access: bool) -> None:
+        verbose: bool, check: bool, allow_host_access: bool) -> None:
     """Print the guest's device tree generated from BOARD (docs/devicetree.md).
 
     CPUs, memory, a node per device whose type has a binding, interrupts from
@@ -250,10 +253,18 @@ def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catal
 
     if output is not None:
         refuse_overwriting(output, [board], "-o")
+    elif fmt == "dtb" and sys.stdout.isatty():
+        raise UsageError("machinedesc: a DTB is binary: give -o FILE, redirect the output, or use --format dts")
     tree = generate(load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access))
     if verbose:
         for note in tree.notes:
             click.echo(printable(f"machinedesc: dtb: {note}"), err=True)
+    if check:
+        from .devicetree.dtc import compile_dts
+
+        result = compile_dts(tree.to_dts())
+        if result.messages or result.returncode:
+            raise UsageError(printable(f"machinedesc: dtc on {board}'s device tree:\n{result.messages.rstrip()}"))
     data = tree.to_dtb() if fmt == "dtb" else tree.to_dts().encode()
     if output is None:
         sys.stdout.buffer.write(data)

@@ -93,17 +93,23 @@ def _compile(source: str) -> ast.expr:
         if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
                                  ast.Load, ast.Compare, ast.Call, *_BINOPS, *_UNOPS, *_CMPOPS)):
             raise ExprError(f"'{source}': " + _ALLOWED)
-        if isinstance(node, ast.Call) and (not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS
-                                           or node.keywords
-                                           or any(isinstance(a, ast.Starred) for a in node.args)):
-            name = node.func.id if isinstance(node.func, ast.Name) else "this call"
-            raise ExprError(f"'{source}': {name}(...) is not allowed: " + _ALLOWED,
-                            "the functions: " + ", ".join(f"{k}{v[2]}" for k, v in _FUNCTIONS.items()))
+        if isinstance(node, ast.Call):
+            _check_call(node, source)
         if isinstance(node, ast.Constant) and (not isinstance(node.value, (int, str)) or isinstance(node.value, bool)):
             raise ExprError(f"'{source}': only integer and 'string' literals are allowed")
         if isinstance(node, ast.Constant) and isinstance(node.value, int) and node.value.bit_length() > MAX_INT_BITS:
             raise ExprError(f"'{source}': a literal does not fit in 64 bits")
     return tree.body
+
+
+def _check_call(node: ast.Call, source: str) -> None:
+    """Refuse a call that is not one of _FUNCTIONS with plain positional arguments."""
+    if not isinstance(node.func, ast.Name):
+        raise ExprError(f"'{source}': " + _ALLOWED)
+    name = node.func.id
+    if name not in _FUNCTIONS or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise ExprError(f"'{source}': {name}(...) is not allowed: " + _ALLOWED,
+                        "the functions: " + ", ".join(f"{k}{v[2]}" for k, v in _FUNCTIONS.items()))
 
 
 def _check_depth(root: ast.expr, source: str) -> None:

@@ -31,7 +31,7 @@ TIMER_OUTPUTS = (3, 0, 1, 2)  # secure phys, non-secure phys, virtual, hyp
 
 
 def add_cpus(gen: Gen) -> dict[int, str]:
-    """Add /cpus with a node per CPU; returns RISC-V hart ID -> label of its interrupt controller."""
+    """Add /cpus with a node per CPU; returns RISC-V hart ID -> the CPU's component id."""
     cpus = Node("cpus", props={"#address-cells": cells(1), "#size-cells": cells(0)})
     intc: dict[int, str] = {}
     cpu_comps = [c for c in gen.board.components if c.info.is_cpu]
@@ -43,7 +43,7 @@ def add_cpus(gen: Gen) -> dict[int, str]:
         if binding.kind == "riscv-cpu":
             hartid = int(comp.props.get("mhartid", 0))
             node = _riscv_cpu(gen, comp, binding, hartid)
-            intc[hartid] = f"{node.label}_intc"
+            intc[hartid] = comp.id
             gen.controllers[comp.id] = (f"{node.label}_intc", "index", {})
         else:
             node = _arm_cpu(gen, comp, binding, index)

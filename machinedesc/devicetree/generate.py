@@ -19,7 +19,7 @@ from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
 from .bindings import Binding, binding_for, system_info
 from .cpus import add_arm_extras, add_cpus
-from .overrides import apply_overrides
+from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
 #: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
@@ -157,15 +157,22 @@ class Gen:
     # ---------------------------------------------------------------- devices
 
     def device(self, comp: Component, binding: Binding) -> None:
+        env = self.env(comp, binding)
+        for name, value in dict(binding.raw.get("unsupported-if", {})).items():
+            if env.get(name.replace("-", "_")) == value:
+                shown = str(value).lower() if isinstance(value, bool) else value
+                self.notes.append(f"{comp.id}: {comp.type} with {name}={shown} has no binding: left out")
+                return
         regs = self.reg(comp, binding)
         if regs is None:
             return
-        unit = f"{regs[0][0]:x}" if regs else None
-        node = Node(binding.name, unit, self.label(comp.id))
+        if not regs:
+            self.notes.append(f"{comp.id} ({comp.type}): not mapped (no mmio:): left out of the device tree")
+            return
+        node = Node(binding.name, f"{regs[0][0]:x}", self.label(comp.id))
         if binding.compatible:
             node.props["compatible"] = Strings(binding.compatible)
-        if regs:
-            node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
+        node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
         self.set_props(node, comp, binding)
         if binding.controller is not None:
             node.props["#interrupt-cells"] = cells(int(binding.controller["cells"]))
@@ -232,7 +239,8 @@ class Gen:
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
         items: list[int | Ref] = []
         for k, modes in enumerate(config.split(",") if config else []):
-            label = intc.get(base + k)
+            ctrl = self.controllers.get(intc.get(base + k, ""))
+            label = ctrl[0] if ctrl else None
             if label is None:
                 self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node")
                 continue
@@ -265,6 +273,7 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
             _memory(gen, comp)
         else:
             gen.device(comp, binding)
+    early_overrides(gen)
     for comp in board.components:
         binding = binding_for(comp.type)
         node = gen.nodes.get(comp.id)

@@ -14,11 +14,34 @@ if TYPE_CHECKING:
     from .generate import Gen
 
 
-def _where(spec: Any, *path: str) -> SourceLocation | None:
+def _where(spec: Any, *path: str, key: bool = False) -> SourceLocation | None:
+    """Where ``path`` (a value, or with ``key`` its key) is written in the ``devicetree:`` section."""
     node = spec
     for part in path[:-1]:
         node = node.get(part) if isinstance(node, dict) else None
-    return entry_location(node, path[-1]) if isinstance(node, LMap) else None
+    return entry_location(node, path[-1], key=key) if isinstance(node, LMap) else None
+
+
+def early_overrides(gen: Gen) -> None:
+    """Rename nodes (``name:``) and take out those marked ``omit: true``, before anything points at them."""
+    parents = {id(c): n for _, n in gen.root.walk() for c in n.children}
+    parents.update({id(c): gen.bus for c in gen.bus.children})
+    cpus = gen.root.child("cpus")
+    for cid, change in gen.board.devicetree.get("components", {}).items():
+        node = gen.nodes.get(cid)
+        if node is not None and "name" in change:
+            node.name = str(change["name"])
+        if node is None or not change.get("omit"):
+            continue
+        parent = parents[id(node)]
+        parent.children.remove(node)
+        del gen.nodes[cid]
+        gen.controllers.pop(cid, None)
+        gen.notes.append(f"{cid}: left out by devicetree: components: (omit: true)")
+        cpu_map = cpus.child("cpu-map") if cpus is not None else None
+        if parent is cpus and cpus is not None and cpu_map is not None:
+            cpus.children.remove(cpu_map)
+            gen.notes.append("cpu-map: left out, as a CPU is")
 
 
 def apply_overrides(gen: Gen, tree: DeviceTree) -> None:
@@ -31,23 +54,18 @@ def apply_overrides(gen: Gen, tree: DeviceTree) -> None:
     if "compatible" in section:
         value = section["compatible"]
         tree.root.props["compatible"] = strings(*(value if isinstance(value, list) else [value]))
-    parents = {id(c): n for _, n in tree.root.walk() for c in n.children}
     for cid, change in section.get("components", {}).items():
         path = ("devicetree", "components", cid)
-        where = _where(spec, "components", cid)
+        where = _where(spec, "components", cid, key=True)
         node = gen.nodes.get(cid)
+        if change.get("omit") and cid in gen.by_id:
+            continue
         if node is None:
             why = ("is not a component" if cid not in gen.by_id
                    else "has no node in the device tree (its type has no binding: add it under devicetree: nodes:)")
-            problems.add(where, ".".join(path), f"'{cid}' {why}", did_you_mean(cid, gen.by_id))
+            hint = did_you_mean(cid, gen.by_id) if cid not in gen.by_id else None
+            problems.add(where, ".".join(path), f"'{cid}' {why}", hint)
             continue
-        if change.get("omit"):
-            parent = parents[id(node)]
-            parent.children.remove(node)
-            tree.notes.append(f"{cid}: left out by devicetree: components:")
-            continue
-        if "name" in change:
-            node.name = str(change["name"])
         _set(gen, node, change.get("props", {}), problems, spec, ("components", cid, "props"))
     for node_path, change in section.get("nodes", {}).items():
         node = _node_at(tree.root, str(node_path))
@@ -72,11 +90,19 @@ def _node_at(root: Node, path: str) -> Node:
 def _set(gen: Gen, node: Node, props: Mapping[str, Any], problems: Collector, spec: Any,
          path: tuple[str, ...]) -> None:
     for name, value in props.items():
+        where, what = _where(spec, *path, name), ".".join(("devicetree", *path, name))
+        refs = [v[1:] for v in value if isinstance(v, str) and v.startswith("&")] if isinstance(value, list) else []
+        missing = [r for r in refs if r not in gen.nodes]
+        for ref in missing:
+            why = "is not a component" if ref not in gen.by_id else "has no node in the device tree"
+            problems.add(where, what, f"&{ref}: '{ref}' {why}", did_you_mean(ref, gen.nodes))
         try:
             converted = gen.to_value(value)
         except ValueError as err:
-            problems.add(_where(spec, *path, name), ".".join(("devicetree", *path, name)), str(err),
+            problems.add(where, what, str(err),
                          "write an integer, a string, true, false, or a list of integers and &id references")
+            continue
+        if missing:
             continue
         if converted is False:
             node.props.pop(name, None)

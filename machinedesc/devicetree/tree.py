@@ -153,8 +153,13 @@ class DeviceTree:
 
     # ------------------------------------------------------------------ DTB
 
-    def to_dtb(self) -> bytes:
-        """The flattened tree (FDT v17), as ``dtc -I dts -O dtb`` makes it from ``to_dts()``."""
+    def to_dtb(self, padding: int = 0) -> bytes:
+        """The flattened tree (FDT v17), as ``dtc -I dts -O dtb [-p padding]`` makes it from ``to_dts()``.
+
+        ``padding`` zero bytes end the blob and count in its ``totalsize``: room
+        for firmware that edits the tree in place (OpenSBI, U-Boot add nodes
+        and properties; QEMU's own -dtb adds 10,000 bytes).
+        """
         phandles = self.phandles()
         strtab = bytearray()
         body = bytearray()
@@ -185,10 +190,10 @@ class DeviceTree:
         rsvmap = bytes(16)
         struct_off = rsv_off + len(rsvmap)
         strings_off = struct_off + len(body)
-        total = strings_off + len(strtab)
+        total = strings_off + len(strtab) + padding
         header = struct.pack(">10I", FDT_MAGIC, total, struct_off, strings_off, rsv_off, 17, 16, 0,
                              len(strtab), len(body))
-        return header + rsvmap + bytes(body) + bytes(strtab)
+        return header + rsvmap + bytes(body) + bytes(strtab) + bytes(padding)
 
 
 def _props_with_phandle(node: Node, phandles: dict[str, int]) -> list[tuple[str, Value]]:
