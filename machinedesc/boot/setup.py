@@ -33,8 +33,9 @@ from ..board.bootspec import BootEntry
 from ..board.model import Board, Component, Mmio
 from ..errors import Collector
 from ..source import SourceLocation
-from ..storage import FileProblem, cache_dir, read_regular, write_file
-from . import fdt, resetcode
+from ..storage import FileProblem
+from . import resetcode
+from .dtb import DtbError, cached_dtb, dtb_bytes
 from .images import Image, ImageError, load_image
 from .memory import Region, first_flash, main_ram, region_at, regions
 
@@ -202,54 +203,28 @@ class _Placer:
     def dtb_bytes(self, initrd: tuple[int, int] | None) -> bytes | None:
         item = self.items.get("dtb")
         mode = item.value if item else "auto"
+        append = self.items.get("append")
         if mode == "none":
-            if "append" in self.items or initrd:
-                raise self.fail(self.items.get("append") or self.items["initrd"],
+            if append or initrd:
+                raise self.fail(append or self.items["initrd"],
                                 "--append and --initrd are passed in the device tree, and --dtb is none",
                                 "use --dtb auto or --dtb FILE")
             return None
-        if mode == "auto":
-            data = self.generated_dtb(item)
-            source = "generated from the board"
-        else:
-            assert item is not None
-            try:
-                data = read_regular(Path(mode), fdt.MAX_DTB, FileProblem(f"is larger than {fdt.MAX_DTB >> 20} MiB"))
-            except FileProblem as err:
-                raise self.fail(item, f"dtb {mode} {err.message}", err.hint) from None
+        try:
+            data, source = dtb_bytes(mode, self.board, append.value if append else None, initrd)
+        except DtbError as err:
+            raise self.fail(item, err.message, err.hint) from None
+        if mode != "auto":
             self.files.append(Path(mode).resolve())
-            source = mode
-        append = self.items.get("append")
-        try:
-            data = fdt.set_chosen(data, append.value if append else None, initrd)
-        except fdt.FdtError as err:
-            raise self.fail(item, f"dtb {source} is not a device tree: {err}") from None
         self.notes.append(f"dtb: {source}, {len(data):,} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
-        return data
-
-    def generated_dtb(self, item: _Item | None) -> bytes:
-        try:
-            from ..devicetree.generate import generate  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise self.fail(item, "dtb auto: this machinedesc cannot generate device trees yet",
-                            "give one with --dtb FILE (or boot.dtb), or --dtb none") from None
-        try:
-            data = generate(self.board).to_dtb()
-        except Exception as err:  # noqa: BLE001 - the generator's own errors, reported at the option
-            message = getattr(err, "message", None) or str(err)
-            raise self.fail(item, f"dtb auto: cannot generate the device tree: {message}") from None
-        assert isinstance(data, bytes)
         return data
 
     def place_dtb(self, data: bytes, addr: int) -> int:
         item = self.items.get("dtb")
-        directory = cache_dir("boot", create=True)
-        if directory is None:
-            raise self.fail(item, "the cache directory for the device tree is not usable",
-                            "set MACHINEDESC_CACHE to a directory of your own")
-        path = directory / f"{hashlib.sha256(data).hexdigest()[:32]}.dtb"
-        if not path.is_file() or path.read_bytes() != data:
-            write_file(path, data, mode=0o600)
+        try:
+            path = cached_dtb(data)
+        except DtbError as err:
+            raise self.fail(item, err.message, err.hint) from None
         self.files.append(path)
         self.claim(item, "dtb", addr, len(data))
         self.notes[-1] += f", at {addr:#x} ({path})"
