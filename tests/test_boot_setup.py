@@ -20,6 +20,7 @@ from machinedesc.plan.render import render_qmp
 DATA = Path(__file__).parent / "data" / "boot"
 RISCV = DATA / "riscv-mini.yaml"
 ARM = DATA / "arm64-mini.yaml"
+REPO_BOARDS = Path(__file__).parents[1] / "boards"
 EM_RISCV, EM_AARCH64 = 243, 183
 MiB = 1 << 20
 
@@ -223,3 +224,11 @@ def test_rom_overlapping_a_device_is_refused_at_boot_rom(tmp_path: Path) -> None
         load_plan(board)
     line = len(RISCV.read_text().splitlines()) + 5
     assert f"b.yaml:{line}:8: boot.rom: the boot ROM [0x100000, 0x101000) overlaps test at 0x100000" in str(err.value)
+
+
+def test_firmware_elf_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    elf = make_elf(tmp_path / "a64.elf", EM_AARCH64, [(0x40000000, 4096)])
+    with pytest.raises(BoardError) as err:
+        load_plan(REPO_BOARDS / "soc.yaml", firmware=[elf])
+    assert str(err.value) == (f"--firmware {elf}: is an AArch64 64-bit ELF, but the board's system riscv64 runs "
+                              "RISC-V 64-bit code\n  hint: give the board an image built for its architecture")

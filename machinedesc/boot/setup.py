@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,23 @@ def prepare(board: Board, options: Mapping[str, str], problems: Collector) -> Bo
         return placer.run()
     except _Fail:
         return None
+
+
+def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector) -> None:
+    """``--firmware`` ELFs must be built for the board's architecture (a problem each otherwise).
+
+    Other formats (uImage, Intel hex) are left to QEMU's loader, as before.
+    """
+    for path in firmware:
+        try:
+            with Path(path).open("rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            load_image(Path(path), board.system)
+        except (OSError, FileProblem):
+            continue  # reported by the loader step as before
+        except ImageError as err:
+            problems.add(None, f"--firmware {path}", err.message, err.hint)
 
 
 def _align_up(n: int, a: int) -> int:

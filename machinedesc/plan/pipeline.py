@@ -97,13 +97,14 @@ def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: 
 def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
           catalog: Path | None, allow_host_access: bool = False,
           boot: Mapping[str, str] | None = None) -> tuple[tuple[Path, ...], Plan]:
-    from ..boot.setup import prepare
+    from ..boot.setup import check_firmware, prepare
     from ..errors import Collector
     from .graph import build_graph
     from .planner import make_plan
 
     doc, board = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
+    check_firmware(board, firmware, problems)
     setup = prepare(board, boot or {}, problems)
     problems.raise_if_any()
     written = board
