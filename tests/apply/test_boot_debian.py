@@ -87,12 +87,23 @@ def test_uboot_reaches_the_prompt_on_arm64_virt(sandbox: Sandbox, patched_aarch6
     assert "In:    pl011@9000000" in text
 
 
+def empty_initramfs(path: Path) -> Path:
+    """A cpio archive (newc) holding only its trailer: Linux unpacks it, finds no /init, mounts a root fs."""
+    name = b"TRAILER!!!\0"
+    header = b"070701" + b"".join(f"{v:08x}".encode() for v in (0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, len(name), 0))
+    entry = header + name
+    entry += b"\0" * (-len(entry) % 4)
+    path.write_bytes(entry + b"\0" * (8192 - len(entry)))  # two pages: Linux frees (and says) them after
+    return path
+
+
 @pytest.mark.parametrize("cpus", [2, 4])
 def test_debian_linux_boots_on_arm64_virt_until_its_root_fs(cpus: int, sandbox: Sandbox,
                                                             patched_aarch64: Path) -> None:
     kernel = need(KERNEL_ARM64, "the arm64 cloud kernel (linux-image-cloud-arm64)")
+    initrd = empty_initramfs(sandbox.base / "initrd.cpio")
     text = boot(sandbox, patched_aarch64, ARM64_VIRT, "--set", f"cpus={cpus}", "--kernel", str(kernel),
-                "--append", "console=ttyAMA0 machinedesc.test=1",
+                "--initrd", str(initrd), "--append", "console=ttyAMA0 machinedesc.test=1",
                 until=r"VFS: Unable to mount root fs", timeout=LINUX_TIMEOUT)
     assert "Machine model: machinedesc arm64-virt" in text
     assert "Kernel command line: console=ttyAMA0 machinedesc.test=1" in text
@@ -105,3 +116,6 @@ def test_debian_linux_boots_on_arm64_virt_until_its_root_fs(cpus: int, sandbox: 
     assert re.search(r"9000000\.pl011: ttyAMA0 at MMIO 0x9000000 \(irq = [1-9][0-9]*, base_baud = 0\) is a PL011",
                      text), text
     assert "GICv3: 256 SPIs implemented" in text
+    # The initrd where /chosen says it is: unpacked as an initramfs (the kernel frees its pages after).
+    assert "Trying to unpack rootfs image as initramfs..." in text, text
+    assert re.search(r"Freeing initrd memory: [48]K", text), text
