@@ -25,7 +25,7 @@ import pytest
 from harness import REPO, Sandbox
 from needs import missing
 
-OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin")
+OPENSBI_DIR = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic")
 UBOOT_RISCV = Path("/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin")
 UBOOT_ARM64 = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
 KERNEL_ARM64 = Path(os.environ.get("MACHINEDESC_GUEST_KERNEL_ARM64", REPO / "build" / "guest" / "vmlinuz-cloud-arm64"))
@@ -65,11 +65,13 @@ def boot(sandbox: Sandbox, qemu: Path, board: Path, *options: str, until: str, t
     return text
 
 
-@pytest.mark.parametrize("harts", [2, 4])
-def test_opensbi_and_uboot_reach_the_prompt_on_riscv_virt(harts: int, sandbox: Sandbox,
+@pytest.mark.parametrize("harts, opensbi", [(2, "fw_jump"), (4, "fw_jump"), (2, "fw_dynamic")])
+def test_opensbi_and_uboot_reach_the_prompt_on_riscv_virt(harts: int, opensbi: str, sandbox: Sandbox,
                                                           patched_riscv64: Path) -> None:
+    """fw_jump jumps to its built-in address; fw_dynamic to the one the reset code's fw_dynamic info gives."""
+    bios = need(OPENSBI_DIR / f"{opensbi}.bin", "opensbi")
     text = boot(sandbox, patched_riscv64, RISCV_VIRT, "--set", f"harts={harts}",
-                "--bios", str(need(OPENSBI, "opensbi")), "--kernel", str(need(UBOOT_RISCV, "u-boot-qemu")),
+                "--bios", str(bios), "--kernel", str(need(UBOOT_RISCV, "u-boot-qemu")),
                 until=r"\n=> ", timeout=FIRMWARE_TIMEOUT)
     assert "OpenSBI v" in text
     # OpenSBI counts the harts of the generated device tree; every one of them is in its domain.
