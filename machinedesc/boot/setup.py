@@ -175,7 +175,7 @@ class _Placer:
                             "add a sysbus-memory component mapped in the address space")
         return self.ram
 
-    def claim(self, item: _Item | None, what: str, addr: int, size: int) -> None:
+    def claim(self, item: _Item | None, what: str, addr: int, size: int, placed: bool = True) -> None:
         """[addr, addr + size) for ``what``: inside a memory region, overlapping nothing placed before."""
         if size <= 0:
             return
@@ -183,6 +183,7 @@ class _Placer:
             have = ", ".join(r.describe() for r in self.regions) or "none"
             raise self.fail(item, f"{what} [{addr:#x}, {addr + size:#x}) is not in the board's memory "
                                   f"(memories: {have})",
+                            "give the board more memory there (a larger RAM, or flash for an Arm bios)" if placed else
                             "give an image built for this board's memory map, or map memory there")
         for start, end, other in self.used:
             if addr < end and start < addr + size:
@@ -196,7 +197,7 @@ class _Placer:
         name = f"{key} {item.value}"
         if img.elf:
             for seg in img.segments:
-                self.claim(item, f"{name}: segment", seg.addr, seg.memsz)
+                self.claim(item, f"{name}: segment", seg.addr, seg.memsz, placed=False)
             args: dict[str, Any] = {"driver": "loader", "id": f"boot-{key}", "file": str(img.path)}
             self.notes.append(f"{key}: {img.source} (ELF, entry {img.entry:#x}) "
                               + ", ".join(f"[{s.addr:#x}, {s.end:#x})" for s in img.segments))
