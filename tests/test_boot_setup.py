@@ -232,3 +232,16 @@ def test_firmware_elf_of_another_architecture_is_refused(tmp_path: Path) -> None
         load_plan(REPO_BOARDS / "soc.yaml", firmware=[elf])
     assert str(err.value) == (f"--firmware {elf}: is an AArch64 64-bit ELF, but the board's system riscv64 runs "
                               "RISC-V 64-bit code\n  hint: give the board an image built for its architecture")
+
+
+def test_plan_command_line_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from machinedesc.cli import main
+
+    elf = make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)], entry=0x80000010)
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", str(RISCV), "--bios", str(elf), "--dtb", "none"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert f"# boot-bios: {elf} (ELF, entry 0x80000010) [0x80000000, 0x80001000)" in out
+    assert "a1 = 0x0 (DTB)" in out and "jump to 0x80000010" in out
+    assert f"device_add driver=loader id=boot-bios file={elf}\n" in out
