@@ -187,8 +187,11 @@ class _Placer:
                             "give an image built for this board's memory map, or map memory there")
         for start, end, other in self.used:
             if addr < end and start < addr + size:
+                hint = "move one of them (e.g. a larger RAM, or an image linked elsewhere)"
+                if what == "dtb":
+                    hint += "; --dtb none for images that read no device tree"
                 raise self.fail(item, f"{what} [{addr:#x}, {addr + size:#x}) overlaps {other} [{start:#x}, {end:#x})",
-                                "move one of them (e.g. a larger RAM, or an image linked elsewhere)")
+                                hint)
         self.used.append((addr, addr + size, what))
 
     def load_file(self, key: str, img: Image, addr: int | None) -> None:
