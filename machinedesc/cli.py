@@ -1,4 +1,4 @@
-"""The command line: validate, plan, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
+"""The command line: validate, plan, dtb, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
 
 Commands raise errors rather than print them: ``main`` prints ``str(err)``
 and exits with ``err.exit_code`` for every MachinedescError, in one place.
@@ -64,6 +64,38 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
+def _boot_options(func: click.decorators.FC) -> click.decorators.FC:
+    """--bios, --kernel, --initrd, --append, --dtb: QEMU's names, over the board's ``boot:`` (docs/boot.md)."""
+    file = click.Path(path_type=str, dir_okay=False)
+    for option in reversed([
+        click.option("--bios", metavar="FILE", type=file,
+                     help="Firmware (ELF or raw: start of RAM on RISC-V, first flash on Arm), e.g. fw_jump.bin."),
+        click.option("--kernel", metavar="FILE", type=file,
+                     help="Kernel or next stage (ELF, raw, Linux Image, gzip Image), placed as QEMU's virt does."),
+        click.option("--initrd", metavar="FILE", type=file, help="Initial RAM disk (needs --kernel)."),
+        click.option("--append", metavar="ARGS", help="Kernel command line (the device tree's /chosen bootargs)."),
+        click.option("--dtb", metavar="auto|FILE|none",
+                     help="The guest's device tree: generated from the board (auto, default), a .dtb FILE, or none."),
+    ]):
+        func = option(func)
+    return func
+
+
+def boot_options(bios: str | None, kernel: str | None, initrd: str | None, append: str | None,
+                 dtb: str | None) -> dict[str, str]:
+    """The boot options given on the command line, by name; files must be regular files (exit 2)."""
+    given = {k: v for k, v in (("bios", bios), ("kernel", kernel), ("initrd", initrd), ("append", append),
+                                ("dtb", dtb)) if v is not None}
+    for key, value in given.items():
+        if key in ("bios", "kernel", "initrd") or (key == "dtb" and value not in ("auto", "none")):
+            check_inputs([Path(value)], f"--{key}")
+    return given
+
+
+def _boot_files(boot: dict[str, str]) -> list[Path]:
+    return [Path(v) for k, v in boot.items() if k != "append" and v not in ("auto", "none")]
+
+
 def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     """``--set name=value`` options as a dict; raises UsageError when malformed."""
     values: dict[str, str] = {}
@@ -123,7 +155,8 @@ def cli() -> None:
 
     A board (boards/*.yaml) lists clusters, CPUs, memories, peripherals, the
     MMIO map and IRQ wiring; `plan` prints the QMP commands that build it
-    phase by phase, `apply` builds it in a real QEMU (docs/).
+    phase by phase, `apply` builds it in a real QEMU, `dtb` writes the
+    guest's device tree (docs/).
     """
 
 
@@ -157,14 +190,22 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 @click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@_boot_options
 @_allow_host_access
 def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
-         catalog: Path | None, allow_host_access: bool) -> None:
-    """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
+         catalog: Path | None, bios: str | None, kernel: str | None, initrd: str | None, append: str | None,
+         dtb: str | None, allow_host_access: bool) -> None:
+    """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run).
+
+    With a bios or kernel (options or the board's boot: section) the header
+    says where each image, the device tree and the reset code go (docs/boot.md).
+    """
     check_inputs(firmware, "--firmware")
+    boot = boot_options(bios, kernel, initrd, append, dtb)
     if output is not None:
-        refuse_overwriting(output, [board, *firmware], "-o")
-    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access)
+        refuse_overwriting(output, [board, *firmware, *_boot_files(boot)], "-o")
+    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access,
+                       boot=boot)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)
@@ -177,14 +218,62 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
         raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
 
 
+@cli.command()
+@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["dtb", "dts"]), default="dtb", show_default=True,
+              help="dtb: the flattened blob firmware reads; dts: the same tree as source text.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write it here instead of stdout (a regular file is replaced atomically).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
+@click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="List on stderr what was left out of the tree, and why.")
+@click.option("--check", is_flag=True,
+              help="Also compile the tree with dtc (device-tree-compiler): exit 2 if dtc has anything to say.")
+@_allow_host_access
+def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catalog: Path | None,
+        verbose: bool, check: bool, allow_host_access: bool) -> None:
+    """Print the guest's device tree generated from BOARD (docs/devicetree.md).
+
+    CPUs, memory, a node per device whose type has a binding, interrupts from
+    the wiring, /chosen; the same board gives the same bytes.
+    """
+    from .devicetree.generate import generate
+    from .plan.pipeline import load_board
+
+    if output is not None:
+        refuse_overwriting(output, [board], "-o")
+    elif fmt == "dtb" and sys.stdout.isatty():
+        raise UsageError("machinedesc: a DTB is binary: give -o FILE, redirect the output, or use --format dts")
+    tree = generate(load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access))
+    if verbose:
+        for note in tree.notes:
+            click.echo(printable(f"machinedesc: dtb: {note}"), err=True)
+    if check:
+        from .devicetree.dtc import compile_dts
+
+        result = compile_dts(tree.to_dts())
+        if result.messages or result.returncode:
+            raise UsageError(printable(f"machinedesc: dtc on {board}'s device tree:\n{result.messages.rstrip()}"))
+    data = tree.to_dtb() if fmt == "dtb" else tree.to_dts().encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        write_file(output, data)
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+
+
 @cli.command("apply", epilog=EXIT_CODES)
 @click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a board parameter (repeatable).")
 @click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Load this ELF into the machine (repeatable).")
+@_boot_options
 @_common
-def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], qemu: str | None,
+def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], bios: str | None,
+              kernel: str | None, initrd: str | None, append: str | None, dtb: str | None, qemu: str | None,
               serial: str | None, paused: bool, detach: bool, connect: str | None, timeout: float,
               verbose: bool, allow_host_access: bool) -> None:
     """Build BOARD's machine in QEMU over QMP, phase by phase, verify it, and run the guest.
@@ -199,9 +288,10 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     from .apply.job import Options
 
     check_inputs(firmware, "--firmware")
-    _validate_serial(serial, [board, *firmware])
+    boot = boot_options(bios, kernel, initrd, append, dtb)
+    _validate_serial(serial, [board, *firmware, *_boot_files(boot)])
     plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True,
-                     allow_host_access=allow_host_access)
+                     allow_host_access=allow_host_access, boot=boot)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, allow_host_access=allow_host_access)
     apply_plan(plan, opts)

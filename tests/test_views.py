@@ -31,7 +31,8 @@ BOARDS = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "boards").glob("*.yam
 #: Each catalog board is compared with another: a variant with its base, the others with a neighbour.
 PARTNERS = {"boards/soc.yaml": "boards/soc-4core.yaml", "boards/soc-4core.yaml": "boards/soc.yaml",
             "boards/seed-a72.yaml": "boards/a72-dma.yaml", "boards/a72-dma.yaml": "boards/mutual-links.yaml",
-            "boards/mutual-links.yaml": GATES}
+            "boards/mutual-links.yaml": GATES, "boards/riscv-virt.yaml": "boards/soc.yaml",
+            "boards/arm64-virt.yaml": "boards/seed-a72.yaml"}
 
 
 def _check(name: str, text: str) -> None:

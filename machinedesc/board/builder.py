@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import Collector
 from ..qemu.phases import Phase
 from ..source import SourceLocation
+from .bootspec import boot_spec
 from .expr import ExprError, parse_size, substitute
 from .located import LMap, PathT, entry_location, format_path, location_of
 from .model import (
@@ -66,9 +67,10 @@ class _Builder:
             # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
             self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
             return None
-        if isinstance(val, int) and not isinstance(val, bool) and not S64_MIN <= val <= U64_MAX:
-            self.err(path, f"{val:#x} does not fit in 64 bits")
-            return None
+        for item in val if isinstance(val, list) else [val]:
+            if isinstance(item, int) and not isinstance(item, bool) and not S64_MIN <= item <= U64_MAX:
+                self.err(path, f"{item:#x} does not fit in 64 bits")
+                return None
         return val
 
     def integer(self, raw: Any, env: Mapping[str, Any], path: PathT, what: str) -> int | None:
@@ -106,6 +108,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     components = _components(b, env)
     wires = _wires(b, env)
     raw = _raw(b, env)
+    boot = boot_spec(b, env)
+    devicetree = b.value(dict(tree.get("devicetree", {})), env, ("devicetree",)) or {}
     name = tree.get("name") or Path(file).stem
     return Board(
         file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
@@ -113,6 +117,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         components=components, wires=wires, raw=raw,
         incomplete=bool(problems.problems),
         deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
+        boot=boot,
+        devicetree=devicetree, devicetree_spec=tree.get("devicetree"),
     )
 
 
@@ -234,6 +240,12 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
             b.err(path, f"'{cid}' is not a valid QEMU id",
                   "ids start with a letter and use letters, digits, '_', '.', '-'", key=True)
         return None
+    ctype = b.value(spec["type"], env, (*path, "type"))
+    if not isinstance(ctype, str) or not ctype:
+        if ctype is not None:
+            b.err((*path, "type"), f"type must be a QEMU type name, got {yaml_repr(ctype)}",
+                  "a ${...} in type must give a string, e.g. a parameter cpu: cortex-a57-arm-cpu")
+        return None
     props_spec = spec.get("props", {})
     props = {k: b.value(v, env, (*path, "props", k)) for k, v in props_spec.items()}
     links = {k: b.value(v, env, (*path, "links", k)) for k, v in spec.get("links", {}).items()}
@@ -241,7 +253,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
     mmio = _mmio(b, spec, env, (*path, "mmio"))
     copy = f"{format_path(path)}" + (f" (i={env['i']})" if "i" in env and "count" in spec else "")
     return Component(
-        id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
+        id=cid, type=ctype, index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
         parts=parts,

@@ -20,11 +20,16 @@ SCHEMA_NAME = "board.schema.json"
 
 @functools.cache
 def schema_text() -> str:
-    """The board schema as shipped (inside the wheel, or the source tree's schemas/)."""
-    try:
-        return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME).read_text(encoding="utf-8")
+    """The board schema: the source tree's schemas/ next to this package, else the one shipped in the wheel.
+
+    The source tree comes first: an editable install maps machinedesc.schemas
+    to the checkout it was installed from, which is not this one in a second
+    git worktree.
+    """
+    source = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+    if source.is_file():
+        return source.read_text(encoding="utf-8")
+    return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
 
 
 @functools.cache

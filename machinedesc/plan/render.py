@@ -38,9 +38,11 @@ def render_qmp(plan: Plan) -> str:
         f"# board: {plan.board}",
         f"# name: {plan.name}",
         f"# system: {plan.system}",
+        f"# dtb: sha256 {plan.dtb_sha256} (the device tree of `machinedesc dtb`)",
         f"# qemu: {shlex.join(qemu_command(plan))}",
         "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=on,",
         "# then: machinedesc run THIS-FILE --connect SOCKET",
+        *(f"# boot-{note}" for note in plan.notes),
     ]
     for phase in Phase:
         steps = plan.steps_in(phase)

@@ -34,7 +34,12 @@ CATALOG = [
      [f"hello from hart {i}" for i in range(4)] + ["hello from timer interrupt"]),
     ("seed-a72.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
     ("a72-dma.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
+    ("riscv-virt.yaml", "riscv64", "riscv64-hello.elf", RISCV_LINES),
+    ("arm64-virt.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
 ]
+#: --set options a board needs for the demo firmware: arm64-virt starts its CPUs in the
+#: flash (where -bios firmware goes); the demo is linked at the start of RAM.
+CATALOG_SETS = {"arm64-virt.yaml": ["--set", "reset_vector=0x40000000"]}
 #: Catalog boards that are for `plan` only (their device types are not in QEMU).
 PLAN_ONLY = {"mutual-links.yaml"}
 
@@ -85,7 +90,7 @@ def test_catalog_board_boots_its_firmware(board: str, system: str, elf: str, exp
                                           sandbox: Sandbox, firmware: Path, request: pytest.FixtureRequest) -> None:
     qemu = request.getfixturevalue(f"patched_{system}")
     out = sandbox.call(sandbox.argv_cli("apply", str(REPO / "boards" / board), "--qemu", str(qemu),
-                                        "--firmware", str(firmware / elf)))
+                                        "--firmware", str(firmware / elf), *CATALOG_SETS.get(board, [])))
     assert out.rc == 0, out.stderr
     assert lines(out.stdout) == expected
     assert out.stderr == ""  # quiet when not on a terminal

@@ -1,0 +1,351 @@
+"""The guest's device tree: dtc accepts it without a warning, the blob is dtc's, the same board gives the
+same bytes, the nodes follow the board (harts, wiring, overrides), and they match QEMU's own -M virt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import fdt
+import pytest
+from needs import missing
+
+from machinedesc.devicetree import dtc
+from machinedesc.devicetree.generate import generate
+from machinedesc.devicetree.tree import DeviceTree
+from machinedesc.errors import BoardError, InstallError
+from machinedesc.plan.pipeline import load_board
+
+ROOT = Path(__file__).resolve().parent.parent
+BOARDS = sorted((ROOT / "boards").glob("*.yaml"))
+VARIANTS = [("riscv-virt.yaml", {"harts": "1"}), ("riscv-virt.yaml", {"harts": "4"}),
+            ("riscv-virt.yaml", {"harts": "8"}), ("arm64-virt.yaml", {"cpus": "1"}),
+            ("arm64-virt.yaml", {"cpus": "4", "psci_conduit": "1"}), ("soc-4core.yaml", {})]
+
+
+def tree_of(board: str | Path, **sets: str) -> DeviceTree:
+    return generate(load_board(ROOT / "boards" / board if isinstance(board, str) else board, sets))
+
+
+def run_dtc(*args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    if shutil.which("dtc") is None:
+        missing("dtc is not installed (apt-get install device-tree-compiler; scripts/install.sh does)")
+    return subprocess.run(["dtc", *args, "-"], input=data, capture_output=True, timeout=60, check=False)
+
+
+def check_with_dtc(tree: DeviceTree) -> None:
+    """dtc compiles the DTS without a word, to our blob; and its round trip through DTS gives it back."""
+    blob = tree.to_dtb()
+    compiled = run_dtc("-I", "dts", "-O", "dtb", data=tree.to_dts().encode())
+    assert compiled.returncode == 0 and compiled.stderr == b"", compiled.stderr.decode()
+    assert compiled.stdout == blob
+    same = run_dtc("-I", "dtb", "-O", "dtb", data=blob)
+    assert same.returncode == 0 and same.stderr == b"", same.stderr.decode()
+    assert same.stdout == blob
+    back = run_dtc("-I", "dtb", "-O", "dts", data=blob)
+    assert back.returncode == 0 and back.stderr == b"", back.stderr.decode()
+    again = run_dtc("-I", "dts", "-O", "dtb", data=back.stdout)
+    assert again.returncode == 0 and again.stdout == blob
+    # dtc's decompiled DTS has phandles as numbers, not &labels: its clocks check then says
+    # "cell N is not a phandle reference". That is all it may say.
+    assert all(line.endswith("is not a phandle reference")
+               for line in again.stderr.decode().splitlines()), again.stderr.decode()
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda p: p.stem)
+def test_catalog_device_trees_compile_without_warnings(board: Path) -> None:
+    check_with_dtc(tree_of(board))
+
+
+@pytest.mark.parametrize(("board", "sets"), VARIANTS, ids=lambda v: str(v))
+def test_variants_compile_without_warnings(board: str, sets: dict[str, str]) -> None:
+    check_with_dtc(tree_of(board, **sets))
+
+
+def test_same_board_gives_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"{seed}.dtb"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", "from machinedesc.cli import main; main()", "dtb",
+                               "boards/riscv-virt.yaml", "--set", "harts=3", "-o", str(out)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == tree_of("riscv-virt.yaml", harts="3").to_dtb()
+    stdout = subprocess.run([sys.executable, "-c", "from machinedesc.cli import main; main()", "dtb",
+                             "boards/riscv-virt.yaml", "--set", "harts=3"], cwd=ROOT, capture_output=True,
+                            timeout=120, check=False)
+    assert stdout.stdout == outs[0]
+
+
+# ---- the nodes follow the board ------------------------------------------------
+
+
+def phandle_of(nodes: dict[str, dict[str, bytes]], path: str) -> int:
+    return fdt.cells(nodes[path]["phandle"])[0]
+
+
+@pytest.mark.parametrize("harts", [1, 2, 4])
+def test_riscv_virt_follows_the_hart_count(harts: int) -> None:
+    nodes = fdt.parse(tree_of("riscv-virt.yaml", harts=str(harts)).to_dtb())
+    cpus = sorted((p for p in nodes if p.startswith("/cpus/cpu@") and p.count("/") == 2), key=len)
+    assert cpus == [f"/cpus/cpu@{h:x}" for h in range(harts)]
+    intc = [phandle_of(nodes, f"{cpu}/interrupt-controller") for cpu in cpus]
+    assert fdt.cells(nodes["/cpus"]["timebase-frequency"]) == [10_000_000]
+    plic = nodes["/soc/plic@c000000"]
+    # One M (11) and one S (9) context per hart, in hart-config order ("MS,MS,...").
+    assert fdt.cells(plic["interrupts-extended"]) == [c for p in intc for c in (p, 11, p, 9)]
+    assert fdt.cells(plic["riscv,ndev"]) == [95]
+    assert fdt.cells(plic["reg"]) == [0, 0xC000000, 0, 0x200000 + harts * 0x2000]
+    assert fdt.cells(nodes["/soc/mswi@2000000"]["interrupts-extended"]) == [c for p in intc for c in (p, 3)]
+    mtimer = nodes["/soc/mtimer@200bff8"]
+    assert fdt.cells(mtimer["interrupts-extended"]) == [c for p in intc for c in (p, 7)]
+    assert fdt.cells(mtimer["reg"]) == [0, 0x200BFF8, 0, 8, 0, 0x2004000, 0, 8 * harts]
+    uart = nodes["/soc/serial@10000000"]
+    assert fdt.cells(uart["interrupt-parent"]) == [fdt.cells(plic["phandle"])[0]]
+    assert fdt.cells(uart["interrupts"]) == [10]
+    assert fdt.strings(nodes["/chosen"]["stdout-path"]) == ["/soc/serial@10000000"]
+    assert fdt.cells(nodes["/memory@80000000"]["reg"]) == [0, 0x80000000, 0, 128 << 20]
+    assert fdt.cells(nodes["/poweroff"]["value"]) == [0x5555]
+
+
+def test_arm64_virt_interrupts_come_from_the_wiring() -> None:
+    nodes = fdt.parse(tree_of("arm64-virt.yaml", psci_conduit="1").to_dtb())
+    gic = nodes["/intc@8000000"]
+    ph = fdt.cells(gic["phandle"])
+    assert fdt.cells(gic["reg"]) == [0, 0x8000000, 0, 0x10000, 0, 0x80A0000, 0, 2 * 0x20000]
+    assert fdt.cells(gic["interrupts"]) == [1, 9, 4]          # the maintenance interrupt, PPI 9
+    assert fdt.cells(nodes["/timer"]["interrupts"]) == [1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4]
+    assert fdt.cells(nodes["/timer"]["interrupt-parent"]) == ph
+    assert fdt.cells(nodes["/pmu"]["interrupts"]) == [1, 7, 4]
+    assert fdt.cells(nodes["/pl011@9000000"]["interrupts"]) == [0, 1, 4]   # SPI 1, level high
+    assert fdt.strings(nodes["/psci"]["method"]) == ["smc"]
+    assert [fdt.strings(nodes[f"/cpus/cpu@{c}"]["enable-method"]) for c in (0, 1)] == [["psci"], ["psci"]]
+    assert fdt.strings(nodes["/chosen"]["stdout-path"]) == ["/pl011@9000000"]
+    assert fdt.strings(nodes["/"]["model"]) == ["machinedesc arm64-virt"]
+
+
+def test_types_without_a_binding_are_left_out_and_listed(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = tree_of("mutual-links.yaml")
+    assert tree.notes == ["dma0: no binding for type vendor-dma: left out of the device tree",
+                          "iommu0: no binding for type vendor-iommu: left out of the device tree"]
+    assert "dma" not in tree.to_dts()
+    from machinedesc.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["dtb", "boards/mutual-links.yaml", "--format", "dts", "-v"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0 and out.startswith("/dts-v1/;\n")
+    assert "machinedesc: dtb: dma0: no binding for type vendor-dma" in err
+
+
+# ---- overrides ---------------------------------------------------------------------
+
+
+def variant(tmp_path: Path, text: str) -> Path:
+    shutil.copy(ROOT / "boards" / "riscv-virt.yaml", tmp_path / "riscv-virt.yaml")
+    path = tmp_path / "variant.yaml"
+    path.write_text("machinedesc: 1\nextends: riscv-virt.yaml\n" + text)
+    return path
+
+
+def test_overrides_change_add_and_omit_nodes(tmp_path: Path) -> None:
+    tree = tree_of(variant(tmp_path, """
+devicetree:
+  compatible: ["acme,board", riscv-virtio]
+  components:
+    test: {omit: true}
+    uart0:
+      name: uart
+      props: {current-speed: 115200, clock-frequency: false, reg-io-width: 1}
+  nodes:
+    /soc/thing@20000000:
+      props: {compatible: "acme,thing", reg: [0, 0x20000000, 0, 0x1000], interrupts-extended: ["&plic", 5]}
+    /chosen:
+      props: {bootargs: console=ttyS0}
+"""))
+    check_with_dtc(tree)
+    nodes = fdt.parse(tree.to_dtb())
+    assert fdt.strings(nodes["/"]["compatible"]) == ["acme,board", "riscv-virtio"]
+    assert not any("test@" in p for p in nodes) and "/poweroff" not in nodes
+    uart = nodes["/soc/uart@10000000"]
+    assert "clock-frequency" not in uart and fdt.cells(uart["current-speed"]) == [115200]
+    plic = fdt.cells(nodes["/soc/plic@c000000"]["phandle"])[0]
+    assert fdt.cells(nodes["/soc/thing@20000000"]["interrupts-extended"]) == [plic, 5]
+    assert fdt.strings(nodes["/chosen"]["bootargs"]) == ["console=ttyS0"]
+    assert "test: left out by devicetree: components: (omit: true)" in tree.notes
+
+
+def test_override_errors_name_their_line(tmp_path: Path) -> None:
+    board = variant(tmp_path, """
+devicetree:
+  components:
+    uartt: {props: {a: 1}}
+    mtimer: {props: {b: [0x100000000]}}
+""")
+    with pytest.raises(BoardError) as err:
+        tree_of(board)
+    text = str(err.value)
+    assert "variant.yaml:6:5: devicetree.components.uartt: 'uartt' is not a component" in text
+    assert "did you mean 'uart0'?" in text
+    assert "variant.yaml:7:25: devicetree.components.mtimer.props.b: 4294967296 is not a 32-bit cell" in text
+
+
+def test_a_reference_to_no_node_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(BoardError, match="&nosuch: 'nosuch' is not a component"):
+        tree_of(variant(tmp_path, "devicetree:\n  nodes:\n    /x:\n      props: {p: ['&nosuch']}\n"))
+
+
+def test_missing_dtc_is_an_install_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(InstallError, match="apt-get install device-tree-compiler") as err:
+        dtc.compile_dts("/dts-v1/; / { };")
+    assert err.value.exit_code == 1
+
+
+def test_cpu_type_from_a_parameter(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "boards" / "arm64-virt.yaml", tmp_path / "arm64-virt.yaml")
+    board = load_board(tmp_path / "arm64-virt.yaml", {"cpu": "cortex-a72-arm-cpu"})
+    assert {c.type for c in board.components if c.info.is_cpu} == {"cortex-a72-arm-cpu"}
+    nodes = fdt.parse(generate(board).to_dtb())
+    assert fdt.strings(nodes["/cpus/cpu@0"]["compatible"]) == ["arm,cortex-a72"]
+
+
+# ---- QEMU's own -M virt -------------------------------------------------------------
+
+
+def qemu_dtb(tmp_path: Path, system: str, machine: str, *args: str) -> dict[str, dict[str, bytes]]:
+    binary = shutil.which(f"qemu-system-{system}")
+    if binary is None:
+        missing(f"Debian's qemu-system-{system} is not installed (scripts/install.sh installs it)")
+    out = tmp_path / "qemu.dtb"
+    done = subprocess.run([binary, "-M", f"{machine},dumpdtb={out}", "-m", "128M", "-nographic", "-net", "none",
+                           *args], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return fdt.parse(out.read_bytes())
+
+
+def same(ours: dict[str, bytes], theirs: dict[str, bytes], *names: str) -> None:
+    for name in names:
+        assert ours[name] == theirs[name], name
+
+
+def test_riscv_virt_matches_qemu_virt(tmp_path: Path) -> None:
+    theirs = qemu_dtb(tmp_path, "riscv64", "virt,aclint=on", "-smp", "2")
+    ours = fdt.parse(tree_of("riscv-virt.yaml").to_dtb())
+    for cpu in ("/cpus/cpu@0", "/cpus/cpu@1"):
+        same(ours[cpu], theirs[cpu], "device_type", "reg", "status", "compatible", "riscv,isa", "riscv,isa-base",
+             "riscv,isa-extensions", "mmu-type", "riscv,cbom-block-size", "riscv,cboz-block-size")
+        same(ours[f"{cpu}/interrupt-controller"], theirs[f"{cpu}/interrupt-controller"], "compatible",
+             "#interrupt-cells", "interrupt-controller")
+    same(ours["/cpus"], theirs["/cpus"], "timebase-frequency", "#address-cells", "#size-cells")
+    same(ours["/memory@80000000"], theirs["/memory@80000000"], "reg", "device_type")
+    same(ours["/soc/plic@c000000"], theirs["/soc/plic@c000000"], "compatible", "riscv,ndev", "#interrupt-cells",
+         "#address-cells", "interrupt-controller")
+    for path in ("/soc/mswi@2000000", "/soc/serial@10000000", "/soc/test@100000"):
+        same(ours[path], theirs[path], "compatible")
+    same(ours["/soc/serial@10000000"], theirs["/soc/serial@10000000"], "interrupts")
+    same(ours["/soc/mtimer@200bff8"], theirs["/soc/mtimer@2004000"], "compatible")
+    for name in ("/poweroff", "/reboot"):
+        same(ours[name], theirs[name], "compatible", "value", "offset")
+
+    def contexts(nodes: dict[str, dict[str, bytes]], path: str) -> list[tuple[int, int]]:
+        """interrupts-extended as (hart, cell) pairs: phandles replaced by the hart they belong to."""
+        harts = {phandle_of(nodes, f"/cpus/cpu@{h}/interrupt-controller"): h for h in (0, 1)}
+        cells = fdt.cells(nodes[path]["interrupts-extended"])
+        return [(harts[cells[k]], cells[k + 1]) for k in range(0, len(cells), 2)]
+
+    assert contexts(ours, "/soc/plic@c000000") == contexts(theirs, "/soc/plic@c000000")
+    assert contexts(ours, "/soc/mswi@2000000") == contexts(theirs, "/soc/mswi@2000000")
+    assert contexts(ours, "/soc/mtimer@200bff8") == contexts(theirs, "/soc/mtimer@2004000")
+    # mtime at 0x200bff8, mtimecmp at 0x2004000: the addresses agree, -M virt's sizes span its larger aperture.
+    assert fdt.cells(ours["/soc/mtimer@200bff8"]["reg"])[1::4] == fdt.cells(theirs["/soc/mtimer@2004000"]["reg"])[1::4]
+
+
+def test_arm64_virt_matches_qemu_virt(tmp_path: Path) -> None:
+    theirs = qemu_dtb(tmp_path, "aarch64", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", "2")
+    ours = fdt.parse(tree_of("arm64-virt.yaml").to_dtb())
+    for cpu in ("/cpus/cpu@0", "/cpus/cpu@1"):
+        same(ours[cpu], theirs[cpu], "device_type", "reg", "compatible", "enable-method")
+    same(ours["/psci"], theirs["/psci"], "compatible", "method", "cpu_on", "cpu_off", "cpu_suspend", "migrate")
+    same(ours["/timer"], theirs["/timer"], "compatible", "interrupts", "always-on")
+    same(ours["/pmu"], theirs["/pmu"], "compatible", "interrupts")
+    same(ours["/intc@8000000"], theirs["/intc@8000000"], "compatible", "#interrupt-cells", "interrupt-controller",
+         "#redistributor-regions")
+    assert fdt.cells(ours["/intc@8000000"]["reg"])[:6] == fdt.cells(theirs["/intc@8000000"]["reg"])[:6]
+    same(ours["/pl011@9000000"], theirs["/pl011@9000000"], "compatible", "reg", "interrupts", "clock-names")
+    same(ours["/memory@40000000"], theirs["/memory@40000000"], "reg", "device_type")
+    same(ours["/flash@0"], theirs["/flash@0"], "compatible", "bank-width")
+    same(ours["/chosen"], theirs["/chosen"], "stdout-path")
+
+
+def test_binding_table_doc_is_generated_from_the_data() -> None:
+    from machinedesc.devicetree.docgen import DOC, build_doc
+
+    assert DOC.read_text(encoding="utf-8") == build_doc(), \
+        "docs/devicetree.md is stale: run python -m machinedesc.devicetree.docgen"
+
+
+def test_a_binding_that_would_be_wrong_is_not_used(tmp_path: Path) -> None:
+    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"))
+    assert "mswi: riscv.aclint.swi with sswi=true has no binding: left out" in tree.notes
+    assert "mswi@" not in tree.to_dts()
+
+
+# ---- the command ---------------------------------------------------------------------
+
+
+def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from machinedesc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_dtb_command_writes_blob_and_source(in_repo: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "virt.dtb"
+    code, out, err = cli(["dtb", "boards/riscv-virt.yaml", "--set", "harts=4", "-o", str(target)], capsys)
+    assert (code, out, err) == (0, "", "")
+    assert target.read_bytes() == tree_of("riscv-virt.yaml", harts="4").to_dtb()
+    code, out, _ = cli(["dtb", "boards/riscv-virt.yaml", "--format", "dts"], capsys)
+    assert code == 0 and out == tree_of("riscv-virt.yaml").to_dts()
+
+
+def test_dtb_command_errors(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(["dtb", "boards/riscv-virt.yaml", "--set", "hart=4"], capsys)
+    assert code == 2 and "'hart' is not a parameter" in err
+    code, _, err = cli(["dtb", "boards/riscv-virt.yaml", "-o", "boards/riscv-virt.yaml"], capsys)
+    assert code == 2 and "an input of this command" in err
+    assert (ROOT / "boards" / "riscv-virt.yaml").read_text().startswith("# yaml-language-server")
+
+
+def test_plan_header_records_the_dtb_hash(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    code, out, _ = cli(["plan", "boards/arm64-virt.yaml", "--set", "cpus=3"], capsys)
+    digest = hashlib.sha256(tree_of("arm64-virt.yaml", cpus="3").to_dtb()).hexdigest()
+    assert code == 0 and f"\n# dtb: sha256 {digest} (the device tree of `machinedesc dtb`)\n" in out
+
+
+def test_padding_is_dtc_padding() -> None:
+    tree = tree_of("riscv-virt.yaml")
+    padded = run_dtc("-I", "dts", "-O", "dtb", "-p", "4096", data=tree.to_dts().encode())
+    assert padded.stderr == b"" and padded.stdout == tree.to_dtb(padding=4096)
+    assert len(tree.to_dtb(padding=4096)) == len(tree.to_dtb()) + 4096
+
+
+def test_dtb_check_reports_what_dtc_says(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("dtc") is None:
+        missing("dtc is not installed (apt-get install device-tree-compiler; scripts/install.sh does)")
+    board = variant(tmp_path, "devicetree:\n  nodes:\n    /soc/thing@20000000:\n      props: {compatible: x}\n")
+    code, out, err = cli(["dtb", str(board), "--check", "--format", "dts"], capsys)
+    assert code == 2 and out == ""
+    assert "dtc on" in err and "Warning (unit_address_vs_reg): /soc/thing@20000000" in err
+    code, out, err = cli(["dtb", str(ROOT / "boards" / "riscv-virt.yaml"), "--check", "--format", "dts"], capsys)
+    assert (code, err) == (0, "") and out.startswith("/dts-v1/;")
