@@ -39,6 +39,7 @@ class LanguageServer:
                                       stdout=subprocess.PIPE, stderr=self._log)
         self._inbox: queue.Queue[Message | None] = queue.Queue()
         self._last_id = 0
+        self._ended = False  # the server's output has ended: it exited or closed stdout
         self._logpath = log
         self.wait = wait
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -66,12 +67,15 @@ class LanguageServer:
         self._proc.stdin.flush()
 
     def _receive(self, deadline: float, waiting_for: str) -> Message:
+        if self._ended:
+            raise EOFError(f"the language server has exited: {self._logpath.read_text(errors='replace')[-2000:]}")
         try:
             message = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise TimeoutError(f"no {waiting_for} from the language server in {self.wait:g} s; "
                                f"its stderr: {self._logpath.read_text(errors='replace')[-2000:]}") from None
         if message is None:
+            self._ended = True
             raise EOFError(f"the language server exited: {self._logpath.read_text(errors='replace')[-2000:]}")
         if "method" in message and "id" in message:
             self._answer(message)
@@ -113,6 +117,8 @@ class LanguageServer:
     def close(self) -> None:
         """shutdown and exit, as an editor closing; killed if it has not gone after 5 s."""
         try:
+            if self._ended or self._proc.poll() is not None:
+                return
             self.request("shutdown", None)
             self.notify("exit", None)
             self._proc.wait(timeout=5)

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ def start_server(tmp: Path, settings: dict[str, Any], workspace: Path | None = N
         server.notify("initialized", {})
         server.notify("workspace/didChangeConfiguration", {"settings": None})  # the server pulls settings
     except BaseException:
-        server.close()
+        with suppress(Exception):  # the first failure is the one to report
+            server.close()
         raise
     return server
 
