@@ -15,8 +15,8 @@ like the repository (``boards/``, ``schemas/board.schema.json``):
   every catalog board starts with, resolved relative to the board file (the
   server runs in an empty directory with no workspace), and the ``yaml.schemas``
   setting docs/editors.md gives for VS Code and Neovim, read from that document;
-- a typo is reported as an error (publishDiagnostics) on the line
-  ``machinedesc validate`` names for it, and nothing else changes;
+- a typo is reported as an error (publishDiagnostics) at the line and column
+  ``machinedesc validate`` names for it, and nothing else is reported;
 - completion at the top level offers exactly the schema's top-level keys that
   the board does not have yet, inside a component the component keys;
 - what docs/editors.md says the server does less well than ``machinedesc
@@ -158,11 +158,14 @@ def line_of(text: str, line: str) -> int:
     return lines.index(line) + 1
 
 
-def validate(board: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """``machinedesc validate board``'s first lines of its problems (``file:line:col: path: message``)."""
+def validate(board: Path, capsys: pytest.CaptureFixture[str]) -> tuple[set[tuple[int, int]], str]:
+    """Where ``machinedesc validate board`` reports problems (1-based line and column, from its
+    ``file:line:col: path: message`` lines), and its whole report."""
     with pytest.raises(SystemExit):
         main(["validate", str(board)])
-    return [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{board}:")]
+    report = capsys.readouterr().err
+    return {(int(line.split(":")[1]), int(line.split(":")[2])) for line in report.splitlines()
+            if line.startswith(f"{board}:")}, report
 
 
 # ------------------------------------------------------------------ the association users get
@@ -228,8 +231,7 @@ def test_typo_is_reported_at_its_line(board: str, line: str, typo: str, errors: 
     # machinedesc itself names the same places.
     copy = make_catalog(tmp_path) / "boards" / board
     copy.write_text(broken, encoding="utf-8")
-    assert {tuple(int(n) for n in report.split(":")[1:3]) for report in validate(copy, capsys)} == \
-        {(at_line, column) for at_line, column, _ in expected}
+    assert validate(copy, capsys)[0] == {(at_line, column) for at_line, column, _ in expected}
 
 
 # ------------------------------------------------------------------ completion and hover
@@ -291,13 +293,21 @@ WEAKER = [
 
 @pytest.mark.parametrize(("board", "line", "changed", "message"), WEAKER, ids=["alternatives", "pattern"])
 def test_messages_the_doc_quotes(board: str, line: str, changed: str, message: str, server: LanguageServer,
-                                 catalog: Path) -> None:
+                                 catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The editor's message is the one docs/editors.md quotes; machinedesc validate reports the same line
+    with a hint saying what to write."""
     path = catalog / "boards" / board
     text = path.read_text(encoding="utf-8")
     at = line_of(text, line)
-    [(got_line, _, got)] = diagnose(server, path, text.replace(f"\n{line}\n", f"\n{changed}\n"))
+    broken = text.replace(f"\n{line}\n", f"\n{changed}\n")
+    [(got_line, got_column, got)] = diagnose(server, path, broken)
     assert (got_line, got) == (at, message)
     assert f"`{message}`" in EDITORS_DOC.read_text(encoding="utf-8"), "docs/editors.md no longer quotes it"
+    copy = make_catalog(tmp_path) / "boards" / board
+    copy.write_text(broken, encoding="utf-8")
+    places, report = validate(copy, capsys)
+    assert places == {(got_line, got_column)}
+    assert "hint: write " in report
 
 
 # ------------------------------------------------------------------ the yaml.schemas setting of docs/editors.md
