@@ -102,5 +102,9 @@ if [ "$(cat "$venv/.machinedesc-lock" 2>/dev/null)" != "$lock_hash" ]; then
     echo "$lock_hash" > "$venv/.machinedesc-lock"
 fi
 
+# Editor support (docs/editors.md, tests/test_editor.py): Node.js and npm from
+# Debian when missing, and the pinned YAML language server in build/node/.
+bash scripts/install-editor.sh
+
 PATH="$venv/bin:$PATH" bash qemu/build.sh
 bash firmware/build.sh "$root/build/firmware"
