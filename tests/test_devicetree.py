@@ -349,3 +349,12 @@ def test_dtb_check_reports_what_dtc_says(tmp_path: Path, capsys: pytest.CaptureF
     assert "dtc on" in err and "Warning (unit_address_vs_reg): /soc/thing@20000000" in err
     code, out, err = cli(["dtb", str(ROOT / "boards" / "riscv-virt.yaml"), "--check", "--format", "dts"], capsys)
     assert (code, err) == (0, "") and out.startswith("/dts-v1/;")
+
+
+def test_labels_never_collide(tmp_path: Path) -> None:
+    """A component named like a generated label (a hart's interrupt controller, a clock) gets another one."""
+    tree = tree_of(variant(tmp_path, "components:\n  hart0_intc:\n    type: riscv.sifive.test\n"
+                                     "    mmio: 0x101000\n"))
+    check_with_dtc(tree)
+    dts = tree.to_dts()
+    assert "hart0_intc: interrupt-controller" in dts and "hart0_intc_2: test@101000" in dts

@@ -44,7 +44,7 @@ def add_cpus(gen: Gen) -> dict[int, str]:
             hartid = int(comp.props.get("mhartid", 0))
             node = _riscv_cpu(gen, comp, binding, hartid)
             intc[hartid] = comp.id
-            gen.controllers[comp.id] = (f"{node.label}_intc", "index", {})
+            gen.controllers[comp.id] = (node.children[0].label or "", "index", {})
         else:
             node = _arm_cpu(gen, comp, binding, index)
         gen.nodes[comp.id] = node
@@ -83,7 +83,7 @@ def _riscv_cpu(gen: Gen, comp: Component, binding: Binding, hartid: int) -> Node
     mmu = _mmu_type(comp, str(binding.raw.get("mmu-type", "")))
     if mmu:
         node.props["mmu-type"] = strings(mmu)
-    node.add(Node("interrupt-controller", None, f"{label}_intc", {
+    node.add(Node("interrupt-controller", None, gen.fresh_label(f"{label}_intc"), {
         "#interrupt-cells": cells(1), "#address-cells": cells(0), "interrupt-controller": None,
         "compatible": strings("riscv,cpu-intc"),
     }))

@@ -61,14 +61,18 @@ class Gen:
     def label(self, comp_id: str) -> str:
         """A DTS label for a component: its id with other characters as '_', unique."""
         if comp_id not in self._labels:
-            base = re.sub(r"[^A-Za-z0-9_]", "_", comp_id)
-            base = base if re.match(r"[A-Za-z_]", base) else "_" + base
-            label, n = base, 2
-            while label in self._taken:
-                label, n = f"{base}_{n}", n + 1
-            self._labels[comp_id] = label
-            self._taken.add(label)
+            self._labels[comp_id] = self.fresh_label(comp_id)
         return self._labels[comp_id]
+
+    def fresh_label(self, name: str) -> str:
+        """A label no other node has: ``name`` made a C identifier, with _2, _3, ... when taken."""
+        base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        base = base if re.match(r"[A-Za-z_]", base) else "_" + base
+        label, n = base, 2
+        while label in self._taken:
+            label, n = f"{base}_{n}", n + 1
+        self._taken.add(label)
+        return label
 
     def env(self, comp: Component, binding: Binding | None) -> dict[str, Any]:
         """The QEMU properties (with the binding's defaults) as expression names ('-' -> '_')."""
@@ -365,7 +369,7 @@ def _clocks(gen: Gen) -> None:
         refs: list[int | Ref] = []
         for hz in binding.clocks.values():
             if hz not in made:
-                made[hz] = f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz"
+                made[hz] = gen.fresh_label(f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz")
                 gen.root.add(Node(f"clock-{hz}", None, made[hz], {
                     "compatible": strings("fixed-clock"), "#clock-cells": cells(0),
                     "clock-frequency": cells(hz), "clock-output-names": strings(made[hz]),
