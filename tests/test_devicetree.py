@@ -358,3 +358,32 @@ def test_labels_never_collide(tmp_path: Path) -> None:
     check_with_dtc(tree)
     dts = tree.to_dts()
     assert "hart0_intc: interrupt-controller" in dts and "hart0_intc_2: test@101000" in dts
+
+
+def test_cpu_extension_properties_change_the_isa_in_qemus_order(tmp_path: Path) -> None:
+    board = variant(tmp_path, "components:\n  hart${i}:\n    props: {h: false, v: true, zbkb: true, zba: false,"
+                              " sv57: false, pmp: true}\n")
+    nodes = fdt.parse(tree_of(board).to_dtb())
+    cpu = nodes["/cpus/cpu@0"]
+    exts = fdt.strings(cpu["riscv,isa-extensions"])
+    assert exts[:7] == ["i", "m", "a", "f", "d", "c", "v"] and "h" not in exts and "zba" not in exts
+    assert exts.index("zbb") < exts.index("zbkb") < exts.index("zbs")   # QEMU's isa_edata_arr order
+    assert "pmp" not in exts                                             # not an extension
+    assert fdt.strings(cpu["riscv,isa"])[0].startswith("rv64imafdcv_zic64b_")
+    assert fdt.strings(cpu["mmu-type"]) == ["riscv,sv48"]
+
+
+def test_cpu_extension_properties_against_qemu(tmp_path: Path) -> None:
+    """With extension properties set, the tree lists a subsequence of what QEMU's own virt lists for the same
+    CPU: never an extension the CPU lacks, in QEMU's order (QEMU's implied ones, v's zve*, may be missing)."""
+    props = {"h": "false", "v": "true", "zbkb": "true", "zba": "false", "sv57": "false"}
+    theirs = qemu_dtb(tmp_path, "riscv64", "virt,aclint=on", "-smp", "2",
+                      "-cpu", "rv64," + ",".join(f"{k}={v}" for k, v in props.items()))
+    board = variant(tmp_path, "components:\n  hart${i}:\n    props: {"
+                              + ", ".join(f"{k}: {v}" for k, v in props.items()) + "}\n")
+    ours = fdt.parse(tree_of(board).to_dtb())
+    mine = fdt.strings(ours["/cpus/cpu@0"]["riscv,isa-extensions"])
+    qemu = fdt.strings(theirs["/cpus/cpu@0"]["riscv,isa-extensions"])
+    assert [e for e in qemu if e in mine] == mine
+    assert set(qemu) - set(mine) == {"zve32f", "zve32x", "zve64f", "zve64d", "zve64x"}
+    same(ours["/cpus/cpu@0"], theirs["/cpus/cpu@0"], "mmu-type")

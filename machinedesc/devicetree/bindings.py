@@ -42,6 +42,11 @@ def system_info(system: str) -> Mapping[str, Any]:
     return systems.get(system, {"bus": "soc"})
 
 
+def riscv_isa_order() -> tuple[str, ...]:
+    """QEMU's order of the multi-letter RISC-V extensions (the table's ``riscv-isa-order``)."""
+    return tuple(_table().get("riscv-isa-order", ()))
+
+
 def all_bindings() -> list[Binding]:
     """Every entry, in the table's order (for docs/devicetree.md)."""
     return [_binding(key, spec) for key, spec in _table()["types"].items()]
