@@ -387,3 +387,13 @@ def test_cpu_extension_properties_against_qemu(tmp_path: Path) -> None:
     assert [e for e in qemu if e in mine] == mine
     assert set(qemu) - set(mine) == {"zve32f", "zve32x", "zve64f", "zve64d", "zve64x"}
     same(ours["/cpus/cpu@0"], theirs["/cpus/cpu@0"], "mmu-type")
+
+
+def test_strings_and_bytes_are_written_as_dtc_reads_them() -> None:
+    from machinedesc.devicetree.tree import Bytes, Node, cells, strings
+
+    tree = DeviceTree(Node("", props={"#address-cells": cells(2), "#size-cells": cells(2),
+                                      "model": strings('é "quoted" back\\slash\ttab'),
+                                      "compatible": strings("a,b", "c"), "raw": Bytes(b"\x01\xff"),
+                                      "wide": cells(0xFFFFFFFF, 0), "empty": None}))
+    check_with_dtc(tree)
