@@ -248,6 +248,7 @@ def test_riscv_virt_matches_qemu_virt(tmp_path: Path) -> None:
     for path in ("/soc/mswi@2000000", "/soc/serial@10000000", "/soc/test@100000"):
         same(ours[path], theirs[path], "compatible")
     same(ours["/soc/serial@10000000"], theirs["/soc/serial@10000000"], "interrupts")
+    same(ours["/soc/mswi@2000000"], theirs["/soc/mswi@2000000"], "#interrupt-cells", "interrupt-controller")
     same(ours["/soc/mtimer@200bff8"], theirs["/soc/mtimer@2004000"], "compatible")
     for name in ("/poweroff", "/reboot"):
         same(ours[name], theirs[name], "compatible", "value", "offset")
@@ -289,10 +290,16 @@ def test_binding_table_doc_is_generated_from_the_data() -> None:
         "docs/devicetree.md is stale: run python -m machinedesc.devicetree.docgen"
 
 
-def test_a_binding_that_would_be_wrong_is_not_used(tmp_path: Path) -> None:
-    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"))
-    assert "mswi: riscv.aclint.swi with sswi=true has no binding: left out" in tree.notes
-    assert "mswi@" not in tree.to_dts()
+def test_a_variant_of_a_binding_follows_the_properties(tmp_path: Path) -> None:
+    """riscv.aclint.swi with sswi: true is the supervisor-mode SWI: another node name and compatible."""
+    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"
+                                     "wiring:\n  ipi: {to: 'hart${i}.unnamed-gpio-in[1]'}\n"))
+    check_with_dtc(tree)
+    nodes = fdt.parse(tree.to_dtb())
+    sswi = nodes["/soc/sswi@2000000"]
+    assert fdt.strings(sswi["compatible"]) == ["riscv,aclint-sswi"]
+    intc = [phandle_of(nodes, f"/cpus/cpu@{h}/interrupt-controller") for h in (0, 1)]
+    assert fdt.cells(sswi["interrupts-extended"]) == [intc[0], 1, intc[1], 1]
 
 
 # ---- the command ---------------------------------------------------------------------

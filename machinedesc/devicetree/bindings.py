@@ -62,6 +62,17 @@ def binding_for(qemu_type: str) -> Binding | None:
     return None if spec is None else _binding(qemu_type, spec)
 
 
+def variant(binding: Binding, env: Mapping[str, Any]) -> Binding:
+    """The binding for a component with properties ``env`` ('-' as '_'): the first matching variant's
+    keys over the entry's own, or the entry itself."""
+    for alt in binding.raw.get("variants", ()):
+        if all(env.get(k.replace("-", "_")) == v for k, v in alt["when"].items()):
+            merged = {k: v for k, v in binding.raw.items() if k != "variants"}
+            merged.update({k: v for k, v in alt.items() if k != "when"})
+            return _binding(binding.type, merged)
+    return binding
+
+
 def _binding(qemu_type: str, spec: Mapping[str, Any]) -> Binding:
     irqs = spec.get("interrupts", ())
     return Binding(

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
-from .bindings import Binding, binding_for, system_info
+from .bindings import Binding, binding_for, system_info, variant
 from .cpus import add_arm_extras, add_cpus
 from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
@@ -161,11 +161,7 @@ class Gen:
 
     def device(self, comp: Component, binding: Binding) -> None:
         env = self.env(comp, binding)
-        for name, value in binding.raw.get("unsupported-if", {}).items():
-            if env.get(name.replace("-", "_")) == value:
-                shown = str(value).lower() if isinstance(value, bool) else value
-                self.notes.append(f"{comp.id}: {comp.type} with {name}={shown} has no binding: left out")
-                return
+        binding = variant(binding, env)
         regs = self.reg(comp, binding, env)
         if regs is None:
             return
