@@ -248,6 +248,7 @@ def test_riscv_virt_matches_qemu_virt(tmp_path: Path) -> None:
     for path in ("/soc/mswi@2000000", "/soc/serial@10000000", "/soc/test@100000"):
         same(ours[path], theirs[path], "compatible")
     same(ours["/soc/serial@10000000"], theirs["/soc/serial@10000000"], "interrupts")
+    same(ours["/soc/mswi@2000000"], theirs["/soc/mswi@2000000"], "#interrupt-cells", "interrupt-controller")
     same(ours["/soc/mtimer@200bff8"], theirs["/soc/mtimer@2004000"], "compatible")
     for name in ("/poweroff", "/reboot"):
         same(ours[name], theirs[name], "compatible", "value", "offset")
@@ -289,10 +290,16 @@ def test_binding_table_doc_is_generated_from_the_data() -> None:
         "docs/devicetree.md is stale: run python -m machinedesc.devicetree.docgen"
 
 
-def test_a_binding_that_would_be_wrong_is_not_used(tmp_path: Path) -> None:
-    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"))
-    assert "mswi: riscv.aclint.swi with sswi=true has no binding: left out" in tree.notes
-    assert "mswi@" not in tree.to_dts()
+def test_a_variant_of_a_binding_follows_the_properties(tmp_path: Path) -> None:
+    """riscv.aclint.swi with sswi: true is the supervisor-mode SWI: another node name and compatible."""
+    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: true}}\n"
+                                     "wiring:\n  ipi: {to: 'hart${i}.unnamed-gpio-in[1]'}\n"))
+    check_with_dtc(tree)
+    nodes = fdt.parse(tree.to_dtb())
+    sswi = nodes["/soc/sswi@2000000"]
+    assert fdt.strings(sswi["compatible"]) == ["riscv,aclint-sswi"]
+    intc = [phandle_of(nodes, f"/cpus/cpu@{h}/interrupt-controller") for h in (0, 1)]
+    assert fdt.cells(sswi["interrupts-extended"]) == [intc[0], 1, intc[1], 1]
 
 
 # ---- the command ---------------------------------------------------------------------
@@ -349,3 +356,51 @@ def test_dtb_check_reports_what_dtc_says(tmp_path: Path, capsys: pytest.CaptureF
     assert "dtc on" in err and "Warning (unit_address_vs_reg): /soc/thing@20000000" in err
     code, out, err = cli(["dtb", str(ROOT / "boards" / "riscv-virt.yaml"), "--check", "--format", "dts"], capsys)
     assert (code, err) == (0, "") and out.startswith("/dts-v1/;")
+
+
+def test_labels_never_collide(tmp_path: Path) -> None:
+    """A component named like a generated label (a hart's interrupt controller, a clock) gets another one."""
+    tree = tree_of(variant(tmp_path, "components:\n  hart0_intc:\n    type: riscv.sifive.test\n"
+                                     "    mmio: 0x101000\n"))
+    check_with_dtc(tree)
+    dts = tree.to_dts()
+    assert "hart0_intc: interrupt-controller" in dts and "hart0_intc_2: test@101000" in dts
+
+
+def test_cpu_extension_properties_change_the_isa_in_qemus_order(tmp_path: Path) -> None:
+    board = variant(tmp_path, "components:\n  hart${i}:\n    props: {h: false, v: true, zbkb: true, zba: false,"
+                              " sv57: false, pmp: true}\n")
+    nodes = fdt.parse(tree_of(board).to_dtb())
+    cpu = nodes["/cpus/cpu@0"]
+    exts = fdt.strings(cpu["riscv,isa-extensions"])
+    assert exts[:7] == ["i", "m", "a", "f", "d", "c", "v"] and "h" not in exts and "zba" not in exts
+    assert exts.index("zbb") < exts.index("zbkb") < exts.index("zbs")   # QEMU's isa_edata_arr order
+    assert "pmp" not in exts                                             # not an extension
+    assert fdt.strings(cpu["riscv,isa"])[0].startswith("rv64imafdcv_zic64b_")
+    assert fdt.strings(cpu["mmu-type"]) == ["riscv,sv48"]
+
+
+def test_cpu_extension_properties_against_qemu(tmp_path: Path) -> None:
+    """With extension properties set, the tree lists a subsequence of what QEMU's own virt lists for the same
+    CPU: never an extension the CPU lacks, in QEMU's order (QEMU's implied ones, v's zve*, may be missing)."""
+    props = {"h": "false", "v": "true", "zbkb": "true", "zba": "false", "sv57": "false"}
+    theirs = qemu_dtb(tmp_path, "riscv64", "virt,aclint=on", "-smp", "2",
+                      "-cpu", "rv64," + ",".join(f"{k}={v}" for k, v in props.items()))
+    board = variant(tmp_path, "components:\n  hart${i}:\n    props: {"
+                              + ", ".join(f"{k}: {v}" for k, v in props.items()) + "}\n")
+    ours = fdt.parse(tree_of(board).to_dtb())
+    mine = fdt.strings(ours["/cpus/cpu@0"]["riscv,isa-extensions"])
+    qemu = fdt.strings(theirs["/cpus/cpu@0"]["riscv,isa-extensions"])
+    assert [e for e in qemu if e in mine] == mine
+    assert set(qemu) - set(mine) == {"zve32f", "zve32x", "zve64f", "zve64d", "zve64x"}
+    same(ours["/cpus/cpu@0"], theirs["/cpus/cpu@0"], "mmu-type")
+
+
+def test_strings_and_bytes_are_written_as_dtc_reads_them() -> None:
+    from machinedesc.devicetree.tree import Bytes, Node, cells, strings
+
+    tree = DeviceTree(Node("", props={"#address-cells": cells(2), "#size-cells": cells(2),
+                                      "model": strings('é "quoted" back\\slash\ttab'),
+                                      "compatible": strings("a,b", "c"), "raw": Bytes(b"\x01\xff"),
+                                      "wide": cells(0xFFFFFFFF, 0), "empty": None}))
+    check_with_dtc(tree)

@@ -211,6 +211,17 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return out
 
 
+_NAME_HINT = "names start with a letter and use letters, digits, '_', '.', '-'"
+#: propertyNames patterns of the schema -> what to tell the user.
+_NAME_HINTS = {
+    "^[A-Za-z_][A-Za-z0-9_]*$": "parameter names are identifiers: letters, digits and '_', not starting with a digit",
+    "^(/[A-Za-z0-9,._+-]{1,31}(@[A-Za-z0-9,._+-]+)?)+$|^/$":
+        "write an absolute device-tree path, e.g. /chosen or /soc/serial@10000000: node names of at most "
+        "31 letters, digits and , . _ + -",
+    "^[A-Za-z0-9,._+?#-]{1,31}$": "device-tree property names have at most 31 letters, digits and , . _ + ? # -",
+}
+
+
 def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: PathT = ()) -> None:
     path: PathT = (*prefix, *error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -221,11 +232,9 @@ def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: Pat
                              "unknown key", problems.hints.did_you_mean(key, allowed))
         return
     if "propertyNames" in error.relative_schema_path:
-        identifier = error.validator_value == "^[A-Za-z_][A-Za-z0-9_]*$"
         problems.add(location_of(tree, (*path, error.instance), key=True),
                      format_path((*path, error.instance)), f"invalid name '{error.instance}'",
-                     "parameter names are identifiers: letters, digits and '_', not starting with a digit"
-                     if identifier else "names start with a letter and use letters, digits, '_', '.', '-'")
+                     _NAME_HINTS.get(str(error.validator_value), _NAME_HINT))
         return
     message, hint = _explain(error, problems.hints)
     # A missing key is the entry's fault: point at the entry's own key.
@@ -294,4 +303,6 @@ def _pattern_hint(pattern: str) -> str | None:
         return "write a line as component.line[index], e.g. uart0.sysbus-irq[0]"
     if pattern == "^[a-z0-9_]+$":
         return "the lower-case name in qemu-system-<system>: riscv64, aarch64, ..."
+    if pattern == "^[A-Za-z0-9,._+-]{1,31}$":
+        return "device-tree node names have at most 31 letters, digits and , . _ + -"
     return None

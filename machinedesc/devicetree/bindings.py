@@ -42,6 +42,11 @@ def system_info(system: str) -> Mapping[str, Any]:
     return systems.get(system, {"bus": "soc"})
 
 
+def riscv_isa_order() -> tuple[str, ...]:
+    """QEMU's order of the multi-letter RISC-V extensions (the table's ``riscv-isa-order``)."""
+    return tuple(_table().get("riscv-isa-order", ()))
+
+
 def all_bindings() -> list[Binding]:
     """Every entry, in the table's order (for docs/devicetree.md)."""
     return [_binding(key, spec) for key, spec in _table()["types"].items()]
@@ -55,6 +60,17 @@ def binding_for(qemu_type: str) -> Binding | None:
     if spec is None:
         spec = next((s for key, s in types.items() if fnmatch.fnmatchcase(qemu_type, key)), None)
     return None if spec is None else _binding(qemu_type, spec)
+
+
+def variant(binding: Binding, env: Mapping[str, Any]) -> Binding:
+    """The binding for a component with properties ``env`` ('-' as '_'): the first matching variant's
+    keys over the entry's own, or the entry itself."""
+    for alt in binding.raw.get("variants", ()):
+        if all(env.get(k.replace("-", "_")) == v for k, v in alt["when"].items()):
+            merged = {k: v for k, v in binding.raw.items() if k != "variants"}
+            merged.update({k: v for k, v in alt.items() if k != "when"})
+            return _binding(binding.type, merged)
+    return binding
 
 
 def _binding(qemu_type: str, spec: Mapping[str, Any]) -> Binding:

@@ -12,17 +12,17 @@ cluster), ``enable-method = "psci"`` when ``psci-conduit`` is 1 (SMC) or 2
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from ..board.model import Component
-from .bindings import Binding, binding_for
+from .bindings import Binding, binding_for, riscv_isa_order
 from .tree import Cells, Node, Ref, Strings, cells, strings
 
 if TYPE_CHECKING:
     from .generate import Gen
 
-#: QEMU's order of single-letter extensions in riscv,isa (target/riscv/cpu.c riscv_single_letter_exts).
+#: QEMU's order of single-letter extensions in riscv,isa (target/riscv/cpu.c riscv_single_letter_exts);
+#: the multi-letter ones follow data/bindings.yaml's riscv-isa-order.
 SINGLE_LETTERS = "iemafdqcbpvh"
 #: PSCI 0.2+ function IDs (SMC64 where there is one), as -M virt lists them for PSCI 0.1 clients.
 PSCI_FUNCTIONS = {"migrate": 0xC4000005, "cpu_on": 0xC4000003, "cpu_off": 0x84000002, "cpu_suspend": 0xC4000001}
@@ -44,7 +44,7 @@ def add_cpus(gen: Gen) -> dict[int, str]:
             hartid = int(comp.props.get("mhartid", 0))
             node = _riscv_cpu(gen, comp, binding, hartid)
             intc[hartid] = comp.id
-            gen.controllers[comp.id] = (f"{node.label}_intc", "index", {})
+            gen.controllers[comp.id] = (node.children[0].label or "", "index", {})
         else:
             node = _arm_cpu(gen, comp, binding, index)
         gen.nodes[comp.id] = node
@@ -63,15 +63,14 @@ def add_cpus(gen: Gen) -> dict[int, str]:
 def _riscv_cpu(gen: Gen, comp: Component, binding: Binding, hartid: int) -> Node:
     label = gen.label(comp.id)
     base = str(binding.raw.get("isa-base", "rv64i"))
-    exts = list(binding.raw.get("isa", []))
+    exts = set(binding.raw.get("isa", []))
+    order = riscv_isa_order()
     for name, value in comp.props.items():
-        if isinstance(value, bool) and re.fullmatch(r"[a-z]|[zsx][a-z0-9]+", name) and not name.startswith("sv"):
-            if value and name not in exts:
-                exts.append(name)
-            elif not value and name in exts:
-                exts.remove(name)
-    single = sorted((e for e in exts if len(e) == 1), key=lambda e: SINGLE_LETTERS.find(e) % 99)
-    multi = [e for e in exts if len(e) > 1]
+        if isinstance(value, bool) and (name in order or (len(name) == 1 and name in SINGLE_LETTERS)):
+            exts = exts | {name} if value else exts - {name}
+    single = sorted((e for e in exts if len(e) == 1), key=SINGLE_LETTERS.index)
+    rank = {name: k for k, name in enumerate(order)}
+    multi = sorted((e for e in exts if len(e) > 1), key=lambda e: (rank.get(e, len(rank)), e))
     node = Node("cpu", f"{hartid:x}", label, {
         "device_type": strings("cpu"), "reg": cells(hartid), "status": strings("okay"),
         "compatible": strings("riscv"),
@@ -83,7 +82,7 @@ def _riscv_cpu(gen: Gen, comp: Component, binding: Binding, hartid: int) -> Node
     mmu = _mmu_type(comp, str(binding.raw.get("mmu-type", "")))
     if mmu:
         node.props["mmu-type"] = strings(mmu)
-    node.add(Node("interrupt-controller", None, f"{label}_intc", {
+    node.add(Node("interrupt-controller", None, gen.fresh_label(f"{label}_intc"), {
         "#interrupt-cells": cells(1), "#address-cells": cells(0), "interrupt-controller": None,
         "compatible": strings("riscv,cpu-intc"),
     }))

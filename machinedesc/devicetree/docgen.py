@@ -49,8 +49,12 @@ def _defaults(b: Binding) -> str:
         return str(value).lower() if isinstance(value, bool) else str(value)
 
     text = ", ".join(f"`{k}`={shown(v)}" for k, v in b.defaults.items())
-    unsupported = ", ".join(f"`{k}`={shown(v)}" for k, v in dict(b.raw.get("unsupported-if", {})).items())
-    return text + (f"; left out when {unsupported}" if unsupported else "")
+    for alt in b.raw.get("variants", ()):
+        when = ", ".join(f"`{k}`={shown(v)}" for k, v in alt["when"].items())
+        what = "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in alt.items() if k != "when")
+        text += f"; with {when}: {what}"
+    return text
 
 
 def build_table() -> str:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
-from .bindings import Binding, binding_for, system_info
+from .bindings import Binding, binding_for, system_info, variant
 from .cpus import add_arm_extras, add_cpus
 from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
@@ -61,14 +61,18 @@ class Gen:
     def label(self, comp_id: str) -> str:
         """A DTS label for a component: its id with other characters as '_', unique."""
         if comp_id not in self._labels:
-            base = re.sub(r"[^A-Za-z0-9_]", "_", comp_id)
-            base = base if re.match(r"[A-Za-z_]", base) else "_" + base
-            label, n = base, 2
-            while label in self._taken:
-                label, n = f"{base}_{n}", n + 1
-            self._labels[comp_id] = label
-            self._taken.add(label)
+            self._labels[comp_id] = self.fresh_label(comp_id)
         return self._labels[comp_id]
+
+    def fresh_label(self, name: str) -> str:
+        """A label no other node has: ``name`` made a C identifier, with _2, _3, ... when taken."""
+        base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        base = base if re.match(r"[A-Za-z_]", base) else "_" + base
+        label, n = base, 2
+        while label in self._taken:
+            label, n = f"{base}_{n}", n + 1
+        self._taken.add(label)
+        return label
 
     def env(self, comp: Component, binding: Binding | None) -> dict[str, Any]:
         """The QEMU properties (with the binding's defaults) as expression names ('-' -> '_')."""
@@ -94,9 +98,8 @@ class Gen:
         value = self.evaluate("${" + spec + "}", env, f"{comp.id}: size of region {region}")
         return value if isinstance(value, int) else None
 
-    def reg(self, comp: Component, binding: Binding) -> list[tuple[int, int]] | None:
+    def reg(self, comp: Component, binding: Binding, env: Mapping[str, Any]) -> list[tuple[int, int]] | None:
         """(address, size) of each reg entry: the mapped regions in region order, or the binding's regs."""
-        env = self.env(comp, binding)
         mapped = {m.region: m for m in comp.mmio}
         if "regs" in binding.raw:
             out = []
@@ -143,8 +146,8 @@ class Gen:
             return Cells(tuple(items))
         raise ValueError(f"{value!r} cannot be a device-tree property")
 
-    def set_props(self, node: Node, comp: Component, binding: Binding) -> None:
-        env = self.env(comp, binding)
+    def set_props(self, node: Node, comp: Component, binding: Binding, env: Mapping[str, Any] | None = None) -> None:
+        env = self.env(comp, binding) if env is None else env
         for name, spec in binding.props.items():
             raw, omit = (spec.get("value"), spec.get("omit-if")) if isinstance(spec, dict) else (spec, None)
             value = self.evaluate(raw, env, f"{comp.id}: {name}")
@@ -158,12 +161,8 @@ class Gen:
 
     def device(self, comp: Component, binding: Binding) -> None:
         env = self.env(comp, binding)
-        for name, value in dict(binding.raw.get("unsupported-if", {})).items():
-            if env.get(name.replace("-", "_")) == value:
-                shown = str(value).lower() if isinstance(value, bool) else value
-                self.notes.append(f"{comp.id}: {comp.type} with {name}={shown} has no binding: left out")
-                return
-        regs = self.reg(comp, binding)
+        binding = variant(binding, env)
+        regs = self.reg(comp, binding, env)
         if regs is None:
             return
         if not regs:
@@ -173,13 +172,12 @@ class Gen:
         if binding.compatible:
             node.props["compatible"] = Strings(binding.compatible)
         node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
-        self.set_props(node, comp, binding)
+        self.set_props(node, comp, binding, env)
         if binding.controller is not None:
             node.props["#interrupt-cells"] = cells(int(binding.controller["cells"]))
             node.props["#address-cells"] = cells(0)
             node.props["interrupt-controller"] = None
-            self.controllers[comp.id] = (node.label or "", str(binding.controller["specifier"]),
-                                         self.env(comp, binding))
+            self.controllers[comp.id] = (node.label or "", str(binding.controller["specifier"]), env)
         self.nodes[comp.id] = node
         self.bus.add(node)
 
@@ -326,13 +324,13 @@ def _console_uarts(gen: Gen) -> list[tuple[Component, Node]]:
 def _chosen(gen: Gen, bootargs: str | None) -> None:
     chosen = Node("chosen")
     aliases = Node("aliases")
-    paths = {id(n): p for p, n in gen.root.walk()}
-    if gen.bus is not gen.root:
-        paths.update({id(n): f"/{gen.bus.full_name}/{n.full_name}" for n in gen.bus.children})
+    on_bus = {id(n) for n in gen.bus.children} if gen.bus is not gen.root else set()
     for k, (_comp, node) in enumerate(_console_uarts(gen)):
-        aliases.props[f"serial{k}"] = strings(paths[id(node)])
+        # UART nodes sit on the bus or at the root.
+        path = f"/{gen.bus.full_name}/{node.full_name}" if id(node) in on_bus else f"/{node.full_name}"
+        aliases.props[f"serial{k}"] = strings(path)
         if k == 0:
-            chosen.props["stdout-path"] = strings(paths[id(node)])
+            chosen.props["stdout-path"] = strings(path)
     if bootargs is not None:
         chosen.props["bootargs"] = strings(bootargs)
     if aliases.props:
@@ -346,12 +344,14 @@ def _syscon(gen: Gen) -> None:
         binding = binding_for(comp.type)
         if binding is None or comp.id not in gen.nodes or "syscon" not in binding.raw:
             continue
+        # The first syscon device of the board gets them (-M virt has one).
         for name, value in binding.raw["syscon"].items():
             if gen.root.child(name) is None:
                 gen.root.add(Node(name, props={
                     "compatible": strings(f"syscon-{name}"), "regmap": cells(Ref(gen.label(comp.id))),
                     "offset": cells(0), "value": cells(int(value)),
                 }))
+        return
 
 
 def _clocks(gen: Gen) -> None:
@@ -365,7 +365,7 @@ def _clocks(gen: Gen) -> None:
         refs: list[int | Ref] = []
         for hz in binding.clocks.values():
             if hz not in made:
-                made[hz] = f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz"
+                made[hz] = gen.fresh_label(f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz")
                 gen.root.add(Node(f"clock-{hz}", None, made[hz], {
                     "compatible": strings("fixed-clock"), "#clock-cells": cells(0),
                     "clock-frequency": cells(hz), "clock-output-names": strings(made[hz]),

@@ -24,10 +24,13 @@ def _where(spec: Any, *path: str, key: bool = False) -> SourceLocation | None:
 
 def early_overrides(gen: Gen) -> None:
     """Rename nodes (``name:``) and take out those marked ``omit: true``, before anything points at them."""
+    changes = gen.board.devicetree.get("components", {})
+    if not changes:
+        return
     parents = {id(c): n for _, n in gen.root.walk() for c in n.children}
     parents.update({id(c): gen.bus for c in gen.bus.children})
     cpus = gen.root.child("cpus")
-    for cid, change in gen.board.devicetree.get("components", {}).items():
+    for cid, change in changes.items():
         node = gen.nodes.get(cid)
         if node is not None and "name" in change:
             node.name = str(change["name"])
@@ -71,6 +74,8 @@ def apply_overrides(gen: Gen, tree: DeviceTree) -> None:
         node = _node_at(tree.root, str(node_path))
         _set(gen, node, change.get("props", {}), problems, spec, ("nodes", node_path, "props"))
     problems.raise_if_any()
+    if not section:
+        return
     try:
         tree.phandles()
     except ValueError as err:

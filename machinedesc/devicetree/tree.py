@@ -67,6 +67,8 @@ def strings(*items: str) -> Strings:
 
 def split64(value: int, count: int) -> tuple[int, ...]:
     """``value`` as ``count`` 32-bit cells, most significant first (``count`` 1 or 2)."""
+    if count == 2:
+        return (value >> 32) & 0xFFFFFFFF, value & 0xFFFFFFFF
     return tuple((value >> (32 * (count - 1 - k))) & 0xFFFFFFFF for k in range(count))
 
 
@@ -93,9 +95,12 @@ class Node:
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, Node]]:
         """(path, node) for this node (at ``path``) and every descendant, depth first, in order."""
-        yield path, self
-        for c in self.children:
-            yield from c.walk(path.rstrip("/") + "/" + c.full_name)
+        todo: list[tuple[str, Node]] = [(path, self)]
+        while todo:
+            here, node = todo.pop()
+            yield here, node
+            prefix = here.rstrip("/") + "/"
+            todo.extend((prefix + c.full_name, c) for c in reversed(node.children))
 
 
 @dataclass
