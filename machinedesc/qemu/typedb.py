@@ -239,6 +239,26 @@ class TypeDatabase:
         """The names of the non-abstract types, sorted."""
         return sorted(n for n in self.types if not self.types[n].abstract)
 
+    def coverage(self) -> dict[str, int]:
+        """Counts of the concrete device types: all, sysbus, CPUs, creatable on ``-M none``,
+        probed for lines after realize, with MMIO sizes, and sysbus ones without."""
+        concrete = [self.types[n] for n in self.concrete()]
+        return {
+            "types": len(concrete), "sysbus": sum(t.sysbus for t in concrete), "cpus": sum(t.cpu for t in concrete),
+            "creatable": sum(t.creatable for t in concrete),
+            "lines_probed": sum(t.lines_after_realize is not None for t in concrete),
+            "mmio_probed": sum(t.mmio_sizes is not None for t in concrete),
+            "sysbus_without_mmio": sum(t.sysbus and t.mmio_sizes is None for t in concrete),
+        }
+
+    def summary(self) -> str:
+        """One line: the binary and the coverage figures."""
+        c = self.coverage()
+        return (f"{self.system}: {self.qemu_version}: {c['types']} device types ({c['sysbus']} sysbus, "
+                f"{c['cpus']} CPUs), {c['creatable']} creatable on -M none, {c['lines_probed']} probed for lines "
+                f"after realize, {c['mmio_probed']} with MMIO sizes, {c['sysbus_without_mmio']} sysbus types "
+                "without MMIO sizes")
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "system": self.system, "qemu_version": self.qemu_version,
                 "binary_sha256": self.binary_sha256,
@@ -269,6 +289,11 @@ class TypeDatabase:
 def snapshot_name(system: str) -> str:
     """The package-data file name of ``system``'s shipped snapshot."""
     return f"typedb-{system}.json"
+
+
+def snapshot_path(system: str) -> Path:
+    """Where ``machinedesc qemu introspect --snapshot`` writes ``system``'s snapshot (the source tree)."""
+    return Path(__file__).resolve().parent / "data" / snapshot_name(system)
 
 
 @functools.cache
