@@ -141,3 +141,22 @@ def test_cached_database_is_found_without_qemu(tmp_path: Path, monkeypatch: pyte
     assert len(runs) == 2
     binary.write_bytes(b"another QEMU")  # changed: not found any more
     assert typedb.cached(binary) is None
+
+
+def test_any_json_layout_loads_the_same() -> None:
+    import json
+
+    db = typedb.snapshot("aarch64")
+    assert db is not None
+    compact = TypeDatabase.loads(json.dumps(db.to_json()))
+    assert compact.dumps() == db.dumps()
+
+
+def test_a_damaged_type_line_fails_when_looked_up() -> None:
+    db = typedb.snapshot("riscv64")
+    assert db is not None
+    text = db.dumps().replace('"serial-mm": {"ancestry"', '"serial-mm": {"ancestry" oops', 1)
+    damaged = TypeDatabase.loads(text)
+    assert damaged.get("pl011") is None and damaged.get("sifive_soc.gpio") is not None
+    with pytest.raises(TypeDatabaseError, match="damaged entry for type 'serial-mm'"):
+        damaged.get("serial-mm")

