@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+import fnmatch
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp import ExecuteError, QMPClient
+from ruamel.yaml import YAML
 
 from .introspect import TIMEOUT, lines_of
 from .process import QemuError, QemuProcess
@@ -133,6 +137,21 @@ def _error(exc: ExecuteError) -> str:
     return " ".join(str(exc.error.error.desc).split())
 
 
+@functools.cache
+def _probe_table() -> tuple[tuple[str, dict[str, Any]], ...]:
+    text = resources.files("machinedesc.qemu.data").joinpath("probe_properties.yaml").read_text(encoding="utf-8")
+    return tuple((str(k), dict(v)) for k, v in (YAML(typ="safe").load(text) or {}).items())
+
+
+def probe_properties(name: str) -> dict[str, Any]:
+    """The properties data/probe_properties.yaml gives ``name`` for probing (exact name, then pattern)."""
+    table = _probe_table()
+    found = next((v for k, v in table if k == name), None)
+    if found is None:
+        found = next((v for k, v in table if fnmatch.fnmatchcase(name, k)), None)
+    return dict(found or {})
+
+
 def attempts(system: str, link_props: Sequence[str]) -> list[tuple[str, ...]]:
     """What to give a type in successive probes until it realizes: nothing, memory links, CPUs, both."""
     out: list[tuple[str, ...]] = [()]
@@ -145,13 +164,14 @@ def attempts(system: str, link_props: Sequence[str]) -> list[tuple[str, ...]]:
     return out
 
 
-async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str], result: Probed) -> bool:
-    """One probe of ``name`` in the fresh ``vm`` with ``result.needs``; False when realize failed."""
+async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str], props: Mapping[str, Any],
+                      result: Probed) -> bool:
+    """One probe of ``name`` with ``props`` in the fresh ``vm`` with ``result.needs``; False when realize failed."""
     path = "/machine/peripheral/dut"
     if "cpus" in result.needs:
         await vm.add_cpus(system, 2, "cpu")
     try:
-        await vm.call("device_add", {"driver": name, "id": "dut", "realized": False})
+        await vm.call("device_add", {**props, "driver": name, "id": "dut", "realized": False})
     except ExecuteError as exc:
         result.note = f"not creatable on -M none: {_error(exc)}"
         return True
@@ -192,27 +212,39 @@ async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str]
     return True
 
 
-async def probe_one(binary: Path, system: str, name: str, link_props: Sequence[str]) -> Probed:
-    """Probe ``name`` in fresh QEMUs, giving it more (``attempts``) while its realize fails."""
+async def probe_one(binary: Path, system: str, name: str, link_props: Sequence[str],
+                    props: Mapping[str, Any] | None = None) -> Probed:
+    """Probe ``name`` (with ``props``, from data/probe_properties.yaml) in fresh QEMUs, giving it more
+    (``attempts``) while its realize fails.
+
+    A QEMU killed by the probe is recorded in the note, also when a later
+    attempt (with CPUs, say) realizes the type: QEMU must never die of a type.
+    """
     first: Probed | None = None
+    crash: Probed | None = None
     for needs in attempts(system, link_props):
         result = Probed(needs=list(needs))
         try:
             async with _Vm(binary) as vm:
-                if await _probe_once(vm, system, name, link_props, result):
+                if await _probe_once(vm, system, name, link_props, props or {}, result):
+                    if crash is not None:
+                        result.note = f"{crash.note}; realized once given {' and '.join(needs)}"
                     return result
         except _Died as died:
             given = f" (given {' and '.join(needs)})" if needs else ""
             result.note = f"probing it{given} killed QEMU: {died.why}"
             result.realized = False
-            return result
+            crash = crash or result
         except ExecuteError as exc:  # creating the CPUs or setting a link failed
             result.note = f"realize failed: {_error(exc)}"
-        if first is None:
-            first = result
+        first = first or result
+    if crash is not None:
+        crash.needs = []
+        return crash
     assert first is not None
     tried = [" and ".join(needs) for needs in attempts(system, link_props)[1:]]
-    first.note = f"{first.note} (with default properties" + "".join(f"; also with {t}" for t in tried) + ")"
+    given = "the properties of probe_properties.yaml" if props else "default properties"
+    first.note = f"{first.note} (with {given}" + "".join(f"; also with {t}" for t in tried) + ")"
     first.needs = []
     return first
 
@@ -247,7 +279,7 @@ async def _run(binary: Path, system: str, types: dict[str, dict[str, Any]], jobs
         while todo:
             name = todo.pop(0)
             links = sorted(p for p, spec in types[name]["properties"].items() if spec["type"] == "link<memory-region>")
-            results[name] = await probe_one(binary, system, name, links)
+            results[name] = await probe_one(binary, system, name, links, probe_properties(name))
             if len(results) % 100 == 0 or len(results) == len(names):
                 progress(f"instantiated {len(results)}/{len(names)} device types")
 
@@ -261,6 +293,8 @@ def probe_types(binary: Path, system: str, types: dict[str, dict[str, Any]], *, 
     results = asyncio.run(_run(binary, system, types, max(1, jobs), progress or (lambda _t: None)))
     for name, probed in results.items():
         entry = types[name]
+        if probe_properties(name):
+            entry["probed_with"] = dict(sorted(probe_properties(name).items()))
         if probed.creatable:
             entry["creatable"] = True
         if probed.realized:

@@ -139,7 +139,8 @@ class DeviceTypeInfo:
     ``creatable``: ``device_add`` (realized=false) accepts it on the patched
     QEMU's ``-M none``.  ``lines_before_realize``/``lines_after_realize`` and
     ``mmio_sizes`` (bytes, in region order, after realize with default
-    properties) are None when not probed; ``probe_note`` says why.
+    properties, or ``probe_properties``) are None when not probed;
+    ``probe_note`` says why (or that probing killed QEMU).
     """
 
     name: str
@@ -156,6 +157,9 @@ class DeviceTypeInfo:
     #: What realize needed in the probe beyond default properties: "memory links"
     #: (link<memory-region> properties set to system memory), "cpus" (CPUs created first).
     realize_needs: tuple[str, ...] = ()
+    #: The properties the probe set (data/probe_properties.yaml), None for default properties:
+    #: lines and MMIO sizes were measured with these.
+    probe_properties: Mapping[str, object] | None = None
 
     @classmethod
     def from_json(cls, name: str, raw: Mapping[str, Any]) -> DeviceTypeInfo:
@@ -168,7 +172,7 @@ class DeviceTypeInfo:
             lines_before_realize=GpioLines.from_json(raw.get("lines_before")),
             lines_after_realize=GpioLines.from_json(raw.get("lines_after")),
             mmio_sizes=tuple(mmio) if mmio is not None else None, probe_note=raw.get("note"),
-            realize_needs=tuple(raw.get("needs", ())),
+            realize_needs=tuple(raw.get("needs", ())), probe_properties=raw.get("probed_with"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -187,6 +191,8 @@ class DeviceTypeInfo:
             out["note"] = self.probe_note
         if self.realize_needs:
             out["needs"] = list(self.realize_needs)
+        if self.probe_properties is not None:
+            out["probed_with"] = dict(sorted(self.probe_properties.items()))
         return out
 
 
