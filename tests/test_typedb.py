@@ -191,3 +191,14 @@ def test_mtree_sizes() -> None:
             "address-space: I/O\r\n  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n"
             "    0000030000000000-0000030000000fff (prio 0, i/o): not-memory\r\n")
     assert probe._mtree_sizes(tree) == {1 << 40: 8, 2 << 40: 2**64}
+
+
+def test_cpus_created_by_a_device() -> None:
+    db = typedb.snapshot("riscv64")
+    assert db is not None
+    harts = db.get("riscv.hart_array")
+    assert harts is not None and harts.cpus_created == 1  # num-harts 1 by default
+    uart = db.get("serial-mm")
+    assert uart is not None and uart.cpus_created == 0
+    plic = db.get("ivshmem-flat")
+    assert plic is not None and plic.cpus_created is None  # not realized: unknown

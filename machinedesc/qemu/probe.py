@@ -40,6 +40,7 @@ from ruamel.yaml import YAML
 from .introspect import TIMEOUT, lines_of
 from .process import QemuError, QemuProcess
 from .session import Session, connect, disconnect, silence_qmp_logging
+from .typedb import CPU_TYPE
 
 #: How long one probe command may take before QEMU counts as hung, in seconds.
 PROBE_TIMEOUT = 20.0
@@ -67,6 +68,8 @@ class Probed:
     num_mmio: int | None = None
     mmio: list[int] | None = None
     needs: list[str] = field(default_factory=list)
+    #: The types of the instance's QOM children after realize.
+    children: list[str] = field(default_factory=list)
     note: str | None = None
 
 
@@ -185,7 +188,9 @@ async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str]
         result.note = f"realize failed: {_error(exc)}"
         return False
     result.realized = True
-    result.lines_after = lines_of(await vm.call("qom-list", {"path": path})).to_json()
+    listing = await vm.call("qom-list", {"path": path})
+    result.lines_after = lines_of(listing).to_json()
+    result.children = sorted(str(p["type"])[6:-1] for p in listing if str(p["type"]).startswith("child<"))
     try:
         await vm.call("x-sysbus-mmio-map", {"device": "dut", "mmio": 0xFFFFFFFF, "addr": 0})
     except ExecuteError as exc:
@@ -299,6 +304,9 @@ def probe_types(binary: Path, system: str, types: dict[str, dict[str, Any]], *, 
             entry["creatable"] = True
         if probed.realized:
             entry["lines_after"] = probed.lines_after
+            cpus = sum(CPU_TYPE in types.get(child, {}).get("ancestry", ()) for child in probed.children)
+            if cpus:
+                entry["cpus_created"] = cpus
             if probed.num_mmio == 0:
                 entry["mmio"] = []
             elif probed.mmio is not None:

@@ -160,6 +160,9 @@ class DeviceTypeInfo:
     #: The properties the probe set (data/probe_properties.yaml), None for default properties:
     #: lines and MMIO sizes were measured with these.
     probe_properties: Mapping[str, object] | None = None
+    #: CPUs the device creates as its QOM children when realized (a hart array), counted
+    #: after the probe's realize; None when not probed.  They count toward -smp maxcpus.
+    cpus_created: int | None = None
 
     @classmethod
     def from_json(cls, name: str, raw: Mapping[str, Any]) -> DeviceTypeInfo:
@@ -173,6 +176,7 @@ class DeviceTypeInfo:
             lines_after_realize=GpioLines.from_json(raw.get("lines_after")),
             mmio_sizes=tuple(mmio) if mmio is not None else None, probe_note=raw.get("note"),
             realize_needs=tuple(raw.get("needs", ())), probe_properties=raw.get("probed_with"),
+            cpus_created=int(raw.get("cpus_created", 0)) if "lines_after" in raw else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -193,6 +197,8 @@ class DeviceTypeInfo:
             out["needs"] = list(self.realize_needs)
         if self.probe_properties is not None:
             out["probed_with"] = dict(sorted(self.probe_properties.items()))
+        if self.cpus_created:
+            out["cpus_created"] = self.cpus_created
         return out
 
 

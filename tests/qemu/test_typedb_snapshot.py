@@ -27,7 +27,7 @@ from machinedesc.qemu import introspect, probe, typedb
 SYSTEMS = ("riscv64", "aarch64")
 REGENERATE = "regenerate the snapshots: machinedesc qemu introspect --snapshot (and read the diff)"
 #: The fields only the probe fills.
-PROBED = ("creatable", "lines_after", "mmio", "needs", "note", "probed_with")
+PROBED = ("creatable", "lines_after", "mmio", "needs", "note", "probed_with", "cpus_created")
 
 
 def _shipped(system: str, binary: Path) -> typedb.TypeDatabase:
