@@ -38,7 +38,7 @@ from qemu.qmp import ExecuteError, QMPClient
 from ruamel.yaml import YAML
 
 from .introspect import TIMEOUT, lines_of
-from .process import QemuError, QemuProcess
+from .process import HOW_TO_GET_PATCHED, QemuError, QemuProcess
 from .session import Session, connect, disconnect, silence_qmp_logging
 from .typedb import CPU_TYPE
 
@@ -103,8 +103,9 @@ class _Vm:
         try:
             await connect(self.client, self.qemu.qmp_socket, TIMEOUT, self.qemu)
         except QemuError as exc:
+            tail = self.qemu.stderr_tail(1)
             self.qemu.cleanup()
-            raise _Died(str(exc).splitlines()[0]) from exc
+            raise _Died(str(exc).splitlines()[0].removeprefix("machinedesc: ") + (f": {tail}" if tail else "")) from exc
         self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, _Quiet(), str(self.binary))
         await self.call("x-machine-init")
         return self
@@ -273,10 +274,31 @@ def _mtree_sizes(tree: str) -> dict[int, int]:
     return sizes
 
 
+#: The commands of the patch series the probe uses.
+NEEDED = ("x-machine-init", "x-sysbus-mmio-map", "x-exit-preconfig")
+
+
+async def unprobeable(binary: Path) -> str | None:
+    """Why ``binary`` cannot be probed (stock QEMU: no patch series), None when it can."""
+    try:
+        async with _Vm(binary) as vm:
+            commands = {c["name"] for c in await vm.call("query-commands")}
+    except _Died as died:
+        return f"{binary} does not start as the probe needs ({died.why})"
+    except ExecuteError as exc:
+        return f"{binary}: {_error(exc)}"
+    missing = [c for c in NEEDED if c not in commands]
+    return f"{binary} lacks {', '.join(missing)}" if missing else None
+
+
 async def _run(binary: Path, system: str, types: dict[str, dict[str, Any]], jobs: int,
                progress: Callable[[str], None]) -> dict[str, Probed]:
     silence_qmp_logging()
     names = sorted(n for n, t in types.items() if not t.get("abstract"))
+    why = await unprobeable(binary)
+    if why is not None:
+        progress(f"not probing: {why}; {HOW_TO_GET_PATCHED}")
+        return {n: Probed(note=f"not probed: {why} (the probe needs machinedesc's patch series)") for n in names}
     results: dict[str, Probed] = {}
     todo = list(names)
 

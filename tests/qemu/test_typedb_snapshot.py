@@ -107,3 +107,17 @@ def test_cli_introspect_writes_and_caches(qemu_binary: Callable[[str], Path], tm
     both = subprocess.run([*argv[:5], "riscv64", "aarch64", "-o", str(out)], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
     assert both.returncode == 2 and "exactly one SYSTEM" in both.stderr
+
+
+def test_stock_qemu_gets_types_and_properties_and_a_reason_for_no_probe() -> None:
+    from needs import missing
+
+    stock = Path("/usr/bin/qemu-system-riscv64")
+    if not stock.is_file():
+        missing(f"stock QEMU not installed: no {stock} (apt-get install -t bookworm-backports qemu-system-riscv)")
+    db = introspect.run(stock, probe=True)
+    uart = db.get("serial-mm")
+    assert uart is not None and uart.properties["regshift"].kind == "uint"
+    assert uart.lines_after_realize is None and uart.mmio_sizes is None and not uart.creatable
+    assert uart.probe_note is not None and uart.probe_note.startswith("not probed: ")
+    assert "patch series" in uart.probe_note
