@@ -55,7 +55,7 @@ SLOT = 1 << 40
 
 _NUM_MMIO = re.compile(r"has (\d+) MMIO region")
 #: A region mapped directly into system memory in ``info mtree``; QEMU marks an end past 2**64 - 1.
-_MTREE = re.compile(r"^(\[DETECTED OVERFLOW!\] )?    ([0-9a-f]+)-([0-9a-f]+) \(prio")
+_MTREE = re.compile(r"^(\[DETECTED OVERFLOW!\] )? {4,}([0-9a-f]+)-([0-9a-f]+) \(prio")
 
 
 @dataclass
@@ -256,7 +256,12 @@ async def probe_one(binary: Path, system: str, name: str, link_props: Sequence[s
 
 
 def _mtree_sizes(tree: str) -> dict[int, int]:
-    """Start address -> size of each region mapped directly into system memory, from ``info mtree``."""
+    """Start address -> size of the outermost region at each address in system memory, from ``info mtree``.
+
+    A mapped region is usually listed right under the root, but not always
+    (xlnx.ps7-dev-cfg's is indented further): any depth is taken, the first
+    (outermost) region at an address wins, and the probe's slots are far apart.
+    """
     sizes: dict[int, int] = {}
     in_memory = False
     header = False
