@@ -13,9 +13,7 @@ a database costs one ``json.loads`` (measured in ``bench/introspect.py``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MachinedescError
-from ..storage import cache_dir, write_file
 
 #: Bump when the JSON form changes: cached databases of another format are regenerated.
 FORMAT = 1
@@ -367,48 +364,14 @@ def snapshot(system: str) -> TypeDatabase | None:
     return TypeDatabase.loads(text, f"shipped type database {snapshot_name(system)}")
 
 
-def cache_entry(digest: str, probe: bool = True) -> str:
-    """The cache file name (under ``storage.cache_dir("typedb")``) of a binary with content hash ``digest``."""
-    return f"{digest[:32]}-f{FORMAT}{'' if probe else '-static'}.json"
-
-
-def _stat_entry(binary: Path) -> str | None:
-    """The name of the small file that maps ``binary``'s path, size and mtime to its content hash."""
-    try:
-        st = binary.stat()
-    except OSError:
-        return None
-    key = hashlib.sha256(f"{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
-    return f"stat-{key[:32]}"
-
-
-def _known_digest(binary: Path) -> str | None:
-    """``binary``'s content hash as recorded when it was introspected (no hashing: ~1 ms)."""
-    entry = _stat_entry(binary)
-    directory = cache_dir("typedb")
-    if entry is None or directory is None:
-        return None
-    try:
-        digest = (directory / entry).read_text().strip()
-    except OSError:
-        return None
-    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
-
-
 def cached(binary: Path, probe: bool = True) -> TypeDatabase | None:
     """The cached database of ``binary`` when it was introspected before (and has not changed), else None.
 
-    Starts no QEMU and hashes nothing: a file keyed by the binary's path,
-    size and mtime names its content hash.  For ``validate``/``plan``.
+    Starts no QEMU and hashes nothing (``qemu/typecache.py``).  For ``validate``/``plan``.
     """
-    digest = _known_digest(binary)
-    directory = cache_dir("typedb")
-    if digest is None or directory is None:
-        return None
-    try:
-        return TypeDatabase.loads((directory / cache_entry(digest, probe)).read_bytes())
-    except (OSError, TypeDatabaseError):
-        return None
+    from .typecache import cached_database
+
+    return cached_database(binary, probe)
 
 
 def database(system: str, binary: Path | None = None) -> TypeDatabase | None:
@@ -424,24 +387,9 @@ def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool
     Otherwise starts QEMUs (``qemu/introspect.py``, ``qemu/probe.py``; ``probe``
     False skips instantiating types): ~1-2 s for the static half, ~20 s
     (riscv64) to ~50 s (aarch64) for the probe on two cores, and caches the
-    result under ``storage.cache_dir("typedb")`` keyed by the binary's
-    SHA-256.  ``refresh`` ignores the cache.  Raises TypeDatabaseError (QEMU
-    failed) or a QemuError.
+    result (``qemu/typecache.py``) keyed by the binary's SHA-256.  ``refresh``
+    ignores the cache.  Raises TypeDatabaseError (QEMU failed) or a QemuError.
     """
-    from . import introspect as run_introspect
+    from .typecache import introspect_cached
 
-    digest = _known_digest(binary) or run_introspect.file_sha256(binary)
-    name = cache_entry(digest, probe)
-    directory = cache_dir("typedb")
-    if directory is not None and not refresh:
-        with contextlib.suppress(OSError, TypeDatabaseError):
-            return TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
-    db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress)
-    directory = cache_dir("typedb", create=True)
-    stat = _stat_entry(binary)
-    if directory is not None:
-        with contextlib.suppress(OSError):
-            write_file(directory / name, db.dumps().encode(), mode=0o600)
-            if stat is not None and db.binary_sha256:
-                write_file(directory / stat, db.binary_sha256.encode(), mode=0o600)
-    return db
+    return introspect_cached(binary, probe=probe, jobs=jobs, refresh=refresh, progress=progress)
