@@ -1,14 +1,14 @@
 """The QEMU type database: every device type of a binary, its properties, GPIO lines and MMIO regions.
 
 Generated from the binary itself (``introspect``, see ``qemu/introspect.py``
-and ``docs/types.md``) and cached per binary content hash; a snapshot for
+and ``docs/types.md``) and cached per binary content hash (``qemu/typecache.py``); a snapshot for
 the pinned patched QEMU ships in the package (``snapshot``), so ``validate``
 works on a machine without QEMU.  The hand table (``qemu/types.py``) keeps
 what introspection cannot know and overrides this data.
 
-The JSON form (``TypeDatabase.to_json``) has one entry per type; a type is
-turned into a ``DeviceTypeInfo`` only when it is first looked up, so loading
-a database costs one ``json.loads`` (measured in ``bench/introspect.py``).
+The JSON form (``TypeDatabase.dumps``) has one line per type; a line is
+parsed into a ``DeviceTypeInfo`` only when its type is first looked up, so
+loading a snapshot costs ~1 ms (measured in ``bench/introspect.py``).
 """
 
 from __future__ import annotations
