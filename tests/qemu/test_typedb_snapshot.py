@@ -30,11 +30,11 @@ REGENERATE = "regenerate the snapshots: machinedesc qemu introspect --snapshot (
 PROBED = ("creatable", "lines_after", "mmio", "needs", "note", "probed_with", "cpus_created")
 
 
-def _shipped(system: str, binary: Path) -> typedb.TypeDatabase:
+def _shipped(system: str) -> typedb.TypeDatabase:
+    """The shipped snapshot.  It may come from another build of the same series (a build is not
+    byte-reproducible): the contents are compared, not the binary's hash."""
     db = typedb.snapshot(system)
     assert db is not None
-    if db.binary_sha256 != introspect.file_sha256(binary):
-        pytest.fail(f"{binary} is not the binary the shipped {system} snapshot was made from: {REGENERATE}")
     return db
 
 
@@ -53,7 +53,7 @@ def _static(entry: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_types_and_properties_are_what_qemu_reports(qemu_binary: Callable[[str], Path], system: str) -> None:
     binary = qemu_binary(system)
-    shipped = _shipped(system, binary)
+    shipped = _shipped(system)
     measured = introspect.run(binary, probe=False)
     assert (measured.system, measured.qemu_version) == (shipped.system, shipped.qemu_version)
     want = {n: _static(t) for n, t in shipped.to_json()["types"].items()}
@@ -64,11 +64,11 @@ def test_types_and_properties_are_what_qemu_reports(qemu_binary: Callable[[str],
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_every_probed_type_is_what_qemu_reports(qemu_binary: Callable[[str], Path], system: str) -> None:
     binary = qemu_binary(system)
-    shipped = _shipped(system, binary)
+    shipped = _shipped(system)
     measured = introspect.run(binary, probe=True)
     want, got = shipped.to_json()["types"], measured.to_json()["types"]
     assert want == got, _diff(want, got)
-    assert measured.dumps() == shipped.dumps()
+    assert measured.qemu_version == shipped.qemu_version
 
 
 def test_probe_measures_known_devices(qemu_binary: Callable[[str], Path]) -> None:
