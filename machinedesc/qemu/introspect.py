@@ -202,8 +202,10 @@ async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, s
     except ExecuteError as exc:
         raise TypeDatabaseError(f"machinedesc: {binary}: {exc}") from exc
     finally:
-        await disconnect(client)
-        qemu.cleanup()
+        try:
+            await disconnect(client)
+        finally:  # also when Ctrl-C cancels the disconnect
+            qemu.cleanup()
 
 
 def run(binary: Path, *, probe: bool = True, jobs: int = 2,

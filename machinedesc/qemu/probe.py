@@ -106,14 +106,23 @@ class _Vm:
             tail = self.qemu.stderr_tail(1)
             self.qemu.cleanup()
             raise _Died(str(exc).splitlines()[0].removeprefix("machinedesc: ") + (f": {tail}" if tail else "")) from exc
+        except BaseException:  # Ctrl-C cancelled the start: __aexit__ will not run
+            self.qemu.cleanup()
+            raise
         self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, _Quiet(), str(self.binary))
-        await self.call("x-machine-init")
+        try:
+            await self.call("x-machine-init")
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await disconnect(self.client)
-        if self.qemu is not None:
-            self.qemu.cleanup()
+        try:
+            await disconnect(self.client)
+        finally:  # also when Ctrl-C cancels the disconnect: never leave a QEMU behind
+            if self.qemu is not None:
+                self.qemu.cleanup()
 
     async def call(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         """One command; ExecuteError passes through, a dead or silent QEMU raises _Died."""

@@ -121,3 +121,30 @@ def test_stock_qemu_gets_types_and_properties_and_a_reason_for_no_probe() -> Non
     assert uart.lines_after_realize is None and uart.mmio_sizes is None and not uart.creatable
     assert uart.probe_note is not None and uart.probe_note.startswith("not probed: ")
     assert "patch series" in uart.probe_note
+
+
+def test_ctrl_c_leaves_no_qemu_behind(qemu_binary: Callable[[str], Path], tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the probe: exit 130, every probe QEMU gone, nothing cached."""
+    import signal
+
+    env = {**os.environ, "MACHINEDESC_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from machinedesc.cli import main; main()", "qemu", "introspect", "riscv64",
+         "--qemu", str(qemu_binary("riscv64"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job ignores SIGINT
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "instantiated" in line:
+                break
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "the probe runs QEMUs"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
+    # Not even a zombie: machinedesc killed and reaped each one (not QEMU's death signal after we exited).
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    assert not list((tmp_path / "cache").glob("typedb/*.json"))
