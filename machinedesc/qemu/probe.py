@@ -37,7 +37,7 @@ from typing import Any
 from qemu.qmp import ExecuteError, QMPClient
 from ruamel.yaml import YAML
 
-from .introspect import TIMEOUT, lines_of
+from .introspect import TIMEOUT, Quiet, lines_of
 from .process import HOW_TO_GET_PATCHED, QemuError, QemuProcess
 from .session import Session, connect, disconnect, silence_qmp_logging
 from .typedb import CPU_TYPE
@@ -81,14 +81,6 @@ class _Died(Exception):
         self.why = why
 
 
-class _Quiet:
-    def sent(self, message: Any) -> None:
-        pass
-
-    def received(self, reply: Any) -> None:
-        pass
-
-
 class _Vm:
     """One probe QEMU (``ARGS``) after x-machine-init.  ``call`` raises _Died when it dies or hangs."""
 
@@ -96,7 +88,7 @@ class _Vm:
         self.binary = binary
         self.qemu: QemuProcess | None = None
         self.client = QMPClient("machinedesc-probe")
-        self.session: Session[_Quiet] | None = None
+        self.session: Session[Quiet] | None = None
 
     async def __aenter__(self) -> _Vm:
         self.qemu = QemuProcess(self.binary, list(ARGS), console=None)
@@ -109,7 +101,7 @@ class _Vm:
         except BaseException:  # Ctrl-C cancelled the start: __aexit__ will not run
             self.qemu.cleanup()
             raise
-        self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, _Quiet(), str(self.binary))
+        self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, Quiet(), str(self.binary))
         try:
             await self.call("x-machine-init")
         except BaseException:
