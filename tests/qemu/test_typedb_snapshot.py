@@ -148,3 +148,28 @@ def test_ctrl_c_leaves_no_qemu_behind(qemu_binary: Callable[[str], Path], tmp_pa
     # Not even a zombie: machinedesc killed and reaped each one (not QEMU's death signal after we exited).
     assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
     assert not list((tmp_path / "cache").glob("typedb/*.json"))
+
+
+def test_lines_before_realize_are_those_of_an_unrealized_instance(qemu_binary: Callable[[str], Path]) -> None:
+    """device-list-properties' instance (what lines_before_realize comes from) has the lines that
+    ``device_add realized=false`` gives on the probe's -M none machine (docs/types.md)."""
+    import asyncio
+
+    binary = qemu_binary("riscv64")
+    shipped = _shipped("riscv64")
+    names = ["serial-mm", "sifive_soc.gpio", "riscv.aclint.swi", "rv64-riscv-cpu", "split-irq", "or-irq",
+             "riscv.sifive.test", "sifive.spi"]
+
+    async def unrealized_lines() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with probe._Vm(binary) as vm:
+            for i, name in enumerate(names):
+                await vm.call("device_add", {"driver": name, "id": f"d{i}", "realized": False})
+                listing = await vm.call("qom-list", {"path": f"/machine/peripheral/d{i}"})
+                out[name] = introspect.lines_of(listing)
+        return out
+
+    measured = asyncio.run(unrealized_lines())
+    for name in names:
+        info = shipped.get(name)
+        assert info is not None and info.lines_before_realize == measured[name], name
