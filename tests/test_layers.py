@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "machinedesc"
 LAYERS = {"__init__": 0, "errors": 0, "source": 0, "storage": 0, "qemu": 1, "board": 2, "devicetree": 3, "boot": 4,
           "plan": 5, "apply": 6, "views": 6, "cli": 7, "__main__": 8}
 #: What board/ may take from qemu/: facts about QEMU, not the transport.
-BOARD_FROM_QEMU = {"machinedesc.qemu.types", "machinedesc.qemu.phases"}
+BOARD_FROM_QEMU = {"machinedesc.qemu.types", "machinedesc.qemu.phases", "machinedesc.qemu.typedb"}
 
 
 def _imports(path: Path) -> list[str]:
