@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -97,6 +97,15 @@ def _boot_files(boot: dict[str, str]) -> list[Path]:
     return [Path(v) for k, v in boot.items() if k != "append" and v not in ("auto", "none")]
 
 
+class FilePath(click.Path):
+    """click.Path that refuses an empty name (``''`` would be read as ``.``, the working directory)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value == "":
+            self.fail("an empty file name: name a file, e.g. boards/soc.yaml", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     """``--set name=value`` options as a dict; raises UsageError when malformed."""
     values: dict[str, str] = {}
@@ -108,6 +117,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+#: Bytes in sockaddr_un's sun_path, with its terminating NUL (Linux: <sys/un.h>).
+SUN_PATH_MAX = 108
+
+
 def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
     """Refuse a malformed --serial, and a console file that is one of the ``inputs`` (it would be emptied)."""
     if serial is None:
@@ -115,6 +128,9 @@ def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
     kind, sep, target = serial.partition(":")
     if kind in ("stdio", "none") and not sep:
         return
+    if kind == "socket" and len(os.fsencode(target)) >= SUN_PATH_MAX:
+        raise UsageError(printable(f"--serial socket:{target}: a UNIX socket path must be shorter than "
+                                   f"{SUN_PATH_MAX} bytes (sockaddr_un's sun_path); choose a shorter path"))
     if kind in ("file", "socket") and target:
         refuse_overwriting(Path(target), inputs, "--serial")
         return
@@ -162,7 +178,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("boards", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("boards", nargs=-1, required=True, type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @_allow_host_access
@@ -182,13 +198,14 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["qmp", "json"]), default="qmp", show_default=True,
               help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan here instead of stdout (a regular file is replaced atomically and keeps its mode).")
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
+              help="Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically and keeps its mode).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
-@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @_boot_options
@@ -220,10 +237,11 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["dtb", "dts"]), default="dtb", show_default=True,
               help="dtb: the flattened blob firmware reads; dts: the same tree as source text.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
               help="Write it here instead of stdout (a regular file is replaced atomically).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
@@ -266,10 +284,10 @@ def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catal
 
 
 @cli.command("apply", epilog=EXIT_CODES)
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a board parameter (repeatable).")
-@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+@click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False, exists=True),
               help="Load this ELF into the machine (repeatable).")
 @_boot_options
 @_common
@@ -299,7 +317,7 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
 
 
 @cli.command("run", epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("file", type=FilePath(path_type=Path, dir_okay=False, exists=True))
 @click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
 @_common
 def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
@@ -345,7 +363,7 @@ def list_cmd(directory: Path, fmt: str, allow_host_access: bool) -> None:
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -362,8 +380,9 @@ def show(board: Path, sets: tuple[str, ...], catalog: Path | None, fmt: str, all
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
               help="Write the picture here: FILE.svg or FILE.png (laid out by Graphviz's dot), FILE.dot "
                    "(the source). Default: the DOT source on stdout.")
 @click.option("--memory-map", is_flag=True, help="Draw the memory map (by address) instead of the machine.")
@@ -457,7 +476,8 @@ def qemu_path(system: str) -> None:
 @qemu.command("introspect")
 @click.argument("systems", nargs=-1, metavar="[SYSTEM...]")
 @click.option("--qemu", "binary", metavar="BINARY", help="The QEMU binary (one SYSTEM; default: as apply finds it).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
               help="Write the database (JSON) to this file (one SYSTEM).")
 @click.option("--snapshot", is_flag=True, help="Write the shipped snapshots (package data typedb-SYSTEM.json).")
 @click.option("--no-probe", is_flag=True, help="Types and properties only: do not instantiate the types.")
