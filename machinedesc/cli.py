@@ -203,7 +203,8 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
               help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
 @click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
               callback=lambda _ctx, _param, value: None if value == Path("-") else value,
-              help="Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically and keeps its mode).")
+              help="Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically "
+                   "and keeps its mode).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
