@@ -41,7 +41,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     bash scripts/apt-get.sh install -y --no-install-recommends \
         -t bookworm-backports qemu-system-riscv qemu-system-arm
     bash scripts/apt-get.sh install -y --no-install-recommends graphviz
-    # dtc: `machinedesc dtb`'s checks and the device-tree tests (docs/devicetree.md).
+    # dtc, fdtput, fdtget: the guest's DTB, the plan's hash, /chosen of a --dtb FILE (docs/devicetree.md).
     bash scripts/apt-get.sh install -y --no-install-recommends device-tree-compiler
     # The firmware the boot tests and the README's examples run (docs/boot.md).
     bash scripts/apt-get.sh install -y --no-install-recommends opensbi u-boot-qemu

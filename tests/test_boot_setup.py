@@ -178,22 +178,82 @@ def test_arm_raw_firmware_goes_to_flash_and_dtb_to_ram_base(tmp_path: Path, arm_
     assert "rvbar = 0x0" in n["cpus"] and "reset" not in n
 
 
+def fdtget(dtb: Path, node: str, prop: str, kind: str = "s") -> str:
+    """What fdtget (device-tree-compiler) reads from ``dtb``: the tools' own reader, not machinedesc's."""
+    out = subprocess.run(["fdtget", "-t", kind, str(dtb), node, prop], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_append_and_initrd_land_in_chosen(tmp_path: Path, arm_dtb: Path) -> None:
-    data = fdt.set_chosen(arm_dtb.read_bytes(), "console=ttyAMA0 quiet", (0x48000000, 0x48001000))
+    data = fdt.set_chosen(arm_dtb.read_bytes(), "-console=ttyAMA0 quiet", (0x48000000, 0x148001000))
     out = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", "-"], input=data, capture_output=True, check=True)
     dts = out.stdout.decode()
-    assert 'bootargs = "console=ttyAMA0 quiet";' in dts
-    assert "linux,initrd-start = <0x00 0x48000000>;" in dts and "linux,initrd-end = <0x00 0x48001000>;" in dts
+    assert 'bootargs = "-console=ttyAMA0 quiet";' in dts   # a leading "-" is a value, not an option
+    assert "linux,initrd-start = <0x00 0x48000000>;" in dts and "linux,initrd-end = <0x01 0x48001000>;" in dts
     assert 'model = "arm64-mini";' in dts  # the rest is kept
-    assert fdt.serialize(fdt.parse(data)) == data  # read and written back unchanged
+    edited = tmp_path / "edited.dtb"
+    edited.write_bytes(data)
+    assert fdtget(edited, "/chosen", "bootargs") == "-console=ttyAMA0 quiet"
+    assert fdtget(edited, "/chosen", "linux,initrd-end", "x") == "1 48001000"
+    assert fdtget(edited, "/chosen", "stdout-path") == "/pl011@9000000"
+    assert fdt.set_chosen(arm_dtb.read_bytes()) == arm_dtb.read_bytes()  # nothing to set: unchanged
+
+
+def test_chosen_of_generated_and_given_trees_read_back(tmp_path: Path) -> None:
+    """--append and --initrd reach /chosen of the DTB the plan loads, generated (set in the source before dtc
+    compiles it) or given (fdtput on a copy), and the generated source compiles without a warning."""
+    image = arm64_image(tmp_path / "Image")
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"x" * 5000)
+    board = REPO_BOARDS / "arm64-virt.yaml"
+    boot = {"kernel": str(image), "initrd": str(initrd), "append": "console=ttyAMA0 root=/dev/vda"}
+    generated = _loaded_dtb(render_qmp(load_plan(board, boot=boot)))
+    given = tmp_path / "given.dtb"
+    given.write_bytes(generated.read_bytes())
+    again = _loaded_dtb(render_qmp(load_plan(board, boot={**boot, "append": "quiet", "dtb": str(given)})))
+    for dtb, args in ((generated, "console=ttyAMA0 root=/dev/vda"), (again, "quiet")):
+        assert fdtget(dtb, "/chosen", "bootargs") == args
+        assert fdtget(dtb, "/chosen", "linux,initrd-start", "x") == "0 44000000"  # RAM + 64 MiB
+        assert fdtget(dtb, "/chosen", "linux,initrd-end", "x") == "0 44001388"
+        assert fdtget(dtb, "/chosen", "stdout-path") == "/pl011@9000000"
+    check = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", "-o", "/dev/null", str(generated)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+def _loaded_dtb(plan_text: str) -> Path:
+    (line,) = [ln for ln in loaders(plan_text) if "id=boot-dtb" in ln]
+    return Path(line.split(" file=", 1)[1].split(" ", 1)[0])
 
 
 def test_not_a_dtb_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "x.dtb"
     bogus.write_bytes(b"not a device tree at all, but long enough for a header")
     bios = make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
-    with pytest.raises(BoardError, match="is not a device tree: no device-tree magic"):
+    with pytest.raises(BoardError) as err:
         load_plan(RISCV, boot={"bios": str(bios), "dtb": str(bogus), "append": "a"})
+    assert f"--dtb: dtb {bogus} is not a device tree: dtc says: Blob has incorrect magic number" in str(err.value)
+    truncated = tmp_path / "cut.dtb"
+    truncated.write_bytes(compile_dts(riscv_mini_dts(1), tmp_path / "ok.dtb").read_bytes()[:200])
+    with pytest.raises(BoardError, match="is not a device tree: dtc says: "):
+        load_plan(RISCV, boot={"bios": str(bios), "dtb": str(truncated)})
+    big = tmp_path / "big.dtb"
+    big.write_bytes(bytes(fdt.MAX_DTB + 1))
+    with pytest.raises(BoardError, match="is larger than 2 MiB"):
+        load_plan(RISCV, boot={"bios": str(bios), "dtb": str(big)})
+
+
+def test_missing_fdtput_is_an_install_error(tmp_path: Path, arm_dtb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from machinedesc.errors import InstallError
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "fdtput" else which(name))
+    with pytest.raises(InstallError, match=r"fdtput \(from device-tree-compiler\) is not installed; install dtc: "
+                                           "apt-get install device-tree-compiler"):
+        fdt.set_chosen(arm_dtb.read_bytes(), "quiet")
 
 
 def test_a_changed_image_is_planned_again(tmp_path: Path, rv_dtb: Path) -> None:

@@ -1,25 +1,23 @@
-"""A device tree in memory: nodes, properties, phandle references; DTS and DTB writers.
+"""A device tree in memory: nodes, properties, phandle references; the DTS writer (dtc makes the DTB).
 
-Both writers are deterministic: the same tree gives the same bytes. The DTB
-is flattened here, in the layout ``dtc -I dts -O dtb`` writes (FDT version
-17, an empty memory reservation map, the string table built the way dtc
-builds it), so that it needs no tool and its hash does not depend on the
-installed dtc; tests/test_devicetree.py checks it byte for byte against dtc.
+The DTS writer is deterministic: the same tree gives the same text. The DTB
+is dtc's (``dtc.dtb_of``, Debian's device-tree-compiler): the same text and
+the same dtc give the same bytes; tests/test_devicetree.py checks that dtc
+compiles every catalog board's source without a warning.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from .dtc import dtb_of
 
 #: The DT specification's node name characters (section 2.2.1); 31 at most.
 NODE_NAME = re.compile(r"^[A-Za-z0-9,._+-]{1,31}$")
 PROP_NAME = re.compile(r"^[A-Za-z0-9,._+?#-]{1,31}$")
 LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FDT_MAGIC = 0xD00DFEED
-FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_END = 1, 2, 3, 9
 
 
 @dataclass(frozen=True)
@@ -156,49 +154,17 @@ class DeviceTree:
             self._dts_node(child, depth + 1, phandles, lines)
         lines.append(f"{tab}}};")
 
-    # ------------------------------------------------------------------ DTB
+    # ------------------------------------------------------------------ DTB (dtc)
 
     def to_dtb(self, padding: int = 0) -> bytes:
-        """The flattened tree (FDT v17), as ``dtc -I dts -O dtb [-p padding]`` makes it from ``to_dts()``.
+        """The flattened tree: ``to_dts()`` compiled by dtc (``dtc.dtb_of``: FDT v17, ``-p padding``).
 
         ``padding`` zero bytes end the blob and count in its ``totalsize``: room
         for firmware that edits the tree in place (OpenSBI, U-Boot add nodes
-        and properties; QEMU's own -dtb adds 10,000 bytes).
+        and properties; QEMU's own -dtb adds 10,000 bytes). Raises
+        InstallError without dtc, dtc.DtcError when dtc refuses the source.
         """
-        phandles = self.phandles()
-        strtab = bytearray()
-        body = bytearray()
-
-        def name_offset(name: str) -> int:
-            raw = name.encode() + b"\0"
-            # dtc reuses any match, a suffix of an earlier name included.
-            at = strtab.find(raw)
-            if at < 0:
-                at = len(strtab)
-                strtab.extend(raw)
-            return at
-
-        def emit(node: Node) -> None:
-            body.extend(struct.pack(">I", FDT_BEGIN_NODE))
-            body.extend(_pad(node.full_name.encode() + b"\0"))
-            for name, value in _props_with_phandle(node, phandles):
-                data = _blob_value(value, phandles)
-                body.extend(struct.pack(">III", FDT_PROP, len(data), name_offset(name)))
-                body.extend(_pad(data))
-            for child in node.children:
-                emit(child)
-            body.extend(struct.pack(">I", FDT_END_NODE))
-
-        emit(self.root)
-        body.extend(struct.pack(">I", FDT_END))
-        rsv_off = 40
-        rsvmap = bytes(16)
-        struct_off = rsv_off + len(rsvmap)
-        strings_off = struct_off + len(body)
-        total = strings_off + len(strtab) + padding
-        header = struct.pack(">10I", FDT_MAGIC, total, struct_off, strings_off, rsv_off, 17, 16, 0,
-                             len(strtab), len(body))
-        return header + rsvmap + bytes(body) + bytes(strtab) + bytes(padding)
+        return dtb_of(self.to_dts(), padding)
 
 
 def _props_with_phandle(node: Node, phandles: dict[str, int]) -> list[tuple[str, Value]]:
@@ -206,10 +172,6 @@ def _props_with_phandle(node: Node, phandles: dict[str, int]) -> list[tuple[str,
     if node.label in phandles:
         props.append(("phandle", cells(phandles[node.label])))
     return props
-
-
-def _pad(data: bytes) -> bytes:
-    return data + bytes(-len(data) % 4)
 
 
 def _dts_string(text: str) -> str:
@@ -232,13 +194,3 @@ def _dts_value(value: Value) -> str:
     if isinstance(value, Bytes):
         return " = [" + " ".join(f"{b:02x}" for b in value.data) + "]"
     return " = <" + " ".join(f"&{c.label}" if isinstance(c, Ref) else f"{c:#x}" for c in value.items) + ">"
-
-
-def _blob_value(value: Value, phandles: dict[str, int]) -> bytes:
-    if value is None:
-        return b""
-    if isinstance(value, Strings):
-        return b"".join(s.encode() + b"\0" for s in value.items)
-    if isinstance(value, Bytes):
-        return value.data
-    return b"".join(struct.pack(">I", phandles[c.label] if isinstance(c, Ref) else c) for c in value.items)

@@ -144,11 +144,13 @@ def _package_stamp() -> list[tuple[str, int, str]]:
 
 def _cache_key(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
                catalog: Path | None, allow_host_access: bool, boot: Mapping[str, str]) -> str | None:
+    from ..devicetree.dtc import dtc_identity
+
     try:
         # Boot files are named as given (resolved by the boot set-up); their contents are stamped with the plan.
         what = repr((_CACHE_FORMAT, str(Path(path).resolve()), str(Path.cwd()), sorted((overrides or {}).items()),
                      [str(Path(f).resolve()) for f in firmware], str(catalog.resolve()) if catalog else None,
-                     allow_host_access, sorted(boot.items()), _package_stamp()))
+                     allow_host_access, sorted(boot.items()), _package_stamp(), dtc_identity()))
     except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop (load_document reports it)
         return None
     return hashlib.sha256(what.encode()).hexdigest()[:32]

@@ -1,16 +1,17 @@
 """Step graph -> Plan: each ordered node becomes a QMP command with its source and reason.
 
-Pure: a model in, steps out, no I/O.
+Pure: a model in, steps out, no I/O, but for dtc, which compiles the
+generated device tree the header's hash is of (devicetree.dtc.dtb_sha256).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..boot.setup import Load
+from ..devicetree.dtc import dtb_sha256
 from ..devicetree.generate import generate
 from ..qemu.phases import Phase
 from .graph import Node, StepGraph
@@ -50,7 +51,7 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: 
                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                   for c in sg.connections)),
         chardevs=dict(board.chardevs), notes=tuple(notes),
-        dtb_sha256=hashlib.sha256(generate(dtb_board or board).to_dtb()).hexdigest(),
+        dtb_sha256=dtb_sha256(generate(dtb_board or board).to_dts()),
     )
 
 

@@ -115,7 +115,8 @@ class Plan:
     chardevs: Mapping[str, str] = field(default_factory=dict)
     #: How the machine boots (machinedesc.boot): placement lines for the header.
     notes: tuple[str, ...] = ()
-    #: sha256 (hex) of the guest's device tree generated from the board (``machinedesc dtb``).
+    #: sha256 (hex) of the guest's device tree generated from the board (``machinedesc dtb``, compiled
+    #: by dtc), or ``not computed: WHY`` (no dtc installed: devicetree.dtc.dtb_sha256).
     dtb_sha256: str = ""
 
     @property
