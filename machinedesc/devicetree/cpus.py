@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..board.model import Component
+from ..errors import fail
 from .bindings import Binding, binding_for, riscv_isa_order
 from .tree import Cells, Node, Ref, Strings, cells, strings
 
@@ -30,6 +31,20 @@ PSCI_FUNCTIONS = {"migrate": 0xC4000005, "cpu_on": 0xC4000003, "cpu_off": 0x8400
 TIMER_OUTPUTS = (3, 0, 1, 2)  # secure phys, non-secure phys, virtual, hyp
 
 
+def prop_int(comp: Component, name: str, default: int) -> int:
+    """Property ``name`` of ``comp`` as the integer a device-tree cell needs (``default`` when unset).
+
+    Raises BoardError at the property's line when the value is not an integer: the type
+    checks of ``validate`` refuse such values first wherever the type database knows the
+    property, so this is the tree's own guard, not the usual path.
+    """
+    value = comp.props.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(comp.part_location("props", name), f"components.{comp.id}.props.{name}",
+             f"{value!r} is not an integer, and the device tree needs one here")
+    return value
+
+
 def add_cpus(gen: Gen) -> dict[int, str]:
     """Add /cpus with a node per CPU; returns RISC-V hart ID -> the CPU's component id."""
     cpus = Node("cpus", props={"#address-cells": cells(1), "#size-cells": cells(0)})
@@ -41,7 +56,7 @@ def add_cpus(gen: Gen) -> dict[int, str]:
             gen.notes.append(f"{comp.id}: no binding for CPU type {comp.type}: left out of the device tree")
             continue
         if binding.kind == "riscv-cpu":
-            hartid = int(comp.props.get("mhartid", 0))
+            hartid = prop_int(comp, "mhartid", 0)
             node = _riscv_cpu(gen, comp, binding, hartid)
             intc[hartid] = comp.id
             gen.controllers[comp.id] = (node.children[0].label or "", "index", {})
@@ -134,7 +149,7 @@ def _cpu_map(gen: Gen, cpu_comps: list[Component]) -> Node | None:
         parent = by_id.get(comp.parent or "")
         if parent is None or not parent.info.is_cluster or comp.id not in gen.nodes:
             return None
-        clusters.setdefault(int(parent.props.get("cluster-id", 0)), []).append(comp)
+        clusters.setdefault(prop_int(parent, "cluster-id", 0), []).append(comp)
     if not clusters:
         return None
     cpu_map = Node("cpu-map")

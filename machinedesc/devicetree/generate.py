@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
 from .bindings import Binding, binding_for, system_info, variant
-from .cpus import add_arm_extras, add_cpus
+from .cpus import add_arm_extras, add_cpus, prop_int
 from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
@@ -233,7 +233,7 @@ class Gen:
     def plic_contexts(self, comp: Component, node: Node, intc: Mapping[int, str]) -> None:
         """interrupts-extended of a SiFive PLIC: one entry per context of hart-config, in order."""
         config = str(comp.props.get("hart-config", ""))
-        base = int(comp.props.get("hartid-base", 0))
+        base = prop_int(comp, "hartid-base", 0)
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
         items: list[int | Ref] = []
         for k, modes in enumerate(config.split(",") if config else []):
