@@ -7,6 +7,7 @@ run too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute
 from .located import LMap, PathT, entry_location, format_path, location_of
 from .model import (
-    LINE,
     MAX_COMPONENTS,
     MAX_COUNT,
     MAX_WIRE_ENDS,
@@ -268,16 +268,52 @@ def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[
     return tuple(out)
 
 
+#: A line end as written, with an optional range of indices: ``plic.unnamed-gpio-in[8..39]``.
+_LINE_END = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)"
+                       r"(?:\[(?P<index>[0-9]+)(?:\.\.(?P<end>[0-9]+))?\])?$")
+
+
 def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT,
-          where: SourceLocation | None) -> LineRef | None:
+          where: SourceLocation | None) -> tuple[LineRef, int | None] | None:
+    """The line ``raw`` names, and how many lines its range spans (None: not a range)."""
     text = b.value(raw, env, path)
     if text is None:
         return None
-    match = LINE.match(str(text))
+    match = _LINE_END.match(str(text))
     if not match:
         b.err(path, f"'{text}' is not a line", "write component.line[index], e.g. uart0.sysbus-irq[0]")
         return None
-    return LineRef(match["comp"], match["name"], int(match["index"] or 0), where)
+    first = int(match["index"] or 0)
+    span = None
+    if match["end"] is not None:
+        last = int(match["end"])
+        if last < first:
+            b.err(path, f"'{text}': a range runs upwards, from its first index to its last",
+                  f"write [{last}..{first}]")
+            return None
+        span = last - first + 1
+        if span > MAX_COUNT:
+            b.err(path, f"'{text}' spans {span:,} lines, more than the {MAX_COUNT:,} one entry may make")
+            return None
+    return LineRef(match["comp"], match["name"], first, where), span
+
+
+def _ranges(b: _Builder, ends: list[tuple[LineRef, int | None] | None], paths: list[PathT]) -> int | None:
+    """The one length of the ranged ends of a wire (1 without ranges); None (reported) if they differ."""
+    spans = [(end[1], path) for end, path in zip(ends, paths, strict=True) if end is not None and end[1] is not None]
+    if not spans:
+        return 1
+    first, first_path = spans[0]
+    for span, path in spans[1:]:
+        if span != first:
+            b.err(path, f"this range spans {span} lines, but the range of {format_path(first_path)} spans {first}",
+                  "ranges of one wire run in parallel: give them the same length")
+            return None
+    return first
+
+
+def _shifted(line: LineRef, span: int | None, j: int) -> LineRef:
+    return line if span is None else LineRef(line.component, line.name, line.index + j, line.location)
 
 
 def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
@@ -295,8 +331,10 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
         for copy in _copies(b, spec, env, path, len(srcs_raw) + len(dsts_raw)):
             from_path: PathT = (*path, "from")
             to_path: PathT = (*path, "to")
-            sources = [_line(b, r, copy, *_item(spec, "from", i, from_path)) for i, r in enumerate(srcs_raw)]
-            targets = [_line(b, r, copy, *_item(spec, "to", i, to_path)) for i, r in enumerate(dsts_raw)]
+            src_at = [_item(spec, "from", i, from_path) for i in range(len(srcs_raw))]
+            dst_at = [_item(spec, "to", i, to_path) for i in range(len(dsts_raw))]
+            sources = [_line(b, r, copy, *at) for r, at in zip(srcs_raw, src_at, strict=True)]
+            targets = [_line(b, r, copy, *at) for r, at in zip(dsts_raw, dst_at, strict=True)]
             join = spec.get("join")
             if len(sources) > 1 and join is None:
                 b.err(from_path, "several outputs into one wire need 'join: or'",
@@ -304,10 +342,32 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
                 continue
             if None in sources or None in targets:
                 continue
+            span = _ranges(b, [*sources, *targets], [at[0] for at in (*src_at, *dst_at)])
+            if span is None:
+                continue
+            if span > 1 and not _take(b, path, (span - 1) * (len(sources) + len(targets))):
+                return tuple(out)
             suffix = f"[{copy['i']}]" if "i" in copy and "count" in spec else ""
-            out.append(Wire(name + suffix, tuple(s for s in sources if s), tuple(t for t in targets if t), join,
-                            wire_loc, format_path(path) + suffix))
+            ranged = span > 1 or any(e is not None and e[1] is not None for e in (*sources, *targets))
+            for j in range(span):
+                part = suffix + (f"[{j}]" if ranged else "")
+                out.append(Wire(name + part, tuple(_shifted(*s, j) for s in sources if s),
+                                tuple(_shifted(*t, j) for t in targets if t), join,
+                                wire_loc, format_path(path) + part))
     return tuple(out)
+
+
+def _take(b: _Builder, path: PathT, ends: int) -> bool:
+    """Take ``ends`` more wire ends from the board's budget; False (reported once) when it runs out."""
+    if ends > b.left["wiring"]:
+        if b.left["wiring"] >= 0:
+            b.err(path, f"the board expands to more than {MAX_WIRE_ENDS:,} wire ends (outputs and inputs of "
+                  "every wire copy)", "check the ranges and counts; entries after this one are not expanded",
+                  key=True)
+        b.left["wiring"] = -1
+        return False
+    b.left["wiring"] -= ends
+    return True
 
 
 def _item(spec: Any, key: str, i: int, path: PathT) -> tuple[PathT, SourceLocation | None]:
