@@ -210,9 +210,13 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
 @cli.command("run", epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE: machinedesc's own commands, or the v4 QMP-configuration series "
+                   "(GreenSocs' qemu-qmp-machines; docs/apply.md, \"Dialects\"); auto detects it.")
 @_common
-def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
-            detach: bool, connect: str | None, timeout: float, verbose: bool, allow_host_access: bool) -> None:
+def run_cmd(file: Path, qemu_args: tuple[str, ...], dialect: str, qemu: str | None, serial: str | None,
+            paused: bool, detach: bool, connect: str | None, timeout: float, verbose: bool,
+            allow_host_access: bool) -> None:
     """Send a QMP configuration FILE (as written by `machinedesc plan`) to QEMU, line by line.
 
     QEMU is started from the command line in the file's `# qemu:` header (plus
@@ -225,6 +229,10 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     --allow-host-access, refuses header options and commands that touch the
     host (docs/format.md).  Options that detach QEMU (-daemonize, -pidfile,
     -run-with) are refused: use --detach.
+
+    Files in the v4 dialect of the QMP-configuration series (no
+    x-machine-init, sysbus-mmio-map, /machine ram-addr with -m, hex numbers)
+    are read too; run says on stderr which dialect it used.
     """
     from .apply.configurator import run
     from .apply.job import Options
@@ -232,7 +240,7 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, extra_args=qemu_args, allow_host_access=allow_host_access)
-    run(file, opts)
+    run(file, opts, None if dialect == "auto" else dialect)
 
 
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."
