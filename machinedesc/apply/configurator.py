@@ -119,13 +119,16 @@ def _as_written(name: str) -> Path:
 def read_dialect(qmp: QmpFile, opts: Options, dialect: str | None) -> tuple[QmpFile, Options]:
     """The file in machinedesc's dialect, and the options to run it with (plan.qmpdialect).
 
-    ``dialect`` forces one (None: detected); says on stderr which one is used.
+    ``dialect`` forces one (None: detected); says on stderr which one is used
+    when it is not machinedesc's own found by detection (or with -v): run stays
+    quiet in pipes for its own files.
     A v4 file takes ``-m`` off the QEMU arguments (its RAM becomes a device)
     and runs on ``-M none`` unless the arguments name a machine.
     """
     found = qmpdialect.detect(qmp)
     used = found if dialect in (None, found.name) else qmpdialect.Dialect(str(dialect), "--dialect")
-    print(used.note(qmp.path), file=opts.stderr or sys.stderr)
+    if used.name != qmpdialect.MACHINEDESC or dialect is not None or opts.verbose:
+        print(used.note(qmp.path), file=opts.stderr or sys.stderr)
     if used.name != qmpdialect.V4:
         return qmp, opts
     size, extra = qmpdialect.ram_size(opts.extra_args)
