@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,12 @@ class _Builder:
 
 
 def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector,
-                deleted: Mapping[PathT, SourceLocation] | None = None) -> Board:
-    """The Board for a schema-valid tree; semantic problems go to ``problems``."""
+                deleted: Mapping[PathT, SourceLocation] | None = None,
+                fragments: Mapping[str, LMap] | None = None) -> Board:
+    """The Board for a schema-valid tree; semantic problems go to ``problems``.
+
+    ``fragments`` holds the fragment file of each ``use:`` entry (includes.Document.fragments).
+    """
     b = _Builder(doc_tree, file, problems)
     tree = doc_tree
     params = _params(b, overrides)
@@ -103,8 +108,12 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
                 location_of(tree, ("backends", bid), key=True))
         for bid, spec in tree.get("backends", {}).items()
     )
-    components = _components(b, env)
+    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
+    components = _components(b, env, seen)
     wires = _wires(b, env)
+    for uid, frag_comps, frag_wires in _uses(b, env, fragments or {}, seen, len(components)):
+        components += frag_comps
+        wires += tuple(replace(w, name=f"{uid}.{w.name}", yaml_path=f"{uid}: {w.yaml_path}") for w in frag_wires)
     raw = _raw(b, env)
     name = tree.get("name") or Path(file).stem
     return Board(
@@ -195,9 +204,47 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
     return [{**env, "i": i} for i in range(count)] if "count" in spec else [dict(env)]
 
 
-def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
+def _uses(b: _Builder, env: Mapping[str, Any], fragments: Mapping[str, LMap],
+          seen: dict[str, tuple[SourceLocation | None, Any]], start: int
+          ) -> list[tuple[str, tuple[Component, ...], tuple[Wire, ...]]]:
+    """Each ``use:`` entry's components and wires, built from its fragment with its parameters.
+
+    The fragment's ``params`` are its defaults; ``with`` values (expressions
+    over the board's parameters) replace them; ``id`` is the entry's id.
+    """
+    out: list[tuple[str, tuple[Component, ...], tuple[Wire, ...]]] = []
+    for uid, spec in b.tree.get("use", {}).items():
+        frag = fragments.get(uid)
+        if frag is None:
+            continue
+        sub = _Builder(frag, b.file, b.problems)
+        sub.left = b.left  # one budget for the whole board
+        declared = frag.get("params", {})
+        fenv: dict[str, Any] = {}
+        for name, raw in declared.items():
+            try:
+                fenv[name] = _typed_param(raw)
+            except ExprError as err:
+                sub.err(("params", name), err.message, err.hint)
+                fenv[name] = 0
+        for name, raw in spec.get("with", {}).items():
+            if name not in declared or name == "id":
+                hint = b.problems.hints.did_you_mean(name, declared) or (
+                    f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
+                b.err(("use", uid, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}",
+                      hint, key=True)
+                continue
+            fenv[name] = b.value(raw, env, ("use", uid, "with", name))
+        fenv["id"] = uid
+        comps = _components(sub, fenv, seen, start)
+        start += len(comps)
+        out.append((uid, comps, _wires(sub, fenv)))
+    return out
+
+
+def _components(b: _Builder, env: Mapping[str, Any], seen: dict[str, tuple[SourceLocation | None, Any]],
+                start: int = 0) -> tuple[Component, ...]:
     out: list[Component] = []
-    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
     components = b.tree.get("components", {})
     for key, spec in components.items():
         path: PathT = ("components", key)
@@ -208,7 +255,7 @@ def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
         loc = entry_location(components, key, key=True)
         parts = EntryParts.of(spec) if isinstance(spec, LMap) else None
         for copy in _copies(b, spec, env, path):
-            comp = _component(b, key, spec, copy, path, loc, len(out), parts)
+            comp = _component(b, key, spec, copy, path, loc, start + len(out), parts)
             if comp is None:
                 continue
             if comp.id in seen:
