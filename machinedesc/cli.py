@@ -243,6 +243,40 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], dialect: str, qemu: str | No
     run(file, opts, None if dialect == "auto" else dialect)
 
 
+@cli.command("import-qmp")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The board file to write (replaced atomically).")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE (as for run).")
+@click.option("--system", help="qemu-system-X the board is for (default: the file's header, else guessed).")
+@click.option("--ram-size", metavar="SIZE", help="RAM size for a v4 file's /machine ram-addr (as -m: 64K, 128M).")
+def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, ram_size: str | None) -> None:
+    """Write a board that builds the machine of QMP configuration FILE, with a coverage report on stderr.
+
+    Devices with their MMIO map become components, output-to-input qom-sets
+    become wires (runs folded into ranges), a riscv.hart_array a cluster of
+    CPUs; loaders are left out (give the image to apply --firmware); every
+    other command is kept as a raw qmp: entry. The report counts each kind.
+    """
+    from .plan import qmpdialect
+    from .plan.qmpfile import load
+    from .plan.qmpimport import import_qmp
+
+    refuse_overwriting(output, [file], "-o")
+    qmp = load(file)
+    found = qmpdialect.detect(qmp)
+    if (found.name if dialect == "auto" else dialect) == qmpdialect.V4:
+        size, _ = qmpdialect.ram_size(["-m", ram_size] if ram_size else [])
+        qmp = qmpdialect.translate(qmp, size)
+    result = import_qmp(qmp, system, output.stem)
+    try:
+        write_file(output, result.yaml.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+    click.echo("\n".join(result.report), err=True)
+
+
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."
 
 
