@@ -30,14 +30,13 @@ def test_a_fragment_used_twice_gives_two_blocks_with_their_own_parameters(catalo
 chardevs: {serial0: stdio, serial1: "null"}
 components:
   gate: {type: or-irq, props: {num-lines: 2}}
-use:
-  uart0: {fragment: lib/ns16550.yaml, with: {addr: "${base}", intc: gate, irq: 0}}
+  uart0: {use: lib/ns16550.yaml, with: {addr: "${base}", intc: gate, irq: 0}}
   uart1:
-    fragment: lib/ns16550.yaml
+    use: lib/ns16550.yaml
     with: {addr: "${base + 0x1000}", chardev: serial1, intc: gate, irq: 1}
 """))
     comps = board.by_id
-    assert [c.id for c in board.components] == ["gate", "uart0", "uart1"]
+    assert [c.id for c in board.components] == ["gate", "uart0", "uart1"]  # in the entries' places
     assert [(m.addr) for m in comps["uart1"].mmio] == [0x10001000]
     assert comps["uart1"].props == {"chardev": "serial1", "regshift": 0, "baudbase": 115200}
     assert [(w.name, w.sources[0].text, w.targets[0].text) for w in board.wires] == [
@@ -46,17 +45,17 @@ use:
     # Positions: the fragment's own line, reached through the board's use entry.
     loc = comps["uart1"].location
     assert loc is not None and loc.file.endswith("lib/ns16550.yaml")
-    assert [site.line for site in loc.chain] == [11]  # uart1's own use entry, not uart0's
+    assert [site.line for site in loc.chain] == [10]  # uart1's own use entry, not uart0's
 
 
 def test_the_clint_fragment_wires_every_hart(catalog: Path) -> None:
     board = load_board(_board(catalog, """
 components:
   cluster0: {type: cpu-cluster, props: {cluster-id: 0}}
+  clint: {use: lib/riscv-aclint.yaml, with: {harts: 3, hart: cpu}}
   cpu${i}: {count: 3, type: rv64-riscv-cpu, parent: cluster0, props: {mhartid: "${i}"}}
-use:
-  clint: {fragment: lib/riscv-aclint.yaml, with: {harts: 3, hart: cpu}}
 """))
+    assert [c.id for c in board.components] == ["cluster0", "clint-swi", "clint-mtimer", "cpu0", "cpu1", "cpu2"]
     assert {c.id: c.mmio[0].addr for c in board.components if c.id.startswith("clint")} == \
         {"clint-swi": 0x2000000, "clint-mtimer": 0x2004000}
     assert [w.targets[0].text for w in board.wires] == [

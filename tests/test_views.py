@@ -327,6 +327,7 @@ def repo(tmp_path: Path) -> Path:
     boards = tmp_path / "boards"
     boards.mkdir()
     shutil.copy(ROOT / "boards" / "soc.yaml", boards / "base.yaml")
+    shutil.copytree(ROOT / "boards" / "lib", boards / "lib")  # the fragments soc.yaml uses
     (boards / "variant.yaml").write_text("machinedesc: 1\nextends: base.yaml\nname: variant\nparams: {harts: 3}\n")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")

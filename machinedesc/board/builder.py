@@ -44,6 +44,10 @@ class _Builder:
         self.problems = problems
         #: What the board may still expand to, by section (MAX_COMPONENTS, MAX_WIRE_ENDS).
         self.left = {"components": MAX_COMPONENTS, "wiring": MAX_WIRE_ENDS}
+        #: The fragment file of each component entry with ``use`` (by key), and the wires they add.
+        self.fragments: Mapping[str, LMap] = {}
+        self.fragment_wires: list[Wire] = []
+        self.in_fragment = False
 
     def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
@@ -87,9 +91,12 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
                 fragments: Mapping[str, LMap] | None = None) -> Board:
     """The Board for a schema-valid tree; semantic problems go to ``problems``.
 
-    ``fragments`` holds the fragment file of each ``use:`` entry (includes.Document.fragments).
+    ``fragments`` holds the fragment file of each component entry with ``use``
+    (includes.Document.fragments); its components take the entry's place, its
+    wires follow the board's.
     """
     b = _Builder(doc_tree, file, problems)
+    b.fragments = fragments or {}
     tree = doc_tree
     params = _params(b, overrides)
     env: dict[str, Any] = dict(params)
@@ -108,12 +115,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
                 location_of(tree, ("backends", bid), key=True))
         for bid, spec in tree.get("backends", {}).items()
     )
-    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
-    components = _components(b, env, seen)
-    wires = _wires(b, env)
-    for uid, frag_comps, frag_wires in _uses(b, env, fragments or {}, seen, len(components)):
-        components += frag_comps
-        wires += tuple(replace(w, name=f"{uid}.{w.name}", yaml_path=f"{uid}: {w.yaml_path}") for w in frag_wires)
+    components = _components(b, env, {})
+    wires = _wires(b, env) + tuple(b.fragment_wires)
     raw = _raw(b, env)
     name = tree.get("name") or Path(file).stem
     return Board(
@@ -204,42 +207,48 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
     return [{**env, "i": i} for i in range(count)] if "count" in spec else [dict(env)]
 
 
-def _uses(b: _Builder, env: Mapping[str, Any], fragments: Mapping[str, LMap],
-          seen: dict[str, tuple[SourceLocation | None, Any]], start: int
-          ) -> list[tuple[str, tuple[Component, ...], tuple[Wire, ...]]]:
-    """Each ``use:`` entry's components and wires, built from its fragment with its parameters.
+def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
+         seen: dict[str, tuple[SourceLocation | None, Any]], start: int) -> tuple[Component, ...]:
+    """A component entry with ``use``: its fragment's components (its wires go to ``b.fragment_wires``).
 
     The fragment's ``params`` are its defaults; ``with`` values (expressions
-    over the board's parameters) replace them; ``id`` is the entry's id.
+    over the board's parameters) replace them; ``id`` is the entry's key.
     """
-    out: list[tuple[str, tuple[Component, ...], tuple[Wire, ...]]] = []
-    for uid, spec in b.tree.get("use", {}).items():
-        frag = fragments.get(uid)
-        if frag is None:
+    path: PathT = ("components", key)
+    extra = sorted(set(spec) - {"use", "with"})
+    if extra:
+        b.err((*path, extra[0]), f"an entry with use takes only with, not {extra[0]}",
+              "set the fragment's parameters under with:, or write the device as an entry of its own", key=True)
+    if b.in_fragment:
+        b.err((*path, "use"), "a fragment cannot use another fragment: fragments do not nest",
+              "use both fragments from the board")
+        return ()
+    frag = b.fragments.get(key)
+    if frag is None:
+        return ()
+    sub = _Builder(frag, b.file, b.problems)
+    sub.left = b.left  # one budget for the whole board
+    sub.in_fragment = True
+    declared = frag.get("params", {})
+    fenv: dict[str, Any] = {}
+    for name, raw in declared.items():
+        try:
+            fenv[name] = _typed_param(raw)
+        except ExprError as err:
+            sub.err(("params", name), err.message, err.hint)
+            fenv[name] = 0
+    for name, raw in spec.get("with", {}).items():
+        if name not in declared:
+            hint = b.problems.hints.did_you_mean(name, declared) or (
+                f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
+            b.err((*path, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}", hint, key=True)
             continue
-        sub = _Builder(frag, b.file, b.problems)
-        sub.left = b.left  # one budget for the whole board
-        declared = frag.get("params", {})
-        fenv: dict[str, Any] = {}
-        for name, raw in declared.items():
-            try:
-                fenv[name] = _typed_param(raw)
-            except ExprError as err:
-                sub.err(("params", name), err.message, err.hint)
-                fenv[name] = 0
-        for name, raw in spec.get("with", {}).items():
-            if name not in declared or name == "id":
-                hint = b.problems.hints.did_you_mean(name, declared) or (
-                    f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
-                b.err(("use", uid, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}",
-                      hint, key=True)
-                continue
-            fenv[name] = b.value(raw, env, ("use", uid, "with", name))
-        fenv["id"] = uid
-        comps = _components(sub, fenv, seen, start)
-        start += len(comps)
-        out.append((uid, comps, _wires(sub, fenv)))
-    return out
+        fenv[name] = b.value(raw, env, (*path, "with", name))
+    fenv["id"] = key
+    comps = _components(sub, fenv, seen, start)
+    b.fragment_wires += [replace(w, name=f"{key}.{w.name}", yaml_path=f"{key}: {w.yaml_path}")
+                         for w in _wires(sub, fenv)]
+    return comps
 
 
 def _components(b: _Builder, env: Mapping[str, Any], seen: dict[str, tuple[SourceLocation | None, Any]],
@@ -248,6 +257,9 @@ def _components(b: _Builder, env: Mapping[str, Any], seen: dict[str, tuple[Sourc
     components = b.tree.get("components", {})
     for key, spec in components.items():
         path: PathT = ("components", key)
+        if "use" in spec:
+            out.extend(_use(b, key, spec, env, seen, start + len(out)))
+            continue
         if "count" in spec and "${" not in key:
             b.err(path, "a component with count needs ${i} in its id, or every copy gets the same id",
                   f"rename it to '{key}${{i}}'", key=True)

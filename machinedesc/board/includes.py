@@ -37,8 +37,8 @@ class Document:
     deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
     #: Every file the board was read from (itself, its includes and fragments).
     files: tuple[Path, ...] = ()
-    #: The fragment file each ``use:`` entry names, by the entry's id: its
-    #: tree, positions chained to the ``use`` entry (docs/format.md, "Fragments").
+    #: The fragment file each component entry with ``use`` names, by the entry's
+    #: key: its tree, positions chained to the ``use`` (docs/format.md, "Fragments").
     fragments: dict[str, LMap] = field(default_factory=dict)
 
 
@@ -162,19 +162,17 @@ class _IncludeLoader:
         return merged
 
     def fragments(self, tree: LMap) -> dict[str, LMap]:
-        """The fragment file of each ``use:`` entry, read (once per file) with the entry as its include site.
-
-        Entries the schema will refuse (no ``fragment`` string) are skipped here.
-        """
-        uses = tree.get("use")
+        """The fragment file of each component entry with ``use``, read (once per file) with the
+        entry's ``use`` as its include site. Entries the schema will refuse are skipped here."""
+        comps = tree.get("components")
         out: dict[str, LMap] = {}
-        for uid, spec in uses.items() if isinstance(uses, LMap) else ():
-            if not isinstance(spec, LMap) or not isinstance(spec.get("fragment"), str):
+        for key, spec in comps.items() if isinstance(comps, LMap) else ():
+            if not isinstance(spec, LMap) or not isinstance(spec.get("use"), str):
                 continue
-            loc = to_location(spec.value_locs["fragment"])
-            target = self.target(spec["fragment"], loc, f"use.{uid}.fragment", real_path(Path(loc.file)), ())
+            loc = to_location(spec.value_locs["use"])
+            target = self.target(spec["use"], loc, f"components.{key}.use", real_path(Path(loc.file)), ())
             site = SourceLocation(loc.file, loc.line, loc.col)
-            out[uid] = self.tree_of(target, target, display_name(target), (site, *loc.chain))
+            out[key] = self.tree_of(target, target, display_name(target), (site, *loc.chain))
         return out
 
     def target(self, name: Any, loc: SourceLocation, key: str, resolved: Path, stack: tuple[Path, ...]) -> Path:

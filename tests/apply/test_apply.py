@@ -128,6 +128,7 @@ def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, patched_riscv64: Pa
 def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched_riscv64: Path,
                                                        tmp_path: Path) -> None:
     board = tmp_path / "soc.yaml"
+    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
     text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
     assert "fifo-size" in text
     board.write_text(text)
@@ -148,8 +149,12 @@ def test_qemu_side_realize_error_via_set(sandbox: Sandbox, patched_riscv64: Path
     out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64),
                                         "--set", "timebase_hz=0"))
     assert out.rc == 4, out.stderr
-    line = SOC.read_text().splitlines().index("  mtimer:") + 1
-    assert re.match(rf"(.*/)?soc\.yaml:{line}:3: step \d+/\d+ failed", out.stderr), out.stderr
+    # The timer comes from a fragment: its line there, and the line of soc.yaml that uses it.
+    lib = SOC.parent / "lib" / "riscv-aclint-mtimer.yaml"
+    line = lib.read_text().splitlines().index("  ${id}:") + 1
+    assert re.match(rf"(.*/)?lib/riscv-aclint-mtimer\.yaml:{line}:3: step \d+/\d+ failed", out.stderr), out.stderr
+    use = next(n for n, text in enumerate(SOC.read_text().splitlines(), 1) if "use: lib/riscv-aclint-mtimer" in text)
+    assert re.search(rf"\n  included from (.*/)?soc\.yaml:{use}:10\n", out.stderr), out.stderr
     assert "riscv.aclint.mtimer" in out.stderr
     sandbox.assert_clean()
 
@@ -309,6 +314,7 @@ def test_timeout_bounds_a_hang_during_verification(sandbox: Sandbox, patched_ris
 def test_failed_hmp_command_in_a_board_is_exit_4_at_its_line(sandbox: Sandbox, patched_riscv64: Path,
                                                              tmp_path: Path) -> None:
     board = tmp_path / "soc.yaml"
+    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
     text = SOC.read_text() + ("qmp:\n  hmp:\n    execute: human-monitor-command\n"
                               "    arguments: {command-line: nosuch}\n    phase: ready\n")
     board.write_text(text)
