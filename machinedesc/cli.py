@@ -320,9 +320,13 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
 @cli.command("run", epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=FilePath(path_type=Path, dir_okay=False, exists=True))
 @click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE: machinedesc's own commands, or the v4 QMP-configuration series "
+                   "(GreenSocs' qemu-qmp-machines; docs/apply.md, \"Dialects\"); auto detects it.")
 @_common
-def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
-            detach: bool, connect: str | None, timeout: float, verbose: bool, allow_host_access: bool) -> None:
+def run_cmd(file: Path, qemu_args: tuple[str, ...], dialect: str, qemu: str | None, serial: str | None,
+            paused: bool, detach: bool, connect: str | None, timeout: float, verbose: bool,
+            allow_host_access: bool) -> None:
     """Send a QMP configuration FILE (as written by `machinedesc plan`) to QEMU, line by line.
 
     QEMU is started from the command line in the file's `# qemu:` header (plus
@@ -335,6 +339,10 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     --allow-host-access, refuses header options and commands that touch the
     host (docs/format.md).  Options that detach QEMU (-daemonize, -pidfile,
     -run-with) are refused: use --detach.
+
+    Files in the v4 dialect of the QMP-configuration series (no
+    x-machine-init, sysbus-mmio-map, /machine ram-addr with -m, hex numbers)
+    are read too; run says on stderr which dialect it used.
     """
     from .apply.configurator import run
     from .apply.job import Options
@@ -342,7 +350,41 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, extra_args=qemu_args, allow_host_access=allow_host_access)
-    run(file, opts)
+    run(file, opts, None if dialect == "auto" else dialect)
+
+
+@cli.command("import-qmp")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The board file to write (replaced atomically).")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE (as for run).")
+@click.option("--system", help="qemu-system-X the board is for (default: the file's header, else guessed).")
+@click.option("--ram-size", metavar="SIZE", help="RAM size for a v4 file's /machine ram-addr (as -m: 64K, 128M).")
+def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, ram_size: str | None) -> None:
+    """Write a board that builds the machine of QMP configuration FILE, with a coverage report on stderr.
+
+    Devices with their MMIO map become components, output-to-input qom-sets
+    become wires (runs folded into ranges), a riscv.hart_array a cluster of
+    CPUs; loaders are left out (give the image to apply --firmware); every
+    other command is kept as a raw qmp: entry. The report counts each kind.
+    """
+    from .plan import qmpdialect
+    from .plan.qmpfile import load
+    from .plan.qmpimport import import_qmp
+
+    refuse_overwriting(output, [file], "-o")
+    qmp = load(file)
+    found = qmpdialect.detect(qmp)
+    if (found.name if dialect == "auto" else dialect) == qmpdialect.V4:
+        size, _ = qmpdialect.ram_size(["-m", ram_size] if ram_size else [])
+        qmp = qmpdialect.translate(qmp, size)
+    result = import_qmp(qmp, system, output.stem)
+    try:
+        write_file(output, result.yaml.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+    click.echo("\n".join(result.report), err=True)
 
 
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."

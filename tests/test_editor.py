@@ -290,7 +290,7 @@ WEAKER = [
     # An integer-or-expression alternative (oneOf): the message names the types, not the expression form.
     ("soc.yaml", "    mmio: 0x10000000", "    mmio: 0x1000_0000", 'Incorrect type. Expected "integer | array".'),
     # A pattern: the message is the regular expression.
-    ("soc.yaml", "    to: hart${i}.unnamed-gpio-in[7]   # IRQ_M_TIMER", "    to: hart${i}",
+    ("a72-dma.yaml", "    to: cpu0.unnamed-gpio-in[0]   # ARM_CPU_IRQ", "    to: cpu0",
      'String does not match the pattern of "' + SCHEMA["$defs"]["line"]["pattern"] + '".'),
 ]
 

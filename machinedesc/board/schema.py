@@ -39,11 +39,18 @@ def board_schema() -> dict[str, Any]:
     return result
 
 
+#: What a fragment file may hold (docs/format.md, "Fragments"): no system, no includes, no fragments.
+FRAGMENT_KEYS = ("machinedesc", "summary", "params", "components", "wiring")
+
+
 @functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator(fragment: bool = False) -> jsonschema.Draft202012Validator:
     # Local $refs inlined: resolving them on every component costs a third of
     # the validation time of a large board.
     schema = board_schema()
+    if fragment:
+        schema = {**{k: v for k, v in schema.items() if k not in ("if", "then")}, "required": ["machinedesc"],
+                  "properties": {k: v for k, v in schema["properties"].items() if k in FRAGMENT_KEYS}}
     return jsonschema.Draft202012Validator(_inline_refs(schema, schema["$defs"]))
 
 
@@ -63,14 +70,23 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 _ENTRY_MAPS = ("components", "wiring")
 
 
-def validate(tree: LMap, problems: Collector) -> None:
-    """Add one problem per schema violation in ``tree``.
+def validate_fragments(fragments: dict[str, LMap], problems: Collector) -> None:
+    """Validate each fragment file once (a file used twice is the same text)."""
+    seen: set[str] = set()
+    for tree in fragments.values():
+        if tree.pos[0] not in seen:
+            seen.add(tree.pos[0])
+            validate(tree, problems, fragment=True)
+
+
+def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None:
+    """Add one problem per schema violation in ``tree`` (a fragment file's rules with ``fragment``).
 
     Large boards repeat the same entry thousands of times with other numbers
     and names; entries are validated one by one and an entry whose shape (see
     ``_shape``) already validated cleanly is not validated again.
     """
-    validator = _validator()
+    validator = _validator(fragment)
     top = dict(tree)
     for name in _ENTRY_MAPS:
         if isinstance(top.get(name), dict):

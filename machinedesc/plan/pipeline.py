@@ -55,16 +55,17 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     from ..board.checks import check_board
     from ..board.includes import load_document
     from ..board.builder import build_board
-    from ..board.schema import validate
+    from ..board.schema import validate, validate_fragments
     from ..errors import Collector, Hints
 
     hints = Hints()  # one "did you mean" budget for the whole load
     doc = load_document(Path(path), catalog, hints)
     problems = Collector(hints)
     validate(doc.tree, problems)
+    validate_fragments(doc.fragments, problems)
     problems.raise_if_any()
     # Model and semantic problems are reported together: all errors at once.
-    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted)
+    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted, doc.fragments)
     check_board(board, problems)
     safety.check_board(board, doc.tree, problems, allow_host_access)
     problems.raise_if_any()
