@@ -150,12 +150,19 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
     for board in boards:
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
-            load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
+            result = load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
+            _print_notes(result.notes)
             click.echo(printable(f"{board}: ok"))  # a file name may hold control characters
         except BoardError as err:
             problems.extend(err.problems)
     if problems:
         raise BoardError(problems)
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    """What validation could not check (a board file's own words, made printable), on stderr."""
+    for line in notes:
+        click.echo(printable(line), err=True)
 
 
 @cli.command()
@@ -176,6 +183,7 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
     if output is not None:
         refuse_overwriting(output, [board, *firmware], "-o")
     result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access)
+    _print_notes(result.notes)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)

@@ -110,6 +110,12 @@ class BoardError(MachinedescError):
         return "\n".join(blocks)
 
 
+def render_notes(notes: list[Problem]) -> list[str]:
+    """Notes as the lines ``validate`` and ``plan`` print on stderr: sorted, once each, kinds counted after ten."""
+    return [f"note: {line}" if not line.startswith((" ", "...")) else line
+            for line in BoardError(list(notes)).render().splitlines()] if notes else []
+
+
 def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:
     loc = p.location
     return (loc.file, loc.line, loc.col, p.path, p.message) if loc else ("", 0, 0, p.path, p.message)
@@ -137,6 +143,12 @@ class Collector:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        #: Findings that are not errors: a check that could not be made, and why.
+        self.notes: list[Problem] = []
+
+    def note(self, location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> None:
+        """Record a note (shown on stderr as ``note:``; the board stays valid)."""
+        self.notes.append(Problem(location, path, message, hint))
 
     def add(self, location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(location, path, message, hint))

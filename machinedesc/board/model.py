@@ -58,10 +58,12 @@ class Component:
     #: The YAML entry it came from, for locating its parts in messages.
     spec: Any = field(default=None, compare=False, repr=False)
     synthetic: bool = False
+    #: The board's system (qemu-system-<system>): whose type database describes ``type``.
+    system: str = ""
 
     @property
     def info(self) -> TypeInfo:
-        return type_info(self.type)
+        return type_info(self.type, self.system)
 
     def part_location(self, *path: str) -> SourceLocation | None:
         """Where ``props.NAME``, ``links.NAME`` or ``parent`` of this entry is written."""
@@ -383,7 +385,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
         id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
-        spec=spec,
+        spec=spec, system=str(b.tree.get("system", "")),
     )
 
 

@@ -86,6 +86,8 @@ class Plan:
     components: tuple[ComponentCheck, ...] = ()
     links: tuple[LinkCheck, ...] = ()
     chardevs: Mapping[str, str] = field(default_factory=dict)
+    #: What validation could not check, one rendered line each (``note: ...``), for stderr.
+    notes: tuple[str, ...] = ()
 
     @property
     def binary(self) -> str:
@@ -109,6 +111,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "components": [[c.component, c.qom_path, _loc_to_data(c.location)] for c in plan.components],
         "links": [[k.source, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
         "chardevs": dict(plan.chardevs),
+        "notes": list(plan.notes),
     }
 
 
@@ -123,7 +126,8 @@ def plan_from_data(data: Any) -> Plan:
     links = tuple(LinkCheck(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
     return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
                 tuple(_str(a) for a in data["qemu_args"]), steps, components, links,
-                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()})
+                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()},
+                tuple(_str(n) for n in data.get("notes", ())))
 
 
 def _loc_to_data(loc: SourceLocation | None) -> list[Any] | None:
