@@ -1,65 +1,313 @@
-"""The introspected QEMU type database (stub of the contract; the typedb branch replaces this file)."""
+"""The QEMU type database: every device type of a binary, its properties, GPIO lines and MMIO regions.
+
+Generated from the binary itself (``introspect``, see ``qemu/introspect.py``
+and ``docs/types.md``) and cached per binary content hash; a snapshot for
+the pinned patched QEMU ships in the package (``snapshot``), so ``validate``
+works on a machine without QEMU.  The hand table (``qemu/types.py``) keeps
+what introspection cannot know and overrides this data.
+
+The JSON form (``TypeDatabase.to_json``) has one entry per type; a type is
+turned into a ``DeviceTypeInfo`` only when it is first looked up, so loading
+a database costs one ``json.loads`` (measured in ``bench/introspect.py``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import contextlib
+import functools
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
+
+from ..errors import MachinedescError
+from ..storage import cache_dir, write_file
+
+#: Bump when the JSON form changes: cached databases of another format are regenerated.
+FORMAT = 1
+
+#: Property kinds (``PropertyInfo.kind``).
+KINDS = ("bool", "int", "uint", "size", "str", "enum", "link", "chardev", "array", "other")
+
+#: The ancestor that makes a type a sysbus device / a CPU.
+SYSBUS_TYPE = "sys-bus-device"
+CPU_TYPE = "cpu"
+
+_INT_TYPE = re.compile(r"(u?)int(8|16|32|64)?")
+_LINK_TYPE = re.compile(r"link<(.+)>")
+#: qdev_prop_chr's description (hw/core/qdev-properties-system.c): a chardev-valued "str" property.
+CHARDEV_DESCRIPTION = "ID of a chardev to use as a backend"
+
+
+class TypeDatabaseError(MachinedescError):
+    """A type database could not be made (QEMU failed) or read (a damaged file)."""
+
+    exit_code = 5
+
+
+def int_range(qemu_type: str) -> tuple[int, int] | None:
+    """``(minimum, maximum)`` of an integer QOM type from its width: ``uint8`` -> ``(0, 255)``.
+
+    ``int``/``uint`` without a width are 64-bit (QOM's ``int`` is an int64);
+    ``size`` is a uint64.  None for a non-integer type.
+    """
+    if qemu_type == "size":
+        return 0, 2**64 - 1
+    m = _INT_TYPE.fullmatch(qemu_type)
+    if m is None:
+        return None
+    bits = int(m[2] or 64)
+    return (0, 2**bits - 1) if m[1] else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def link_target(qemu_type: str) -> str | None:
+    """``T`` of ``link<T>``, else None."""
+    m = _LINK_TYPE.fullmatch(qemu_type)
+    return m[1] if m else None
 
 
 @dataclass(frozen=True)
 class PropertyInfo:
-    """One property of a device type, as QEMU reports it."""
+    """One settable property of a device type, as QEMU reports it (``device-list-properties``).
+
+    ``minimum``/``maximum`` bound the integer kinds (from the width);
+    ``enum_values`` lists an enum's values (from QEMU's description of the
+    enum type); ``default`` is the JSON value QEMU reports as the default.
+    """
 
     name: str
     qemu_type: str
-    kind: str  # bool, int, uint, size, str, enum, link, chardev, array, other
-    minimum: int | None = None
-    maximum: int | None = None
-    enum_values: tuple[str, ...] | None = None
-    link_type: str | None = None
-    default: Any = None
-    description: str | None = None
+    kind: str
+    minimum: int | None
+    maximum: int | None
+    enum_values: tuple[str, ...] | None
+    link_type: str | None
+    default: object | None
+    description: str | None
+
+    @classmethod
+    def from_json(cls, name: str, raw: Mapping[str, Any]) -> PropertyInfo:
+        qemu_type = str(raw["type"])
+        bounds = int_range(qemu_type) if raw["kind"] in ("int", "uint", "size") else None
+        enum = raw.get("enum")
+        return cls(name=name, qemu_type=qemu_type, kind=str(raw["kind"]),
+                   minimum=bounds[0] if bounds else None, maximum=bounds[1] if bounds else None,
+                   enum_values=tuple(enum) if enum is not None else None, link_type=link_target(qemu_type),
+                   default=raw.get("default"), description=raw.get("description"))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.qemu_type, "kind": self.kind}
+        if self.enum_values is not None:
+            out["enum"] = list(self.enum_values)
+        if self.default is not None:
+            out["default"] = self.default
+        if self.description is not None:
+            out["description"] = self.description
+        return out
 
 
 @dataclass(frozen=True)
 class GpioLines:
-    """GPIO line families: name -> count."""
+    """A device's GPIO line families and how many lines each has.
 
-    inputs: Mapping[str, int] = field(default_factory=dict)
-    outputs: Mapping[str, int] = field(default_factory=dict)
+    ``inputs``: ``unnamed-gpio-in`` and named input families (QOM children
+    ``NAME[N]`` of type ``child<irq>``); ``outputs``: ``sysbus-irq``,
+    ``unnamed-gpio-out`` and named output families (``link<irq>`` properties).
+    """
+
+    inputs: Mapping[str, int]
+    outputs: Mapping[str, int]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> GpioLines | None:
+        if raw is None:
+            return None
+        return cls(dict(raw.get("in", {})), dict(raw.get("out", {})))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"in": dict(sorted(self.inputs.items())), "out": dict(sorted(self.outputs.items()))}
 
 
 @dataclass(frozen=True)
 class DeviceTypeInfo:
-    """One device type of the binary."""
+    """What the binary says about one device type (see ``docs/types.md`` for each field's source).
+
+    ``creatable``: ``device_add`` (realized=false) accepts it on the patched
+    QEMU's ``-M none``.  ``lines_before_realize``/``lines_after_realize`` and
+    ``mmio_sizes`` (bytes, in region order, after realize with default
+    properties) are None when not probed; ``probe_note`` says why.
+    """
 
     name: str
-    ancestry: tuple[str, ...] = ()
-    abstract: bool = False
-    sysbus: bool = False
-    cpu: bool = False
-    creatable: bool = True
-    properties: Mapping[str, PropertyInfo] = field(default_factory=dict)
-    lines_before_realize: GpioLines | None = None
-    lines_after_realize: GpioLines | None = None
-    mmio_sizes: tuple[int, ...] | None = None
-    probe_note: str | None = None
+    ancestry: tuple[str, ...]
+    abstract: bool
+    sysbus: bool
+    cpu: bool
+    creatable: bool
+    properties: Mapping[str, PropertyInfo]
+    lines_before_realize: GpioLines | None
+    lines_after_realize: GpioLines | None
+    mmio_sizes: tuple[int, ...] | None
+    probe_note: str | None
+
+    @classmethod
+    def from_json(cls, name: str, raw: Mapping[str, Any]) -> DeviceTypeInfo:
+        ancestry = tuple(raw["ancestry"])
+        mmio = raw.get("mmio")
+        return cls(
+            name=name, ancestry=ancestry, abstract=bool(raw.get("abstract", False)),
+            sysbus=SYSBUS_TYPE in ancestry, cpu=CPU_TYPE in ancestry, creatable=bool(raw.get("creatable", False)),
+            properties={k: PropertyInfo.from_json(k, v) for k, v in raw.get("properties", {}).items()},
+            lines_before_realize=GpioLines.from_json(raw.get("lines_before")),
+            lines_after_realize=GpioLines.from_json(raw.get("lines_after")),
+            mmio_sizes=tuple(mmio) if mmio is not None else None, probe_note=raw.get("note"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ancestry": list(self.ancestry)}
+        if self.abstract:
+            out["abstract"] = True
+        if self.creatable:
+            out["creatable"] = True
+        out["properties"] = {k: self.properties[k].to_json() for k in sorted(self.properties)}
+        for key, lines in (("lines_before", self.lines_before_realize), ("lines_after", self.lines_after_realize)):
+            if lines is not None:
+                out[key] = lines.to_json()
+        if self.mmio_sizes is not None:
+            out["mmio"] = list(self.mmio_sizes)
+        if self.probe_note is not None:
+            out["note"] = self.probe_note
+        return out
 
 
-@dataclass(frozen=True)
+class _LazyTypes(Mapping[str, DeviceTypeInfo]):
+    """name -> DeviceTypeInfo, built from the raw JSON entry on first lookup."""
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+        self._raw = raw
+        self._built: dict[str, DeviceTypeInfo] = {}
+
+    def __getitem__(self, name: str) -> DeviceTypeInfo:
+        info = self._built.get(name)
+        if info is None:
+            info = self._built[name] = DeviceTypeInfo.from_json(name, self._raw[name])
+        return info
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+
 class TypeDatabase:
-    """Every device type of one QEMU binary."""
+    """Every device type (abstract ones too) of one QEMU binary.
 
-    system: str
-    qemu_version: str
-    binary_sha256: str
-    types: Mapping[str, DeviceTypeInfo]
+    ``system`` is the target (``riscv64``), ``qemu_version`` what QMP's
+    greeting says, ``binary_sha256`` the content hash of the binary it was
+    made from (kept in the shipped snapshot too).
+    """
+
+    def __init__(self, system: str, qemu_version: str, binary_sha256: str | None,
+                 types: Mapping[str, DeviceTypeInfo] | Mapping[str, Mapping[str, Any]], *,
+                 raw: bool = False) -> None:
+        self.system = system
+        self.qemu_version = qemu_version
+        self.binary_sha256 = binary_sha256
+        if raw:
+            self.types: Mapping[str, DeviceTypeInfo] = _LazyTypes(types)  # type: ignore[arg-type]
+        else:
+            self.types = dict(types)  # type: ignore[arg-type]
 
     def get(self, name: str) -> DeviceTypeInfo | None:
+        """The type called ``name``, None when the binary has no such device type."""
         return self.types.get(name)
 
+    def concrete(self) -> list[str]:
+        """The names of the non-abstract types, sorted."""
+        return sorted(n for n in self.types if not self.types[n].abstract)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "system": self.system, "qemu_version": self.qemu_version,
+                "binary_sha256": self.binary_sha256,
+                "types": {n: self.types[n].to_json() for n in sorted(self.types)}}
+
+    def dumps(self) -> str:
+        """Deterministic JSON text: sorted keys, one line per type (so a diff shows the types that changed)."""
+        data = self.to_json()
+        types = data.pop("types")
+        head = json.dumps(data, sort_keys=True, indent=1)[:-2]
+        body = ",\n".join(f"  {json.dumps(n)}: {json.dumps(t, sort_keys=True, ensure_ascii=False)}"
+                          for n, t in types.items())
+        return f'{head},\n "types": {{\n{body}\n }}\n}}\n'
+
+    @classmethod
+    def loads(cls, text: str | bytes, where: str = "type database") -> TypeDatabase:
+        """Read ``dumps`` output; TypeDatabaseError when it is damaged or of another format."""
+        try:
+            data = json.loads(text)
+            if data.get("format") != FORMAT:
+                raise TypeDatabaseError(f"{where}: format {data.get('format')!r}, expected {FORMAT}")
+            return cls(str(data["system"]), str(data["qemu_version"]), data.get("binary_sha256"),
+                       data["types"], raw=True)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TypeDatabaseError(f"{where}: not a machinedesc type database ({exc})") from exc
+
+
+def snapshot_name(system: str) -> str:
+    """The package-data file name of ``system``'s shipped snapshot."""
+    return f"typedb-{system}.json"
+
+
+@functools.cache
 def snapshot(system: str) -> TypeDatabase | None:
-    """The shipped snapshot for ``system`` (none in this stub)."""
-    return None
+    """The snapshot shipped for ``system`` (package data), None when there is none.
+
+    Made from the pinned patched QEMU with ``machinedesc qemu introspect
+    --snapshot``; loaded once per process.
+    """
+    if not re.fullmatch(r"[a-z0-9_]+", system):
+        return None
+    entry = resources.files("machinedesc.qemu.data").joinpath(snapshot_name(system))
+    try:
+        text = entry.read_bytes()
+    except OSError:
+        return None
+    return TypeDatabase.loads(text, f"shipped type database {snapshot_name(system)}")
+
+
+def cache_entry(digest: str) -> str:
+    """The cache file name (under ``storage.cache_dir("typedb")``) of a binary with content hash ``digest``."""
+    return f"{digest[:32]}-f{FORMAT}.json"
+
+
+def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool = False,
+               progress: Callable[[str], None] | None = None) -> TypeDatabase:
+    """The type database of ``binary``: from the cache when this content was introspected before.
+
+    Otherwise starts QEMUs (``qemu/introspect.py``, ``qemu/probe.py``; ``probe``
+    False skips instantiating types), ~1-2 s for the static half and minutes
+    for the probe, and caches the result under ``storage.cache_dir("typedb")``
+    keyed by the binary's SHA-256.  ``refresh`` ignores the cache.  Raises
+    TypeDatabaseError (QEMU failed) or a QemuError.
+    """
+    from . import introspect as run_introspect
+
+    digest = run_introspect.file_sha256(binary)
+    name = cache_entry(digest) if probe else cache_entry(digest).replace(".json", "-static.json")
+    directory = cache_dir("typedb")
+    if directory is not None and not refresh:
+        with contextlib.suppress(OSError, TypeDatabaseError):
+            return TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
+    db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress)
+    directory = cache_dir("typedb", create=True)
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            write_file(directory / name, db.dumps().encode(), mode=0o600)
+    return db
