@@ -261,9 +261,12 @@ def check_cpu_counts(board: Board, problems: Collector) -> None:
         where = comp.part_location("props", prop) if prop else comp.location
         last = first + count - 1
         wanted = f"CPU {first}" if count == 1 else f"CPUs {first}..{last}"
+        value = env_of(comp).get(use.what.replace("-", "_"))
+        setting = f"{use.what} {yaml_repr(value)}" if value is not None else use.what
+        kind = "hart id (mhartid)" if comp.info.cpus and board.system.startswith("riscv") else "index"
         problems.add(where, f"{comp.yaml_path}.props.{prop}" if prop else comp.yaml_path,
-                     f"{comp.type} '{comp.id}' looks up {wanted} when it realizes ({use.what}), "
-                     f"but the board has no CPU with id {missing}",
+                     f"{comp.type} '{comp.id}' looks up {wanted} when it realizes ({setting}), "
+                     f"but the board has no CPU with {kind} {missing}",
                      f"the board's CPU ids: {_id_list(ids)}; make {use.what} match them, or add the CPUs")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..board.typecheck import created_cpus
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..qemu.phases import Phase
 from .graph import Connection, Node, StepGraph
@@ -21,7 +22,8 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
     backends = {b.id: f"/objects/{b.id}" for b in board.backends}
     render = _Renderer(board, sg, by_id, paths, backends, firmware)
     steps = [render.step(n) for n in sg.order]
-    cpus = sum(1 for c in sg.components if c.info.is_cpu)
+    # CPUs a device creates itself (riscv.hart_array) need room under maxcpus too.
+    cpus = sum(1 for c in sg.components if c.info.is_cpu) + created_cpus(board)
     args: list[str] = ["-M", board.machine]
     if cpus:
         args += ["-smp", f"1,maxcpus={cpus}"]
