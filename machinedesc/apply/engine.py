@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import difflib
 import io
 import json
 import math
@@ -35,7 +36,7 @@ from qemu.qmp import ExecuteError, QMPClient
 from ..errors import MachinedescError, UsageError
 from ..plan.qmpfile import format_command
 from ..plan.steps import Plan, Step
-from ..qemu.capabilities import CapabilityError, probe
+from ..qemu.capabilities import CapabilityError, UnknownTypeError, probe
 from ..qemu.process import (
     ConsoleError,
     QemuError,
@@ -210,10 +211,28 @@ class Job:
 
 
 async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> None:
-    """The capability probe for everything the job sends (see capabilities.probe)."""
+    """The capability probe for everything the job sends (see capabilities.probe); an unknown
+    device type is a StepError (exit 4) at the first step that names one."""
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
-    await probe(session, job.title, [(a.command, a.arguments) for a in job.actions], needed,
-                binary, binary_path)
+    try:
+        await probe(session, job.title, [(a.command, a.arguments) for a in job.actions], needed,
+                    binary, binary_path)
+    except UnknownTypeError as exc:
+        raise StepError(unknown_type_failure(job, exc, binary)) from None
+
+
+def unknown_type_failure(job: Job, exc: UnknownTypeError, binary: str) -> str:
+    """The step failure for the first action that creates a device type QEMU lacks (nothing was sent)."""
+    total = len(job.actions)
+    for n, action in enumerate(job.actions, start=1):
+        driver = str(action.arguments.get("driver", "")) if action.command == "device_add" else ""
+        if driver in exc.types:
+            close = difflib.get_close_matches(driver, sorted(exc.known), n=1, cutoff=0.6)
+            why = f"{binary} has no device type '{driver}' (nothing was sent to QEMU)"
+            if close:
+                why += f"\n  hint: did you mean '{close[0]}'?"
+            return _step_failure(n, total, action, why)
+    return f"machinedesc: {binary}: {exc}"
 
 
 def _phase_ok(expected: str, actual: str) -> bool:
@@ -281,6 +300,10 @@ async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any
         except ExecuteError as exc:
             raise StepError(_step_failure(n, total, action,
                                           f"QEMU error {exc.error_class}: {exc.error.error.desc}")) from None
+        except QemuError as exc:
+            # QEMU died (or went silent) on this step: QMP runs commands in order, so
+            # the oldest one without a reply is the one it was executing.
+            raise type(exc)(_step_failure(n, total, action, "QEMU stopped during this step") + "\n" + str(exc)) from None
         if action.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:

@@ -35,6 +35,22 @@ class CapabilityError(MachinedescError):
     exit_code = 3
 
 
+class UnknownTypeError(MachinedescError):
+    """QEMU has every command the plan needs but not a device type it names: the user's mistake.
+
+    ``types`` are the missing names, ``known`` the binary's device types (for
+    a "did you mean"). The engine turns it into a step error at the line of
+    the first ``device_add`` that names one (exit 4).
+    """
+
+    exit_code = 4
+
+    def __init__(self, types: Sequence[str], known: frozenset[str]) -> None:
+        super().__init__("QEMU has no device type " + ", ".join(f"'{t}'" for t in types))
+        self.types = tuple(types)
+        self.known = known
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a QEMU binary offers: each command's argument names (with union variants), device types."""
@@ -110,12 +126,17 @@ async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str,
 
     ``needed`` names further commands machinedesc itself sends (e.g.
     query-machine-phase).  Raises CapabilityError (exit 3) naming the binary,
-    its version, what is missing and how to get the patched build.
+    its version, what is missing and how to get the patched build; or, when
+    only device types are missing (the binary has the series: a typo in a
+    type name, or a type this binary lacks), UnknownTypeError (exit 4).
     """
     caps = await capabilities(session, binary_path)
     problem = missing_capabilities(caps, commands, needed)
     if problem is None:
         return
+    if all(line.startswith("  missing device types: ") for line in problem):
+        drivers = {str(args.get("driver", "")) for name, args in commands if name == "device_add"}
+        raise UnknownTypeError(sorted(drivers - caps.types), caps.types)
     lines = [f"machinedesc: {binary} ({qemu_version(session.client)}) cannot build {title}:", *problem]
     lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
                  + HOW_TO_GET_PATCHED)
