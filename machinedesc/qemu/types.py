@@ -153,8 +153,8 @@ def hand_entry(name: str) -> dict[str, Any] | None:
 
 def _db_lines(db: DeviceTypeInfo, outputs: bool) -> dict[str, LineInfo] | None:
     after, before = db.lines_after_realize, db.lines_before_realize
-    if after is None and before is None:
-        return None
+    if after is None:
+        return None  # not probed after realize: what realize adds is unknown
     out: dict[str, LineInfo] = {}
     for lines, after_realize in ((after, True), (before, False)):
         if lines is None:
