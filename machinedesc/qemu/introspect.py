@@ -218,7 +218,7 @@ def run(binary: Path, *, probe: bool = True, jobs: int = 2,
     if probe:
         from .probe import probe_types
 
-        probe_types(binary, types, jobs=jobs, progress=say)
+        probe_types(binary, system, types, jobs=jobs, progress=say)
     return TypeDatabase(system, version, digest, types, raw=True)
 
 

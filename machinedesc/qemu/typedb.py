@@ -152,6 +152,9 @@ class DeviceTypeInfo:
     lines_after_realize: GpioLines | None
     mmio_sizes: tuple[int, ...] | None
     probe_note: str | None
+    #: What realize needed in the probe beyond default properties: "memory links"
+    #: (link<memory-region> properties set to system memory), "cpus" (CPUs created first).
+    realize_needs: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, name: str, raw: Mapping[str, Any]) -> DeviceTypeInfo:
@@ -164,6 +167,7 @@ class DeviceTypeInfo:
             lines_before_realize=GpioLines.from_json(raw.get("lines_before")),
             lines_after_realize=GpioLines.from_json(raw.get("lines_after")),
             mmio_sizes=tuple(mmio) if mmio is not None else None, probe_note=raw.get("note"),
+            realize_needs=tuple(raw.get("needs", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +184,8 @@ class DeviceTypeInfo:
             out["mmio"] = list(self.mmio_sizes)
         if self.probe_note is not None:
             out["note"] = self.probe_note
+        if self.realize_needs:
+            out["needs"] = list(self.realize_needs)
         return out
 
 
