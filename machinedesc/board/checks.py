@@ -20,7 +20,7 @@ from .typecheck import check_types, env_of
 #: Property names that may change how many lines or how large regions a device
 #: has: when a board sets one on a device whose counts and sizes come from the
 #: type database (measured with default properties), that check becomes a note.
-SHAPING_PROPERTY = re.compile(r"size|num|count|len|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
+SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
 
 
 def check_board(board: Board, problems: Collector) -> None:
