@@ -115,7 +115,11 @@ def value_problem(prop: PropertyInfo, value: Any) -> tuple[str, str] | None:
         return f"{what} is a boolean, got {yaml_repr(value)}", "write true or false"
     if kind in ("int", "uint", "size"):
         return _number_problem(prop, what, value)
-    if kind in ("str", "chardev"):
+    if kind == "chardev":
+        if isinstance(value, str):
+            return None
+        return f"{what} names a chardev, got {yaml_repr(value)}", "write the id of a chardev declared under chardevs:"
+    if kind == "str":
         if isinstance(value, str):
             return None
         return f"{what} is a string, got {yaml_repr(value)}", f"quote it: '{yaml_repr(value)}'"
@@ -126,8 +130,8 @@ def value_problem(prop: PropertyInfo, value: Any) -> tuple[str, str] | None:
         return (f"{what} takes one of: {', '.join(choices)}; got {yaml_repr(value)}",
                 did_you_mean(str(value), choices) or "write one of the values, as a string")
     if kind == "link":
-        return (f"{what} is a link to a {prop.link_type or 'QOM object'}: set it under links:",
-                f"links:\n    {prop.name}: <id of the component it points to>")
+        return (f"{what} is a link: set it under links:",
+                f"e.g. links: {{{prop.name}: <id of the component it points to>}}")
     if kind == "array" and not isinstance(value, list):
         return f"{what} is a list, got {yaml_repr(value)}", "write a YAML list, e.g. [1, 2]"
     return None
@@ -178,8 +182,9 @@ def _check_links(comp: Component, props: Mapping[str, PropertyInfo], by_id: Mapp
         if odb is None or prop.link_type == other.type or prop.link_type in odb.ancestry:
             continue
         problems.add(entry_location(spec_links, name), f"{comp.yaml_path}.links.{name}",
-                     f"link '{name}' of {comp.type} takes a {prop.link_type}; '{owner}' is a {other.type}, "
-                     f"which is not one", f"{other.type} is a " + " < ".join(odb.ancestry or (other.type,)))
+                     f"link '{name}' of {comp.type} must point to a {prop.link_type} ({prop.qemu_type}); "
+                     f"'{owner}' is a {other.type}",
+                     f"the types {other.type} is: " + ", ".join((other.type, *odb.ancestry)))
 
 
 # ------------------------------------------------------------------ CPU counts
