@@ -303,7 +303,8 @@ async def _drain(inflight: collections.deque[tuple[int, Action, asyncio.Task[Any
         except QemuError as exc:
             # QEMU died (or went silent) on this step: QMP runs commands in order, so
             # the oldest one without a reply is the one it was executing.
-            raise type(exc)(_step_failure(n, total, action, "QEMU stopped during this step") + "\n" + str(exc)) from None
+            died = _step_failure(n, total, action, "QEMU stopped during this step")
+            raise type(exc)(f"{died}\n{exc}") from None
         if action.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:

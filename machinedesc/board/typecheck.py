@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Collector
 from ..qemu.typedb import PropertyInfo, TypeDatabase
-from ..qemu.types import CpuUse, TypeInfo, database
+from ..qemu.types import CpuUse, database
 from .expr import ExprError, evaluate
 from .located import LMap, did_you_mean, entry_location
 from .model import Board, Component, link_target, yaml_repr
