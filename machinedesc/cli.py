@@ -32,7 +32,8 @@ Exit status:
        broken installation (the message says what to install)
   2    invalid board, QMP file or usage
   3    QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)
-  4    a step failed, or the built machine differs from the board
+  4    a step failed (or names a device type QEMU lacks), or the built
+       machine differs from the board
   5    QEMU died or stopped answering (timeout)
   6    an output could not be written: the guest's console, or standard
        output (disk full, I/O error)
