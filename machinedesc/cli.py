@@ -1,4 +1,4 @@
-"""The command line: validate, plan, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
+"""The command line: validate, plan, apply, run, schema, qemu build/path/introspect; errors become exit codes.
 
 Commands raise errors rather than print them: ``main`` prints ``str(err)``
 and exits with ``err.exit_code`` for every MachinedescError, in one place.
@@ -285,6 +285,40 @@ def qemu_path(system: str) -> None:
         click.echo(f"the patched qemu-system-{system} is not built: run `machinedesc qemu build`", err=True)
         raise SystemExit(1)
     click.echo(str(binary))
+
+
+@qemu.command("introspect")
+@click.argument("systems", nargs=-1, metavar="[SYSTEM...]")
+@click.option("--qemu", "binary", metavar="BINARY", help="The QEMU binary (one SYSTEM; default: as apply finds it).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the database (JSON) to this file (one SYSTEM).")
+@click.option("--snapshot", is_flag=True, help="Write the shipped snapshots (package data typedb-SYSTEM.json).")
+@click.option("--no-probe", is_flag=True, help="Types and properties only: do not instantiate the types.")
+@click.option("--refresh", is_flag=True, help="Introspect again even when the cache has this binary.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 8), default=2, show_default=True, help="QEMUs at a time.")
+def qemu_introspect(systems: tuple[str, ...], binary: str | None, output: Path | None, snapshot: bool,
+                    no_probe: bool, refresh: bool, jobs: int) -> None:
+    """Make the type database of QEMU binaries (docs/types.md): print each one's coverage.
+
+    SYSTEM defaults to riscv64 and aarch64.  The result is cached per binary
+    content; progress goes to stderr.
+    """
+    from .qemu.process import find_binary
+    from .qemu.typedb import introspect, snapshot_path
+
+    systems = systems or ("riscv64", "aarch64")
+    if (binary or output) and len(systems) != 1:
+        raise UsageError("--qemu and -o take exactly one SYSTEM")
+    for system in systems:
+        def progress(text: str, system: str = system) -> None:
+            click.echo(f"machinedesc: {system}: {text}", err=True)
+
+        db = introspect(find_binary(system, binary), probe=not no_probe, jobs=jobs, refresh=refresh,
+                        progress=progress)
+        for target in ([output] if output else []) + ([snapshot_path(system)] if snapshot else []):
+            write_file(target, db.dumps().encode())
+            click.echo(f"machinedesc: wrote {target}", err=True)
+        click.echo(db.summary())
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -17,7 +17,7 @@ import pytest
 from machinedesc.board.typecheck import value_problem
 from machinedesc.errors import BoardError
 from machinedesc.plan.pipeline import load_plan
-from machinedesc.qemu import types
+from machinedesc.qemu import typedb, types
 from machinedesc.qemu.typedb import DeviceTypeInfo, GpioLines, PropertyInfo, TypeDatabase
 
 SYSBUS = ("sys-bus-device", "device", "object")
@@ -54,13 +54,13 @@ DB = TypeDatabase("testsys", "QEMU 10.0.2", None, {t.name: t for t in [
 
 @pytest.fixture(autouse=True)
 def testsys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    real = types.snapshot
-    monkeypatch.setattr(types, "snapshot", lambda system: DB if system == "testsys" else real(system))
-    types.database.cache_clear()
-    types.type_info.cache_clear()
+    real = typedb.snapshot
+    monkeypatch.setattr(typedb, "snapshot", lambda system: DB if system == "testsys" else real(system))
+    types.system_database.cache_clear()
+    types.system_type_info.cache_clear()
     yield
-    types.database.cache_clear()
-    types.type_info.cache_clear()
+    types.system_database.cache_clear()
+    types.system_type_info.cache_clear()
 
 
 def plan_notes(tmp_path: Path, body: str) -> list[str]:

@@ -175,7 +175,7 @@ def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
     info = comp.info
     sizes = info.mmio
     if sizes is None or region >= len(sizes):
-        why = (info.db.probe_note if info.db is not None and info.db.probe_note else "no size measured")
+        why = (info.device.probe_note if info.device is not None and info.device.probe_note else "no size measured")
         return None, f"the size of {comp.type}'s region {region} is unknown ({why})"
     follows = sorted(set(info.mmio_follows) & set(comp.props))
     if not follows and info.mmio_from_defaults:

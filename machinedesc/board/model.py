@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import Collector
 from ..qemu.phases import Phase
-from ..qemu.types import TypeInfo, type_info
+from ..qemu.types import TypeInfo, system_type_info
 from ..source import SourceLocation
 from .expr import ExprError, parse_size, substitute
 from .located import LMap, PathT, did_you_mean, entry_location, format_path, location_of
@@ -63,7 +63,7 @@ class Component:
 
     @property
     def info(self) -> TypeInfo:
-        return type_info(self.type, self.system)
+        return system_type_info(self.type, self.system)
 
     def part_location(self, *path: str) -> SourceLocation | None:
         """Where ``props.NAME``, ``links.NAME`` or ``parent`` of this entry is written."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Collector
 from ..qemu.typedb import PropertyInfo, TypeDatabase
-from ..qemu.types import CpuUse, database
+from ..qemu.types import CpuUse, system_database
 from .expr import ExprError, evaluate
 from .located import LMap, did_you_mean, entry_location
 from .model import Board, Component, link_target, yaml_repr
@@ -36,7 +36,7 @@ def env_of(comp: Component) -> dict[str, Any]:
 
 def check_types(board: Board, problems: Collector) -> None:
     """Problems for types, properties, values and links the type data refuses; notes for what it cannot check."""
-    db = database(board.system)
+    db = system_database(board.system)
     if db is None:
         problems.note(None, "", f"no type database for qemu-system-{board.system}: only the hand-written "
                                 "types (qemu/data/qemu_types.yaml) are checked")
@@ -49,11 +49,11 @@ def check_types(board: Board, problems: Collector) -> None:
         # Copies of one entry share its type and property names: check those once.
         first_copy = (id(comp.spec), comp.type) not in seen
         seen.add((id(comp.spec), comp.type))
-        if db is not None and info.db is None:
+        if db is not None and info.device is None:
             if first_copy:
                 _unknown_type(comp, db, problems)
             continue
-        if info.db is not None and info.db.abstract:
+        if info.device is not None and info.device.abstract:
             if first_copy:
                 problems.add(entry_location(comp.spec, "type"), f"{_entry_path(comp)}.type",
                              f"'{comp.type}' is an abstract QEMU type: it cannot be created",
@@ -178,7 +178,7 @@ def _check_links(comp: Component, props: Mapping[str, PropertyInfo], by_id: Mapp
         other = by_id.get(owner)
         if other is None or inside or not prop.link_type:
             continue  # a backend, an object inside a device, an absolute path: QEMU checks those
-        odb = other.info.db
+        odb = other.info.device
         if odb is None or prop.link_type == other.type or prop.link_type in odb.ancestry:
             continue
         problems.add(entry_location(spec_links, name), f"{comp.yaml_path}.links.{name}",

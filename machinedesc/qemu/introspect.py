@@ -151,7 +151,7 @@ async def static_types(session: Session[Any], progress: Any = None) -> dict[str,
     for i, name in enumerate(names):
         command = "qom-list-properties" if name in abstract else "device-list-properties"
         raw_props[name] = list(await session.call(command, {"typename": name}))
-        if progress is not None and (i % 50 == 0 or i == len(names) - 1):
+        if progress is not None and (i % 200 == 199 or i == len(names) - 1):
             progress(i + 1, len(names))
     enums = enum_values(p for props in raw_props.values() for p in settable(props))
     types: dict[str, dict[str, Any]] = {}

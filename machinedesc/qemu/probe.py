@@ -248,7 +248,7 @@ async def _run(binary: Path, system: str, types: dict[str, dict[str, Any]], jobs
             name = todo.pop(0)
             links = sorted(p for p, spec in types[name]["properties"].items() if spec["type"] == "link<memory-region>")
             results[name] = await probe_one(binary, system, name, links)
-            if len(results) % 25 == 0 or len(results) == len(names):
+            if len(results) % 100 == 0 or len(results) == len(names):
                 progress(f"instantiated {len(results)}/{len(names)} device types")
 
     await asyncio.gather(*(worker() for _ in range(jobs)))

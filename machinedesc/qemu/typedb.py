@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -239,6 +240,26 @@ class TypeDatabase:
         """The names of the non-abstract types, sorted."""
         return sorted(n for n in self.types if not self.types[n].abstract)
 
+    def coverage(self) -> dict[str, int]:
+        """Counts of the concrete device types: all, sysbus, CPUs, creatable on ``-M none``,
+        probed for lines after realize, with MMIO sizes, and sysbus ones without."""
+        concrete = [self.types[n] for n in self.concrete()]
+        return {
+            "types": len(concrete), "sysbus": sum(t.sysbus for t in concrete), "cpus": sum(t.cpu for t in concrete),
+            "creatable": sum(t.creatable for t in concrete),
+            "lines_probed": sum(t.lines_after_realize is not None for t in concrete),
+            "mmio_probed": sum(t.mmio_sizes is not None for t in concrete),
+            "sysbus_without_mmio": sum(t.sysbus and t.mmio_sizes is None for t in concrete),
+        }
+
+    def summary(self) -> str:
+        """One line: the binary and the coverage figures."""
+        c = self.coverage()
+        return (f"{self.system}: {self.qemu_version}: {c['types']} device types ({c['sysbus']} sysbus, "
+                f"{c['cpus']} CPUs), {c['creatable']} creatable on -M none, {c['lines_probed']} probed for lines "
+                f"after realize, {c['mmio_probed']} with MMIO sizes, {c['sysbus_without_mmio']} sysbus types "
+                "without MMIO sizes")
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "system": self.system, "qemu_version": self.qemu_version,
                 "binary_sha256": self.binary_sha256,
@@ -271,6 +292,11 @@ def snapshot_name(system: str) -> str:
     return f"typedb-{system}.json"
 
 
+def snapshot_path(system: str) -> Path:
+    """Where ``machinedesc qemu introspect --snapshot`` writes ``system``'s snapshot (the source tree)."""
+    return Path(__file__).resolve().parent / "data" / snapshot_name(system)
+
+
 @functools.cache
 def snapshot(system: str) -> TypeDatabase | None:
     """The snapshot shipped for ``system`` (package data), None when there is none.
@@ -288,9 +314,54 @@ def snapshot(system: str) -> TypeDatabase | None:
     return TypeDatabase.loads(text, f"shipped type database {snapshot_name(system)}")
 
 
-def cache_entry(digest: str) -> str:
+def cache_entry(digest: str, probe: bool = True) -> str:
     """The cache file name (under ``storage.cache_dir("typedb")``) of a binary with content hash ``digest``."""
-    return f"{digest[:32]}-f{FORMAT}.json"
+    return f"{digest[:32]}-f{FORMAT}{'' if probe else '-static'}.json"
+
+
+def _stat_entry(binary: Path) -> str | None:
+    """The name of the small file that maps ``binary``'s path, size and mtime to its content hash."""
+    try:
+        st = binary.stat()
+    except OSError:
+        return None
+    key = hashlib.sha256(f"{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    return f"stat-{key[:32]}"
+
+
+def _known_digest(binary: Path) -> str | None:
+    """``binary``'s content hash as recorded when it was introspected (no hashing: ~1 ms)."""
+    entry = _stat_entry(binary)
+    directory = cache_dir("typedb")
+    if entry is None or directory is None:
+        return None
+    try:
+        digest = (directory / entry).read_text().strip()
+    except OSError:
+        return None
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+
+
+def cached(binary: Path, probe: bool = True) -> TypeDatabase | None:
+    """The cached database of ``binary`` when it was introspected before (and has not changed), else None.
+
+    Starts no QEMU and hashes nothing: a file keyed by the binary's path,
+    size and mtime names its content hash.  For ``validate``/``plan``.
+    """
+    digest = _known_digest(binary)
+    directory = cache_dir("typedb")
+    if digest is None or directory is None:
+        return None
+    try:
+        return TypeDatabase.loads((directory / cache_entry(digest, probe)).read_bytes())
+    except (OSError, TypeDatabaseError):
+        return None
+
+
+def database(system: str, binary: Path | None = None) -> TypeDatabase | None:
+    """The best database without starting QEMU: ``binary``'s cached one, else the shipped snapshot."""
+    found = cached(binary) if binary is not None else None
+    return found if found is not None else snapshot(system)
 
 
 def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool = False,
@@ -298,22 +369,26 @@ def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool
     """The type database of ``binary``: from the cache when this content was introspected before.
 
     Otherwise starts QEMUs (``qemu/introspect.py``, ``qemu/probe.py``; ``probe``
-    False skips instantiating types), ~1-2 s for the static half and minutes
-    for the probe, and caches the result under ``storage.cache_dir("typedb")``
-    keyed by the binary's SHA-256.  ``refresh`` ignores the cache.  Raises
-    TypeDatabaseError (QEMU failed) or a QemuError.
+    False skips instantiating types): ~1-2 s for the static half, ~20 s
+    (riscv64) to ~50 s (aarch64) for the probe on two cores, and caches the
+    result under ``storage.cache_dir("typedb")`` keyed by the binary's
+    SHA-256.  ``refresh`` ignores the cache.  Raises TypeDatabaseError (QEMU
+    failed) or a QemuError.
     """
     from . import introspect as run_introspect
 
-    digest = run_introspect.file_sha256(binary)
-    name = cache_entry(digest) if probe else cache_entry(digest).replace(".json", "-static.json")
+    digest = _known_digest(binary) or run_introspect.file_sha256(binary)
+    name = cache_entry(digest, probe)
     directory = cache_dir("typedb")
     if directory is not None and not refresh:
         with contextlib.suppress(OSError, TypeDatabaseError):
             return TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
     db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress)
     directory = cache_dir("typedb", create=True)
+    stat = _stat_entry(binary)
     if directory is not None:
         with contextlib.suppress(OSError):
             write_file(directory / name, db.dumps().encode(), mode=0o600)
+            if stat is not None and db.binary_sha256:
+                write_file(directory / stat, db.binary_sha256.encode(), mode=0o600)
     return db

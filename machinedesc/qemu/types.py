@@ -1,30 +1,30 @@
-"""What machinedesc knows about a QEMU type: the introspected database merged with the hand table.
+"""What machinedesc knows about a QEMU type: the hand table (data/qemu_types.yaml) over the type database.
 
-Two sources, one view (``type_info``):
-
-- the type database (``qemu.typedb``): what the QEMU binary of a system
-  reports about every device type (ancestry, properties with their QEMU
-  types, GPIO lines and MMIO regions measured with default properties);
-- the hand table (``data/qemu_types.yaml``): what introspection cannot know
-  (roles, which CPUs a device looks up when it realizes, how a region size or
-  a line count follows a property, which properties name CPUs to create).
-
-A hand-table entry overrides the database fact of the same name (a line
-family, the region list, sysbus); everything else comes from the database.
+The type database (``qemu/typedb.py``) is measured from the binary: every
+type, its properties, lines and MMIO sizes with default properties.  The
+hand table keeps what cannot be measured (roles, how a size or a line count
+follows a property, realize ordering) and wins where both say something.
+``type_info(name)`` is the table alone; ``type_info(name, db)`` merges both;
+``system_type_info(name, system)`` merges the table over the database of a
+board's system (cached: the board model asks it for every component).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 
-from .typedb import DeviceTypeInfo, PropertyInfo, TypeDatabase, snapshot
+from .typedb import database
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .typedb import DeviceTypeInfo, GpioLines, PropertyInfo, TypeDatabase
 
 
 @dataclass(frozen=True)
@@ -37,31 +37,40 @@ class LineInfo:
 
     count: int | str | None = None
     after_realize: bool = True
-    from_defaults: bool = False
+    from_defaults: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
 class CpuUse:
-    """Which CPU ids a device looks up (hand table ``cpus:`` / ``creates_cpus:``).
+    """Which CPU ids a device looks up (hand table ``cpus:``) or creates (``creates_cpus:``).
 
     The ids are ``first`` .. ``first + count - 1``, expressions over the
     device's properties ('-' in names becomes '_'); ``items`` names a string
     property whose comma-separated entries are counted instead of ``count``
     (the PLIC's hart-config); ``unless`` names a boolean property that, when
-    true, means no CPU is looked up (the APLIC in MSI mode).
+    true, means no CPU is looked up (the APLIC in MSI mode); ``what`` is the
+    property named in messages (num-harts, num-cpu).
     """
 
     first: int | str = 0
     count: int | str = 1
     items: str | None = None
     unless: str | None = None
-    #: The property the count comes from, for messages (num-harts, num-cpu).
     what: str = ""
 
 
 @dataclass(frozen=True)
 class TypeInfo:
-    """What machinedesc knows about one QEMU type; ``known`` is False for a type neither source has."""
+    """What machinedesc knows about one QEMU type; ``known`` is False for the default.
+
+    ``lines_known``: the line families listed are all there are (a family not
+    listed does not exist); False when the database could not probe the type
+    after realize, so that other families may exist.  ``mmio_from_defaults``:
+    ``mmio`` was measured with default properties (a board that sets other
+    properties may get other sizes); False for the table's expressions.
+    ``device`` is the database entry, None when the database lacks the type
+    or none was given; ``properties`` its settable properties.
+    """
 
     name: str
     known: bool = False
@@ -73,20 +82,22 @@ class TypeInfo:
     chardevs: tuple[str, ...] = ()
     links: dict[str, bool] = field(default_factory=dict)
     realize_after_cpus: bool = False
-    #: The type database's entry (None: the database lacks the type, or there is no database).
-    db: DeviceTypeInfo | None = None
-    #: Whether the line families are known (hand table, or probed by the database).
-    lines_known: bool = False
-    #: MMIO sizes measured with default properties (not from the hand table).
+    lines_known: bool = True
     mmio_from_defaults: bool = False
-    #: Properties that change the region sizes in a way the hand table cannot compute.
+    device: DeviceTypeInfo | None = None
+    #: Hand table: properties that change region sizes in a way no expression there computes.
     mmio_follows: tuple[str, ...] = ()
-    #: CPU ids the device looks up when it realizes.
+    #: Hand table: the CPU ids the device looks up when it realizes.
     cpus: CpuUse | None = None
-    #: CPUs the device creates itself (riscv.hart_array).
+    #: Hand table: the CPUs the device creates itself (riscv.hart_array).
     creates_cpus: CpuUse | None = None
-    #: The property that holds a CPU's id (riscv mhartid); None: its creation index (Arm).
+    #: Hand table, CPU types: the property holding a CPU's id (RISC-V mhartid); None: its creation index.
     cpu_id: str | None = None
+
+    @property
+    def properties(self) -> Mapping[str, PropertyInfo] | None:
+        """The type's settable properties from the database, None when unknown."""
+        return self.device.properties if self.device is not None else None
 
     @property
     def is_cpu(self) -> bool:
@@ -96,23 +107,22 @@ class TypeInfo:
     def is_cluster(self) -> bool:
         return self.role == "cluster"
 
-    @property
-    def properties(self) -> Mapping[str, PropertyInfo] | None:
-        """Every property QEMU reports for the type, or None when unknown."""
-        return self.db.properties if self.db is not None else None
-
     def link_at_realize(self, prop: str) -> bool:
         """Whether realize reads link ``prop`` (unknown links: assume it does)."""
         return self.links.get(prop, True)
 
     def output(self, name: str) -> LineInfo | None:
-        return self.outputs.get(name) if self.lines_known else LineInfo()
+        """The output family ``name``; None when the type has no such family; unknown count when unknown."""
+        found = self.outputs.get(name)
+        return found if found is not None or (self.known and self.lines_known) else LineInfo()
 
     def input(self, name: str) -> LineInfo | None:
-        return self.inputs.get(name) if self.lines_known else LineInfo()
+        """The input family ``name`` (see ``output``)."""
+        found = self.inputs.get(name)
+        return found if found is not None or (self.known and self.lines_known) else LineInfo()
 
     def defaults(self) -> dict[str, Any]:
-        """The database's default property values, names as in expressions ('-' -> '_')."""
+        """The database's default property values, named as in expressions ('-' -> '_')."""
         props = self.properties or {}
         return {k.replace("-", "_"): p.default for k, p in props.items()
                 if isinstance(p.default, (int, str)) and p.kind != "other"}
@@ -137,63 +147,84 @@ def _cpu_use(raw: Any) -> CpuUse | None:
 
 
 @functools.cache
-def database(system: str) -> TypeDatabase | None:
-    """The shipped type database of ``system`` (qemu-system-<system>), or None."""
-    return snapshot(system) if system else None
+def system_type_info(name: str, system: str) -> TypeInfo:
+    """``type_info`` of ``name`` over the type database of qemu-system-``system`` (the shipped snapshot);
+    the table alone when ``system`` is empty or has no database."""
+    return type_info(name, system_database(system))
 
 
-def hand_entry(name: str) -> dict[str, Any] | None:
-    """The hand-table entry for ``name`` (exact name first, then the first matching pattern)."""
+@functools.cache
+def system_database(system: str) -> TypeDatabase | None:
+    """The type database a board of ``system`` is checked against (``typedb.database``), or None."""
+    return database(system) if system else None
+
+
+def type_info(name: str, db: TypeDatabase | None = None) -> TypeInfo:
+    """What is known about ``name``: the table entry (exact name first, then the first matching
+    pattern), merged over ``db``'s entry when a database is given (see ``merge``)."""
+    table = _table_info(name)
+    device = db.get(name) if db is not None else None
+    return merge(table, device) if device is not None else table
+
+
+@functools.cache
+def _table_info(name: str) -> TypeInfo:
     table = _table()
     entry = next((spec for key, spec in table if key == name), None)
     if entry is None:
         entry = next((spec for key, spec in table if fnmatch.fnmatchcase(name, key)), None)
-    return entry
-
-
-def _db_lines(db: DeviceTypeInfo, outputs: bool) -> dict[str, LineInfo] | None:
-    after, before = db.lines_after_realize, db.lines_before_realize
-    if after is None:
-        return None  # not probed after realize: what realize adds is unknown
-    out: dict[str, LineInfo] = {}
-    for lines, after_realize in ((after, True), (before, False)):
-        if lines is None:
-            continue
-        for family, count in (lines.outputs if outputs else lines.inputs).items():
-            out[family] = LineInfo(count, after_realize, from_defaults=True)
-    return out
-
-
-@functools.cache
-def type_info(name: str, system: str = "") -> TypeInfo:
-    """What is known of ``name`` in qemu-system-``system`` (the hand table alone without a system)."""
-    entry = hand_entry(name)
-    db_db = database(system)
-    db = db_db.get(name) if db_db is not None else None
-    if entry is None and db is None:
+    if entry is None:
         return TypeInfo(name)
-    entry = entry or {}
-    role = entry.get("role") or ("cpu" if db is not None and db.cpu else "device")
-    sysbus = entry.get("sysbus", db.sysbus if db is not None else False)
-    mmio: tuple[int | str, ...] | None = tuple(entry["mmio"]) if entry.get("mmio") is not None else None
-    from_defaults = False
-    if mmio is None and db is not None and db.mmio_sizes is not None:
-        mmio, from_defaults = tuple(db.mmio_sizes), True
-    outputs, inputs = _lines(entry.get("outputs")), _lines(entry.get("inputs"))
-    lines_known = bool(entry)
-    if db is not None:
-        db_out, db_in = _db_lines(db, True), _db_lines(db, False)
-        lines_known = lines_known or db_out is not None
-        outputs = {**(db_out or {}), **outputs}
-        inputs = {**(db_in or {}), **inputs}
-    chardevs = tuple(entry.get("chardevs", ()))
-    if db is not None:
-        chardevs = tuple(sorted({*chardevs, *(p for p, info in db.properties.items() if info.kind == "chardev")}))
+    mmio = entry.get("mmio")
     links = {k: bool(v.get("at_realize", True)) for k, v in (entry.get("links") or {}).items()}
     return TypeInfo(
-        name=name, known=True, role=role, sysbus=sysbus, mmio=mmio, outputs=outputs, inputs=inputs,
-        chardevs=chardevs, links=links, realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
-        db=db, lines_known=lines_known, mmio_from_defaults=from_defaults,
+        name=name, known=True, role=entry.get("role", "device"), sysbus=entry.get("sysbus", False),
+        mmio=tuple(mmio) if mmio is not None else None, outputs=_lines(entry.get("outputs")),
+        inputs=_lines(entry.get("inputs")), chardevs=tuple(entry.get("chardevs", ())), links=links,
+        realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
         mmio_follows=tuple(entry.get("mmio_follows", ())), cpus=_cpu_use(entry.get("cpus")),
         creates_cpus=_cpu_use(entry.get("creates_cpus")), cpu_id=entry.get("cpu_id"),
+    )
+
+
+def _measured_lines(device: DeviceTypeInfo) -> tuple[dict[str, LineInfo], dict[str, LineInfo], bool]:
+    """(outputs, inputs, complete) from the database: after realize when probed, else before."""
+    before: GpioLines | None = device.lines_before_realize
+    after: GpioLines | None = device.lines_after_realize
+    lines = after or before
+    if lines is None:
+        return {}, {}, False
+
+    def families(counts: Mapping[str, int], earlier: Mapping[str, int]) -> dict[str, LineInfo]:
+        return {k: LineInfo(n, after_realize=after is not None and earlier.get(k) != n, from_defaults=True)
+                for k, n in counts.items()}
+
+    empty = before or lines
+    return (families(lines.outputs, empty.outputs), families(lines.inputs, empty.inputs), after is not None)
+
+
+def merge(table: TypeInfo, device: DeviceTypeInfo) -> TypeInfo:
+    """The table entry (wins where it says something) over the database entry ``device``.
+
+    Lines: the table's families, then the measured ones (after realize when
+    probed; a family counts as created by realize when it was not there, or
+    had another count, before).  MMIO: the table's sizes, else the measured
+    ones (``mmio_from_defaults``).  Chardevs and links: both, the table's
+    settings first.  Realize after the CPUs: the table, or the probe found
+    that realize needed CPUs.
+    """
+    outputs, inputs, complete = _measured_lines(device)
+    role = table.role if table.known else ("cpu" if device.cpu else "device")
+    mmio = table.mmio if table.mmio is not None else device.mmio_sizes
+    links = {p: True for p, info in device.properties.items() if info.kind == "link"}
+    chardevs = [p for p, info in sorted(device.properties.items()) if info.kind == "chardev"]
+    return TypeInfo(
+        name=table.name, known=True, role=role,
+        sysbus=table.sysbus if table.known and table.sysbus else device.sysbus,
+        mmio=mmio, outputs={**outputs, **table.outputs}, inputs={**inputs, **table.inputs},
+        chardevs=tuple(dict.fromkeys([*table.chardevs, *chardevs])), links={**links, **table.links},
+        realize_after_cpus=table.realize_after_cpus or "cpus" in device.realize_needs,
+        lines_known=complete or (table.known and bool(table.outputs or table.inputs)),
+        mmio_from_defaults=table.mmio is None and device.mmio_sizes is not None, device=device,
+        mmio_follows=table.mmio_follows, cpus=table.cpus, creates_cpus=table.creates_cpus, cpu_id=table.cpu_id,
     )
