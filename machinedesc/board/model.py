@@ -121,6 +121,8 @@ class Backend:
     type: str
     props: Mapping[str, Any]
     location: SourceLocation | None
+    #: The YAML ``props`` mapping it came from, for locating a property in messages.
+    props_spec: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     backends = tuple(
         Backend(bid, spec["type"],
                 {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
-                location_of(tree, ("backends", bid), key=True))
+                location_of(tree, ("backends", bid), key=True), spec.get("props"))
         for bid, spec in tree.get("backends", {}).items()
     )
     components = _components(b, env)

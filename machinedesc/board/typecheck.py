@@ -61,9 +61,13 @@ def check_types(board: Board, problems: Collector) -> None:
             continue
         props = info.properties
         if props is None:
+            _check_size_strings(comp.props, comp.spec.get("props"), f"{comp.yaml_path}.props", problems)
             continue
         _check_props(comp, props, first_copy, problems)
         _check_links(comp, props, by_id, problems)
+    for backend in board.backends:
+        # Object types are not in the type database: only what is clearly a misspelt size.
+        _check_size_strings(backend.props, backend.props_spec, f"backends.{backend.id}.props", problems)
     if not board.incomplete:
         check_cpu_counts(board, problems)
 
@@ -93,6 +97,14 @@ def _check_props(comp: Component, props: Mapping[str, PropertyInfo], first_copy:
         found = value_problem(prop, value)
         if found is not None:
             problems.add(entry_location(spec_props, name), f"{comp.yaml_path}.props.{name}", *found)
+
+
+def _check_size_strings(values: Mapping[str, Any], spec: Any, path: str, problems: Collector) -> None:
+    """Where the property types are unknown: strings that look like a size but are not in the grammar."""
+    for name, value in values.items():
+        if isinstance(value, str) and LOOKS_LIKE_SIZE.match(value):
+            problems.add(entry_location(spec, name), f"{path}.{name}", f"'{value}' is not a size machinedesc reads",
+                         SIZE_HINT)
 
 
 def _names(props: Iterable[str], limit: int = 30) -> str:
