@@ -42,6 +42,7 @@ def check_types(board: Board, problems: Collector) -> None:
                                 "types (qemu/data/qemu_types.yaml) are checked")
     by_id = board.by_id
     seen: set[tuple[int, str]] = set()
+    hints: dict[str, str] = {}  # unknown type -> its hint, computed once per name
     for comp in board.components:
         if comp.synthetic or not isinstance(comp.spec, LMap):
             continue
@@ -51,7 +52,7 @@ def check_types(board: Board, problems: Collector) -> None:
         seen.add((id(comp.spec), comp.type))
         if db is not None and info.device is None:
             if first_copy:
-                _unknown_type(comp, db, problems)
+                _unknown_type(comp, db, hints, problems)
             continue
         if info.device is not None and info.device.abstract:
             if first_copy:
@@ -77,11 +78,13 @@ def _entry_path(comp: Component) -> str:
     return comp.yaml_path.split(" (i=", 1)[0]
 
 
-def _unknown_type(comp: Component, db: TypeDatabase, problems: Collector) -> None:
-    hint = did_you_mean(comp.type, [n for n, t in db.types.items() if not t.abstract])
+def _unknown_type(comp: Component, db: TypeDatabase, hints: dict[str, str], problems: Collector) -> None:
+    hint = hints.get(comp.type)
+    if hint is None:
+        hint = hints[comp.type] = (did_you_mean(comp.type, db.concrete())
+                                   or f"`qemu-system-{db.system} -device help` lists the device types")
     problems.add(entry_location(comp.spec, "type"), f"{_entry_path(comp)}.type",
-                 f"qemu-system-{db.system} has no device type '{comp.type}'",
-                 hint or f"`qemu-system-{db.system} -device help` lists the device types")
+                 f"qemu-system-{db.system} has no device type '{comp.type}'", hint)
 
 
 def _check_props(comp: Component, props: Mapping[str, PropertyInfo], first_copy: bool, problems: Collector) -> None:
