@@ -148,11 +148,14 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
     """Check BOARDS and print every error (file:line:col), exit 2 if any."""
     overrides = parse_sets(sets)
     problems = []
+    noted: set[str] = set()
     for board in boards:
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
             result = load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
-            _print_notes(result.notes)
+            # A note that is not about one file's line (no type database for a system) is said once.
+            _print_notes([n for n in result.notes if n not in noted])
+            noted.update(n for n in result.notes if n.startswith("note: no type database"))
             click.echo(printable(f"{board}: ok"))  # a file name may hold control characters
         except BoardError as err:
             problems.extend(err.problems)

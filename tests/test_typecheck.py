@@ -139,3 +139,17 @@ def test_value_problem(qemu_type: str, kind: str, value: Any, expected: str | No
     enum = ("on", "off", "auto") if kind == "enum" else None
     found = value_problem(prop("p", qemu_type, kind, enum_values=enum), value)
     assert (found[0] if found else None) == expected
+
+
+def test_validate_says_no_database_once_for_several_boards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from machinedesc.cli import main
+
+    monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "cache"))
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yaml").write_text("machinedesc: 1\nsystem: nosuch\ncomponents:\n  x: {type: y}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0 and out.count(": ok\n") == 2
+    assert err.count("no type database for qemu-system-nosuch") == 1, err
