@@ -267,7 +267,7 @@ def schema() -> None:
 
 @cli.group()
 def qemu() -> None:
-    """Build or locate the patched QEMU (qemu/README.md)."""
+    """Build or locate the patched QEMU (qemu/README.md); introspect its device types (docs/types.md)."""
 
 
 @qemu.command("build", context_settings={"ignore_unknown_options": True})

@@ -108,11 +108,15 @@ def test_type_info_merges_the_table_over_the_database() -> None:
 def test_unprobed_types_do_not_claim_their_lines_are_complete() -> None:
     db = typedb.snapshot("riscv64")
     assert db is not None
-    plic = db.get("riscv.sifive.plic")
-    assert plic is not None and plic.lines_after_realize is None and plic.probe_note
-    info = types.type_info("riscv.sifive.plic", db)
+    ivshmem = db.get("ivshmem-flat")  # realize needs a server socket
+    assert ivshmem is not None and ivshmem.lines_after_realize is None and ivshmem.probe_note
+    info = types.type_info("ivshmem-flat", db)
     assert not info.lines_known
-    assert info.output("unnamed-gpio-out") == types.LineInfo()  # unknown count, not "no such line"
+    assert info.output("sysbus-irq") == types.LineInfo(1, after_realize=False)  # made by instance_init
+    assert info.output("unnamed-gpio-out") == types.LineInfo()  # realize may add it: unknown, not "no such line"
+    # Probed with the properties of probe_properties.yaml: the PLIC's lines are known, and it needs the CPUs.
+    plic = types.type_info("riscv.sifive.plic", db)
+    assert plic.lines_known and plic.realize_after_cpus and plic.input("unnamed-gpio-in") == types.LineInfo(96)
 
 
 def test_cached_database_is_found_without_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,3 +145,60 @@ def test_cached_database_is_found_without_qemu(tmp_path: Path, monkeypatch: pyte
     assert len(runs) == 2
     binary.write_bytes(b"another QEMU")  # changed: not found any more
     assert typedb.cached(binary) is None
+
+
+def test_any_json_layout_loads_the_same() -> None:
+    import json
+
+    db = typedb.snapshot("aarch64")
+    assert db is not None
+    compact = TypeDatabase.loads(json.dumps(db.to_json()))
+    assert compact.dumps() == db.dumps()
+
+
+def test_a_damaged_type_line_fails_when_looked_up() -> None:
+    db = typedb.snapshot("riscv64")
+    assert db is not None
+    text = db.dumps().replace('"serial-mm": {"ancestry"', '"serial-mm": {"ancestry" oops', 1)
+    damaged = TypeDatabase.loads(text)
+    assert damaged.get("pl011") is None and damaged.get("sifive_soc.gpio") is not None
+    with pytest.raises(TypeDatabaseError, match="damaged entry for type 'serial-mm'"):
+        damaged.get("serial-mm")
+
+
+def test_probe_properties_come_from_the_probe_table() -> None:
+    from machinedesc.qemu import probe
+
+    assert probe.probe_properties("riscv.sifive.plic")["hart-config"] == "MS"
+    assert probe.probe_properties("xlnx.xps-uartlite") == {"endianness": "little"}  # a pattern
+    assert probe.probe_properties("serial-mm") == {}
+    db = typedb.snapshot("riscv64")
+    assert db is not None
+    plic = db.get("riscv.sifive.plic")
+    assert plic is not None and plic.probe_properties is not None and plic.probe_properties["num-sources"] == 96
+    uart = db.get("serial-mm")
+    assert uart is not None and uart.probe_properties is None
+
+
+def test_mtree_sizes() -> None:
+    from machinedesc.qemu import probe
+
+    tree = ("address-space: pl080\r\naddress-space: memory\r\n"
+            "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\r\n"
+            "    0000010000000000-0000010000000007 (prio 0, i/o): serial\r\n"
+            "      0000010000000000-0000010000000003 (prio 0, i/o): inner\r\n"
+            "[DETECTED OVERFLOW!]     0000020000000000-000001ffffffffff (prio 0, i/o): window\r\n\r\n"
+            "address-space: I/O\r\n  0000000000000000-000000000000ffff (prio 0, i/o): io\r\n"
+            "    0000030000000000-0000030000000fff (prio 0, i/o): not-memory\r\n")
+    assert probe._mtree_sizes(tree) == {1 << 40: 8, 2 << 40: 2**64}
+
+
+def test_cpus_created_by_a_device() -> None:
+    db = typedb.snapshot("riscv64")
+    assert db is not None
+    harts = db.get("riscv.hart_array")
+    assert harts is not None and harts.cpus_created == 1  # num-harts 1 by default
+    uart = db.get("serial-mm")
+    assert uart is not None and uart.cpus_created == 0
+    plic = db.get("ivshmem-flat")
+    assert plic is not None and plic.cpus_created is None  # not realized: unknown

@@ -168,7 +168,7 @@ async def static_types(session: Session[Any], progress: Any = None) -> dict[str,
     return types
 
 
-class _Quiet:
+class Quiet:
     """A session echo that shows nothing (introspection reports progress its own way)."""
 
     def sent(self, message: Mapping[str, Any]) -> None:
@@ -190,7 +190,7 @@ async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, s
     client = QMPClient("machinedesc-introspect")
     try:
         await connect(client, qemu.qmp_socket, TIMEOUT, qemu)
-        session = Session(client, TIMEOUT, qemu, _Quiet(), str(binary))
+        session = Session(client, TIMEOUT, qemu, Quiet(), str(binary))
         target = await session.call("query-target")
         version = qemu_version(client)
 
@@ -202,8 +202,10 @@ async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, s
     except ExecuteError as exc:
         raise TypeDatabaseError(f"machinedesc: {binary}: {exc}") from exc
     finally:
-        await disconnect(client)
-        qemu.cleanup()
+        try:
+            await disconnect(client)
+        finally:  # also when Ctrl-C cancels the disconnect
+            qemu.cleanup()
 
 
 def run(binary: Path, *, probe: bool = True, jobs: int = 2,

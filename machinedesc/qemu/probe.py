@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+import fnmatch
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp import ExecuteError, QMPClient
+from ruamel.yaml import YAML
 
-from .introspect import TIMEOUT, lines_of
-from .process import QemuError, QemuProcess
+from .introspect import TIMEOUT, Quiet, lines_of
+from .process import HOW_TO_GET_PATCHED, QemuError, QemuProcess
 from .session import Session, connect, disconnect, silence_qmp_logging
+from .typedb import CPU_TYPE
 
 #: How long one probe command may take before QEMU counts as hung, in seconds.
 PROBE_TIMEOUT = 20.0
@@ -50,7 +55,7 @@ SLOT = 1 << 40
 
 _NUM_MMIO = re.compile(r"has (\d+) MMIO region")
 #: A region mapped directly into system memory in ``info mtree``; QEMU marks an end past 2**64 - 1.
-_MTREE = re.compile(r"^(\[DETECTED OVERFLOW!\] )?    ([0-9a-f]+)-([0-9a-f]+) \(prio")
+_MTREE = re.compile(r"^(\[DETECTED OVERFLOW!\] )? {4,}([0-9a-f]+)-([0-9a-f]+) \(prio")
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Probed:
     num_mmio: int | None = None
     mmio: list[int] | None = None
     needs: list[str] = field(default_factory=list)
+    #: The types of the instance's QOM children after realize.
+    children: list[str] = field(default_factory=list)
     note: str | None = None
 
 
@@ -74,14 +81,6 @@ class _Died(Exception):
         self.why = why
 
 
-class _Quiet:
-    def sent(self, message: Any) -> None:
-        pass
-
-    def received(self, reply: Any) -> None:
-        pass
-
-
 class _Vm:
     """One probe QEMU (``ARGS``) after x-machine-init.  ``call`` raises _Died when it dies or hangs."""
 
@@ -89,23 +88,33 @@ class _Vm:
         self.binary = binary
         self.qemu: QemuProcess | None = None
         self.client = QMPClient("machinedesc-probe")
-        self.session: Session[_Quiet] | None = None
+        self.session: Session[Quiet] | None = None
 
     async def __aenter__(self) -> _Vm:
         self.qemu = QemuProcess(self.binary, list(ARGS), console=None)
         try:
             await connect(self.client, self.qemu.qmp_socket, TIMEOUT, self.qemu)
         except QemuError as exc:
+            tail = self.qemu.stderr_tail(1)
             self.qemu.cleanup()
-            raise _Died(str(exc).splitlines()[0]) from exc
-        self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, _Quiet(), str(self.binary))
-        await self.call("x-machine-init")
+            raise _Died(str(exc).splitlines()[0].removeprefix("machinedesc: ") + (f": {tail}" if tail else "")) from exc
+        except BaseException:  # Ctrl-C cancelled the start: __aexit__ will not run
+            self.qemu.cleanup()
+            raise
+        self.session = Session(self.client, PROBE_TIMEOUT, self.qemu, Quiet(), str(self.binary))
+        try:
+            await self.call("x-machine-init")
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await disconnect(self.client)
-        if self.qemu is not None:
-            self.qemu.cleanup()
+        try:
+            await disconnect(self.client)
+        finally:  # also when Ctrl-C cancels the disconnect: never leave a QEMU behind
+            if self.qemu is not None:
+                self.qemu.cleanup()
 
     async def call(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         """One command; ExecuteError passes through, a dead or silent QEMU raises _Died."""
@@ -133,6 +142,21 @@ def _error(exc: ExecuteError) -> str:
     return " ".join(str(exc.error.error.desc).split())
 
 
+@functools.cache
+def _probe_table() -> tuple[tuple[str, dict[str, Any]], ...]:
+    text = resources.files("machinedesc.qemu.data").joinpath("probe_properties.yaml").read_text(encoding="utf-8")
+    return tuple((str(k), dict(v)) for k, v in (YAML(typ="safe").load(text) or {}).items())
+
+
+def probe_properties(name: str) -> dict[str, Any]:
+    """The properties data/probe_properties.yaml gives ``name`` for probing (exact name, then pattern)."""
+    table = _probe_table()
+    found = next((v for k, v in table if k == name), None)
+    if found is None:
+        found = next((v for k, v in table if fnmatch.fnmatchcase(name, k)), None)
+    return dict(found or {})
+
+
 def attempts(system: str, link_props: Sequence[str]) -> list[tuple[str, ...]]:
     """What to give a type in successive probes until it realizes: nothing, memory links, CPUs, both."""
     out: list[tuple[str, ...]] = [()]
@@ -145,13 +169,14 @@ def attempts(system: str, link_props: Sequence[str]) -> list[tuple[str, ...]]:
     return out
 
 
-async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str], result: Probed) -> bool:
-    """One probe of ``name`` in the fresh ``vm`` with ``result.needs``; False when realize failed."""
+async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str], props: Mapping[str, Any],
+                      result: Probed) -> bool:
+    """One probe of ``name`` with ``props`` in the fresh ``vm`` with ``result.needs``; False when realize failed."""
     path = "/machine/peripheral/dut"
     if "cpus" in result.needs:
         await vm.add_cpus(system, 2, "cpu")
     try:
-        await vm.call("device_add", {"driver": name, "id": "dut", "realized": False})
+        await vm.call("device_add", {**props, "driver": name, "id": "dut", "realized": False})
     except ExecuteError as exc:
         result.note = f"not creatable on -M none: {_error(exc)}"
         return True
@@ -165,7 +190,9 @@ async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str]
         result.note = f"realize failed: {_error(exc)}"
         return False
     result.realized = True
-    result.lines_after = lines_of(await vm.call("qom-list", {"path": path})).to_json()
+    listing = await vm.call("qom-list", {"path": path})
+    result.lines_after = lines_of(listing).to_json()
+    result.children = sorted(str(p["type"])[6:-1] for p in listing if str(p["type"]).startswith("child<"))
     try:
         await vm.call("x-sysbus-mmio-map", {"device": "dut", "mmio": 0xFFFFFFFF, "addr": 0})
     except ExecuteError as exc:
@@ -192,33 +219,50 @@ async def _probe_once(vm: _Vm, system: str, name: str, link_props: Sequence[str]
     return True
 
 
-async def probe_one(binary: Path, system: str, name: str, link_props: Sequence[str]) -> Probed:
-    """Probe ``name`` in fresh QEMUs, giving it more (``attempts``) while its realize fails."""
+async def probe_one(binary: Path, system: str, name: str, link_props: Sequence[str],
+                    props: Mapping[str, Any] | None = None) -> Probed:
+    """Probe ``name`` (with ``props``, from data/probe_properties.yaml) in fresh QEMUs, giving it more
+    (``attempts``) while its realize fails.
+
+    A QEMU killed by the probe is recorded in the note, also when a later
+    attempt (with CPUs, say) realizes the type: QEMU must never die of a type.
+    """
     first: Probed | None = None
+    crash: Probed | None = None
     for needs in attempts(system, link_props):
         result = Probed(needs=list(needs))
         try:
             async with _Vm(binary) as vm:
-                if await _probe_once(vm, system, name, link_props, result):
+                if await _probe_once(vm, system, name, link_props, props or {}, result):
+                    if crash is not None:
+                        result.note = f"{crash.note}; realized once given {' and '.join(needs)}"
                     return result
         except _Died as died:
             given = f" (given {' and '.join(needs)})" if needs else ""
             result.note = f"probing it{given} killed QEMU: {died.why}"
             result.realized = False
-            return result
+            crash = crash or result
         except ExecuteError as exc:  # creating the CPUs or setting a link failed
             result.note = f"realize failed: {_error(exc)}"
-        if first is None:
-            first = result
+        first = first or result
+    if crash is not None:
+        crash.needs = []
+        return crash
     assert first is not None
     tried = [" and ".join(needs) for needs in attempts(system, link_props)[1:]]
-    first.note = f"{first.note} (with default properties" + "".join(f"; also with {t}" for t in tried) + ")"
+    given = "the properties of probe_properties.yaml" if props else "default properties"
+    first.note = f"{first.note} (with {given}" + "".join(f"; also with {t}" for t in tried) + ")"
     first.needs = []
     return first
 
 
 def _mtree_sizes(tree: str) -> dict[int, int]:
-    """Start address -> size of each region mapped directly into system memory, from ``info mtree``."""
+    """Start address -> size of the outermost region at each address in system memory, from ``info mtree``.
+
+    A mapped region is usually listed right under the root, but not always
+    (xlnx.ps7-dev-cfg's is indented further): any depth is taken, the first
+    (outermost) region at an address wins, and the probe's slots are far apart.
+    """
     sizes: dict[int, int] = {}
     in_memory = False
     header = False
@@ -236,10 +280,31 @@ def _mtree_sizes(tree: str) -> dict[int, int]:
     return sizes
 
 
+#: The commands of the patch series the probe uses.
+NEEDED = ("x-machine-init", "x-sysbus-mmio-map", "x-exit-preconfig")
+
+
+async def unprobeable(binary: Path) -> str | None:
+    """Why ``binary`` cannot be probed (stock QEMU: no patch series), None when it can."""
+    try:
+        async with _Vm(binary) as vm:
+            commands = {c["name"] for c in await vm.call("query-commands")}
+    except _Died as died:
+        return f"{binary} does not start as the probe needs ({died.why})"
+    except ExecuteError as exc:
+        return f"{binary}: {_error(exc)}"
+    missing = [c for c in NEEDED if c not in commands]
+    return f"{binary} lacks {', '.join(missing)}" if missing else None
+
+
 async def _run(binary: Path, system: str, types: dict[str, dict[str, Any]], jobs: int,
                progress: Callable[[str], None]) -> dict[str, Probed]:
     silence_qmp_logging()
     names = sorted(n for n, t in types.items() if not t.get("abstract"))
+    why = await unprobeable(binary)
+    if why is not None:
+        progress(f"not probing: {why}; {HOW_TO_GET_PATCHED}")
+        return {n: Probed(note=f"not probed: {why} (the probe needs machinedesc's patch series)") for n in names}
     results: dict[str, Probed] = {}
     todo = list(names)
 
@@ -247,7 +312,7 @@ async def _run(binary: Path, system: str, types: dict[str, dict[str, Any]], jobs
         while todo:
             name = todo.pop(0)
             links = sorted(p for p, spec in types[name]["properties"].items() if spec["type"] == "link<memory-region>")
-            results[name] = await probe_one(binary, system, name, links)
+            results[name] = await probe_one(binary, system, name, links, probe_properties(name))
             if len(results) % 100 == 0 or len(results) == len(names):
                 progress(f"instantiated {len(results)}/{len(names)} device types")
 
@@ -261,10 +326,15 @@ def probe_types(binary: Path, system: str, types: dict[str, dict[str, Any]], *, 
     results = asyncio.run(_run(binary, system, types, max(1, jobs), progress or (lambda _t: None)))
     for name, probed in results.items():
         entry = types[name]
+        if probe_properties(name):
+            entry["probed_with"] = dict(sorted(probe_properties(name).items()))
         if probed.creatable:
             entry["creatable"] = True
         if probed.realized:
             entry["lines_after"] = probed.lines_after
+            cpus = sum(CPU_TYPE in types.get(child, {}).get("ancestry", ()) for child in probed.children)
+            if cpus:
+                entry["cpus_created"] = cpus
             if probed.num_mmio == 0:
                 entry["mmio"] = []
             elif probed.mmio is not None:

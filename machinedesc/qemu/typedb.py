@@ -1,21 +1,19 @@
 """The QEMU type database: every device type of a binary, its properties, GPIO lines and MMIO regions.
 
 Generated from the binary itself (``introspect``, see ``qemu/introspect.py``
-and ``docs/types.md``) and cached per binary content hash; a snapshot for
+and ``docs/types.md``) and cached per binary content hash (``qemu/typecache.py``); a snapshot for
 the pinned patched QEMU ships in the package (``snapshot``), so ``validate``
 works on a machine without QEMU.  The hand table (``qemu/types.py``) keeps
 what introspection cannot know and overrides this data.
 
-The JSON form (``TypeDatabase.to_json``) has one entry per type; a type is
-turned into a ``DeviceTypeInfo`` only when it is first looked up, so loading
-a database costs one ``json.loads`` (measured in ``bench/introspect.py``).
+The JSON form (``TypeDatabase.dumps``) has one line per type; a line is
+parsed into a ``DeviceTypeInfo`` only when its type is first looked up, so
+loading a snapshot costs ~1 ms (measured in ``bench/introspect.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MachinedescError
-from ..storage import cache_dir, write_file
 
 #: Bump when the JSON form changes: cached databases of another format are regenerated.
 FORMAT = 1
@@ -139,7 +136,8 @@ class DeviceTypeInfo:
     ``creatable``: ``device_add`` (realized=false) accepts it on the patched
     QEMU's ``-M none``.  ``lines_before_realize``/``lines_after_realize`` and
     ``mmio_sizes`` (bytes, in region order, after realize with default
-    properties) are None when not probed; ``probe_note`` says why.
+    properties, or ``probe_properties``) are None when not probed;
+    ``probe_note`` says why (or that probing killed QEMU).
     """
 
     name: str
@@ -156,6 +154,12 @@ class DeviceTypeInfo:
     #: What realize needed in the probe beyond default properties: "memory links"
     #: (link<memory-region> properties set to system memory), "cpus" (CPUs created first).
     realize_needs: tuple[str, ...] = ()
+    #: The properties the probe set (data/probe_properties.yaml), None for default properties:
+    #: lines and MMIO sizes were measured with these.
+    probe_properties: Mapping[str, object] | None = None
+    #: CPUs the device creates as its QOM children when realized (a hart array), counted
+    #: after the probe's realize; None when not probed.  They count toward -smp maxcpus.
+    cpus_created: int | None = None
 
     @classmethod
     def from_json(cls, name: str, raw: Mapping[str, Any]) -> DeviceTypeInfo:
@@ -168,7 +172,8 @@ class DeviceTypeInfo:
             lines_before_realize=GpioLines.from_json(raw.get("lines_before")),
             lines_after_realize=GpioLines.from_json(raw.get("lines_after")),
             mmio_sizes=tuple(mmio) if mmio is not None else None, probe_note=raw.get("note"),
-            realize_needs=tuple(raw.get("needs", ())),
+            realize_needs=tuple(raw.get("needs", ())), probe_properties=raw.get("probed_with"),
+            cpus_created=int(raw.get("cpus_created", 0)) if "lines_after" in raw else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -187,20 +192,29 @@ class DeviceTypeInfo:
             out["note"] = self.probe_note
         if self.realize_needs:
             out["needs"] = list(self.realize_needs)
+        if self.probe_properties is not None:
+            out["probed_with"] = dict(sorted(self.probe_properties.items()))
+        if self.cpus_created:
+            out["cpus_created"] = self.cpus_created
         return out
 
 
 class _LazyTypes(Mapping[str, DeviceTypeInfo]):
-    """name -> DeviceTypeInfo, built from the raw JSON entry on first lookup."""
+    """name -> DeviceTypeInfo, built from the raw entry (a dict, or its JSON text) on first lookup."""
 
-    def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, raw: Mapping[str, Mapping[str, Any] | str]) -> None:
         self._raw = raw
         self._built: dict[str, DeviceTypeInfo] = {}
 
     def __getitem__(self, name: str) -> DeviceTypeInfo:
         info = self._built.get(name)
         if info is None:
-            info = self._built[name] = DeviceTypeInfo.from_json(name, self._raw[name])
+            entry = self._raw[name]
+            try:
+                data = json.loads(entry) if isinstance(entry, str) else entry
+                info = self._built[name] = DeviceTypeInfo.from_json(name, data)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise TypeDatabaseError(f"type database: damaged entry for type '{name}' ({exc})") from exc
         return info
 
     def __iter__(self) -> Iterator[str]:
@@ -222,7 +236,7 @@ class TypeDatabase:
     """
 
     def __init__(self, system: str, qemu_version: str, binary_sha256: str | None,
-                 types: Mapping[str, DeviceTypeInfo] | Mapping[str, Mapping[str, Any]], *,
+                 types: Mapping[str, DeviceTypeInfo] | Mapping[str, Mapping[str, Any] | str], *,
                  raw: bool = False) -> None:
         self.system = system
         self.qemu_version = qemu_version
@@ -276,15 +290,51 @@ class TypeDatabase:
 
     @classmethod
     def loads(cls, text: str | bytes, where: str = "type database") -> TypeDatabase:
-        """Read ``dumps`` output; TypeDatabaseError when it is damaged or of another format."""
+        """Read ``dumps`` output; TypeDatabaseError when it is damaged or of another format.
+
+        Text in ``dumps``'s layout (one line per type) is read without parsing
+        the types: each line is parsed when its type is first looked up, so a
+        ~1 MB snapshot loads in ~2 ms instead of ~10 ms.  Other JSON is parsed whole.
+        """
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
         try:
-            data = json.loads(text)
+            data = _split_layout(text)
+            if data is None:
+                data = json.loads(text)
             if data.get("format") != FORMAT:
                 raise TypeDatabaseError(f"{where}: format {data.get('format')!r}, expected {FORMAT}")
             return cls(str(data["system"]), str(data["qemu_version"]), data.get("binary_sha256"),
                        data["types"], raw=True)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TypeDatabaseError(f"{where}: not a machinedesc type database ({exc})") from exc
+
+
+_TYPES_START = '\n "types": {\n'
+_TYPES_END = "\n }\n}\n"
+_NAME = json.JSONDecoder()
+
+
+def _split_layout(text: str) -> dict[str, Any] | None:
+    """``dumps`` text as its header dict with ``types`` mapping each name to its entry's JSON text; None
+    when the text is not in that layout."""
+    start = text.find(_TYPES_START)
+    if start < 0 or not text.endswith(_TYPES_END):
+        return None
+    header = json.loads(text[:start].rstrip().rstrip(",") + "}")
+    if not isinstance(header, dict):
+        return None
+    body = text[start + len(_TYPES_START):-len(_TYPES_END)]
+    entries: dict[str, str] = {}
+    for line in body.split("\n") if body else ():
+        if not line.startswith('  "'):
+            return None
+        name, end = _NAME.raw_decode(line, 2)
+        if not isinstance(name, str) or line[end:end + 2] != ": ":
+            return None
+        entries[name] = line[end + 2:].rstrip(",")
+    header["types"] = entries
+    return header
 
 
 def snapshot_name(system: str) -> str:
@@ -314,48 +364,14 @@ def snapshot(system: str) -> TypeDatabase | None:
     return TypeDatabase.loads(text, f"shipped type database {snapshot_name(system)}")
 
 
-def cache_entry(digest: str, probe: bool = True) -> str:
-    """The cache file name (under ``storage.cache_dir("typedb")``) of a binary with content hash ``digest``."""
-    return f"{digest[:32]}-f{FORMAT}{'' if probe else '-static'}.json"
-
-
-def _stat_entry(binary: Path) -> str | None:
-    """The name of the small file that maps ``binary``'s path, size and mtime to its content hash."""
-    try:
-        st = binary.stat()
-    except OSError:
-        return None
-    key = hashlib.sha256(f"{binary.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
-    return f"stat-{key[:32]}"
-
-
-def _known_digest(binary: Path) -> str | None:
-    """``binary``'s content hash as recorded when it was introspected (no hashing: ~1 ms)."""
-    entry = _stat_entry(binary)
-    directory = cache_dir("typedb")
-    if entry is None or directory is None:
-        return None
-    try:
-        digest = (directory / entry).read_text().strip()
-    except OSError:
-        return None
-    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
-
-
 def cached(binary: Path, probe: bool = True) -> TypeDatabase | None:
     """The cached database of ``binary`` when it was introspected before (and has not changed), else None.
 
-    Starts no QEMU and hashes nothing: a file keyed by the binary's path,
-    size and mtime names its content hash.  For ``validate``/``plan``.
+    Starts no QEMU and hashes nothing (``qemu/typecache.py``).  For ``validate``/``plan``.
     """
-    digest = _known_digest(binary)
-    directory = cache_dir("typedb")
-    if digest is None or directory is None:
-        return None
-    try:
-        return TypeDatabase.loads((directory / cache_entry(digest, probe)).read_bytes())
-    except (OSError, TypeDatabaseError):
-        return None
+    from .typecache import cached_database
+
+    return cached_database(binary, probe)
 
 
 def database(system: str, binary: Path | None = None) -> TypeDatabase | None:
@@ -371,24 +387,9 @@ def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool
     Otherwise starts QEMUs (``qemu/introspect.py``, ``qemu/probe.py``; ``probe``
     False skips instantiating types): ~1-2 s for the static half, ~20 s
     (riscv64) to ~50 s (aarch64) for the probe on two cores, and caches the
-    result under ``storage.cache_dir("typedb")`` keyed by the binary's
-    SHA-256.  ``refresh`` ignores the cache.  Raises TypeDatabaseError (QEMU
-    failed) or a QemuError.
+    result (``qemu/typecache.py``) keyed by the binary's SHA-256.  ``refresh``
+    ignores the cache.  Raises TypeDatabaseError (QEMU failed) or a QemuError.
     """
-    from . import introspect as run_introspect
+    from .typecache import introspect_cached
 
-    digest = _known_digest(binary) or run_introspect.file_sha256(binary)
-    name = cache_entry(digest, probe)
-    directory = cache_dir("typedb")
-    if directory is not None and not refresh:
-        with contextlib.suppress(OSError, TypeDatabaseError):
-            return TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
-    db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress)
-    directory = cache_dir("typedb", create=True)
-    stat = _stat_entry(binary)
-    if directory is not None:
-        with contextlib.suppress(OSError):
-            write_file(directory / name, db.dumps().encode(), mode=0o600)
-            if stat is not None and db.binary_sha256:
-                write_file(directory / stat, db.binary_sha256.encode(), mode=0o600)
-    return db
+    return introspect_cached(binary, probe=probe, jobs=jobs, refresh=refresh, progress=progress)

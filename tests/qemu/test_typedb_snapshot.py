@@ -27,14 +27,14 @@ from machinedesc.qemu import introspect, probe, typedb
 SYSTEMS = ("riscv64", "aarch64")
 REGENERATE = "regenerate the snapshots: machinedesc qemu introspect --snapshot (and read the diff)"
 #: The fields only the probe fills.
-PROBED = ("creatable", "lines_after", "mmio", "needs", "note")
+PROBED = ("creatable", "lines_after", "mmio", "needs", "note", "probed_with", "cpus_created")
 
 
-def _shipped(system: str, binary: Path) -> typedb.TypeDatabase:
+def _shipped(system: str) -> typedb.TypeDatabase:
+    """The shipped snapshot.  It may come from another build of the same series (a build is not
+    byte-reproducible): the contents are compared, not the binary's hash."""
     db = typedb.snapshot(system)
     assert db is not None
-    if db.binary_sha256 != introspect.file_sha256(binary):
-        pytest.fail(f"{binary} is not the binary the shipped {system} snapshot was made from: {REGENERATE}")
     return db
 
 
@@ -53,7 +53,7 @@ def _static(entry: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_types_and_properties_are_what_qemu_reports(qemu_binary: Callable[[str], Path], system: str) -> None:
     binary = qemu_binary(system)
-    shipped = _shipped(system, binary)
+    shipped = _shipped(system)
     measured = introspect.run(binary, probe=False)
     assert (measured.system, measured.qemu_version) == (shipped.system, shipped.qemu_version)
     want = {n: _static(t) for n, t in shipped.to_json()["types"].items()}
@@ -64,11 +64,11 @@ def test_types_and_properties_are_what_qemu_reports(qemu_binary: Callable[[str],
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_every_probed_type_is_what_qemu_reports(qemu_binary: Callable[[str], Path], system: str) -> None:
     binary = qemu_binary(system)
-    shipped = _shipped(system, binary)
+    shipped = _shipped(system)
     measured = introspect.run(binary, probe=True)
     want, got = shipped.to_json()["types"], measured.to_json()["types"]
     assert want == got, _diff(want, got)
-    assert measured.dumps() == shipped.dumps()
+    assert measured.qemu_version == shipped.qemu_version
 
 
 def test_probe_measures_known_devices(qemu_binary: Callable[[str], Path]) -> None:
@@ -107,3 +107,44 @@ def test_cli_introspect_writes_and_caches(qemu_binary: Callable[[str], Path], tm
     both = subprocess.run([*argv[:5], "riscv64", "aarch64", "-o", str(out)], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
     assert both.returncode == 2 and "exactly one SYSTEM" in both.stderr
+
+
+def test_stock_qemu_gets_types_and_properties_and_a_reason_for_no_probe() -> None:
+    from needs import missing
+
+    stock = Path("/usr/bin/qemu-system-riscv64")
+    if not stock.is_file():
+        missing(f"stock QEMU not installed: no {stock} (apt-get install -t bookworm-backports qemu-system-riscv)")
+    db = introspect.run(stock, probe=True)
+    uart = db.get("serial-mm")
+    assert uart is not None and uart.properties["regshift"].kind == "uint"
+    assert uart.lines_after_realize is None and uart.mmio_sizes is None and not uart.creatable
+    assert uart.probe_note is not None and uart.probe_note.startswith("not probed: ")
+    assert "patch series" in uart.probe_note
+
+
+def test_ctrl_c_leaves_no_qemu_behind(qemu_binary: Callable[[str], Path], tmp_path: Path) -> None:
+    """Ctrl-C in the middle of the probe: exit 130, every probe QEMU gone, nothing cached."""
+    import signal
+
+    env = {**os.environ, "MACHINEDESC_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from machinedesc.cli import main; main()", "qemu", "introspect", "riscv64",
+         "--qemu", str(qemu_binary("riscv64"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job ignores SIGINT
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "instantiated" in line:
+                break
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "the probe runs QEMUs"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
+    # Not even a zombie: machinedesc killed and reaped each one (not QEMU's death signal after we exited).
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    assert not list((tmp_path / "cache").glob("typedb/*.json"))
