@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import Collector
 from ..qemu.typedb import PropertyInfo, TypeDatabase
-from ..qemu.types import CpuUse, system_database
+from ..qemu.types import CpuUse, TypeInfo, system_database
 from .expr import ExprError, evaluate
 from .located import LMap, did_you_mean, entry_location
 from .model import Board, Component, link_target, yaml_repr
@@ -54,11 +54,10 @@ def check_types(board: Board, problems: Collector) -> None:
             if first_copy:
                 _unknown_type(comp, db, hints, problems)
             continue
-        if info.device is not None and info.device.abstract:
+        refused = _refused(info)
+        if refused is not None:
             if first_copy:
-                problems.add(entry_location(comp.spec, "type"), f"{_entry_path(comp)}.type",
-                             f"'{comp.type}' is an abstract QEMU type: it cannot be created",
-                             "use one of the types derived from it")
+                problems.add(entry_location(comp.spec, "type"), f"{_entry_path(comp)}.type", *refused)
             continue
         props = info.properties
         if props is None:
@@ -71,6 +70,25 @@ def check_types(board: Board, problems: Collector) -> None:
         _check_size_strings(backend.props, backend.props_spec, f"backends.{backend.id}.props", problems)
     if not board.incomplete:
         check_cpu_counts(board, problems)
+
+
+#: What the patched QEMU answers for a type it refuses in any machine built over QMP
+#: (SoC containers, cores of other devices), as the type database's probe recorded it.
+REFUSED_OVER_QMP = "cannot be created on a machine built over QMP"
+
+
+def _refused(info: TypeInfo) -> tuple[str, str] | None:
+    """(message, hint) for a type QEMU never creates with device_add: abstract, or refused over QMP."""
+    device = info.device
+    if device is None:
+        return None
+    if device.abstract:
+        return f"'{info.name}' is an abstract QEMU type: it cannot be created", "use one of the types derived from it"
+    note = device.probe_note or ""
+    if not device.creatable and REFUSED_OVER_QMP in note:
+        why = note[note.index(REFUSED_OVER_QMP) + len(REFUSED_OVER_QMP):].lstrip(": ")
+        return (f"QEMU refuses '{info.name}' in a machine built over QMP", why or "use the devices it is made of")
+    return None
 
 
 def _entry_path(comp: Component) -> str:
