@@ -153,3 +153,11 @@ def test_validate_says_no_database_once_for_several_boards(tmp_path: Path, monke
     out, err = capsys.readouterr()
     assert exc.value.code == 0 and out.count(": ok\n") == 2
     assert err.count("no type database for qemu-system-nosuch") == 1, err
+
+
+def test_region_count_measured_with_defaults_is_a_note_when_a_property_may_change_it(tmp_path: Path) -> None:
+    body = "components:\n  a: {type: t-intc, mmio: [{region: 1, addr: 0x0}]}\n"
+    assert "t-intc has 1 MMIO region(s); region 1 does not exist" in errors(tmp_path, body)
+    notes = plan_notes(tmp_path, body.replace("type: t-intc,", "type: t-intc, props: {num-lines: 8},"))
+    assert any("t-intc has 1 MMIO region(s) with default properties; a sets num-lines, so region 1 is not checked"
+               in n for n in notes), notes

@@ -170,6 +170,13 @@ def region_size(comp: Component, region: int) -> int | None:
     return region_size_or_why(comp, region)[0]
 
 
+def _size_followers(comp: Component) -> list[str]:
+    """The properties ``comp`` sets that may change its regions in a way the type data does not compute."""
+    info = comp.info
+    follows = sorted(set(info.mmio_follows) & set(comp.props))
+    return follows or (shaping_props(comp) if info.mmio_from_defaults else [])
+
+
 def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
     """(size, "") of MMIO region ``region`` from the type data, or (None, why it is not known)."""
     info = comp.info
@@ -177,9 +184,7 @@ def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
     if sizes is None or region >= len(sizes):
         why = (info.device.probe_note if info.device is not None and info.device.probe_note else "no size measured")
         return None, f"the size of {comp.type}'s region {region} is unknown ({why})"
-    follows = sorted(set(info.mmio_follows) & set(comp.props))
-    if not follows and info.mmio_from_defaults:
-        follows = shaping_props(comp)
+    follows = _size_followers(comp)
     if follows:
         size = sizes[region]
         shown = f"{size:#x} bytes" if isinstance(size, int) else str(size)
@@ -229,9 +234,17 @@ def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
                 problems.add(m.location, where, f"{comp.type} is not a sysbus device: it has no MMIO regions to map")
                 continue
             if info.mmio is not None and m.region >= len(info.mmio):
-                problems.add(m.location, where,
-                             f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
-                continue
+                follows = _size_followers(comp)
+                if not follows:
+                    problems.add(m.location, where,
+                                 f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
+                    continue
+                problems.note(m.location, where,
+                              f"{comp.type} has {len(info.mmio)} MMIO region(s) with default properties; {comp.id} "
+                              f"sets {', '.join(follows)}, so region {m.region} is not checked",
+                              "QEMU checks it when the region is mapped")
+                if m.size is None:
+                    continue
             if m.addr < 0:
                 problems.add(m.location, where, f"negative address {m.addr}")
                 continue
