@@ -112,8 +112,15 @@ class BoardError(MachinedescError):
 
 def render_notes(notes: list[Problem]) -> list[str]:
     """Notes as the lines ``validate`` and ``plan`` print on stderr: sorted, once each, kinds counted after ten."""
-    return [f"note: {line}" if not line.startswith((" ", "...")) else line
-            for line in BoardError(list(notes)).render().splitlines()] if notes else []
+    lines = BoardError(list(notes)).render().splitlines() if notes else []
+    words = {" more errors like: ": " more notes like: ", " more error like: ": " more note like: "}
+    out = []
+    for line in lines:
+        if line.startswith("..."):
+            for old, new in words.items():
+                line = line.replace(old, new, 1)
+        out.append(line if line.startswith((" ", "...")) else f"note: {line}")
+    return out
 
 
 def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:
