@@ -306,14 +306,14 @@ def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) ->
 
 
 def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = (),
-               limit: int | None = None) -> Any:
+               limit: int | None = None, duplicates: list[Problem] | None = None) -> Any:
     """Read one YAML file into a located tree (no includes, no version check), at most ``limit`` bytes
-    (default MAX_BOARD_BYTES)."""
+    (default MAX_BOARD_BYTES); ``duplicates``: see ``parse_text``."""
     try:
         data = read_limited(path, MAX_BOARD_BYTES if limit is None else limit)
     except FileProblem as err:
         fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
-    return parse_text(decode(data, display, chain), display, chain)
+    return parse_text(decode(data, display, chain), display, chain, duplicates)
 
 
 #: Characters libyaml refuses (controls, U+FFFE/U+FFFF), and the line separators
@@ -365,8 +365,15 @@ def yaml_events(text: str) -> Iterator[Any]:
         parser.dispose()
 
 
-def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) -> Any:
-    """Parse YAML text into a located tree."""
+def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = (),
+               duplicates: list[Problem] | None = None) -> Any:
+    """Parse YAML text into a located tree.
+
+    Duplicate keys (the first value is kept) raise one BoardError listing all
+    of them once the text is read; with ``duplicates``, they are appended to
+    it instead and the tree is returned, for the caller to report them with
+    the problems of the rest of the board.
+    """
     _check_characters(text, display, chain)
     composer = _Composer(display, chain)
     try:
@@ -394,7 +401,9 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
         if "tab" in problem or "'\\t'" in problem:
             hint = "YAML indents with spaces, not tabs"
         fail(loc, "", f"YAML syntax error: {problem}", hint)
-    if composer.duplicates:
+    if duplicates is not None:
+        duplicates.extend(composer.duplicates)
+    elif composer.duplicates:
         raise BoardError(composer.duplicates)
     return root
 

@@ -61,8 +61,9 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     from ..board.schema import usable_part, validate
     from ..errors import Collector
 
-    doc = load_document(Path(path), catalog)
+    doc = load_document(Path(path), catalog, keep_going=True)
     problems = Collector()
+    problems.problems.extend(doc.problems)  # duplicate keys: reported with everything else
     broken = validate(doc.tree, problems)
     tree = doc.tree
     if problems.problems:
