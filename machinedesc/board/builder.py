@@ -16,7 +16,7 @@ from ..qemu.phases import Phase
 from ..source import SourceLocation
 from .bootspec import boot_spec
 from .expr import ExprError, parse_size, substitute
-from .located import LMap, PathT, entry_location, format_path, location_of
+from .located import LMap, PathT, Pos, entry_location, format_path, location_of
 from .model import (
     LINE,
     MAX_COMPONENTS,
@@ -102,7 +102,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     backends = tuple(
         Backend(bid, spec["type"],
                 {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
-                location_of(tree, ("backends", bid), key=True))
+                location_of(tree, ("backends", bid), key=True), _value_positions(spec.get("props")))
         for bid, spec in tree.get("backends", {}).items()
     )
     components = _components(b, env)
@@ -120,6 +120,11 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         boot=boot,
         devicetree=devicetree, devicetree_spec=tree.get("devicetree"),
     )
+
+
+def _value_positions(node: Any) -> Mapping[str, Pos]:
+    """Where each value of a mapping is written (empty when ``node`` has no positions)."""
+    return node.value_locs if isinstance(node, LMap) else {}
 
 
 def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
@@ -256,7 +261,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
         id=cid, type=ctype, index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
-        parts=parts,
+        parts=parts, system=str(b.tree.get("system", "")),
     )
 
 
