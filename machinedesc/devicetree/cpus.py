@@ -12,7 +12,7 @@ cluster), ``enable-method = "psci"`` when ``psci-conduit`` is 1 (SMC) or 2
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..board.model import Component
 from .bindings import Binding, binding_for, riscv_isa_order
@@ -30,6 +30,13 @@ PSCI_FUNCTIONS = {"migrate": 0xC4000005, "cpu_on": 0xC4000003, "cpu_off": 0x8400
 TIMER_OUTPUTS = (3, 0, 1, 2)  # secure phys, non-secure phys, virtual, hyp
 
 
+def cell_value(value: Any) -> int | None:
+    """``value`` if it fits one 32-bit cell (an integer, not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
+        return value
+    return None
+
+
 def add_cpus(gen: Gen) -> dict[int, str]:
     """Add /cpus with a node per CPU; returns RISC-V hart ID -> the CPU's component id."""
     cpus = Node("cpus", props={"#address-cells": cells(1), "#size-cells": cells(0)})
@@ -41,7 +48,12 @@ def add_cpus(gen: Gen) -> dict[int, str]:
             gen.notes.append(f"{comp.id}: no binding for CPU type {comp.type}: left out of the device tree")
             continue
         if binding.kind == "riscv-cpu":
-            hartid = int(comp.props.get("mhartid", 0))
+            hartid = cell_value(comp.props.get("mhartid", 0))
+            if hartid is None:
+                # Only without a type database for the system does such a value get this far.
+                gen.notes.append(f"{comp.id}: mhartid {comp.props.get('mhartid')!r} is not a 32-bit hart ID: "
+                                 "left out of the device tree")
+                continue
             node = _riscv_cpu(gen, comp, binding, hartid)
             intc[hartid] = comp.id
             gen.controllers[comp.id] = (node.children[0].label or "", "index", {})
@@ -134,7 +146,12 @@ def _cpu_map(gen: Gen, cpu_comps: list[Component]) -> Node | None:
         parent = by_id.get(comp.parent or "")
         if parent is None or not parent.info.is_cluster or comp.id not in gen.nodes:
             return None
-        clusters.setdefault(int(parent.props.get("cluster-id", 0)), []).append(comp)
+        cluster_id = cell_value(parent.props.get("cluster-id", 0))
+        if cluster_id is None:
+            gen.notes.append(f"cpu-map: left out, {parent.id}'s cluster-id "
+                             f"{parent.props.get('cluster-id')!r} is not an integer")
+            return None
+        clusters.setdefault(cluster_id, []).append(comp)
     if not clusters:
         return None
     cpu_map = Node("cpu-map")
