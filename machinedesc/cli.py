@@ -186,15 +186,25 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
     """Check BOARDS and print every error (file:line:col), exit 2 if any."""
     overrides = parse_sets(sets)
     problems = []
+    noted: set[str] = set()
     for board in boards:
         try:
             # The planner's graph stage finds ordering cycles: validate runs it too.
-            load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
+            result = load_plan(board, overrides, (), catalog, cache=True, allow_host_access=allow_host_access)
+            # A note that is not about one file's line (no type database for a system) is said once.
+            _print_notes([n for n in result.notes if n not in noted])
+            noted.update(n for n in result.notes if n.startswith("note: no type database"))
             click.echo(printable(f"{board}: ok"))  # a file name may hold control characters
         except BoardError as err:
             problems.extend(err.problems)
     if problems:
         raise BoardError(problems)
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    """What validation could not check (a board file's own words, made printable), on stderr."""
+    for line in notes:
+        click.echo(printable(line), err=True)
 
 
 @cli.command()
@@ -225,6 +235,7 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
         refuse_overwriting(output, [board, *firmware, *_boot_files(boot)], "-o")
     result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access,
                        boot=boot)
+    _print_notes(result.notes)
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)

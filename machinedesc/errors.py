@@ -12,6 +12,7 @@ and exits with ``exit_code`` in ``main``: the three cannot drift apart.
    +- QmpFileError (2)         a QMP file, file:line:col
    +- CapabilityError (3)      QEMU lacks a command, argument or device type
    +- QemuNotFoundError (3)    no QEMU binary
+   +- UnknownTypeError (4)     QEMU has no device type the plan names (a StepError at its line)
    +- StepError (4)            a step failed, wrong phase, verification differs
    +- QemuError (5)            QEMU died, could not start, or did not answer
    |   +- QemuTimeoutError (5)
@@ -28,7 +29,7 @@ import enum
 import re
 import signal
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -56,7 +57,8 @@ EXIT_MEANINGS: Mapping[Exit, tuple[str, ...]] = {
                     "broken installation (the message says what to install)"),
     Exit.INVALID: ("invalid board, QMP file or usage",),
     Exit.CAPABILITY: ("QEMU lacks a capability (stock QEMU: run `machinedesc qemu build`)",),
-    Exit.STEP: ("a step failed, or the built machine differs from the board",),
+    Exit.STEP: ("a step failed (or names a device type QEMU lacks), or the built",
+                "machine differs from the board"),
     Exit.QEMU: ("QEMU died or stopped answering (timeout)",),
     Exit.OUTPUT: ("an output could not be written: the guest's console, or standard",
                   "output (disk full, I/O error)"),
@@ -177,6 +179,19 @@ class BoardError(MachinedescError):
         return "\n".join(blocks)
 
 
+def render_notes(notes: list[Problem]) -> list[str]:
+    """Notes as the lines ``validate`` and ``plan`` print on stderr: sorted, once each, kinds counted after ten."""
+    lines = BoardError(list(notes)).render().splitlines() if notes else []
+    words = {" more errors like: ": " more notes like: ", " more error like: ": " more note like: "}
+    out = []
+    for line in lines:
+        if line.startswith("..."):
+            for old, new in words.items():
+                line = line.replace(old, new, 1)
+        out.append(line if line.startswith((" ", "...")) else f"note: {line}")
+    return out
+
+
 def _sort_key(p: Problem) -> tuple[str, int, int, str, str]:
     loc = p.location
     return (loc.file, loc.line, loc.col, p.path, p.message) if loc else ("", 0, 0, p.path, p.message)
@@ -225,6 +240,22 @@ class QemuNotFoundError(MachinedescError):
     """No QEMU binary for the board's system could be found (a missing capability)."""
 
     exit_code = Exit.CAPABILITY
+
+
+class UnknownTypeError(MachinedescError):
+    """QEMU has every command the plan needs but not a device type it names: the user's mistake.
+
+    ``types`` are the missing names, ``known`` the binary's device types (for
+    a "did you mean"). The engine turns it into a StepError at the line of
+    the first ``device_add`` that names one, so its row is ``Exit.STEP``.
+    """
+
+    exit_code = Exit.STEP
+
+    def __init__(self, types: Sequence[str], known: frozenset[str]) -> None:
+        super().__init__("QEMU has no device type " + ", ".join(f"'{t}'" for t in types))
+        self.types = tuple(types)
+        self.known = known
 
 
 class StepError(MachinedescError):
@@ -336,6 +367,12 @@ class Collector:
     def __init__(self, hints: Hints | None = None) -> None:
         self.problems: list[Problem] = []
         self.hints = hints if hints is not None else Hints()
+        #: Findings that are not errors: a check that could not be made, and why.
+        self.notes: list[Problem] = []
+
+    def note(self, location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> None:
+        """Record a note (shown on stderr as ``note:``; the board stays valid)."""
+        self.notes.append(Problem(location, path, message, hint))
 
     def add(self, location: SourceLocation | None, path: str, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(location, path, message, hint))

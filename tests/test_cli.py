@@ -151,7 +151,10 @@ def test_allow_host_access_lets_a_trusted_board_through(in_repo: Path, tmp_path:
     monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "cache"))
     board = f"tests/data/invalid/{case}.yaml"
     code, out, err = run(["validate", "--allow-host-access", board], capsys)
-    assert (code, out, err) == (0, f"{board}: ok\n", "")
+    # host-backends names a system without a type database (usb-host is in no shipped build): validate says so.
+    note = ("note: no type database for qemu-system-vendor: only the hand-written types "
+            "(qemu/data/qemu_types.yaml) are checked\n") if case == "host-backends" else ""
+    assert (code, out, err) == (0, f"{board}: ok\n", note)
     # The flag is part of the plan cache's key: the cached plan does not let it through without.
     code, _, err = run(["plan", board], capsys)
     assert code == 2 and "--allow-host-access" in err

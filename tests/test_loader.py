@@ -174,7 +174,8 @@ def test_without_the_c_parser_machinedesc_says_what_to_install(
 def test_type_may_be_an_expression(tmp_path: Path) -> None:
     from machinedesc.plan.pipeline import load_board
 
-    board = write(tmp_path, "b.yaml", HEADER + "params: {cpu: cortex-a57-arm-cpu, n: 2}\ncomponents:\n"
+    board = write(tmp_path, "b.yaml", "machinedesc: 1\nsystem: aarch64\nparams: {cpu: cortex-a57-arm-cpu, n: 2}\n"
+                  "components:\n"
                   "  c0: {type: cpu-cluster}\n  cpu${i}: {count: 2, type: '${cpu}', parent: c0}\n"
                   "  bad: {type: '${n}'}\n")
     with pytest.raises(BoardError) as err:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qemu.qmp import ExecuteError, QMPClient
 
-from ..errors import CapabilityError, Interrupted, MachinedescError, QemuError
+from ..errors import CapabilityError, Interrupted, MachinedescError, QemuError, StepError, UnknownTypeError
 from ..plan.steps import Plan
 from ..qemu.capabilities import probe
 from ..qemu.process import QemuProcess
@@ -29,15 +29,19 @@ from ..qemu.session import Session, connect, disconnect, silence_qmp_logging
 from .guest import Stop, launch, run_guest
 from .job import Job, Options, plan_job
 from .progress import Reporter
-from .send import PIPELINE_WINDOW, refused, send_all
+from .send import PIPELINE_WINDOW, refused, send_all, unknown_type_failure
 from .verify import verify
 
 
 async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> None:
-    """The capability probe for everything the job sends (see capabilities.probe)."""
+    """The capability probe for everything the job sends (see capabilities.probe); an unknown
+    device type is a StepError (exit 4) at the first step that names one."""
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
-    await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
-                binary, binary_path)
+    try:
+        await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
+                    binary, binary_path)
+    except UnknownTypeError as exc:
+        raise StepError(unknown_type_failure(job, exc, binary)) from None
 
 
 async def drive(job: Job, opts: Options) -> int:

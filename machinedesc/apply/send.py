@@ -15,7 +15,7 @@ from typing import Any
 
 from qemu.qmp import ExecuteError
 
-from ..errors import StepError
+from ..errors import Hints, QemuError, StepError, UnknownTypeError
 from ..plan.qmpfile import format_command
 from ..plan.steps import Step
 from ..qemu.phases import Phase
@@ -104,6 +104,11 @@ async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]
         except ExecuteError as exc:
             raise refused(_step_failure(n, total, step,
                                          f"QEMU error {exc.error_class}: {exc.error.error.desc}"), exc) from None
+        except QemuError as exc:
+            # QEMU died (or went silent) on this step: QMP runs commands in order, so
+            # the oldest one without a reply is the one it was executing.
+            died = _step_failure(n, total, step, "QEMU stopped during this step")
+            raise type(exc)(f"{died}\n{exc.message}", exc.stderr_tail) from None
         if step.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
@@ -129,6 +134,20 @@ def hmp_failure(reply: Any) -> str | None:
 def refused(message: str, exc: ExecuteError) -> StepError:
     """The StepError for a command QEMU refused: ``message``, and what was sent and received."""
     return StepError(message, sent=dict(exc.sent), received=dict(exc.received), error_class=exc.error_class)
+
+
+def unknown_type_failure(job: Job, exc: UnknownTypeError, binary: str) -> str:
+    """The step failure for the first step that creates a device type QEMU lacks (nothing was sent)."""
+    total = len(job.steps)
+    for n, step in enumerate(job.steps, start=1):
+        driver = str(step.arguments.get("driver", "")) if step.command == "device_add" else ""
+        if driver in exc.types:
+            why = f"{binary} has no device type '{driver}' (nothing was sent to QEMU)"
+            hint = Hints().did_you_mean(driver, exc.known)
+            if hint:
+                why += f"\n  hint: {hint}"
+            return _step_failure(n, total, step, why)
+    return f"machinedesc: {binary}: {exc}"
 
 
 def _step_failure(n: int, total: int, step: Step, why: str) -> str:

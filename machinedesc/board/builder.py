@@ -18,7 +18,7 @@ from ..qemu.phases import Phase
 from ..source import SourceLocation
 from .bootspec import boot_spec
 from .expr import ExprError, parse_size, substitute
-from .located import LMap, PathT, entry_location, format_path, location_of
+from .located import LMap, PathT, Pos, entry_location, format_path, location_of
 from .model import (
     MAX_COMPONENTS,
     MAX_COUNT,
@@ -49,6 +49,8 @@ class _Builder:
         self.fragments: Mapping[str, LMap] = {}
         self.fragment_wires: list[Wire] = []
         self.in_fragment = False
+        #: The board's system (a fragment's components take the board's, which uses them).
+        self.system = str(tree.get("system", ""))
 
     def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
@@ -114,7 +116,7 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     backends = tuple(
         Backend(bid, spec["type"],
                 {k: b.value(v, env, ("backends", bid, "props", k)) for k, v in spec.get("props", {}).items()},
-                location_of(tree, ("backends", bid), key=True))
+                location_of(tree, ("backends", bid), key=True), _value_positions(spec.get("props")))
         for bid, spec in tree.get("backends", {}).items()
     )
     components = _components(b, env, {})
@@ -132,6 +134,11 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         boot=boot,
         devicetree=devicetree, devicetree_spec=tree.get("devicetree"),
     )
+
+
+def _value_positions(node: Any) -> Mapping[str, Pos]:
+    """Where each value of a mapping is written (empty when ``node`` has no positions)."""
+    return node.value_locs if isinstance(node, LMap) else {}
 
 
 def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
@@ -235,6 +242,7 @@ def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
     sub = _Builder(frag, b.file, b.problems)
     sub.left = b.left  # one budget for the whole board
     sub.in_fragment = True
+    sub.system = b.system
     declared = frag.get("params", {})
     fenv: dict[str, Any] = {}
     for name, raw in declared.items():
@@ -315,7 +323,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
         id=cid, type=ctype, index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
-        parts=parts,
+        parts=parts, system=b.system,
     )
 
 

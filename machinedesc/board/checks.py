@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -13,12 +14,19 @@ from ..qemu.types import LineInfo
 from ..source import SourceLocation
 from .expr import ExprError, evaluate
 from .model import U64_MAX, Board, Component, LineRef, link_target
+from .typecheck import check_types, env_of
+
+#: Property names that may change how many lines or how large regions a device
+#: has: when a board sets one on a device whose counts and sizes come from the
+#: type database (measured with default properties), that check becomes a note.
+SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
 
 
 def check_board(board: Board, problems: Collector) -> None:
-    """Add a problem for every semantic error of ``board``."""
+    """Add a problem for every semantic error of ``board`` (and a note for every check it cannot make)."""
     by_id = board.by_id
     backends = {b.id for b in board.backends}
+    check_types(board, problems)
     _check_refs(board, by_id, backends, problems)
     _check_clusters(board, by_id, problems)
     _check_lines(board, by_id, problems)
@@ -94,10 +102,16 @@ def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Coll
                          f"give CPUs 'parent: {comp.id}', or remove the cluster (QEMU refuses an empty one)")
 
 
+def shaping_props(comp: Component) -> list[str]:
+    """The properties ``comp`` sets that may change its line counts or region sizes (SHAPING_PROPERTY)."""
+    return sorted(k for k, v in comp.props.items()
+                  if isinstance(v, int) and not isinstance(v, bool) and SHAPING_PROPERTY.search(k))
+
+
 def _line_count(info: LineInfo, comp: Component) -> int | None:
     if info.count is None or isinstance(info.count, int):
         return info.count
-    env = {k.replace("-", "_"): v for k, v in comp.props.items()}
+    env = env_of(comp)
     try:
         value = evaluate(info.count, env)
     except ExprError:
@@ -123,7 +137,12 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
                      problems.hints.did_you_mean(ref.name, family) or f"its {kind} lines: {names}")
         return False
     count = _line_count(info, comp)
-    if count is not None and ref.index >= count:
+    if count is not None and ref.index >= count and info.from_defaults and shaping_props(comp):
+        problems.note(ref.location, where,
+                      f"{ref.text}: {comp.type} has {count} '{ref.name}' lines with its default properties; "
+                      f"{comp.id} sets {', '.join(shaping_props(comp))}, so the index is not checked",
+                      "QEMU checks it when the wire is connected")
+    elif count is not None and ref.index >= count:
         problems.add(ref.location, where,
                      f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
         return False
@@ -148,19 +167,38 @@ def _check_lines(board: Board, by_id: Mapping[str, Component], problems: Collect
 
 
 def region_size(comp: Component, region: int) -> int | None:
-    """The size of MMIO region ``region``: the mapping's own size, else the type table's."""
-    sizes = comp.info.mmio
+    """The size of MMIO region ``region`` from the type data (a hand-table expression or a measured size)."""
+    return region_size_or_why(comp, region)[0]
+
+
+def _size_followers(comp: Component) -> list[str]:
+    """The properties ``comp`` sets that may change its regions in a way the type data does not compute."""
+    info = comp.info
+    follows = sorted(set(info.mmio_follows) & set(comp.props))
+    return follows or (shaping_props(comp) if info.mmio_from_defaults else [])
+
+
+def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
+    """(size, "") of MMIO region ``region`` from the type data, or (None, why it is not known)."""
+    info = comp.info
+    sizes = info.mmio
     if sizes is None or region >= len(sizes):
-        return None
+        why = (info.device.probe_note if info.device is not None and info.device.probe_note else "no size measured")
+        return None, f"the size of {comp.type}'s region {region} is unknown ({why})"
+    follows = _size_followers(comp)
+    if follows:
+        size = sizes[region]
+        shown = f"{size:#x} bytes" if isinstance(size, int) else str(size)
+        return None, (f"{comp.type}'s region {region} is {shown} with default properties; "
+                      f"{comp.id} sets {', '.join(follows)}, which may change it")
     spec = sizes[region]
     if isinstance(spec, int):
-        return spec
-    env = {k.replace("-", "_"): v for k, v in comp.props.items()}
+        return spec, ""
     try:
-        value = evaluate(spec, env)
+        value = evaluate(spec, env_of(comp))
     except ExprError:
-        return None
-    return value if isinstance(value, int) else None
+        return None, f"the size of {comp.type}'s region {region} ({spec}) cannot be computed"
+    return (value, "") if isinstance(value, int) else (None, f"{spec} is not an integer")
 
 
 #: Overlapping pairs listed per group of regions that overlap at one priority;
@@ -197,13 +235,24 @@ def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
                 problems.add(m.location, where, f"{comp.type} is not a sysbus device: it has no MMIO regions to map")
                 continue
             if info.mmio is not None and m.region >= len(info.mmio):
-                problems.add(m.location, where,
-                             f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
-                continue
+                follows = _size_followers(comp)
+                if not follows:
+                    problems.add(m.location, where,
+                                 f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
+                    continue
+                problems.note(m.location, where,
+                              f"{comp.type} has {len(info.mmio)} MMIO region(s) with default properties; {comp.id} "
+                              f"sets {', '.join(follows)}, so region {m.region} is not checked",
+                              "QEMU checks it when the region is mapped")
+                if m.size is None:
+                    continue
             if m.addr < 0:
                 problems.add(m.location, where, f"negative address {m.addr}")
                 continue
-            size = m.size if m.size is not None else region_size(comp, m.region)
+            size, why = (m.size, "") if m.size is not None else region_size_or_why(comp, m.region)
+            if size is None:
+                problems.note(m.location, where, f"overlaps of {comp.id} region {m.region} are not checked: {why}",
+                              "give the region's size in the mapping (mmio: [{addr: ..., size: ...}])")
             if size is None or size <= 0:
                 continue
             end = m.addr + size - 1

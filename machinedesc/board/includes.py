@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import Collector, Hints, fail
+from ..errors import BoardError, Collector, Hints, Problem, fail
 from ..source import SourceLocation
 from ..storage import FileProblem
 from .located import LMap, LSeq, PathT, format_path, to_location
@@ -40,6 +40,8 @@ class Document:
     #: The fragment file each component entry with ``use`` names, by the entry's
     #: key: its tree, positions chained to the ``use`` (docs/format.md, "Fragments").
     fragments: dict[str, LMap] = field(default_factory=dict)
+    #: Problems that did not stop the load (duplicate keys, with ``keep_going``).
+    problems: tuple[Problem, ...] = ()
 
 
 def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
@@ -75,19 +77,32 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
-def load_document(path: Path, catalog: Path | None = None, hints: Hints | None = None) -> Document:
+def load_document(path: Path, catalog: Path | None = None, hints: Hints | None = None, *,
+                  keep_going: bool = False) -> Document:
     """Load a board and everything it extends/includes, merged (docs/format.md, "Reuse").
 
     Each file is read and parsed once per load, however often it is included;
     the load reads at most MAX_BOARD_BYTES and follows at most MAX_INCLUDES
     extends/include entries.  ``hints`` is the load's "did you mean" budget
-    (the later stages of the load share it; a fresh one if None).
+    (the later stages of the load share it; a fresh one if None).  Duplicate
+    keys raise a BoardError listing every one of them; with ``keep_going``
+    they are in ``Document.problems`` instead (the first value of each key
+    is kept), for the caller to report with the problems of the rest of the
+    board.
     """
     path = Path(path)
     loader = _IncludeLoader(real_path(catalog or path.parent), hints if hints is not None else Hints())
-    tree = loader.load(path, display_name(path), (), ())
+    try:
+        tree = loader.load(path, display_name(path), (), ())
+    except BoardError as err:
+        if loader.duplicates:
+            raise BoardError([*loader.duplicates, *err.problems]) from None
+        raise
+    if loader.duplicates and not keep_going:
+        raise BoardError(list(loader.duplicates))
     fragments = loader.fragments(tree)
-    return Document(tree, display_name(path), loader.deleted, tuple(loader.files), fragments)
+    return Document(tree, display_name(path), loader.deleted, tuple(loader.files), fragments,
+                    tuple(loader.duplicates))
 
 
 class _IncludeLoader:
@@ -102,6 +117,8 @@ class _IncludeLoader:
         self.parsed: dict[Path, tuple[LMap, tuple[SourceLocation, ...]]] = {}
         self.bytes_left = MAX_BOARD_BYTES
         self.includes = 0
+        #: Duplicate keys of every file read so far.
+        self.duplicates: list[Problem] = []
 
     def tree_of(self, path: Path, resolved: Path, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
         """The file's tree, its positions carrying ``chain``; parsed on first use, copied after."""
@@ -121,8 +138,8 @@ class _IncludeLoader:
         if resolved in self.parsed:
             tree, parsed_chain = self.parsed[resolved]
             return tree if parsed_chain == chain else _rechain(tree, chain)
-        tree = check_version(parse_file(path, display, chain, min(self.bytes_left + size, MAX_BOARD_BYTES)),
-                             display, chain)
+        tree = check_version(parse_file(path, display, chain, min(self.bytes_left + size, MAX_BOARD_BYTES),
+                                        self.duplicates), display, chain)
         self.parsed[resolved] = (tree, chain)
         self.files.append(resolved)
         return tree

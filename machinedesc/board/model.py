@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..qemu.phases import Phase
-from ..qemu.types import TypeInfo, type_info
+from ..qemu.types import TypeInfo, system_type_info
 from ..source import SourceLocation
 from .located import LMap, Pos, to_location
 from .bootspec import BootSpec
@@ -59,15 +59,19 @@ class EntryParts:
     values: Mapping[str, Pos]
     sections: Mapping[str, tuple[Pos, Mapping[str, Pos]]]
     expressions: Mapping[str, str] = field(default_factory=dict)
+    #: For each value that is a mapping, the positions of its keys: a name the
+    #: type does not have (``props.NAME``) is reported at its key.
+    keys: Mapping[str, Mapping[str, Pos]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entry: LMap) -> EntryParts:
         """The positions of ``entry`` (its position dicts are shared, not copied)."""
-        sections = {k: (v.pos, v.value_locs) for k, v in entry.items() if isinstance(v, LMap)}
+        maps = {k: v for k, v in entry.items() if isinstance(v, LMap)}
+        sections = {k: (v.pos, v.value_locs) for k, v in maps.items()}
         props = entry.get("props")
         expressions = {k: v for k, v in props.items() if isinstance(v, str) and "${" in v} \
             if isinstance(props, LMap) else {}
-        return cls(entry.pos, entry.value_locs, sections, expressions)
+        return cls(entry.pos, entry.value_locs, sections, expressions, {k: v.key_locs for k, v in maps.items()})
 
 
 @dataclass(frozen=True)
@@ -87,13 +91,16 @@ class Component:
     #: Where the parts of the YAML entry it came from are written (None: synthetic).
     parts: EntryParts | None = field(default=None, compare=False, repr=False)
     synthetic: bool = False
+    #: The board's system (qemu-system-<system>): whose type database describes ``type``.
+    system: str = ""
 
     @property
     def info(self) -> TypeInfo:
-        return type_info(self.type)
+        return system_type_info(self.type, self.system)
 
-    def part_location(self, *path: str) -> SourceLocation | None:
-        """Where ``type``, ``parent``, ``props.NAME`` or ``links.NAME`` of this entry is written.
+    def part_location(self, *path: str, key: bool = False) -> SourceLocation | None:
+        """Where ``type``, ``parent``, ``props.NAME`` or ``links.NAME`` of this entry is written
+        (with ``key``: where the name ``NAME`` of ``props.NAME`` or ``links.NAME`` is).
 
         A part that is not written gives the position of what holds it (the
         ``props`` mapping, the entry); without positions, the component's own.
@@ -101,6 +108,8 @@ class Component:
         parts = self.parts
         if parts is None or len(path) > 2:
             return self.location
+        if key and len(path) == 2 and path[-1] in parts.keys.get(path[0], {}):
+            return to_location(parts.keys[path[0]][path[-1]])
         if len(path) == 1:
             own, values = parts.own, parts.values
         elif path[0] in parts.sections:
@@ -158,6 +167,13 @@ class Backend:
     type: str
     props: Mapping[str, Any]
     location: SourceLocation | None
+    #: Where each property's value is written (for messages about one property).
+    prop_positions: Mapping[str, Pos] = field(default_factory=dict, compare=False, repr=False)
+
+    def prop_location(self, name: str) -> SourceLocation | None:
+        """Where property ``name``'s value is written; the backend's own position if unknown."""
+        pos = self.prop_positions.get(name)
+        return to_location(pos) if pos is not None else self.location
 
 
 @dataclass(frozen=True)
@@ -219,5 +235,3 @@ class Board:
                 return cur.parent.rstrip("/") + "/" + "/".join(reversed(parts))
             cur = by_id.get(cur.parent)
         return "/machine/peripheral/" + "/".join(reversed(parts))
-
-

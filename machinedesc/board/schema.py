@@ -79,8 +79,13 @@ def validate_fragments(fragments: dict[str, LMap], problems: Collector) -> None:
             validate(tree, problems, fragment=True)
 
 
-def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None:
-    """Add one problem per schema violation in ``tree`` (a fragment file's rules with ``fragment``).
+def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> set[tuple[str, str]] | None:
+    """Add one problem per schema violation in ``tree`` (a fragment file's rules with ``fragment``);
+    return the entries that hold one.
+
+    The result is the (section, key) of every ``components``/``wiring`` entry
+    with a violation, or None when something outside those entries is wrong:
+    the rest of a tree with a non-None result is schema-valid (``usable_part``).
 
     Large boards repeat the same entry thousands of times with other numbers
     and names; entries are validated one by one and an entry whose shape (see
@@ -91,7 +96,9 @@ def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None
     for name in _ENTRY_MAPS:
         if isinstance(top.get(name), dict):
             top[name] = {}
-    _check(validator, tree, top, (), problems)
+    broken: set[tuple[str, str]] | None = set()
+    if _check(validator, tree, top, (), problems):
+        broken = None
     properties = validator.schema["properties"]
     for name in _ENTRY_MAPS:
         entries = tree.get(name)
@@ -99,8 +106,12 @@ def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None
             continue
         names = {k: None for k in entries}
         map_schema = properties[name]
-        _check(validator.evolve(schema={"propertyNames": map_schema["propertyNames"]}) if "propertyNames" in map_schema
-               else None, tree, names, (name,), problems)
+        if "propertyNames" in map_schema:
+            names_validator = validator.evolve(schema={"propertyNames": map_schema["propertyNames"]})
+            for error in names_validator.iter_errors(names):
+                _report(tree, error, problems, (name,))
+                if broken is not None:
+                    broken.add((name, str(error.instance)))
         entry_schema = map_schema["additionalProperties"]
         entry_validator = validator.evolve(schema=entry_schema)
         clean: set[Any] = set()
@@ -110,6 +121,31 @@ def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None
                 continue
             if not _check(entry_validator, tree, body, (name, key), problems):
                 clean.add(shape)
+            elif broken is not None:
+                broken.add((name, key))
+    return broken
+
+
+def usable_part(tree: LMap, broken: set[tuple[str, str]]) -> LMap:
+    """``tree`` without the ``broken`` entries (see ``validate``): what semantic checks can still read."""
+    out = _copy_map(tree)
+    for name in _ENTRY_MAPS:
+        entries = tree.get(name)
+        if isinstance(entries, LMap):
+            part = _copy_map(entries, {k for section, k in broken if section == name})
+            out[name] = part
+    return out
+
+
+def _copy_map(node: LMap, without: set[str] | frozenset[str] = frozenset()) -> LMap:
+    out = LMap(node.pos)
+    for key, value in node.items():
+        if key in without:
+            continue
+        out[key] = value
+        out.key_locs[key] = node.key_locs[key]
+        out.value_locs[key] = node.value_locs[key]
+    return out
 
 
 def _check(validator: jsonschema.Draft202012Validator | None, tree: LMap, instance: Any, prefix: PathT,

@@ -21,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
 from .. import storage
-from ..errors import InstallError, fail
+from ..errors import BoardError, InstallError, Problem, fail
 from ..storage import FileProblem
 from ..source import SourceLocation
 from .located import LMap, LSeq, Pos, format_path, to_location
@@ -104,6 +104,8 @@ class _Frame:
     path: str = ""
     pending_key: str | None = None
     pending_key_pos: Pos | None = None
+    #: The pending key is a duplicate (reported): its value is dropped.
+    duplicate: bool = False
 
 
 _SKIP = (ev.StreamStartEvent, ev.StreamEndEvent, ev.DocumentEndEvent)
@@ -121,6 +123,8 @@ class _Composer:
         self.anchors: dict[str, Any] = {}
         self.alias_nodes = 0
         self.documents = 0
+        #: Duplicate keys found so far: reported together once the file is read.
+        self.duplicates: list[Problem] = []
 
     def loc(self, mark: Any) -> SourceLocation:
         return SourceLocation(self.file, mark.line + 1, mark.column + 1, self.chain)
@@ -159,6 +163,8 @@ class _Composer:
                 node.item_locs.append(pos)
             elif frame.pending_key is None:
                 self.key(frame, event, pos)
+            elif frame.duplicate:
+                frame.pending_key, frame.duplicate = None, False
             else:
                 key = frame.pending_key
                 lmap = cast(LMap, node)
@@ -221,10 +227,13 @@ class _Composer:
             fail(to_location(pos), "", "mapping keys must be plain strings")
         key = event.value
         if key in node:
+            # Reported with every other duplicate of the file; the second value is dropped.
             first = node.key_locs[key]
-            fail(to_location(pos), format_path((*([frame.path] if frame.path else []), key)),
-                 f"duplicate key '{key}' (first defined at line {first[1]})",
-                 "each key may appear once per mapping; merge the two entries")
+            self.duplicates.append(Problem(
+                to_location(pos), format_path((*([frame.path] if frame.path else []), key)),
+                f"duplicate key '{key}' (first defined at line {first[1]})",
+                "each key may appear once per mapping; merge the two entries"))
+            frame.duplicate = True
         frame.pending_key, frame.pending_key_pos = key, pos
 
 
@@ -297,14 +306,14 @@ def decode(data: bytes, display: str, chain: tuple[SourceLocation, ...] = ()) ->
 
 
 def parse_file(path: Path, display: str, chain: tuple[SourceLocation, ...] = (),
-               limit: int | None = None) -> Any:
+               limit: int | None = None, duplicates: list[Problem] | None = None) -> Any:
     """Read one YAML file into a located tree (no includes, no version check), at most ``limit`` bytes
-    (default MAX_BOARD_BYTES)."""
+    (default MAX_BOARD_BYTES); ``duplicates``: see ``parse_text``."""
     try:
         data = read_limited(path, MAX_BOARD_BYTES if limit is None else limit)
     except FileProblem as err:
         fail(SourceLocation(display, 1, 1, chain) if chain else None, "", f"{display}: {err.message}", err.hint)
-    return parse_text(decode(data, display, chain), display, chain)
+    return parse_text(decode(data, display, chain), display, chain, duplicates)
 
 
 #: Characters libyaml refuses (controls, U+FFFE/U+FFFF), and the line separators
@@ -356,12 +365,24 @@ def yaml_events(text: str) -> Iterator[Any]:
         parser.dispose()
 
 
-def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) -> Any:
-    """Parse YAML text into a located tree."""
+def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = (),
+               duplicates: list[Problem] | None = None) -> Any:
+    """Parse YAML text into a located tree.
+
+    Duplicate keys (the first value is kept) raise one BoardError listing all
+    of them once the text is read; with ``duplicates``, they are appended to
+    it instead and the tree is returned, for the caller to report them with
+    the problems of the rest of the board.
+    """
     _check_characters(text, display, chain)
     composer = _Composer(display, chain)
     try:
-        return composer.compose(yaml_events(text))
+        root = composer.compose(yaml_events(text))
+    except BoardError as err:
+        # A fatal problem further on: report it with the duplicate keys before it.
+        if composer.duplicates:
+            raise BoardError([*composer.duplicates, *err.problems]) from None
+        raise
     except ReaderError as err:
         # Not a MarkedYAMLError: its position is a byte offset (the characters
         # libyaml refuses are caught above; this stays as a safety net).
@@ -380,4 +401,9 @@ def parse_text(text: str, display: str, chain: tuple[SourceLocation, ...] = ()) 
         if "tab" in problem or "'\\t'" in problem:
             hint = "YAML indents with spaces, not tabs"
         fail(loc, "", f"YAML syntax error: {problem}", hint)
+    if duplicates is not None:
+        duplicates.extend(composer.duplicates)
+    elif composer.duplicates:
+        raise BoardError(composer.duplicates)
+    return root
 

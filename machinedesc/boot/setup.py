@@ -417,7 +417,7 @@ class _Placer:
             raise self.fail(where, f"component id '{BOOTROM_ID}' is the boot ROM's", "rename the component")
         rom = Component(id=BOOTROM_ID, type="sysbus-memory", index=len(self.board.components), location=None,
                         yaml_path="boot.rom", props={"size": ROM_SIZE},
-                        mmio=(Mmio(0, addr, 0, ROM_SIZE, None),), synthetic=False)
+                        mmio=(Mmio(0, addr, 0, ROM_SIZE, None),), synthetic=False, system=self.board.system)
         return dataclasses.replace(self.board, components=(*self.board.components, rom))
 
     def with_cpus(self, board: Board, suffix: str, props: Any) -> Board:

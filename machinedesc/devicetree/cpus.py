@@ -12,7 +12,7 @@ cluster), ``enable-method = "psci"`` when ``psci-conduit`` is 1 (SMC) or 2
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..board.model import Component
 from ..errors import fail
@@ -43,6 +43,11 @@ def prop_int(comp: Component, name: str, default: int) -> int:
         fail(comp.part_location("props", name), f"components.{comp.id}.props.{name}",
              f"{value!r} is not an integer, and the device tree needs one here")
     return value
+def cell_value(value: Any) -> int | None:
+    """``value`` if it fits one 32-bit cell (an integer, not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
+        return value
+    return None
 
 
 def add_cpus(gen: Gen) -> dict[int, str]:
@@ -56,7 +61,12 @@ def add_cpus(gen: Gen) -> dict[int, str]:
             gen.notes.append(f"{comp.id}: no binding for CPU type {comp.type}: left out of the device tree")
             continue
         if binding.kind == "riscv-cpu":
-            hartid = prop_int(comp, "mhartid", 0)
+            hartid = cell_value(comp.props.get("mhartid", 0))
+            if hartid is None:
+                # Only without a type database for the system does such a value get this far.
+                gen.notes.append(f"{comp.id}: mhartid {comp.props.get('mhartid')!r} is not a 32-bit hart ID: "
+                                 "left out of the device tree")
+                continue
             node = _riscv_cpu(gen, comp, binding, hartid)
             intc[hartid] = comp.id
             gen.controllers[comp.id] = (node.children[0].label or "", "index", {})
@@ -149,7 +159,12 @@ def _cpu_map(gen: Gen, cpu_comps: list[Component]) -> Node | None:
         parent = by_id.get(comp.parent or "")
         if parent is None or not parent.info.is_cluster or comp.id not in gen.nodes:
             return None
-        clusters.setdefault(prop_int(parent, "cluster-id", 0), []).append(comp)
+        cluster_id = cell_value(parent.props.get("cluster-id", 0))
+        if cluster_id is None:
+            gen.notes.append(f"cpu-map: left out, {parent.id}'s cluster-id "
+                             f"{parent.props.get('cluster-id')!r} is not an integer")
+            return None
+        clusters.setdefault(cluster_id, []).append(comp)
     if not clusters:
         return None
     cpu_map = Node("cpu-map")

@@ -113,7 +113,8 @@ def _collect_steps(board: Board, comps: list[Component], by_id: Mapping[str, Com
         phase[Node("backend", b.id)] = Phase.ACCEL_CREATED
     for prop in board.machine_props:
         phase[Node("machine", prop)] = Phase.ACCEL_CREATED
-    cpus = [c for c in comps if c.info.is_cpu]
+    # A device that creates CPUs (riscv.hart_array) counts as them for the devices that look CPUs up.
+    cpus = [c for c in comps if c.info.is_cpu or c.info.creates_cpus is not None]
     for c in comps:
         _component_steps(c, by_id, cpus, phase, edges)
     for conn in conns:

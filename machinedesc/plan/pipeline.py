@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from dataclasses import replace
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,10 @@ from .steps import Plan
 if TYPE_CHECKING:
     from ..board.includes import Document
     from ..board.model import Board
+    from ..errors import Problem
 
 #: Bump when the cached form (steps.plan_to_data) changes.
-_CACHE_FORMAT = 5  # 3: files stamped by content hash; 4: the DTB's hash; 5: boot notes
+_CACHE_FORMAT = 6  # 3: files stamped by content hash; 4: the DTB's hash; 5: boot notes; 6: validation notes
 _PACKAGE = Path(__file__).resolve().parents[1]  # all of machinedesc, not only plan/
 
 
@@ -50,26 +52,38 @@ def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: 
 
 
 def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path | None,
-                allow_host_access: bool = False) -> tuple[Document, Board]:
+                allow_host_access: bool = False) -> tuple[Document, Board, list[Problem]]:
+    """The document, its Board and the notes of the checks (what they could not check)."""
     from ..board import safety
     from ..board.checks import check_board
     from ..board.includes import load_document
     from ..board.builder import build_board
-    from ..board.schema import validate, validate_fragments
+    from ..board.schema import usable_part, validate, validate_fragments
     from ..errors import Collector, Hints
 
     hints = Hints()  # one "did you mean" budget for the whole load
-    doc = load_document(Path(path), catalog, hints)
+    doc = load_document(Path(path), catalog, hints, keep_going=True)
     problems = Collector(hints)
-    validate(doc.tree, problems)
+    problems.problems.extend(doc.problems)  # duplicate keys: reported with everything else
+    broken = validate(doc.tree, problems)
+    fragment_problems = len(problems.problems)
     validate_fragments(doc.fragments, problems)
-    problems.raise_if_any()
+    if len(problems.problems) > fragment_problems:
+        problems.raise_if_any()  # a malformed fragment cannot be instantiated: stop with what is known
+    tree = doc.tree
+    if problems.problems:
+        if broken is None:
+            problems.raise_if_any()
+        # Only some entries are malformed: check the others too, so that their
+        # problems come in the same report (the board is then incomplete).
+        assert broken is not None
+        tree = usable_part(doc.tree, broken)
     # Model and semantic problems are reported together: all errors at once.
-    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted, doc.fragments)
+    board = build_board(tree, doc.file, overrides or {}, problems, doc.deleted, doc.fragments)
     check_board(board, problems)
-    safety.check_board(board, doc.tree, problems, allow_host_access)
+    safety.check_board(board, tree, problems, allow_host_access)
     problems.raise_if_any()
-    return doc, board
+    return doc, board, problems.notes
 
 
 def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: Sequence[Path] = (),
@@ -100,11 +114,11 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
           catalog: Path | None, allow_host_access: bool = False,
           boot: Mapping[str, str] | None = None) -> tuple[tuple[Path, ...], Plan]:
     from ..boot.setup import check_firmware, prepare
-    from ..errors import Collector
+    from ..errors import Collector, render_notes
     from .graph import build_graph
     from .planner import make_plan
 
-    doc, board = _load_board(path, overrides, catalog, allow_host_access)
+    doc, board, notes = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
     check_firmware(board, firmware, problems)
     setup = prepare(board, boot or {}, problems)
@@ -112,12 +126,12 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
     written = board
     if setup is not None:
         board = setup.board
-    loads, notes, files = (setup.loads, setup.notes, setup.files) if setup else ((), (), ())
+    loads, boot_notes, files = (setup.loads, setup.notes, setup.files) if setup else ((), (), ())
     sg = build_graph(board, problems, firmware=len(firmware) + len(loads))
     problems.raise_if_any()
     assert sg is not None
-    return (*doc.files, *files), make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, notes,
-                                               written)
+    plan = make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, boot_notes, written)
+    return (*doc.files, *files), replace(plan, notes=tuple(render_notes(notes)))
 
 
 # ---------------------------------------------------------------- plan cache

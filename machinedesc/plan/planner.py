@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..board.typecheck import created_cpus
 from ..board.model import Backend, Board, Component, RawCommand, link_target
 from ..boot.setup import Load
 from ..devicetree.dtc import dtb_sha256
@@ -24,11 +25,11 @@ _TRANSITION_REASONS = {Phase.ACCEL_CREATED: "advance to the initialized phase",
 
 
 def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: Sequence[Load] = (),
-              notes: Sequence[str] = (), dtb_board: Board | None = None) -> Plan:
+              boot_notes: Sequence[str] = (), dtb_board: Board | None = None) -> Plan:
     """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load.
 
     ``loads`` are the boot set-up's loader devices (after the firmware; the
-    graph has a firmware step for each of both), ``notes`` its placement
+    graph has a firmware step for each of both), ``boot_notes`` its placement
     report; ``dtb_board`` the board as written, whose device tree the header's
     hash is of (the boot set-up adds its ROM to ``board``).
     """
@@ -37,7 +38,8 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: 
     backends = {b.id: f"/objects/{b.id}" for b in board.backends}
     render = _Renderer(board, sg, by_id, paths, backends, firmware, loads)
     steps = [render.step(n) for n in sg.order]
-    cpus = sum(1 for c in sg.components if c.info.is_cpu)
+    # CPUs a device creates itself (riscv.hart_array) need room under maxcpus too.
+    cpus = sum(1 for c in sg.components if c.info.is_cpu) + created_cpus(board)
     args: list[str] = ["-M", board.machine]
     if cpus:
         args += ["-smp", f"1,maxcpus={cpus}"]
@@ -50,7 +52,7 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: 
                 *(Check.link(paths[c.source.component], c.source.prop,
                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                   for c in sg.connections)),
-        chardevs=dict(board.chardevs), notes=tuple(notes),
+        chardevs=dict(board.chardevs), boot_notes=tuple(boot_notes),
         dtb_sha256=dtb_sha256(generate(dtb_board or board).to_dts()),
     )
 

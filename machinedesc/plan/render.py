@@ -49,7 +49,7 @@ def render_qmp(plan: Plan) -> str:
         f"# qemu: {shlex.join(qemu_command(plan))}",
         "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=on,",
         "# then: machinedesc run THIS-FILE --connect SOCKET",
-        *(f"# boot-{note}" for note in plan.notes),
+        *(f"# boot-{note}" for note in plan.boot_notes),
     ]
     for phase in Phase:
         steps = plan.steps_in(phase)

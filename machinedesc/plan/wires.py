@@ -45,7 +45,8 @@ def lower_wires(board: Board) -> tuple[list[Component], list[Connection]]:
     def synth(kind: str, base: str, wire: Wire, lines: int) -> Component:
         nonlocal index
         comp = Component(id=_synthetic_id(base, taken), type=kind, index=index, location=wire.location,
-                         yaml_path=wire.yaml_path, props={"num-lines": lines}, synthetic=True)
+                         yaml_path=wire.yaml_path, props={"num-lines": lines}, synthetic=True,
+                         system=board.system)
         index += 1
         extra.append(comp)
         return comp

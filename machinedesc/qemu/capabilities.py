@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, UnknownTypeError
 from ..storage import cache_dir, write_file
 from .binary import HOW_TO_GET_PATCHED
 from .session import Session, qemu_version
@@ -104,12 +104,17 @@ async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str,
 
     ``needed`` names further commands machinedesc itself sends (e.g.
     query-machine-phase).  Raises CapabilityError (exit 3) naming the binary,
-    its version, what is missing and how to get the patched build.
+    its version, what is missing and how to get the patched build; or, when
+    only device types are missing (the binary has the series: a typo in a
+    type name, or a type this binary lacks), UnknownTypeError (exit 4).
     """
     caps = await capabilities(session, binary_path)
     problem = missing_capabilities(caps, commands, needed)
     if problem is None:
         return
+    if all(line.startswith("  missing device types: ") for line in problem):
+        drivers = {str(args.get("driver", "")) for name, args in commands if name == "device_add"}
+        raise UnknownTypeError(sorted(drivers - caps.types), caps.types)
     lines = [f"machinedesc: {binary} ({qemu_version(session.client)}) cannot build {title}:", *problem]
     lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
                  + HOW_TO_GET_PATCHED)

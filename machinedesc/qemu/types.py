@@ -4,7 +4,9 @@ The type database (``qemu/typedb.py``) is measured from the binary: every
 type, its properties, lines and MMIO sizes with default properties.  The
 hand table keeps what cannot be measured (roles, how a size or a line count
 follows a property, realize ordering) and wins where both say something.
-``type_info(name)`` is the table alone; ``type_info(name, db)`` merges both.
+``type_info(name)`` is the table alone; ``type_info(name, db)`` merges both;
+``system_type_info(name, system)`` merges the table over the database of a
+board's system (cached: the board model asks it for every component).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 
+from .typedb import database
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -25,10 +29,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LineInfo:
-    """A GPIO line family of a type: how many (int, property expression or unknown) and when."""
+    """A GPIO line family of a type: how many (int, property expression or unknown) and when.
+
+    ``from_defaults``: the count was measured by the type database with the
+    type's default properties (a property the board sets may change it).
+    """
 
     count: int | str | None = None
     after_realize: bool = True
+    from_defaults: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Which CPU ids a device looks up (hand table ``cpus:``) or creates (``creates_cpus:``).
+
+    The ids are ``first`` .. ``first + count - 1``, expressions over the
+    device's properties ('-' in names becomes '_'); ``items`` names a string
+    property whose comma-separated entries are counted instead of ``count``
+    (the PLIC's hart-config); ``unless`` names a boolean property that, when
+    true, means no CPU is looked up (the APLIC in MSI mode); ``what`` is the
+    property named in messages (num-harts, num-cpu).
+    """
+
+    first: int | str = 0
+    count: int | str = 1
+    items: str | None = None
+    unless: str | None = None
+    what: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,14 @@ class TypeInfo:
     lines_known: bool = True
     mmio_from_defaults: bool = False
     device: DeviceTypeInfo | None = None
+    #: Hand table: properties that change region sizes in a way no expression there computes.
+    mmio_follows: tuple[str, ...] = ()
+    #: Hand table: the CPU ids the device looks up when it realizes.
+    cpus: CpuUse | None = None
+    #: Hand table: the CPUs the device creates itself (riscv.hart_array).
+    creates_cpus: CpuUse | None = None
+    #: Hand table, CPU types: the property holding a CPU's id (RISC-V mhartid); None: its creation index.
+    cpu_id: str | None = None
 
     @property
     def properties(self) -> Mapping[str, PropertyInfo] | None:
@@ -85,6 +121,12 @@ class TypeInfo:
         found = self.inputs.get(name)
         return found if found is not None or (self.known and self.lines_known) else LineInfo()
 
+    def defaults(self) -> dict[str, Any]:
+        """The database's default property values, named as in expressions ('-' -> '_')."""
+        props = self.properties or {}
+        return {k.replace("-", "_"): p.default for k, p in props.items()
+                if isinstance(p.default, (int, str)) and p.kind != "other"}
+
 
 @functools.cache
 def _table() -> tuple[tuple[str, dict[str, Any]], ...]:
@@ -96,6 +138,25 @@ def _table() -> tuple[tuple[str, dict[str, Any]], ...]:
 def _lines(raw: dict[str, Any] | None) -> dict[str, LineInfo]:
     return {name: LineInfo(spec.get("count"), spec.get("after_realize", True))
             for name, spec in (raw or {}).items()}
+
+
+def _cpu_use(raw: Any) -> CpuUse | None:
+    if not isinstance(raw, dict):
+        return None
+    return CpuUse(raw.get("first", 0), raw.get("count", 1), raw.get("items"), raw.get("unless"), raw.get("what", ""))
+
+
+@functools.cache
+def system_type_info(name: str, system: str) -> TypeInfo:
+    """``type_info`` of ``name`` over the type database of qemu-system-``system`` (the shipped snapshot);
+    the table alone when ``system`` is empty or has no database."""
+    return type_info(name, system_database(system))
+
+
+@functools.cache
+def system_database(system: str) -> TypeDatabase | None:
+    """The type database a board of ``system`` is checked against (``typedb.database``), or None."""
+    return database(system) if system else None
 
 
 def type_info(name: str, db: TypeDatabase | None = None) -> TypeInfo:
@@ -121,6 +182,8 @@ def _table_info(name: str) -> TypeInfo:
         mmio=tuple(mmio) if mmio is not None else None, outputs=_lines(entry.get("outputs")),
         inputs=_lines(entry.get("inputs")), chardevs=tuple(entry.get("chardevs", ())), links=links,
         realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
+        mmio_follows=tuple(entry.get("mmio_follows", ())), cpus=_cpu_use(entry.get("cpus")),
+        creates_cpus=_cpu_use(entry.get("creates_cpus")), cpu_id=entry.get("cpu_id"),
     )
 
 
@@ -133,7 +196,8 @@ def _measured_lines(device: DeviceTypeInfo) -> tuple[dict[str, LineInfo], dict[s
         return {}, {}, False
 
     def families(counts: Mapping[str, int], earlier: Mapping[str, int]) -> dict[str, LineInfo]:
-        return {k: LineInfo(n, after_realize=after is not None and earlier.get(k) != n) for k, n in counts.items()}
+        return {k: LineInfo(n, after_realize=after is not None and earlier.get(k) != n, from_defaults=True)
+                for k, n in counts.items()}
 
     empty = before or lines
     return (families(lines.outputs, empty.outputs), families(lines.inputs, empty.inputs), after is not None)
@@ -162,4 +226,5 @@ def merge(table: TypeInfo, device: DeviceTypeInfo) -> TypeInfo:
         realize_after_cpus=table.realize_after_cpus or "cpus" in device.realize_needs,
         lines_known=complete or (table.known and bool(table.outputs or table.inputs)),
         mmio_from_defaults=table.mmio is None and device.mmio_sizes is not None, device=device,
+        mmio_follows=table.mmio_follows, cpus=table.cpus, creates_cpus=table.creates_cpus, cpu_id=table.cpu_id,
     )

@@ -40,15 +40,15 @@ CATALOG = [
 #: --set options a board needs for the demo firmware: arm64-virt starts its CPUs in the
 #: flash (where -bios firmware goes); the demo is linked at the start of RAM.
 CATALOG_SETS = {"arm64-virt.yaml": ["--set", "reset_vector=0x40000000"]}
-#: Catalog boards that are for `plan` only (their device types are not in QEMU).
-PLAN_ONLY = {"mutual-links.yaml"}
+#: Catalog boards without CPUs (nothing to boot): built, verified, then stopped.
+NO_FIRMWARE = {"mutual-links.yaml"}
 #: Boards applied by a test of their own: the FE310 has no power-off device (test_fe310_...).
 APPLIED_APART = {"fe310.yaml"}
 
 
 def test_every_applicable_catalog_board_is_applied_below() -> None:
     boards = {p.name for p in (REPO / "boards").glob("*.yaml")}
-    assert boards - PLAN_ONLY - APPLIED_APART == {board for board, *_ in CATALOG}
+    assert boards - NO_FIRMWARE - APPLIED_APART == {board for board, *_ in CATALOG}
 
 
 def test_fe310_runs_rv32_firmware_through_its_fragments(sandbox: Sandbox, firmware: Path,
@@ -65,6 +65,24 @@ def test_fe310_runs_rv32_firmware_through_its_fragments(sandbox: Sandbox, firmwa
                                         "--firmware", str(firmware / "riscv32-fe310-hello.elf")))
     assert out.rc == 0, out.stderr
     assert lines(out.stdout) == ["hello from the fe310", "hello from plic source 3", "hello from timer interrupt"]
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("board", sorted(NO_FIRMWARE))
+def test_catalog_board_without_firmware_is_built_and_verified(board: str, sandbox: Sandbox,
+                                                               request: pytest.FixtureRequest) -> None:
+    path = REPO / "boards" / board
+    system = re.search(r"^system: (\w+)$", path.read_text(), re.M)
+    assert system is not None
+    qemu = request.getfixturevalue(f"patched_{system[1]}")
+    proc = sandbox.start(sandbox.argv_cli("apply", str(path), "--qemu", str(qemu), "-v"))
+    err = StderrWatcher(proc)
+    err.wait_for("steps in")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    text = err.finish()
+    assert re.search(r"machinedesc: built board '[a-z-]+' \(.*\): \d+ steps in [0-9.]+ s, verified", text), text
+    proc.communicate()
     sandbox.assert_clean()
 
 
@@ -132,13 +150,15 @@ def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, patched_riscv64: Pa
 
 def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched_riscv64: Path,
                                                        tmp_path: Path) -> None:
-    board = tmp_path / "soc.yaml"
-    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
-    text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
-    assert "fifo-size" in text
-    board.write_text(text)
-    line = text.splitlines().index("  uart0:") + 1
-    out = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64)))
+    # validate now refuses an unknown property (the type database): give QEMU one
+    # through the plan, to see how apply reports a property QEMU refuses.
+    plan = load_plan(SOC)
+    k, step = next((k, s) for k, s in enumerate(plan.steps)
+                   if s.command == "device_add" and s.arguments.get("id") == "uart0")
+    bad = dataclasses.replace(step, arguments={**step.arguments, "fifo-size": 16})
+    plan = dataclasses.replace(plan, steps=(*plan.steps[:k], bad, *plan.steps[k + 1:]))
+    line = SOC.read_text().splitlines().index("  uart0:") + 1
+    out = sandbox.call(sandbox.argv_plan(plan, qemu=str(patched_riscv64)))
     assert out.rc == 4, out.stderr
     first = out.stderr.splitlines()[0]
     # The lead's loader shows board paths relative to the catalog (the board's directory).
@@ -146,6 +166,20 @@ def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched
                         first), out.stderr
     assert "  device_add driver=serial-mm id=uart0 " in out.stderr
     assert "QEMU error GenericError: " in out.stderr and "fifo-size" in out.stderr
+    sandbox.assert_clean()
+
+
+def test_unknown_property_is_exit_2_at_its_line_before_qemu(sandbox: Sandbox, patched_riscv64: Path,
+                                                            tmp_path: Path) -> None:
+    board = tmp_path / "soc.yaml"
+    text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
+    assert "fifo-size" in text
+    board.write_text(text)
+    line = text.splitlines().index("      fifo-size: 16") + 1
+    out = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_riscv64)))
+    assert out.rc == 2, out.stderr
+    assert re.match(rf"(.*/)?soc\.yaml:{line}:7: components\.uart0\.props\.fifo-size: "
+                    r"serial-mm has no property 'fifo-size'", out.stderr), out.stderr
     sandbox.assert_clean()
 
 
@@ -193,6 +227,9 @@ def test_qemu_killed_during_apply_exits_5(sandbox: Sandbox, patched_riscv64: Pat
     assert proc.wait(20) == 5
     text = err.finish()
     assert "was killed by SIGKILL" in text, text[-1500:]
+    # The step QEMU died on, with its board line.
+    assert re.search(r"big\.yaml:\d+:\d+: step \d+/\d+ failed \(phase initialized\)\n.*\n"
+                     r"(  step: .*\n)?  QEMU stopped during this step", text), text[-1500:]
     proc.communicate()
     sandbox.assert_clean()
 
