@@ -14,14 +14,31 @@ from ..storage import cache_dir, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "qemu" / "build.sh"
+
+
+def _build_script() -> Path:
+    """qemu/build.sh: the checkout's, else the copy installed with the package (``machinedesc.qemu.series``).
+
+    The wheel carries the script and the patch series as package data
+    (pyproject.toml maps the checkout's qemu/ to ``machinedesc/qemu/series``),
+    byte for byte: build.sh keys its cache by the series and its own
+    configuration block, so an installed machinedesc finds a build that a
+    checkout made, and the other way round.
+    """
+    checkout = REPO_ROOT / "qemu" / "build.sh"
+    if checkout.is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "series" / "build.sh"
+
+
+BUILD_SCRIPT = _build_script()
 
 
 def _require_script() -> Path:
     if not BUILD_SCRIPT.is_file():
         raise QemuBuildError(
-            f"{BUILD_SCRIPT} not found: `machinedesc qemu` needs a source checkout "
-            "of machinedesc (pip install -e .)"
+            f"{BUILD_SCRIPT} not found: this installation of machinedesc lacks its QEMU patch series "
+            "(machinedesc/qemu/series); reinstall it, or run it from a source checkout"
         )
     return BUILD_SCRIPT
 
