@@ -12,9 +12,10 @@ Boards, without QEMU::
 
 A machine in a real QEMU, built and verified as ``machinedesc apply`` does::
 
-    with api.machine("boards/soc.yaml", firmware=["hello.elf"]) as m:
+    with api.machine("boards/soc.yaml", firmware=["hello.elf"], paused=True) as m:
+        m.qmp("qom-get", path="hart1", property="mhartid")      # the build's own QMP connection
+        m.qmp("cont")
         m.console.expect("hello from hart 0", timeout=10)
-        m.qmp("query-status")                                    # the build's own QMP connection
         assert m.wait(timeout=10) == 0                           # QEMU's exit status: the guest powered off
     # here QEMU is gone and its private directory removed, whatever happened in the block
 

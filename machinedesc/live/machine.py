@@ -139,6 +139,11 @@ class AsyncMachine:
         return rc
 
     @property
+    def first_output(self) -> float | None:
+        """``time.monotonic()`` when the console's first byte arrived (None before; for benchmarks)."""
+        return self.qemu.first_output if self.qemu is not None else None
+
+    @property
     def exit_status(self) -> int | None:
         """QEMU's exit status once it exited (negative: killed by that signal), else None."""
         return self.qemu.poll() if self.qemu is not None else None
@@ -242,7 +247,13 @@ class Machine:
 
     @property
     def exit_status(self) -> int | None:
+        """QEMU's exit status once it exited (negative: killed by that signal), else None."""
         return self._async.exit_status
+
+    @property
+    def first_output(self) -> float | None:
+        """``time.monotonic()`` when the console's first byte arrived (None before; for benchmarks)."""
+        return self._async.first_output
 
     def stderr_tail(self, lines: int = 15) -> str:
         """QEMU's last stderr lines (see ``AsyncMachine.stderr_tail``)."""

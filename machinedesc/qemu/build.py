@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -48,13 +49,16 @@ def prefix() -> Path:
 
     Asking build.sh hashes the whole patch series in a shell pipeline (~75 ms,
     a large part of apply's start-up); the answer changes only with build.sh,
-    a patch or the cache location, so it is remembered keyed by those.
+    a patch or the cache location, so it is remembered keyed by those - one
+    file per key, so that two checkouts (or a checkout and an installed
+    package) sharing the cache do not evict each other's answer every run.
     """
     key = _prefix_key()
     directory = cache_dir() if key is not None else None
+    name = f"patched-prefix-{hashlib.sha256((key or '').encode()).hexdigest()[:16]}.json"
     if directory is not None:
         try:
-            saved = json.loads((directory / "patched-prefix.json").read_text())
+            saved = json.loads((directory / name).read_text())
             if saved.get("key") == key:
                 return Path(saved["prefix"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -63,7 +67,7 @@ def prefix() -> Path:
     directory = cache_dir(create=True) if key is not None else None
     if directory is not None:
         with contextlib.suppress(OSError):
-            write_file(directory / "patched-prefix.json",
+            write_file(directory / name,
                        json.dumps({"key": key, "prefix": str(found)}).encode(), mode=0o600)
     return found
 

@@ -130,8 +130,11 @@ def test_paused_machine_and_qmp_errors(patched_riscv64: Path, private_tmp: Path)
 
 def test_async_machine(firmware: Path, patched_riscv64: Path, private_tmp: Path) -> None:
     async def main() -> int:
-        async with api.machine_async(SOC, firmware=[firmware / "riscv64-hello.elf"], qemu=patched_riscv64) as m:
-            assert (await m.qmp("query-status"))["running"] is True
+        async with api.machine_async(SOC, firmware=[firmware / "riscv64-hello.elf"], qemu=patched_riscv64,
+                                     paused=True) as m:
+            # Paused: the firmware powers off within milliseconds of cont, QMP would race with it.
+            assert (await m.qmp("query-status"))["running"] is False
+            await m.qmp("cont")
             await asyncio.to_thread(m.console.expect, "hello from timer interrupt", 10)
             return await m.wait(10)
     assert asyncio.run(main()) == 0
