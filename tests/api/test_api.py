@@ -25,7 +25,7 @@ def gone(pid: int) -> bool:
 
 # --- boards and plans, no QEMU ----------------------------------------------
 
-def test_public_names_are_exactly_all() -> None:
+def test_every_public_name_exists_and_is_documented() -> None:
     public = {n for n in vars(api) if not n.startswith("_")}
     # Only __all__ plus the modules and typing helpers the module itself uses.
     assert set(api.__all__) <= public
