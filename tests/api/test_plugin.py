@@ -116,3 +116,15 @@ def test_under_xdist_each_worker_its_own_qemus(tmp_path: Path, firmware: Path, p
     assert "4 passed" in out.stdout
     # xdist's workers keep their pytest-of-USER basetemp there; no QEMU directory is left.
     assert [p.name for p in (root / "tmp").glob("machinedesc-*")] == []
+
+
+def test_doc_api_example_runs_as_written(tmp_path: Path, firmware: Path, patched_riscv64: Path) -> None:
+    doc = (REPO / "docs" / "api.md").read_text()
+    example = doc[doc.index("## What is public"):].split("```python\n", 1)[1].split("```", 1)[0]
+    root = project(tmp_path, firmware, {"example.py": example})
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(root / "tmp"),
+               MACHINEDESC_QEMU_RISCV64=str(patched_riscv64))
+    out = subprocess.run([sys.executable, "example.py"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [p.name for p in (root / "tmp").glob("machinedesc-*")] == []
