@@ -54,7 +54,9 @@ def qemus_from(tmpdir: Path) -> list[int]:
 def run_suite(workers: int, suite: list[str], tmpdir: Path, sample: bool = False) -> tuple[float, int, int]:
     """Wall seconds, pytest's exit status and (when ``sample``) the most QEMUs seen at once."""
     env = dict(os.environ, TMPDIR=str(tmpdir))
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers), *suite]
+    # A short --basetemp: the tests' own unix sockets live under it (108 bytes at most for a socket path).
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={tmpdir}/b",
+            "-n", str(workers), *suite]
     peak = 0
     done = threading.Event()
 

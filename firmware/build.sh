@@ -7,6 +7,7 @@
 #   riscv64-hello.elf             2 harts, timer interrupt, powers off
 #   riscv64-hello-nopoweroff.elf  same, parks instead of powering off
 #   riscv64-hello-4harts.elf      4 harts, powers off
+#   riscv32-fe310-hello.elf       boards/fe310.yaml's E31 hart: UART, PLIC, CLINT; powers off
 #   aarch64-hello.elf             2 CPUs, PSCI SYSTEM_OFF at the end
 #   aarch64-hello-nopoweroff.elf  same, parks instead of powering off
 # Idempotent: an output newer than its sources and this script is kept.
@@ -55,6 +56,20 @@ build_riscv() {
     mv "$target.tmp" "$target"
 }
 
+build_fe310() {
+    local name="$1"
+    shift
+    local target="$out/$name"
+    if up_to_date "$target" "$here/riscv32-fe310-hello.S" "$here/riscv32-fe310.ld"; then
+        return
+    fi
+    "$RISCV_CC" "$@" -march=rv32imac_zicsr -mabi=ilp32 \
+        -nostdlib -nostartfiles -static \
+        -Wl,--no-relax,--no-warn-rwx-segments,--build-id=none \
+        -T "$here/riscv32-fe310.ld" -o "$target.tmp" "$here/riscv32-fe310-hello.S"
+    mv "$target.tmp" "$target"
+}
+
 build_aarch64() {
     local name="$1"
     shift
@@ -72,10 +87,11 @@ build_aarch64() {
 build_riscv riscv64-hello.elf -DNHARTS=2 -DPOWEROFF=1
 build_riscv riscv64-hello-nopoweroff.elf -DNHARTS=2 -DPOWEROFF=0
 build_riscv riscv64-hello-4harts.elf -DNHARTS=4 -DPOWEROFF=1
+build_fe310 riscv32-fe310-hello.elf -DPOWEROFF=1
 build_aarch64 aarch64-hello.elf --defsym NCPUS=2 --defsym POWEROFF=1
 build_aarch64 aarch64-hello-nopoweroff.elf --defsym NCPUS=2 --defsym POWEROFF=0
 
-for f in riscv64-hello.elf riscv64-hello-nopoweroff.elf riscv64-hello-4harts.elf \
+for f in riscv64-hello.elf riscv64-hello-nopoweroff.elf riscv64-hello-4harts.elf riscv32-fe310-hello.elf \
          aarch64-hello.elf aarch64-hello-nopoweroff.elf; do
     echo "$out/$f"
 done

@@ -69,15 +69,22 @@ def check(board: BoardPath, sets: Overrides | None = None, *, allow_host_access:
     return []
 
 
+#: The command line's boot options by name: ``bios``, ``kernel``, ``initrd`` (files), ``append``
+#: (the kernel command line), ``dtb`` (a file, ``auto`` or ``none``); docs/boot.md.
+Boot = Mapping[str, str | PathLike[str]]
+
+
 def plan(board: BoardPath, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
-         cache: bool = True, allow_host_access: bool = False) -> Plan:
+         boot: Boot | None = None, cache: bool = True, allow_host_access: bool = False) -> Plan:
     """The ``Plan`` of a board file (the QMP steps, the checks, QEMU's arguments); raises BoardError.
 
     ``firmware``: ELF files loaded into the machine (``--firmware``).
+    ``boot``: ``--bios``/``--kernel``/``--initrd``/``--append``/``--dtb``, by name (docs/boot.md).
     ``cache``: reuse a plan computed before for the same inputs (docs/plan.md).
     """
     return pipeline.load_plan(Path(board), _sets(sets), tuple(Path(f).resolve() for f in firmware),
-                              cache=cache, allow_host_access=allow_host_access)
+                              cache=cache, allow_host_access=allow_host_access,
+                              boot={k: str(v) for k, v in boot.items()} if boot else None)
 
 
 def _options(qemu: str | PathLike[str] | None, timeout: float, paused: bool, extra_args: Sequence[str],
@@ -87,19 +94,20 @@ def _options(qemu: str | PathLike[str] | None, timeout: float, paused: bool, ext
                    timings=timings)
 
 
-def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Sequence[BoardPath],
+def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Sequence[BoardPath], boot: Boot | None,
              allow_host_access: bool) -> Plan:
     if isinstance(board, Plan):
-        if sets or firmware:
-            raise UsageError("machinedesc: sets and firmware apply to a board file, not to a Plan (plan it with them)")
+        if sets or firmware or boot:
+            raise UsageError("machinedesc: sets, firmware and boot apply to a board file, not to a Plan "
+                             "(plan it with them)")
         return board
-    return plan(board, sets, firmware, allow_host_access=allow_host_access)
+    return plan(board, sets, firmware, boot=boot, allow_host_access=allow_host_access)
 
 
 def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
-            qemu: str | PathLike[str] | None = None, timeout: float = 30.0, paused: bool = False,
-            extra_args: Sequence[str] = (), verbose: bool = False, allow_host_access: bool = False,
-            timings: dict[str, float] | None = None) -> Machine:
+            boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
+            paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
+            allow_host_access: bool = False, timings: dict[str, float] | None = None) -> Machine:
     """A machine for a board file (or a ``Plan``), built in QEMU on entering ``with``.
 
     The board is planned now (BoardError if invalid); entering the ``with``
@@ -107,20 +115,22 @@ def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Se
     and verifies the machine and starts its CPUs (unless ``paused``);
     ``timeout`` bounds QEMU's start and each QMP reply. It raises what
     ``apply`` exits with (CapabilityError 3, StepError 4, QemuError 5...)
-    and leaves nothing behind. ``extra_args`` are more QEMU options;
+    and leaves nothing behind. ``boot``: the command line's boot options
+    by name (``{"kernel": "Image", "append": "console=ttyS0"}``, docs/boot.md).
+    ``extra_args`` are more QEMU options;
     ``timings`` (a dict) receives seconds per build stage.
     """
-    chosen = _plan_of(board, sets, firmware, allow_host_access)
+    chosen = _plan_of(board, sets, firmware, boot, allow_host_access)
     return Machine(plan_job(chosen), _options(qemu, timeout, paused, extra_args, verbose, allow_host_access,
                                               timings))
 
 
 def machine_async(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
-                  qemu: str | PathLike[str] | None = None, timeout: float = 30.0, paused: bool = False,
-                  extra_args: Sequence[str] = (), verbose: bool = False, allow_host_access: bool = False,
-                  timings: dict[str, float] | None = None) -> AsyncMachine:
+                  boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
+                  paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
+                  allow_host_access: bool = False, timings: dict[str, float] | None = None) -> AsyncMachine:
     """``machine`` for asyncio: ``async with machine_async(...) as m``."""
-    chosen = _plan_of(board, sets, firmware, allow_host_access)
+    chosen = _plan_of(board, sets, firmware, boot, allow_host_access)
     return AsyncMachine(plan_job(chosen), _options(qemu, timeout, paused, extra_args, verbose, allow_host_access,
                                                    timings))
 

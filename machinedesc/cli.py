@@ -1,4 +1,5 @@
-"""The command line: validate, plan, apply, run, schema, qemu build/path; errors become exit codes in ``main``.
+"""The command line: validate, plan, dtb, apply, run, list, show, graph, diff, schema, qemu build/path/introspect;
+errors become exit codes in ``main``.
 
 Commands raise errors rather than print them: ``main`` prints ``str(err)``
 and exits with ``err.exit_code`` for every MachinedescError, in one place.
@@ -14,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -63,6 +64,47 @@ def _common(func: click.decorators.FC) -> click.decorators.FC:
     return func
 
 
+def _boot_options(func: click.decorators.FC) -> click.decorators.FC:
+    """--bios, --kernel, --initrd, --append, --dtb: QEMU's names, over the board's ``boot:`` (docs/boot.md)."""
+    file = click.Path(path_type=str, dir_okay=False)
+    for option in reversed([
+        click.option("--bios", metavar="FILE", type=file,
+                     help="Firmware (ELF or raw: start of RAM on RISC-V, first flash on Arm), e.g. fw_jump.bin."),
+        click.option("--kernel", metavar="FILE", type=file,
+                     help="Kernel or next stage (ELF, raw, Linux Image, gzip Image), placed as QEMU's virt does."),
+        click.option("--initrd", metavar="FILE", type=file, help="Initial RAM disk (needs --kernel)."),
+        click.option("--append", metavar="ARGS", help="Kernel command line (the device tree's /chosen bootargs)."),
+        click.option("--dtb", metavar="auto|FILE|none",
+                     help="The guest's device tree: generated from the board (auto, default), a .dtb FILE, or none."),
+    ]):
+        func = option(func)
+    return func
+
+
+def boot_options(bios: str | None, kernel: str | None, initrd: str | None, append: str | None,
+                 dtb: str | None) -> dict[str, str]:
+    """The boot options given on the command line, by name; files must be regular files (exit 2)."""
+    given = {k: v for k, v in (("bios", bios), ("kernel", kernel), ("initrd", initrd), ("append", append),
+                                ("dtb", dtb)) if v is not None}
+    for key, value in given.items():
+        if key in ("bios", "kernel", "initrd") or (key == "dtb" and value not in ("auto", "none")):
+            check_inputs([Path(value)], f"--{key}")
+    return given
+
+
+def _boot_files(boot: dict[str, str]) -> list[Path]:
+    return [Path(v) for k, v in boot.items() if k != "append" and v not in ("auto", "none")]
+
+
+class FilePath(click.Path):
+    """click.Path that refuses an empty name (``''`` would be read as ``.``, the working directory)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value == "":
+            self.fail("an empty file name: name a file, e.g. boards/soc.yaml", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     """``--set name=value`` options as a dict; raises UsageError when malformed."""
     values: dict[str, str] = {}
@@ -74,6 +116,10 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
+#: Bytes in sockaddr_un's sun_path, with its terminating NUL (Linux: <sys/un.h>).
+SUN_PATH_MAX = 108
+
+
 def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
     """Refuse a malformed --serial, and a console file that is one of the ``inputs`` (it would be emptied)."""
     if serial is None:
@@ -81,6 +127,9 @@ def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
     kind, sep, target = serial.partition(":")
     if kind in ("stdio", "none") and not sep:
         return
+    if kind == "socket" and len(os.fsencode(target)) >= SUN_PATH_MAX:
+        raise UsageError(printable(f"--serial socket:{target}: a UNIX socket path must be shorter than "
+                                   f"{SUN_PATH_MAX} bytes (sockaddr_un's sun_path); choose a shorter path"))
     if kind in ("file", "socket") and target:
         refuse_overwriting(Path(target), inputs, "--serial")
         return
@@ -122,12 +171,13 @@ def cli() -> None:
 
     A board (boards/*.yaml) lists clusters, CPUs, memories, peripherals, the
     MMIO map and IRQ wiring; `plan` prints the QMP commands that build it
-    phase by phase, `apply` builds it in a real QEMU (docs/).
+    phase by phase, `apply` builds it in a real QEMU, `dtb` writes the
+    guest's device tree (docs/).
     """
 
 
 @cli.command()
-@click.argument("boards", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("boards", nargs=-1, required=True, type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @_allow_host_access
@@ -147,23 +197,33 @@ def validate(boards: tuple[Path, ...], sets: tuple[str, ...], catalog: Path | No
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["qmp", "json"]), default="qmp", show_default=True,
               help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan here instead of stdout (a regular file is replaced atomically and keeps its mode).")
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
+              help="Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically "
+                   "and keeps its mode).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
-@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@_boot_options
 @_allow_host_access
 def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firmware: tuple[Path, ...],
-         catalog: Path | None, allow_host_access: bool) -> None:
-    """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run)."""
+         catalog: Path | None, bios: str | None, kernel: str | None, initrd: str | None, append: str | None,
+         dtb: str | None, allow_host_access: bool) -> None:
+    """Print the ordered QMP commands that build BOARD, per machine-init phase (a dry run).
+
+    With a bios or kernel (options or the board's boot: section) the header
+    says where each image, the device tree and the reset code go (docs/boot.md).
+    """
     check_inputs(firmware, "--firmware")
+    boot = boot_options(bios, kernel, initrd, append, dtb)
     if output is not None:
-        refuse_overwriting(output, [board, *firmware], "-o")
-    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access)
+        refuse_overwriting(output, [board, *firmware, *_boot_files(boot)], "-o")
+    result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access,
+                       boot=boot)
     from .plan.render import render_json, render_qmp  # here: `apply` does not need the QMP file syntax
 
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
@@ -178,14 +238,63 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
         raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
 
 
+@cli.command()
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["dtb", "dts"]), default="dtb", show_default=True,
+              help="dtb: the flattened blob firmware reads; dts: the same tree as source text.")
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
+              help="Write it here instead of stdout (a regular file is replaced atomically).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
+@click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="List on stderr what was left out of the tree, and why.")
+@click.option("--check", is_flag=True,
+              help="Also compile the tree with dtc (device-tree-compiler): exit 2 if dtc has anything to say.")
+@_allow_host_access
+def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catalog: Path | None,
+        verbose: bool, check: bool, allow_host_access: bool) -> None:
+    """Print the guest's device tree generated from BOARD (docs/devicetree.md).
+
+    CPUs, memory, a node per device whose type has a binding, interrupts from
+    the wiring, /chosen; the same board gives the same bytes.
+    """
+    from .devicetree.generate import generate
+    from .plan.pipeline import load_board
+
+    if output is not None:
+        refuse_overwriting(output, [board], "-o")
+    elif fmt == "dtb" and sys.stdout.isatty():
+        raise UsageError("machinedesc: a DTB is binary: give -o FILE, redirect the output, or use --format dts")
+    tree = generate(load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access))
+    if verbose:
+        for note in tree.notes:
+            click.echo(printable(f"machinedesc: dtb: {note}"), err=True)
+    if check:
+        from .devicetree.dtc import compile_dts
+
+        result = compile_dts(tree.to_dts())
+        if result.messages or result.returncode:
+            raise UsageError(printable(f"machinedesc: dtc on {board}'s device tree:\n{result.messages.rstrip()}"))
+    data = tree.to_dtb() if fmt == "dtb" else tree.to_dts().encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        write_file(output, data)
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+
+
 @cli.command("apply", epilog=EXIT_CODES)
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a board parameter (repeatable).")
-@click.option("--firmware", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+@click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False, exists=True),
               help="Load this ELF into the machine (repeatable).")
+@_boot_options
 @_common
-def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], qemu: str | None,
+def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...], bios: str | None,
+              kernel: str | None, initrd: str | None, append: str | None, dtb: str | None, qemu: str | None,
               serial: str | None, paused: bool, detach: bool, connect: str | None, timeout: float,
               verbose: bool, allow_host_access: bool) -> None:
     """Build BOARD's machine in QEMU over QMP, phase by phase, verify it, and run the guest.
@@ -200,20 +309,25 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     from .apply.job import Options
 
     check_inputs(firmware, "--firmware")
-    _validate_serial(serial, [board, *firmware])
+    boot = boot_options(bios, kernel, initrd, append, dtb)
+    _validate_serial(serial, [board, *firmware, *_boot_files(boot)])
     plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True,
-                     allow_host_access=allow_host_access)
+                     allow_host_access=allow_host_access, boot=boot)
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, allow_host_access=allow_host_access)
     apply_plan(plan, opts)
 
 
 @cli.command("run", epilog=EXIT_CODES, context_settings={"ignore_unknown_options": True})
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("file", type=FilePath(path_type=Path, dir_okay=False, exists=True))
 @click.argument("qemu_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- QEMU_ARGS...]")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE: machinedesc's own commands, or the v4 QMP-configuration series "
+                   "(GreenSocs' qemu-qmp-machines; docs/apply.md, \"Dialects\"); auto detects it.")
 @_common
-def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: str | None, paused: bool,
-            detach: bool, connect: str | None, timeout: float, verbose: bool, allow_host_access: bool) -> None:
+def run_cmd(file: Path, qemu_args: tuple[str, ...], dialect: str, qemu: str | None, serial: str | None,
+            paused: bool, detach: bool, connect: str | None, timeout: float, verbose: bool,
+            allow_host_access: bool) -> None:
     """Send a QMP configuration FILE (as written by `machinedesc plan`) to QEMU, line by line.
 
     QEMU is started from the command line in the file's `# qemu:` header (plus
@@ -226,6 +340,10 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     --allow-host-access, refuses header options and commands that touch the
     host (docs/format.md).  Options that detach QEMU (-daemonize, -pidfile,
     -run-with) are refused: use --detach.
+
+    Files in the v4 dialect of the QMP-configuration series (no
+    x-machine-init, sysbus-mmio-map, /machine ram-addr with -m, hex numbers)
+    are read too; run says on stderr which dialect it used.
     """
     from .apply.configurator import run
     from .apply.job import Options
@@ -233,7 +351,41 @@ def run_cmd(file: Path, qemu_args: tuple[str, ...], qemu: str | None, serial: st
     _validate_serial(serial, [file])
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, extra_args=qemu_args, allow_host_access=allow_host_access)
-    run(file, opts)
+    run(file, opts, None if dialect == "auto" else dialect)
+
+
+@cli.command("import-qmp")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The board file to write (replaced atomically).")
+@click.option("--dialect", type=click.Choice(["auto", "machinedesc", "v4"]), default="auto", show_default=True,
+              help="How to read FILE (as for run).")
+@click.option("--system", help="qemu-system-X the board is for (default: the file's header, else guessed).")
+@click.option("--ram-size", metavar="SIZE", help="RAM size for a v4 file's /machine ram-addr (as -m: 64K, 128M).")
+def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, ram_size: str | None) -> None:
+    """Write a board that builds the machine of QMP configuration FILE, with a coverage report on stderr.
+
+    Devices with their MMIO map become components, output-to-input qom-sets
+    become wires (runs folded into ranges), a riscv.hart_array a cluster of
+    CPUs; loaders are left out (give the image to apply --firmware); every
+    other command is kept as a raw qmp: entry. The report counts each kind.
+    """
+    from .plan import qmpdialect
+    from .plan.qmpfile import load
+    from .plan.qmpimport import import_qmp
+
+    refuse_overwriting(output, [file], "-o")
+    qmp = load(file)
+    found = qmpdialect.detect(qmp)
+    if (found.name if dialect == "auto" else dialect) == qmpdialect.V4:
+        size, _ = qmpdialect.ram_size(["-m", ram_size] if ram_size else [])
+        qmp = qmpdialect.translate(qmp, size)
+    result = import_qmp(qmp, system, output.stem)
+    try:
+        write_file(output, result.yaml.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+    click.echo("\n".join(result.report), err=True)
 
 
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."
@@ -255,7 +407,7 @@ def list_cmd(directory: Path, fmt: str, allow_host_access: bool) -> None:
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -272,8 +424,9 @@ def show(board: Path, sets: tuple[str, ...], catalog: Path | None, fmt: str, all
 
 
 @cli.command()
-@click.argument("board", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+@click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
               help="Write the picture here: FILE.svg or FILE.png (laid out by Graphviz's dot), FILE.dot "
                    "(the source). Default: the DOT source on stdout.")
 @click.option("--memory-map", is_flag=True, help="Draw the memory map (by address) instead of the machine.")
@@ -344,7 +497,7 @@ def schema() -> None:
 
 @cli.group()
 def qemu() -> None:
-    """Build or locate the patched QEMU (qemu/README.md)."""
+    """Build or locate the patched QEMU (qemu/README.md); introspect its device types (docs/types.md)."""
 
 
 @qemu.command("build", context_settings={"ignore_unknown_options": True})
@@ -362,6 +515,41 @@ def qemu_path(system: str) -> None:
     if binary is None:
         raise QemuNotFoundError(f"the patched qemu-system-{system} is not built: run `machinedesc qemu build`")
     click.echo(str(binary))
+
+
+@qemu.command("introspect")
+@click.argument("systems", nargs=-1, metavar="[SYSTEM...]")
+@click.option("--qemu", "binary", metavar="BINARY", help="The QEMU binary (one SYSTEM; default: as apply finds it).")
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
+              help="Write the database (JSON) to this file (one SYSTEM).")
+@click.option("--snapshot", is_flag=True, help="Write the shipped snapshots (package data typedb-SYSTEM.json).")
+@click.option("--no-probe", is_flag=True, help="Types and properties only: do not instantiate the types.")
+@click.option("--refresh", is_flag=True, help="Introspect again even when the cache has this binary.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 8), default=2, show_default=True, help="QEMUs at a time.")
+def qemu_introspect(systems: tuple[str, ...], binary: str | None, output: Path | None, snapshot: bool,
+                    no_probe: bool, refresh: bool, jobs: int) -> None:
+    """Make the type database of QEMU binaries (docs/types.md): print each one's coverage.
+
+    SYSTEM defaults to riscv64 and aarch64.  The result is cached per binary
+    content; progress goes to stderr.
+    """
+    from .qemu.binary import find_binary
+    from .qemu.typedb import introspect, snapshot_path
+
+    systems = systems or ("riscv64", "aarch64")
+    if (binary or output) and len(systems) != 1:
+        raise UsageError("--qemu and -o take exactly one SYSTEM")
+    for system in systems:
+        def progress(text: str, system: str = system) -> None:
+            click.echo(f"machinedesc: {system}: {text}", err=True)
+
+        db = introspect(find_binary(system, binary), probe=not no_probe, jobs=jobs, refresh=refresh,
+                        progress=progress)
+        for target in ([output] if output else []) + ([snapshot_path(system)] if snapshot else []):
+            write_file(target, db.dumps().encode())
+            click.echo(f"machinedesc: wrote {target}", err=True)
+        click.echo(db.summary())
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

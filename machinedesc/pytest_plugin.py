@@ -67,6 +67,9 @@ class MachineFactory:
                  firmware: Sequence[str | Path] = (), **options: Any) -> api.Machine:
         options.setdefault("qemu", self._config.getoption("machinedesc_qemu"))
         options.setdefault("timeout", self._config.getoption("machinedesc_timeout"))
+        if options.get("boot"):
+            options["boot"] = {k: v if k == "append" or v in ("auto", "none") else self._path(v)
+                               for k, v in options["boot"].items()}
         target = board if isinstance(board, api.Plan) else self._path(board)
         machine = api.machine(target, sets, [self._path(f) for f in firmware], **options)
         title = machine.job.title

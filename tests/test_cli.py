@@ -225,3 +225,39 @@ def test_plan_output_into_a_pipe_by_name(in_repo: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout.startswith("# machinedesc plan, format 1\n")
+
+
+@pytest.mark.parametrize("args", [["validate", ""], ["plan", ""], ["dtb", ""], ["show", ""], ["apply", ""]])
+def test_an_empty_file_name_is_refused_by_name(in_repo: Path, capsys: pytest.CaptureFixture[str],
+                                               args: list[str]) -> None:
+    """'' would be Path('.'), the working directory: the error must say the name is empty."""
+    code, out, err = run(args, capsys)
+    assert (code, out) == (2, "")
+    assert "an empty file name" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["plan", "dtb", "graph"])
+def test_output_dash_is_standard_output(in_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str], command: str) -> None:
+    board = ROOT / "boards" / "soc.yaml"
+    monkeypatch.chdir(tmp_path)
+    extra = ["--format", "dts"] if command == "dtb" else []
+    code, out, err = run([command, str(board), *extra, "-o", "-"], capsys)
+    assert code == 0, err
+    assert out and not (tmp_path / "-").exists()
+    code, same, _ = run([command, str(board), *extra], capsys)
+    assert (code, same) == (0, out)
+
+
+def test_a_console_socket_path_too_long_for_sun_path_is_a_usage_error(in_repo: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["apply", "boards/soc.yaml", "--serial", "socket:/tmp/" + "a" * 120], capsys)
+    assert (code, out) == (2, "")
+    assert "shorter than 108 bytes" in err
+
+
+def test_invisible_characters_are_escaped_in_messages() -> None:
+    from machinedesc.errors import printable
+
+    assert printable("uart\u200d0\u200b\ufeff\u2060") == "uart\\u200d0\\u200b\\ufeff\\u2060"
+    assert printable("é ü 😀") == "é ü 😀"  # printable text is left alone

@@ -26,7 +26,7 @@ def test_substitute(text: object, env: dict[str, int], want: object) -> None:
     ("${1 +}", "cannot parse"),
     ("${1 // 0}", "division by zero"),
     ("${__import__('os')}", "only integers"),
-    ("${'a' * 3}", "only integer literals"),
+    ("${'a' * 3}", "arithmetic needs integers"),  # string literals exist since the builders
     ("${1 << 1000}", "shift count"),
 ])
 def test_bad_expressions(text: str, needle: str) -> None:
@@ -97,3 +97,44 @@ def test_expanded_strings_are_bounded() -> None:
         substitute("${s}", {"s": half * 3})
     with pytest.raises(ExprError, match="expands to more than"):
         substitute("a${s}" * 1000, {"s": "y" * 500_000})
+
+
+# ---- string and list builders ----------------------------------------------------
+
+
+@pytest.mark.parametrize("text,env,want", [
+    ('${repeat("MS", harts, ",")}', {"harts": 4}, "MS,MS,MS,MS"),
+    ("${repeat('MS', 1, ',')}", {}, "MS"),
+    ("${repeat('ab', 3)}", {}, "ababab"),
+    ("${repeat('MS', 0, ',')}", {}, ""),
+    ("${join(',', range(3))}", {}, "0,1,2"),
+    ("${join('-', range(2, 5))}", {}, "2-3-4"),
+    ("${range(harts)}", {"harts": 3}, [0, 1, 2]),
+    ("${range(0)}", {}, []),
+    ("cpu-${str(i * 2)}", {"i": 3}, "cpu-6"),
+    ("${'a' + name}", {"name": "bc"}, "abc"),
+    ("${cpu}", {"cpu": "cortex-a57-arm-cpu"}, "cortex-a57-arm-cpu"),
+])
+def test_builders(text: str, env: dict[str, object], want: object) -> None:
+    assert substitute(text, env) == want
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("${repeat('MS', -1)}", "negative"),
+    ("${repeat(1, 2)}", "takes strings"),
+    ("${repeat('x')}", "takes 2 or 3 arguments, got 1"),
+    ("${repeat('x', 70000)}", "longer than 65,536 characters"),
+    ("${repeat('x', 1 << 100)}", "longer than 65,536 characters"),
+    ("${join(',', 3)}", "takes a string and a list"),
+    ("${range(200000)}", "more than 100,000 items"),
+    ("x${range(3)}", "a list cannot be pasted into text"),
+    ("${str(range(2))}", "str() of a list"),
+    ("${range(2) + 1}", "arithmetic needs integers"),
+    ("${open('x')}", "open(...) is not allowed"),
+    ("${repeat(sep='x')}", "repeat(...) is not allowed"),
+    ("${'ab' * 3}", "arithmetic needs integers"),
+])
+def test_builder_errors(text: str, needle: str) -> None:
+    with pytest.raises(ExprError) as err:
+        substitute(text, {})
+    assert needle in err.value.message

@@ -169,3 +169,17 @@ def test_without_the_c_parser_machinedesc_says_what_to_install(
     assert exc.value.code == 1
     assert "ruamel.yaml's C parser is not installed" in err and "ruamel.yaml.clib" in err
     assert "Traceback" not in err
+
+
+def test_type_may_be_an_expression(tmp_path: Path) -> None:
+    from machinedesc.plan.pipeline import load_board
+
+    board = write(tmp_path, "b.yaml", HEADER + "params: {cpu: cortex-a57-arm-cpu, n: 2}\ncomponents:\n"
+                  "  c0: {type: cpu-cluster}\n  cpu${i}: {count: 2, type: '${cpu}', parent: c0}\n"
+                  "  bad: {type: '${n}'}\n")
+    with pytest.raises(BoardError) as err:
+        load_board(board)
+    assert [str(p.location) + ": " + p.message for p in err.value.problems] == [
+        f"{board}:7:15: type must be a QEMU type name, got 2"]
+    board.write_text(board.read_text().replace("  bad: {type: '${n}'}\n", ""))
+    assert [c.type for c in load_board(board).components] == ["cpu-cluster", *["cortex-a57-arm-cpu"] * 2]

@@ -31,7 +31,8 @@ BOARDS = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "boards").glob("*.yam
 #: Each catalog board is compared with another: a variant with its base, the others with a neighbour.
 PARTNERS = {"boards/soc.yaml": "boards/soc-4core.yaml", "boards/soc-4core.yaml": "boards/soc.yaml",
             "boards/seed-a72.yaml": "boards/a72-dma.yaml", "boards/a72-dma.yaml": "boards/mutual-links.yaml",
-            "boards/mutual-links.yaml": GATES}
+            "boards/mutual-links.yaml": GATES, "boards/riscv-virt.yaml": "boards/soc.yaml",
+            "boards/arm64-virt.yaml": "boards/seed-a72.yaml", "boards/fe310.yaml": "boards/soc.yaml"}
 
 
 def _check(name: str, text: str) -> None:
@@ -169,6 +170,7 @@ def test_list_keeps_invalid_boards_with_their_first_error(tmp_path: Path, in_rep
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     for board in BOARDS:
         shutil.copy(board, tmp_path)
+    shutil.copytree(Path(BOARDS[0]).parent / "lib", tmp_path / "lib")  # the fragments boards use
     (tmp_path / "broken.yaml").write_text("machinedesc: 1\nsystem: riscv64\ncomponents:\n"
                                           "  a: {type: serial-mm, parent: nope}\n  b: {type: nothing, parent: gone}\n")
     code, out, _ = run(["list", str(tmp_path)], capsys)
@@ -326,6 +328,7 @@ def repo(tmp_path: Path) -> Path:
     boards = tmp_path / "boards"
     boards.mkdir()
     shutil.copy(ROOT / "boards" / "soc.yaml", boards / "base.yaml")
+    shutil.copytree(ROOT / "boards" / "lib", boards / "lib")  # the fragments soc.yaml uses
     (boards / "variant.yaml").write_text("machinedesc: 1\nextends: base.yaml\nname: variant\nparams: {harts: 3}\n")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")

@@ -14,12 +14,15 @@ host-access policy as a board (machinedesc.board.safety).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from ..board import safety
 from ..errors import QemuNotFoundError, QmpFileError, UsageError
+from ..plan import qmpdialect
 from ..plan.qmpfile import QmpFile, load
 from ..qemu.binary import find_binary
 from ..qemu.chardevs import stdio_chardevs
@@ -113,14 +116,38 @@ def _as_written(name: str) -> Path:
     return Path(found)
 
 
-def run(path: Path, opts: Options) -> int:
+def read_dialect(qmp: QmpFile, opts: Options, dialect: str | None) -> tuple[QmpFile, Options]:
+    """The file in machinedesc's dialect, and the options to run it with (plan.qmpdialect).
+
+    ``dialect`` forces one (None: detected); says on stderr which one is used
+    when it is not machinedesc's own found by detection (or with -v): run stays
+    quiet in pipes for its own files.
+    A v4 file takes ``-m`` off the QEMU arguments (its RAM becomes a device)
+    and runs on ``-M none`` unless the arguments name a machine.
+    """
+    found = qmpdialect.detect(qmp)
+    used = found if dialect in (None, found.name) else qmpdialect.Dialect(str(dialect), "--dialect")
+    if used.name != qmpdialect.MACHINEDESC or dialect is not None or opts.verbose:
+        print(used.note(qmp.path), file=opts.stderr or sys.stderr)
+    if used.name != qmpdialect.V4:
+        return qmp, opts
+    size, extra = qmpdialect.ram_size(opts.extra_args)
+    if not any(a in ("-M", "-machine", "--machine") or a.startswith("-machine=") for a in [*extra, *(
+            qmp.qemu_argv or [])]):
+        extra = ["-M", "none", *extra]
+    return qmpdialect.translate(qmp, size), dataclasses.replace(opts, extra_args=tuple(extra))
+
+
+def run(path: Path, opts: Options, dialect: str | None = None) -> int:
     """Apply the QMP configuration file at ``path``; returns 0.
 
+    ``dialect`` is ``machinedesc``, ``v4`` or None (detected from the file).
     Raises QmpFileError (2) for a malformed file, UsageError (2), and the
     errors of ``engine.drive`` (3, 4, 5, 130+).
     """
     opts.validate()
-    job = file_job(load(path), opts)
+    qmp, opts = read_dialect(load(path), opts, dialect)
+    job = file_job(qmp, opts)
     return run_async(drive(job, opts))
 
 

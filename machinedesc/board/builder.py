@@ -7,17 +7,19 @@ run too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import Collector
 from ..qemu.phases import Phase
 from ..source import SourceLocation
+from .bootspec import boot_spec
 from .expr import ExprError, parse_size, substitute
 from .located import LMap, PathT, entry_location, format_path, location_of
 from .model import (
-    LINE,
     MAX_COMPONENTS,
     MAX_COUNT,
     MAX_WIRE_ENDS,
@@ -43,6 +45,10 @@ class _Builder:
         self.problems = problems
         #: What the board may still expand to, by section (MAX_COMPONENTS, MAX_WIRE_ENDS).
         self.left = {"components": MAX_COMPONENTS, "wiring": MAX_WIRE_ENDS}
+        #: The fragment file of each component entry with ``use`` (by key), and the wires they add.
+        self.fragments: Mapping[str, LMap] = {}
+        self.fragment_wires: list[Wire] = []
+        self.in_fragment = False
 
     def err(self, path: PathT, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.add(location_of(self.tree, path, key=key), format_path(path), message, hint)
@@ -66,9 +72,10 @@ class _Builder:
             # qmp-shell (and so the plan file) has no literal for them; QEMU properties are integers.
             self.err(path, f"{val!r} is not an integer", "write an integer, or quote it as a string")
             return None
-        if isinstance(val, int) and not isinstance(val, bool) and not S64_MIN <= val <= U64_MAX:
-            self.err(path, f"{val:#x} does not fit in 64 bits")
-            return None
+        for item in val if isinstance(val, list) else [val]:
+            if isinstance(item, int) and not isinstance(item, bool) and not S64_MIN <= item <= U64_MAX:
+                self.err(path, f"{item:#x} does not fit in 64 bits")
+                return None
         return val
 
     def integer(self, raw: Any, env: Mapping[str, Any], path: PathT, what: str) -> int | None:
@@ -82,9 +89,16 @@ class _Builder:
 
 
 def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problems: Collector,
-                deleted: Mapping[PathT, SourceLocation] | None = None) -> Board:
-    """The Board for a schema-valid tree; semantic problems go to ``problems``."""
+                deleted: Mapping[PathT, SourceLocation] | None = None,
+                fragments: Mapping[str, LMap] | None = None) -> Board:
+    """The Board for a schema-valid tree; semantic problems go to ``problems``.
+
+    ``fragments`` holds the fragment file of each component entry with ``use``
+    (includes.Document.fragments); its components take the entry's place, its
+    wires follow the board's.
+    """
     b = _Builder(doc_tree, file, problems)
+    b.fragments = fragments or {}
     tree = doc_tree
     params = _params(b, overrides)
     env: dict[str, Any] = dict(params)
@@ -103,9 +117,11 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
                 location_of(tree, ("backends", bid), key=True))
         for bid, spec in tree.get("backends", {}).items()
     )
-    components = _components(b, env)
-    wires = _wires(b, env)
+    components = _components(b, env, {})
+    wires = _wires(b, env) + tuple(b.fragment_wires)
     raw = _raw(b, env)
+    boot = boot_spec(b, env)
+    devicetree = b.value(dict(tree.get("devicetree", {})), env, ("devicetree",)) or {}
     name = tree.get("name") or Path(file).stem
     return Board(
         file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
@@ -113,6 +129,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
         components=components, wires=wires, raw=raw,
         incomplete=bool(problems.problems),
         deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
+        boot=boot,
+        devicetree=devicetree, devicetree_spec=tree.get("devicetree"),
     )
 
 
@@ -195,12 +213,59 @@ def _copies(b: _Builder, spec: Mapping[str, Any], env: Mapping[str, Any], path: 
     return [{**env, "i": i} for i in range(count)] if "count" in spec else [dict(env)]
 
 
-def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
+def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
+         seen: dict[str, tuple[SourceLocation | None, Any]], start: int) -> tuple[Component, ...]:
+    """A component entry with ``use``: its fragment's components (its wires go to ``b.fragment_wires``).
+
+    The fragment's ``params`` are its defaults; ``with`` values (expressions
+    over the board's parameters) replace them; ``id`` is the entry's key.
+    """
+    path: PathT = ("components", key)
+    extra = sorted(set(spec) - {"use", "with"})
+    if extra:
+        b.err((*path, extra[0]), f"an entry with use takes only with, not {extra[0]}",
+              "set the fragment's parameters under with:, or write the device as an entry of its own", key=True)
+    if b.in_fragment:
+        b.err((*path, "use"), "a fragment cannot use another fragment: fragments do not nest",
+              "use both fragments from the board")
+        return ()
+    frag = b.fragments.get(key)
+    if frag is None:
+        return ()
+    sub = _Builder(frag, b.file, b.problems)
+    sub.left = b.left  # one budget for the whole board
+    sub.in_fragment = True
+    declared = frag.get("params", {})
+    fenv: dict[str, Any] = {}
+    for name, raw in declared.items():
+        try:
+            fenv[name] = _typed_param(raw)
+        except ExprError as err:
+            sub.err(("params", name), err.message, err.hint)
+            fenv[name] = 0
+    for name, raw in spec.get("with", {}).items():
+        if name not in declared:
+            hint = b.problems.hints.did_you_mean(name, declared) or (
+                f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
+            b.err((*path, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}", hint, key=True)
+            continue
+        fenv[name] = b.value(raw, env, (*path, "with", name))
+    fenv["id"] = key
+    comps = _components(sub, fenv, seen, start)
+    b.fragment_wires += [replace(w, name=f"{key}.{w.name}", yaml_path=f"{key}: {w.yaml_path}")
+                         for w in _wires(sub, fenv)]
+    return comps
+
+
+def _components(b: _Builder, env: Mapping[str, Any], seen: dict[str, tuple[SourceLocation | None, Any]],
+                start: int = 0) -> tuple[Component, ...]:
     out: list[Component] = []
-    seen: dict[str, tuple[SourceLocation | None, Any]] = {}
     components = b.tree.get("components", {})
     for key, spec in components.items():
         path: PathT = ("components", key)
+        if "use" in spec:
+            out.extend(_use(b, key, spec, env, seen, start + len(out)))
+            continue
         if "count" in spec and "${" not in key:
             b.err(path, "a component with count needs ${i} in its id, or every copy gets the same id",
                   f"rename it to '{key}${{i}}'", key=True)
@@ -208,7 +273,7 @@ def _components(b: _Builder, env: Mapping[str, Any]) -> tuple[Component, ...]:
         loc = entry_location(components, key, key=True)
         parts = EntryParts.of(spec) if isinstance(spec, LMap) else None
         for copy in _copies(b, spec, env, path):
-            comp = _component(b, key, spec, copy, path, loc, len(out), parts)
+            comp = _component(b, key, spec, copy, path, loc, start + len(out), parts)
             if comp is None:
                 continue
             if comp.id in seen:
@@ -234,6 +299,12 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
             b.err(path, f"'{cid}' is not a valid QEMU id",
                   "ids start with a letter and use letters, digits, '_', '.', '-'", key=True)
         return None
+    ctype = b.value(spec["type"], env, (*path, "type"))
+    if not isinstance(ctype, str) or not ctype:
+        if ctype is not None:
+            b.err((*path, "type"), f"type must be a QEMU type name, got {yaml_repr(ctype)}",
+                  "a ${...} in type must give a string, e.g. a parameter cpu: cortex-a57-arm-cpu")
+        return None
     props_spec = spec.get("props", {})
     props = {k: b.value(v, env, (*path, "props", k)) for k, v in props_spec.items()}
     links = {k: b.value(v, env, (*path, "links", k)) for k, v in spec.get("links", {}).items()}
@@ -241,7 +312,7 @@ def _component(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str,
     mmio = _mmio(b, spec, env, (*path, "mmio"))
     copy = f"{format_path(path)}" + (f" (i={env['i']})" if "i" in env and "count" in spec else "")
     return Component(
-        id=cid, type=spec["type"], index=index, location=loc, yaml_path=copy, parent=parent,
+        id=cid, type=ctype, index=index, location=loc, yaml_path=copy, parent=parent,
         props=props, links={k: str(v) for k, v in links.items() if v is not None}, mmio=mmio,
         phase=Phase(spec.get("phase", "initialized")),
         parts=parts,
@@ -268,16 +339,52 @@ def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[
     return tuple(out)
 
 
+#: A line end as written, with an optional range of indices: ``plic.unnamed-gpio-in[8..39]``.
+_LINE_END = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)"
+                       r"(?:\[(?P<index>[0-9]+)(?:\.\.(?P<end>[0-9]+))?\])?$")
+
+
 def _line(b: _Builder, raw: Any, env: Mapping[str, Any], path: PathT,
-          where: SourceLocation | None) -> LineRef | None:
+          where: SourceLocation | None) -> tuple[LineRef, int | None] | None:
+    """The line ``raw`` names, and how many lines its range spans (None: not a range)."""
     text = b.value(raw, env, path)
     if text is None:
         return None
-    match = LINE.match(str(text))
+    match = _LINE_END.match(str(text))
     if not match:
         b.err(path, f"'{text}' is not a line", "write component.line[index], e.g. uart0.sysbus-irq[0]")
         return None
-    return LineRef(match["comp"], match["name"], int(match["index"] or 0), where)
+    first = int(match["index"] or 0)
+    span = None
+    if match["end"] is not None:
+        last = int(match["end"])
+        if last < first:
+            b.err(path, f"'{text}': a range runs upwards, from its first index to its last",
+                  f"write [{last}..{first}]")
+            return None
+        span = last - first + 1
+        if span > MAX_COUNT:
+            b.err(path, f"'{text}' spans {span:,} lines, more than the {MAX_COUNT:,} one entry may make")
+            return None
+    return LineRef(match["comp"], match["name"], first, where), span
+
+
+def _ranges(b: _Builder, ends: list[tuple[LineRef, int | None] | None], paths: list[PathT]) -> int | None:
+    """The one length of the ranged ends of a wire (1 without ranges); None (reported) if they differ."""
+    spans = [(end[1], path) for end, path in zip(ends, paths, strict=True) if end is not None and end[1] is not None]
+    if not spans:
+        return 1
+    first, first_path = spans[0]
+    for span, path in spans[1:]:
+        if span != first:
+            b.err(path, f"this range spans {span} lines, but the range of {format_path(first_path)} spans {first}",
+                  "ranges of one wire run in parallel: give them the same length")
+            return None
+    return first
+
+
+def _shifted(line: LineRef, span: int | None, j: int) -> LineRef:
+    return line if span is None else LineRef(line.component, line.name, line.index + j, line.location)
 
 
 def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
@@ -295,8 +402,10 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
         for copy in _copies(b, spec, env, path, len(srcs_raw) + len(dsts_raw)):
             from_path: PathT = (*path, "from")
             to_path: PathT = (*path, "to")
-            sources = [_line(b, r, copy, *_item(spec, "from", i, from_path)) for i, r in enumerate(srcs_raw)]
-            targets = [_line(b, r, copy, *_item(spec, "to", i, to_path)) for i, r in enumerate(dsts_raw)]
+            src_at = [_item(spec, "from", i, from_path) for i in range(len(srcs_raw))]
+            dst_at = [_item(spec, "to", i, to_path) for i in range(len(dsts_raw))]
+            sources = [_line(b, r, copy, *at) for r, at in zip(srcs_raw, src_at, strict=True)]
+            targets = [_line(b, r, copy, *at) for r, at in zip(dsts_raw, dst_at, strict=True)]
             join = spec.get("join")
             if len(sources) > 1 and join is None:
                 b.err(from_path, "several outputs into one wire need 'join: or'",
@@ -304,10 +413,32 @@ def _wires(b: _Builder, env: Mapping[str, Any]) -> tuple[Wire, ...]:
                 continue
             if None in sources or None in targets:
                 continue
+            span = _ranges(b, [*sources, *targets], [at[0] for at in (*src_at, *dst_at)])
+            if span is None:
+                continue
+            if span > 1 and not _take(b, path, (span - 1) * (len(sources) + len(targets))):
+                return tuple(out)
             suffix = f"[{copy['i']}]" if "i" in copy and "count" in spec else ""
-            out.append(Wire(name + suffix, tuple(s for s in sources if s), tuple(t for t in targets if t), join,
-                            wire_loc, format_path(path) + suffix))
+            ranged = span > 1 or any(e is not None and e[1] is not None for e in (*sources, *targets))
+            for j in range(span):
+                part = suffix + (f"[{j}]" if ranged else "")
+                out.append(Wire(name + part, tuple(_shifted(*s, j) for s in sources if s),
+                                tuple(_shifted(*t, j) for t in targets if t), join,
+                                wire_loc, format_path(path) + part))
     return tuple(out)
+
+
+def _take(b: _Builder, path: PathT, ends: int) -> bool:
+    """Take ``ends`` more wire ends from the board's budget; False (reported once) when it runs out."""
+    if ends > b.left["wiring"]:
+        if b.left["wiring"] >= 0:
+            b.err(path, f"the board expands to more than {MAX_WIRE_ENDS:,} wire ends (outputs and inputs of "
+                  "every wire copy)", "check the ranges and counts; entries after this one are not expanded",
+                  key=True)
+        b.left["wiring"] = -1
+        return False
+    b.left["wiring"] -= ends
+    return True
 
 
 def _item(spec: Any, key: str, i: int, path: PathT) -> tuple[PathT, SourceLocation | None]:

@@ -44,10 +44,12 @@ def _type_of(node: dict[str, Any], defs: dict[str, Any]) -> str:
 def _object_section(title: str, anchor: str, node: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     lines = [f"### {title}", f'<a id="{anchor}"></a>', "", node.get("description", ""), "",
              "| key | type | required | description |", "|---|---|---|---|"]
-    required = set(node.get("required", ()))
+    required = {key: "yes" for key in node.get("required", ())}
+    # `if: (no extends/include) then: required`: a variant may take the key from its base.
+    required.update({key: "yes, unless it extends or includes" for key in node.get("then", {}).get("required", ())})
     for key, sub in node.get("properties", {}).items():
         desc = sub.get("description", "").replace("|", "\\|")
-        lines.append(f"| `{key}` | {_type_of(sub, defs)} | {'yes' if key in required else ''} | {desc} |")
+        lines.append(f"| `{key}` | {_type_of(sub, defs)} | {required.get(key, '')} | {desc} |")
     return [*lines, ""]
 
 

@@ -1,4 +1,10 @@
-"""${...} expressions: integer arithmetic over parameters and the copy index, nothing else."""
+"""${...} expressions: integer arithmetic over parameters and the copy index, and a few string and list builders.
+
+The builders (docs/format.md, "Values"): ``repeat(text, n[, sep])``,
+``join(sep, list)``, ``range(n)`` / ``range(start, stop)`` and ``str(x)``;
+string literals are quoted ('MS' or "MS"), ``+`` also joins two strings.
+Every string result is bounded by MAX_EXPANDED_CHARS, every list by MAX_LIST.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ MAX_EXPR_CHARS = 1_000
 MAX_EXPR_DEPTH = 100
 #: Characters a string may expand to (each copy of a count: holds its own).
 MAX_EXPANDED_CHARS = 64 << 10
+#: Items a list built by range() may have (a list pasted into QMP or a board's count).
+MAX_LIST = 100_000
 #: Shift counts allowed, for << and >> alike.
 MAX_SHIFT = 128
 SIZE = re.compile(r"^([0-9]+) ?(B|KiB|MiB|GiB|TiB)$")
@@ -67,6 +75,10 @@ def parse_size(text: str) -> int | None:
     return value
 
 
+_ALLOWED = ("only integers, 'strings', names, + - * // % << >> & | ^ ~, comparisons and the functions "
+            "repeat, join, range, str are allowed")
+
+
 @functools.lru_cache(maxsize=4096)
 def _compile(source: str) -> ast.expr:
     if len(source) > MAX_EXPR_CHARS:
@@ -81,14 +93,25 @@ def _compile(source: str) -> ast.expr:
     _check_depth(tree.body, source)
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name,
-                                 ast.Load, ast.Compare, *_BINOPS, *_UNOPS, *_CMPOPS)):
-            raise ExprError(f"'{source}': only integers, names, + - * // % << >> & | ^ ~ "
-                            "and comparisons are allowed")
-        if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
-            raise ExprError(f"'{source}': only integer literals are allowed")
+                                 ast.Load, ast.Compare, ast.Call, *_BINOPS, *_UNOPS, *_CMPOPS)):
+            raise ExprError(f"'{source}': " + _ALLOWED)
+        if isinstance(node, ast.Call):
+            _check_call(node, source)
+        if isinstance(node, ast.Constant) and (not isinstance(node.value, (int, str)) or isinstance(node.value, bool)):
+            raise ExprError(f"'{source}': only integer and 'string' literals are allowed")
         if isinstance(node, ast.Constant) and isinstance(node.value, int) and node.value.bit_length() > MAX_INT_BITS:
             raise ExprError(f"'{source}': a literal does not fit in 64 bits")
     return tree.body
+
+
+def _check_call(node: ast.Call, source: str) -> None:
+    """Refuse a call that is not one of _FUNCTIONS with plain positional arguments."""
+    if not isinstance(node.func, ast.Name):
+        raise ExprError(f"'{source}': " + _ALLOWED)
+    name = node.func.id
+    if name not in _FUNCTIONS or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        raise ExprError(f"'{source}': {name}(...) is not allowed: " + _ALLOWED,
+                        "the functions: " + ", ".join(f"{k}{v[2]}" for k, v in _FUNCTIONS.items()))
 
 
 def _check_depth(root: ast.expr, source: str) -> None:
@@ -124,6 +147,9 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
             hint = "define it under params:" if node.id != "i" else "${i} exists only inside an entry with count"
             raise ExprError(f"'{node.id}' is not defined", hint, undefined=node.id)
         return env[node.id]
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)
+        return _call(node.func.id, [_eval(a, env, source) for a in node.args], source)
     if isinstance(node, ast.UnaryOp):
         return _int(_UNOPS[type(node.op)](_int(_eval(node.operand, env, source), source)), source)
     if isinstance(node, ast.Compare):
@@ -135,13 +161,69 @@ def _eval(node: ast.expr, env: Mapping[str, Any], source: str) -> Any:
             left = right
         return True
     assert isinstance(node, ast.BinOp)
-    left = _int(_eval(node.left, env, source), source)
-    right = _int(_eval(node.right, env, source), source)
+    left, right = _eval(node.left, env, source), _eval(node.right, env, source)
+    if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+        return _text(left + right, source)
+    left, right = _int(left, source), _int(right, source)
     if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
         raise ExprError(f"'{source}': division by zero")
     if isinstance(node.op, (ast.LShift, ast.RShift)) and not 0 <= right <= MAX_SHIFT:
         raise ExprError(f"'{source}': shift count {right} out of range")
     return _int(_BINOPS[type(node.op)](left, right), source)
+
+
+def _text(value: str, source: str) -> str:
+    if len(value) > MAX_EXPANDED_CHARS:
+        raise ExprError(f"'{source[:40]}': a string longer than {MAX_EXPANDED_CHARS:,} characters")
+    return value
+
+
+def _repeat(source: str, text: Any, count: Any, sep: Any = "") -> str:
+    if not isinstance(text, str) or not isinstance(sep, str):
+        raise ExprError(f"'{source}': repeat(text, n, sep) takes strings for text and sep")
+    count = _int(count, source)
+    if count < 0:
+        raise ExprError(f"'{source}': repeat() count {count} is negative")
+    if count * (len(text) + len(sep)) > MAX_EXPANDED_CHARS + len(sep):
+        raise ExprError(f"'{source[:40]}': a string longer than {MAX_EXPANDED_CHARS:,} characters")
+    return sep.join([text] * count)
+
+
+def _join(source: str, sep: Any, items: Any) -> str:
+    if not isinstance(sep, str) or not isinstance(items, list):
+        raise ExprError(f"'{source}': join(sep, list) takes a string and a list, e.g. join(',', range(4))")
+    return _text(sep.join(str(i) for i in items), source)
+
+
+def _range(source: str, *args: Any) -> list[int]:
+    bounds = [_int(a, source) for a in args]
+    start, stop = (0, bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+    if stop - start > MAX_LIST:
+        raise ExprError(f"'{source[:40]}': range() of more than {MAX_LIST:,} items")
+    return list(range(start, stop))
+
+
+def _str(source: str, value: Any) -> str:
+    if isinstance(value, list):
+        raise ExprError(f"'{source}': str() of a list; use join(sep, list)")
+    return _text(str(value).lower() if isinstance(value, bool) else str(value), source)
+
+
+#: name -> (function(source, *args), allowed argument counts, signature for messages)
+_FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[int, ...], str]] = {
+    "repeat": (_repeat, (2, 3), "(text, n[, sep])"),
+    "join": (_join, (2,), "(sep, list)"),
+    "range": (_range, (1, 2), "(n) or (start, stop)"),
+    "str": (_str, (1,), "(value)"),
+}
+
+
+def _call(name: str, args: list[Any], source: str) -> Any:
+    func, counts, signature = _FUNCTIONS[name]
+    if len(args) not in counts:
+        raise ExprError(f"'{source}': {name}{signature} takes {' or '.join(map(str, counts))} arguments, "
+                        f"got {len(args)}")
+    return func(source, *args)
 
 
 def _int(value: Any, source: str) -> int:
@@ -173,7 +255,11 @@ def substitute(value: Any, env: Mapping[str, Any], hints: Hints | None = None) -
     pieces: list[str] = []
     size, end = 0, 0
     for match in EXPR.finditer(value):
-        piece = str(evaluate(match.group(1), env, hints))
+        result = evaluate(match.group(1), env, hints)
+        if isinstance(result, list):
+            raise ExprError(f"'{value[:40]}': a list cannot be pasted into text",
+                            "make the whole value the expression, or use join(sep, list)")
+        piece = str(result)
         size += (match.start() - end) + len(piece)
         if size > MAX_EXPANDED_CHARS:
             raise _too_long(value)

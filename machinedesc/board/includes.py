@@ -35,8 +35,11 @@ class Document:
     #: Entries that a layer deleted with null, by path: for hints when the
     #: board still refers to one.
     deleted: dict[PathT, SourceLocation] = field(default_factory=dict)
-    #: Every file the board was read from (itself and its includes).
+    #: Every file the board was read from (itself, its includes and fragments).
     files: tuple[Path, ...] = ()
+    #: The fragment file each component entry with ``use`` names, by the entry's
+    #: key: its tree, positions chained to the ``use`` (docs/format.md, "Fragments").
+    fragments: dict[str, LMap] = field(default_factory=dict)
 
 
 def check_version(tree: Any, display: str, chain: tuple[SourceLocation, ...]) -> LMap:
@@ -83,7 +86,8 @@ def load_document(path: Path, catalog: Path | None = None, hints: Hints | None =
     path = Path(path)
     loader = _IncludeLoader(real_path(catalog or path.parent), hints if hints is not None else Hints())
     tree = loader.load(path, display_name(path), (), ())
-    return Document(tree, display_name(path), loader.deleted, tuple(loader.files))
+    fragments = loader.fragments(tree)
+    return Document(tree, display_name(path), loader.deleted, tuple(loader.files), fragments)
 
 
 class _IncludeLoader:
@@ -156,6 +160,20 @@ class _IncludeLoader:
             merged = merge(merged, layer, (), problems, self.deleted)
         problems.raise_if_any()
         return merged
+
+    def fragments(self, tree: LMap) -> dict[str, LMap]:
+        """The fragment file of each component entry with ``use``, read (once per file) with the
+        entry's ``use`` as its include site. Entries the schema will refuse are skipped here."""
+        comps = tree.get("components")
+        out: dict[str, LMap] = {}
+        for key, spec in comps.items() if isinstance(comps, LMap) else ():
+            if not isinstance(spec, LMap) or not isinstance(spec.get("use"), str):
+                continue
+            loc = to_location(spec.value_locs["use"])
+            target = self.target(spec["use"], loc, f"components.{key}.use", real_path(Path(loc.file)), ())
+            site = SourceLocation(loc.file, loc.line, loc.col)
+            out[key] = self.tree_of(target, target, display_name(target), (site, *loc.chain))
+        return out
 
     def target(self, name: Any, loc: SourceLocation, key: str, resolved: Path, stack: tuple[Path, ...]) -> Path:
         """The file an extends/include entry names, checked: inside the root, no loop, a regular file."""

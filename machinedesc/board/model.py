@@ -15,6 +15,7 @@ from ..qemu.phases import Phase
 from ..qemu.types import TypeInfo, type_info
 from ..source import SourceLocation
 from .located import LMap, Pos, to_location
+from .bootspec import BootSpec
 
 QEMU_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 LINE = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)(?:\[(?P<index>[0-9]+)\])?$")
@@ -193,6 +194,12 @@ class Board:
     incomplete: bool = False
     #: Component ids a variant deleted with null, and where.
     deleted: Mapping[str, SourceLocation] = field(default_factory=dict)
+    #: The ``boot:`` section (board/bootspec.py), if any.
+    boot: BootSpec | None = None
+    #: The ``devicetree:`` section, expressions evaluated (docs/devicetree.md),
+    #: and its YAML entry for locating its parts in messages.
+    devicetree: Mapping[str, Any] = field(default_factory=dict)
+    devicetree_spec: Any = field(default=None, compare=False, repr=False)
 
     @property
     def by_id(self) -> dict[str, Component]:

@@ -20,11 +20,16 @@ SCHEMA_NAME = "board.schema.json"
 
 @functools.cache
 def schema_text() -> str:
-    """The board schema as shipped (inside the wheel, or the source tree's schemas/)."""
-    try:
-        return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME).read_text(encoding="utf-8")
+    """The board schema: the source tree's schemas/ next to this package, else the one shipped in the wheel.
+
+    The source tree comes first: an editable install maps machinedesc.schemas
+    to the checkout it was installed from, which is not this one in a second
+    git worktree.
+    """
+    source = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+    if source.is_file():
+        return source.read_text(encoding="utf-8")
+    return resources.files("machinedesc.schemas").joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -34,11 +39,18 @@ def board_schema() -> dict[str, Any]:
     return result
 
 
+#: What a fragment file may hold (docs/format.md, "Fragments"): no system, no includes, no fragments.
+FRAGMENT_KEYS = ("machinedesc", "summary", "params", "components", "wiring")
+
+
 @functools.cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator(fragment: bool = False) -> jsonschema.Draft202012Validator:
     # Local $refs inlined: resolving them on every component costs a third of
     # the validation time of a large board.
     schema = board_schema()
+    if fragment:
+        schema = {**{k: v for k, v in schema.items() if k not in ("if", "then")}, "required": ["machinedesc"],
+                  "properties": {k: v for k, v in schema["properties"].items() if k in FRAGMENT_KEYS}}
     return jsonschema.Draft202012Validator(_inline_refs(schema, schema["$defs"]))
 
 
@@ -58,14 +70,23 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 _ENTRY_MAPS = ("components", "wiring")
 
 
-def validate(tree: LMap, problems: Collector) -> None:
-    """Add one problem per schema violation in ``tree``.
+def validate_fragments(fragments: dict[str, LMap], problems: Collector) -> None:
+    """Validate each fragment file once (a file used twice is the same text)."""
+    seen: set[str] = set()
+    for tree in fragments.values():
+        if tree.pos[0] not in seen:
+            seen.add(tree.pos[0])
+            validate(tree, problems, fragment=True)
+
+
+def validate(tree: LMap, problems: Collector, *, fragment: bool = False) -> None:
+    """Add one problem per schema violation in ``tree`` (a fragment file's rules with ``fragment``).
 
     Large boards repeat the same entry thousands of times with other numbers
     and names; entries are validated one by one and an entry whose shape (see
     ``_shape``) already validated cleanly is not validated again.
     """
-    validator = _validator()
+    validator = _validator(fragment)
     top = dict(tree)
     for name in _ENTRY_MAPS:
         if isinstance(top.get(name), dict):
@@ -206,6 +227,17 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return out
 
 
+_NAME_HINT = "names start with a letter and use letters, digits, '_', '.', '-'"
+#: propertyNames patterns of the schema -> what to tell the user.
+_NAME_HINTS = {
+    "^[A-Za-z_][A-Za-z0-9_]*$": "parameter names are identifiers: letters, digits and '_', not starting with a digit",
+    "^(/[A-Za-z0-9,._+-]{1,31}(@[A-Za-z0-9,._+-]+)?)+$|^/$":
+        "write an absolute device-tree path, e.g. /chosen or /soc/serial@10000000: node names of at most "
+        "31 letters, digits and , . _ + -",
+    "^[A-Za-z0-9,._+?#-]{1,31}$": "device-tree property names have at most 31 letters, digits and , . _ + ? # -",
+}
+
+
 def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: PathT = ()) -> None:
     path: PathT = (*prefix, *error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -216,11 +248,9 @@ def _report(tree: LMap, error: ValidationError, problems: Collector, prefix: Pat
                              "unknown key", problems.hints.did_you_mean(key, allowed))
         return
     if "propertyNames" in error.relative_schema_path:
-        identifier = error.validator_value == "^[A-Za-z_][A-Za-z0-9_]*$"
         problems.add(location_of(tree, (*path, error.instance), key=True),
                      format_path((*path, error.instance)), f"invalid name '{error.instance}'",
-                     "parameter names are identifiers: letters, digits and '_', not starting with a digit"
-                     if identifier else "names start with a letter and use letters, digits, '_', '.', '-'")
+                     _NAME_HINTS.get(str(error.validator_value), _NAME_HINT))
         return
     message, hint = _explain(error, problems.hints)
     # A missing key is the entry's fault: point at the entry's own key.
@@ -289,4 +319,6 @@ def _pattern_hint(pattern: str) -> str | None:
         return "write a line as component.line[index], e.g. uart0.sysbus-irq[0]"
     if pattern == "^[a-z0-9_]+$":
         return "the lower-case name in qemu-system-<system>: riscv64, aarch64, ..."
+    if pattern == "^[A-Za-z0-9,._+-]{1,31}$":
+        return "device-tree node names have at most 31 letters, digits and , . _ + -"
     return None

@@ -74,7 +74,9 @@ class AsyncMachine:
         silence_qmp_logging()
         t_begin = time.monotonic()
         binary = Path(self.job.binary) if self.job.binary else find_binary(self.job.system or "", opts.qemu)
-        args = [*self.job.qemu_args, "-preconfig", "-S", *opts.extra_args]
+        # As apply starts it: in -preconfig, CPUs stopped until verified.
+        args = [*self.job.qemu_args, *(a for a in ("-preconfig", "-S") if a not in self.job.qemu_args),
+                *opts.extra_args]
         try:
             self.qemu = QemuProcess(binary, args, console=cast(BinaryIO, self._sink), console_input=True)
             qemu = self.qemu

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..board.model import Board
 
 #: Bump when the cached form (steps.plan_to_data) changes.
-_CACHE_FORMAT = 3  # 3: files stamped by content hash
+_CACHE_FORMAT = 5  # 3: files stamped by content hash; 4: the DTB's hash; 5: boot notes
 _PACKAGE = Path(__file__).resolve().parents[1]  # all of machinedesc, not only plan/
 
 
@@ -55,16 +55,17 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     from ..board.checks import check_board
     from ..board.includes import load_document
     from ..board.builder import build_board
-    from ..board.schema import validate
+    from ..board.schema import validate, validate_fragments
     from ..errors import Collector, Hints
 
     hints = Hints()  # one "did you mean" budget for the whole load
     doc = load_document(Path(path), catalog, hints)
     problems = Collector(hints)
     validate(doc.tree, problems)
+    validate_fragments(doc.fragments, problems)
     problems.raise_if_any()
     # Model and semantic problems are reported together: all errors at once.
-    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted)
+    board = build_board(doc.tree, doc.file, overrides or {}, problems, doc.deleted, doc.fragments)
     check_board(board, problems)
     safety.check_board(board, doc.tree, problems, allow_host_access)
     problems.raise_if_any()
@@ -72,36 +73,51 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
 
 
 def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: Sequence[Path] = (),
-              catalog: Path | None = None, *, cache: bool = False, allow_host_access: bool = False) -> Plan:
+              catalog: Path | None = None, *, cache: bool = False, allow_host_access: bool = False,
+              boot: Mapping[str, str] | None = None) -> Plan:
     """The Plan for a board file (``firmware``: ELF files to load); raises BoardError.
 
-    With ``cache``, a plan computed before for the same board, files, options
-    and machinedesc is reused (see ``plan_cache_dir``).
+    ``boot`` holds the command line's boot options (``bios``, ``kernel``,
+    ``initrd``, ``append``, ``dtb``: machinedesc.boot.setup), over the
+    board's ``boot:`` section. With ``cache``, a plan computed before for the
+    same board, files (images included), options and machinedesc is reused
+    (see ``plan_cache_dir``).
     """
-    key = _cache_key(path, overrides, firmware, catalog, allow_host_access) if cache else None
+    boot = dict(boot or {})
+    key = _cache_key(path, overrides, firmware, catalog, allow_host_access, boot) if cache else None
     if key is not None:
         cached = _cache_get(key)
         if cached is not None:
             return cached
     with _no_cycle_collection():
-        files, plan = _plan(path, overrides, firmware, catalog, allow_host_access)
+        files, plan = _plan(path, overrides, firmware, catalog, allow_host_access, boot)
     if key is not None:
         _cache_put(key, files, plan)
     return plan
 
 
 def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
-          catalog: Path | None, allow_host_access: bool = False) -> tuple[tuple[Path, ...], Plan]:
+          catalog: Path | None, allow_host_access: bool = False,
+          boot: Mapping[str, str] | None = None) -> tuple[tuple[Path, ...], Plan]:
+    from ..boot.setup import check_firmware, prepare
     from ..errors import Collector
     from .graph import build_graph
     from .planner import make_plan
 
     doc, board = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
-    sg = build_graph(board, problems, firmware=len(firmware))
+    check_firmware(board, firmware, problems)
+    setup = prepare(board, boot or {}, problems)
+    problems.raise_if_any()
+    written = board
+    if setup is not None:
+        board = setup.board
+    loads, notes, files = (setup.loads, setup.notes, setup.files) if setup else ((), (), ())
+    sg = build_graph(board, problems, firmware=len(firmware) + len(loads))
     problems.raise_if_any()
     assert sg is not None
-    return doc.files, make_plan(board, sg, [str(Path(f).resolve()) for f in firmware])
+    return (*doc.files, *files), make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, notes,
+                                               written)
 
 
 # ---------------------------------------------------------------- plan cache
@@ -128,11 +144,14 @@ def _package_stamp() -> list[tuple[str, int, str]]:
 
 
 def _cache_key(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
-               catalog: Path | None, allow_host_access: bool) -> str | None:
+               catalog: Path | None, allow_host_access: bool, boot: Mapping[str, str]) -> str | None:
+    from ..devicetree.dtc import dtc_identity
+
     try:
+        # Boot files are named as given (resolved by the boot set-up); their contents are stamped with the plan.
         what = repr((_CACHE_FORMAT, str(Path(path).resolve()), str(Path.cwd()), sorted((overrides or {}).items()),
                      [str(Path(f).resolve()) for f in firmware], str(catalog.resolve()) if catalog else None,
-                     allow_host_access, _package_stamp()))
+                     allow_host_access, sorted(boot.items()), _package_stamp(), dtc_identity()))
     except (OSError, RuntimeError):  # RuntimeError: Path.resolve on a symbolic link loop (load_document reports it)
         return None
     return hashlib.sha256(what.encode()).hexdigest()[:32]

@@ -1,6 +1,7 @@
 """Step graph -> Plan: each ordered node becomes a QMP command with its source and reason.
 
-Pure: a model in, steps out, no I/O.
+Pure: a model in, steps out, no I/O, but for dtc, which compiles the
+generated device tree the header's hash is of (devicetree.dtc.dtb_sha256).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..board.model import Backend, Board, Component, RawCommand, link_target
+from ..boot.setup import Load
+from ..devicetree.dtc import dtb_sha256
+from ..devicetree.generate import generate
 from ..qemu.phases import Phase
 from .graph import Node, StepGraph
 from .wires import Connection
@@ -19,12 +23,19 @@ _TRANSITION_REASONS = {Phase.ACCEL_CREATED: "advance to the initialized phase",
                        Phase.INITIALIZED: "leave preconfig: the machine becomes ready"}
 
 
-def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan:
-    """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load."""
+def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: Sequence[Load] = (),
+              notes: Sequence[str] = (), dtb_board: Board | None = None) -> Plan:
+    """The Plan for ``board`` in the order of ``sg``; ``firmware`` are ELF paths to load.
+
+    ``loads`` are the boot set-up's loader devices (after the firmware; the
+    graph has a firmware step for each of both), ``notes`` its placement
+    report; ``dtb_board`` the board as written, whose device tree the header's
+    hash is of (the boot set-up adds its ROM to ``board``).
+    """
     by_id = {c.id: c for c in sg.components}
     paths = {c.id: board.qom_path(c, by_id) for c in sg.components}
     backends = {b.id: f"/objects/{b.id}" for b in board.backends}
-    render = _Renderer(board, sg, by_id, paths, backends, firmware)
+    render = _Renderer(board, sg, by_id, paths, backends, firmware, loads)
     steps = [render.step(n) for n in sg.order]
     cpus = sum(1 for c in sg.components if c.info.is_cpu)
     args: list[str] = ["-M", board.machine]
@@ -39,19 +50,21 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = ()) -> Plan
                 *(Check.link(paths[c.source.component], c.source.prop,
                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                   for c in sg.connections)),
-        chardevs=dict(board.chardevs),
+        chardevs=dict(board.chardevs), notes=tuple(notes),
+        dtb_sha256=dtb_sha256(generate(dtb_board or board).to_dts()),
     )
 
 
 class _Renderer:
     def __init__(self, board: Board, sg: StepGraph, by_id: Mapping[str, Component], paths: Mapping[str, str],
-                 backends: Mapping[str, str], firmware: Sequence[str]) -> None:
+                 backends: Mapping[str, str], firmware: Sequence[str], loads: Sequence[Load] = ()) -> None:
         self.board = board
         self.sg = sg
         self.by_id = by_id
         self.paths = paths
         self.backends = backends
         self.firmware = firmware
+        self.loads = loads
         self.conns: dict[int, Connection] = {c.index: c for c in sg.connections}
         # By name, the first of each (as the board's own order has them): a step looks its entry up once.
         self.raw: dict[str, RawCommand] = {}
@@ -84,6 +97,9 @@ class _Renderer:
             raw = self.raw[n.name]
             return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
                         f"raw command qmp.{raw.name}")
+        if kind == "firmware" and n.number >= len(self.firmware):
+            load = self.loads[n.number - len(self.firmware)]
+            return Step(phase, StepKind.CREATE, "device_add", dict(load.args), load.location, load.reason)
         if kind == "firmware":
             path = self.firmware[n.number]
             loader = {"driver": "loader", "id": f"firmware{n.number}", "file": path}

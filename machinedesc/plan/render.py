@@ -27,6 +27,13 @@ def _comment(step: Step) -> str:
     return f"# {where}{step.reason}"
 
 
+def _dtb_line(dtb_sha256: str) -> str:
+    """The header's ``# dtb:`` line: the hash, or why it was not computed (``not computed: WHY``)."""
+    if dtb_sha256.startswith("not computed"):
+        return f"# dtb: {dtb_sha256}"
+    return f"# dtb: sha256 {dtb_sha256} (the device tree of `machinedesc dtb`)"
+
+
 def render_qmp(plan: Plan) -> str:
     """The seed's QMP configuration file: header, then per phase a comment and one command per line.
 
@@ -38,9 +45,11 @@ def render_qmp(plan: Plan) -> str:
         f"# board: {plan.board}",
         f"# name: {plan.name}",
         f"# system: {plan.system}",
+        _dtb_line(plan.dtb_sha256),
         f"# qemu: {shlex.join(qemu_command(plan))}",
         "# usage: start QEMU with the command above plus -qmp unix:SOCKET,server=on,wait=on,",
         "# then: machinedesc run THIS-FILE --connect SOCKET",
+        *(f"# boot-{note}" for note in plan.notes),
     ]
     for phase in Phase:
         steps = plan.steps_in(phase)

@@ -113,6 +113,11 @@ class Plan:
     #: The component checks, then the link checks.
     checks: tuple[Check, ...] = ()
     chardevs: Mapping[str, str] = field(default_factory=dict)
+    #: How the machine boots (machinedesc.boot): placement lines for the header.
+    notes: tuple[str, ...] = ()
+    #: sha256 (hex) of the guest's device tree generated from the board (``machinedesc dtb``, compiled
+    #: by dtc), or ``not computed: WHY`` (no dtc installed: devicetree.dtc.dtb_sha256).
+    dtb_sha256: str = ""
 
     @property
     def binary(self) -> str:
@@ -145,7 +150,8 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
                    _loc_to_data(s.location), s.reason, s.component] for s in plan.steps],
         "components": [[c.subject, c.path, _loc_to_data(c.location)] for c in plan.components],
         "links": [[k.path, k.prop, k.target, _loc_to_data(k.location)] for k in plan.links],
-        "chardevs": dict(plan.chardevs),
+        "chardevs": dict(plan.chardevs), "notes": list(plan.notes),
+        "dtb_sha256": plan.dtb_sha256,
     }
 
 
@@ -160,7 +166,8 @@ def plan_from_data(data: Any) -> Plan:
     links = tuple(Check.link(_str(s), _str(p), _str(t), _loc_from_data(loc)) for s, p, t, loc in data["links"])
     return Plan(_str(data["board"]), _str(data["name"]), _str(data["system"]),
                 tuple(_str(a) for a in data["qemu_args"]), steps, components + links,
-                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()})
+                {_str(k): _str(v) for k, v in _dict(data["chardevs"]).items()},
+                tuple(_str(n) for n in data["notes"]), _str(data["dtb_sha256"]))
 
 
 def _loc_to_data(loc: SourceLocation | None) -> list[Any] | None:

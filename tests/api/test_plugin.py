@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,8 @@ def doc_example() -> str:
 def project(tmp_path: Path, firmware: Path, tests: dict[str, str]) -> Path:
     """A test project: boards/soc.yaml, build/firmware/ (the demo ELFs), the given test files."""
     root = tmp_path / "project"
-    (root / "boards").mkdir(parents=True)
-    (root / "boards" / "soc.yaml").write_text((REPO / "boards" / "soc.yaml").read_text())
+    root.mkdir()
+    shutil.copytree(REPO / "boards", root / "boards")  # soc.yaml and the fragments it uses
     (root / "build").mkdir()
     (root / "build" / "firmware").symlink_to(firmware)
     (root / "pytest.ini").write_text("[pytest]\n")
@@ -101,7 +102,8 @@ def test_failures_show_console_and_stderr_tails(tmp_path: Path, firmware: Path, 
     assert "machinedesc QEMU stderr of board 'soc' (boards/soc.yaml) (last lines)" in text
     # A build failure is apply's message, at set-up (an error, not a failure).
     assert "ERROR test_failing.py::test_build_fails - machinedesc.errors.StepError" in text
-    assert re.search(r"E +machinedesc.errors.StepError: .*soc\.yaml:\d+:3: step \d+/\d+ failed", text), text
+    assert re.search(r"E +machinedesc.errors.StepError: .*\.yaml:\d+:3: step \d+/\d+ failed", text), text
+    assert "included from boards/soc.yaml" in text
     assert "the `machine` fixture needs @pytest.mark.machine" in text
     assert list((root / "tmp").iterdir()) == []
 

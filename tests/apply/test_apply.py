@@ -35,14 +35,38 @@ CATALOG = [
      [f"hello from hart {i}" for i in range(4)] + ["hello from timer interrupt"]),
     ("seed-a72.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
     ("a72-dma.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
+    ("riscv-virt.yaml", "riscv64", "riscv64-hello.elf", RISCV_LINES),
+    ("arm64-virt.yaml", "aarch64", "aarch64-hello.elf", ["hello from cpu 0", "hello from cpu 1"]),
 ]
+#: --set options a board needs for the demo firmware: arm64-virt starts its CPUs in the
+#: flash (where -bios firmware goes); the demo is linked at the start of RAM.
+CATALOG_SETS = {"arm64-virt.yaml": ["--set", "reset_vector=0x40000000"]}
 #: Catalog boards that are for `plan` only (their device types are not in QEMU).
 PLAN_ONLY = {"mutual-links.yaml"}
+#: Boards applied by a test of their own: the FE310 has no power-off device (test_fe310_...).
+APPLIED_APART = {"fe310.yaml"}
 
 
 def test_every_applicable_catalog_board_is_applied_below() -> None:
     boards = {p.name for p in (REPO / "boards").glob("*.yaml")}
-    assert boards - PLAN_ONLY == {board for board, *_ in CATALOG}
+    assert boards - PLAN_ONLY - APPLIED_APART == {board for board, *_ in CATALOG}
+
+
+def test_fe310_runs_rv32_firmware_through_its_fragments(sandbox: Sandbox, firmware: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    """boards/fe310.yaml, plus the SiFive test device to power off, runs the rv32 demo firmware: its UART
+    interrupt reaches the hart through the PLIC fragment and the range wiring, its timer through the CLINT one."""
+    qemu = request.getfixturevalue("patched_riscv64")
+    catalog = sandbox.base / "catalog"
+    shutil.copytree(REPO / "boards", catalog)
+    variant = catalog / "fe310-poweroff.yaml"
+    variant.write_text("machinedesc: 1\nextends: fe310.yaml\n"
+                       "components:\n  poweroff: {type: riscv.sifive.test, mmio: 0x100000}\n")
+    out = sandbox.call(sandbox.argv_cli("apply", str(variant), "--qemu", str(qemu),
+                                        "--firmware", str(firmware / "riscv32-fe310-hello.elf")))
+    assert out.rc == 0, out.stderr
+    assert lines(out.stdout) == ["hello from the fe310", "hello from plic source 3", "hello from timer interrupt"]
+    sandbox.assert_clean()
 
 
 def lines(text: str) -> list[str]:
@@ -86,7 +110,7 @@ def test_catalog_board_boots_its_firmware(board: str, system: str, elf: str, exp
                                           sandbox: Sandbox, firmware: Path, request: pytest.FixtureRequest) -> None:
     qemu = request.getfixturevalue(f"patched_{system}")
     out = sandbox.call(sandbox.argv_cli("apply", str(REPO / "boards" / board), "--qemu", str(qemu),
-                                        "--firmware", str(firmware / elf)))
+                                        "--firmware", str(firmware / elf), *CATALOG_SETS.get(board, [])))
     assert out.rc == 0, out.stderr
     assert lines(out.stdout) == expected
     assert out.stderr == ""  # quiet when not on a terminal
@@ -110,6 +134,7 @@ def test_ctrl_c_while_guest_runs_exits_130(sandbox: Sandbox, patched_riscv64: Pa
 def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched_riscv64: Path,
                                                        tmp_path: Path) -> None:
     board = tmp_path / "soc.yaml"
+    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
     text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
     assert "fifo-size" in text
     board.write_text(text)
@@ -130,8 +155,12 @@ def test_qemu_side_realize_error_via_set(sandbox: Sandbox, patched_riscv64: Path
     out = sandbox.call(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64),
                                         "--set", "timebase_hz=0"))
     assert out.rc == 4, out.stderr
-    line = SOC.read_text().splitlines().index("  mtimer:") + 1
-    assert re.match(rf"(.*/)?soc\.yaml:{line}:3: step \d+/\d+ failed", out.stderr), out.stderr
+    # The timer comes from a fragment: its line there, and the line of soc.yaml that uses it.
+    lib = SOC.parent / "lib" / "riscv-aclint-mtimer.yaml"
+    line = lib.read_text().splitlines().index("  ${id}:") + 1
+    assert re.match(rf"(.*/)?lib/riscv-aclint-mtimer\.yaml:{line}:3: step \d+/\d+ failed", out.stderr), out.stderr
+    use = next(n for n, text in enumerate(SOC.read_text().splitlines(), 1) if "use: lib/riscv-aclint-mtimer" in text)
+    assert re.search(rf"\n  included from (.*/)?soc\.yaml:{use}:10\n", out.stderr), out.stderr
     assert "riscv.aclint.mtimer" in out.stderr
     sandbox.assert_clean()
 
@@ -295,6 +324,7 @@ def test_timeout_bounds_a_hang_during_verification(sandbox: Sandbox, patched_ris
 def test_failed_hmp_command_in_a_board_is_exit_4_at_its_line(sandbox: Sandbox, patched_riscv64: Path,
                                                              tmp_path: Path) -> None:
     board = tmp_path / "soc.yaml"
+    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
     text = SOC.read_text() + ("qmp:\n  hmp:\n    execute: human-monitor-command\n"
                               "    arguments: {command-line: nosuch}\n    phase: ready\n")
     board.write_text(text)

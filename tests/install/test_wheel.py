@@ -127,8 +127,7 @@ def test_qemu_path_apply_and_the_plugin_outside_a_checkout(venv: Path, outside: 
     assert out.stdout.strip() == str(cached)
 
     firmware = build_firmware(tmp_path_factory.mktemp("firmware"))
-    (work / "boards").mkdir()
-    shutil.copy2(REPO / "boards" / "soc.yaml", work / "boards" / "soc.yaml")
+    shutil.copytree(REPO / "boards", work / "boards")  # soc.yaml and the fragments it uses
     (work / "build").mkdir()
     (work / "build" / "firmware").symlink_to(firmware)
     out = run([str(venv / "bin" / "machinedesc"), "apply", "boards/soc.yaml",

@@ -1,0 +1,375 @@
+"""Board -> DeviceTree: CPUs, memory, one node per device with a binding, interrupts from the wiring.
+
+How a QEMU type becomes a node is data (data/bindings.yaml, see
+docs/devicetree.md); this module walks the board once: CPU nodes under
+/cpus, memory nodes, device nodes (under the system's bus node), then the
+interrupts each device's wired outputs give in the controllers they reach,
+then /chosen, /aliases and the board's own ``devicetree:`` overrides.
+A component whose type has no binding is left out and named in
+``DeviceTree.notes`` (``machinedesc dtb -v``): nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from ..board.expr import ExprError, substitute
+from ..board.model import Board, Component, LineRef
+from .bindings import Binding, binding_for, system_info, variant
+from .cpus import add_arm_extras, add_cpus, prop_int
+from .overrides import apply_overrides, early_overrides
+from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
+
+#: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
+GIC_LEVEL_HIGH = 4
+
+
+class Gen:
+    """One generation: the tree being built and what the later passes need to know."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.by_id = board.by_id
+        self.notes: list[str] = []
+        self._labels: dict[str, str] = {}
+        self._taken: set[str] = set()
+        self.root = Node("", props={
+            "#address-cells": cells(2), "#size-cells": cells(2),
+            "compatible": strings(f"machinedesc,{board.name}"),
+            "model": strings(board.summary or board.name),
+        })
+        bus = str(system_info(board.system).get("bus", ""))
+        self.bus = self.root
+        if bus:
+            self.bus = Node(bus, props={"#address-cells": cells(2), "#size-cells": cells(2),
+                                        "compatible": strings("simple-bus"), "ranges": None})
+        #: component id -> its node; interrupt targets: component id -> (label, specifier kind).
+        self.nodes: dict[str, Node] = {}
+        self.controllers: dict[str, tuple[str, str, Mapping[str, Any]]] = {}
+        self.wires_from: dict[tuple[str, str, int], list[LineRef]] = {}
+        #: (component, line family) -> the indices of its wired outputs
+        self.wired: dict[tuple[str, str], set[int]] = {}
+        for wire in board.wires:
+            for src in wire.sources:
+                self.wires_from.setdefault((src.component, src.name, src.index), []).extend(wire.targets)
+                self.wired.setdefault((src.component, src.name), set()).add(src.index)
+
+    # ---------------------------------------------------------------- helpers
+
+    def label(self, comp_id: str) -> str:
+        """A DTS label for a component: its id with other characters as '_', unique."""
+        if comp_id not in self._labels:
+            self._labels[comp_id] = self.fresh_label(comp_id)
+        return self._labels[comp_id]
+
+    def fresh_label(self, name: str) -> str:
+        """A label no other node has: ``name`` made a C identifier, with _2, _3, ... when taken."""
+        base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        base = base if re.match(r"[A-Za-z_]", base) else "_" + base
+        label, n = base, 2
+        while label in self._taken:
+            label, n = f"{base}_{n}", n + 1
+        self._taken.add(label)
+        return label
+
+    def env(self, comp: Component, binding: Binding | None) -> dict[str, Any]:
+        """The QEMU properties (with the binding's defaults) as expression names ('-' -> '_')."""
+        merged = {**(binding.defaults if binding else {}), **comp.props}
+        return {k.replace("-", "_"): v for k, v in merged.items()}
+
+    def evaluate(self, raw: Any, env: Mapping[str, Any], what: str) -> Any:
+        try:
+            return substitute(raw, env)
+        except ExprError as err:
+            self.notes.append(f"{what}: {err.message}; property left out")
+            return None
+
+    def region_size(self, comp: Component, region: int, size: int | None, env: Mapping[str, Any]) -> int | None:
+        if size is not None:
+            return size
+        sizes = comp.info.mmio
+        if sizes is None or region >= len(sizes):
+            return None
+        spec = sizes[region]
+        if isinstance(spec, int):
+            return spec
+        value = self.evaluate("${" + spec + "}", env, f"{comp.id}: size of region {region}")
+        return value if isinstance(value, int) else None
+
+    def reg(self, comp: Component, binding: Binding, env: Mapping[str, Any]) -> list[tuple[int, int]] | None:
+        """(address, size) of each reg entry: the mapped regions in region order, or the binding's regs."""
+        mapped = {m.region: m for m in comp.mmio}
+        if "regs" in binding.raw:
+            out = []
+            for spec in binding.raw["regs"]:
+                m = mapped.get(int(spec.get("region", 0)))
+                offset = self.evaluate(spec.get("offset", 0), env, f"{comp.id}: reg offset")
+                size = self.evaluate(spec["size"], env, f"{comp.id}: reg size")
+                if m is None or not isinstance(offset, int) or not isinstance(size, int):
+                    return None
+                out.append((m.addr + offset, size))
+            return out
+        out = []
+        for region in sorted(mapped):
+            m = mapped[region]
+            size = self.region_size(comp, region, m.size, env)
+            if size is None:
+                self.notes.append(f"{comp.id} ({comp.type}): the size of MMIO region {region} is not known "
+                                  "(give mmio: size:); node left out")
+                return None
+            out.append((m.addr, size))
+        return out
+
+    def to_value(self, value: Any) -> Value | Literal[False]:
+        """A YAML or expression value as a property: False means 'leave it out'."""
+        if value is True:
+            return None
+        if value is False or value is None:
+            return False
+        if isinstance(value, int):
+            return Cells(split64(value, 2 if value >> 32 else 1))
+        if isinstance(value, str):
+            return strings(value)
+        if isinstance(value, list) and all(isinstance(v, str) and not v.startswith("&") for v in value):
+            return Strings(tuple(value))
+        if isinstance(value, list):
+            items: list[int | Ref] = []
+            for v in value:
+                if isinstance(v, str) and v.startswith("&"):
+                    items.append(Ref(self.label(v[1:])))
+                elif isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 32:
+                    items.append(v)
+                else:
+                    raise ValueError(f"{v!r} is not a 32-bit cell or a &reference")
+            return Cells(tuple(items))
+        raise ValueError(f"{value!r} cannot be a device-tree property")
+
+    def set_props(self, node: Node, comp: Component, binding: Binding, env: Mapping[str, Any] | None = None) -> None:
+        env = self.env(comp, binding) if env is None else env
+        for name, spec in binding.props.items():
+            raw, omit = (spec.get("value"), spec.get("omit-if")) if isinstance(spec, dict) else (spec, None)
+            value = self.evaluate(raw, env, f"{comp.id}: {name}")
+            if value is None or (omit is not None and value == omit):
+                continue
+            converted = self.to_value(value)
+            if converted is not False:
+                node.props[name] = converted
+
+    # ---------------------------------------------------------------- devices
+
+    def device(self, comp: Component, binding: Binding) -> None:
+        env = self.env(comp, binding)
+        binding = variant(binding, env)
+        regs = self.reg(comp, binding, env)
+        if regs is None:
+            return
+        if not regs:
+            self.notes.append(f"{comp.id} ({comp.type}): not mapped (no mmio:): left out of the device tree")
+            return
+        node = Node(binding.name, f"{regs[0][0]:x}", self.label(comp.id))
+        if binding.compatible:
+            node.props["compatible"] = Strings(binding.compatible)
+        node.props["reg"] = Cells(tuple(c for addr, size in regs for c in (*split64(addr, 2), *split64(size, 2))))
+        self.set_props(node, comp, binding, env)
+        if binding.controller is not None:
+            node.props["#interrupt-cells"] = cells(int(binding.controller["cells"]))
+            node.props["#address-cells"] = cells(0)
+            node.props["interrupt-controller"] = None
+            self.controllers[comp.id] = (node.label or "", str(binding.controller["specifier"]), env)
+        self.nodes[comp.id] = node
+        self.bus.add(node)
+
+    def specifier(self, target: LineRef) -> tuple[str, tuple[int, ...]] | None:
+        """The interrupt specifier a wire into ``target`` gives: (controller label, cells), or None."""
+        ctrl = self.controllers.get(target.component)
+        if ctrl is None or target.name != "unnamed-gpio-in":
+            return None
+        label, kind, env = ctrl
+        if kind == "index":
+            return label, (target.index,)
+        if kind == "gic":
+            spis = int(env.get("num_irq", 32)) - 32
+            if target.index < spis:
+                return label, (0, target.index, GIC_LEVEL_HIGH)
+            irq = (target.index - spis) % 32
+            return (label, (1, irq - 16, GIC_LEVEL_HIGH)) if irq >= 16 else None
+        return None
+
+    def line_specifiers(self, comp_id: str, line: str, index: int) -> list[tuple[str, tuple[int, ...]]]:
+        out = []
+        for target in self.wires_from.get((comp_id, line, index), []):
+            spec = self.specifier(target)
+            if spec is None:
+                self.notes.append(f"{comp_id}.{line}[{index}] drives {target.text}, not an interrupt "
+                                  "controller of the device tree: no interrupt for it")
+            else:
+                out.append(spec)
+        return out
+
+    def interrupts(self, comp: Component, binding: Binding, node: Node, extended: bool) -> None:
+        specs: list[tuple[str, tuple[int, ...]]] = []
+        for line in binding.interrupts:
+            match = re.fullmatch(r"(.+)\[(\d+)\]", line)
+            if match:
+                specs += self.line_specifiers(comp.id, match[1], int(match[2]))
+                continue
+            indices = sorted(self.wired.get((comp.id, line), ()))
+            for i in indices:
+                specs += self.line_specifiers(comp.id, line, i)
+        if not specs:
+            return
+        parents = {label for label, _ in specs}
+        if extended or len(parents) > 1:
+            items: list[int | Ref] = []
+            for label, spec in specs:
+                items += [Ref(label), *spec]
+            node.props["interrupts-extended"] = Cells(tuple(items))
+        else:
+            node.props["interrupt-parent"] = cells(Ref(specs[0][0]))
+            node.props["interrupts"] = Cells(tuple(c for _, spec in specs for c in spec))
+
+    def plic_contexts(self, comp: Component, node: Node, intc: Mapping[int, str]) -> None:
+        """interrupts-extended of a SiFive PLIC: one entry per context of hart-config, in order."""
+        config = str(comp.props.get("hart-config", ""))
+        base = prop_int(comp, "hartid-base", 0)
+        bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
+        items: list[int | Ref] = []
+        for k, modes in enumerate(config.split(",") if config else []):
+            ctrl = self.controllers.get(intc.get(base + k, ""))
+            label = ctrl[0] if ctrl else None
+            if label is None:
+                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node")
+                continue
+            for mode in modes:
+                items += [Ref(label), bits.get(mode, 0)]
+        if items:
+            node.props["interrupts-extended"] = Cells(tuple(items))
+
+
+def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
+    """The guest's device tree for ``board`` (deterministic: the same board gives the same tree).
+
+    ``bootargs`` goes to /chosen. Components without a binding are listed in
+    the result's ``notes``; overrides come from the board's ``devicetree:``.
+
+    Raises:
+        BoardError: a ``devicetree:`` override names a missing component or holds a bad value.
+    """
+    gen = Gen(board)
+    intc = add_cpus(gen)
+    for comp in board.components:
+        binding = binding_for(comp.type)
+        if comp.info.is_cpu or comp.info.is_cluster:
+            continue
+        if binding is None:
+            if comp.type not in ("split-irq", "or-irq"):
+                gen.notes.append(f"{comp.id}: no binding for type {comp.type}: left out of the device tree")
+            continue
+        if binding.kind == "memory":
+            _memory(gen, comp)
+        else:
+            gen.device(comp, binding)
+    early_overrides(gen)
+    for comp in board.components:
+        binding = binding_for(comp.type)
+        node = gen.nodes.get(comp.id)
+        if binding is None or node is None:
+            continue
+        if binding.kind == "sifive-plic":
+            gen.plic_contexts(comp, node, intc)
+        gen.interrupts(comp, binding, node, extended=binding.kind == "riscv-clint-like")
+    add_arm_extras(gen)
+    if gen.bus is not gen.root and gen.bus.children:
+        gen.root.add(gen.bus)
+    _chosen(gen, bootargs)
+    _syscon(gen)
+    _clocks(gen)
+    tree = DeviceTree(gen.root, gen.notes)
+    apply_overrides(gen, tree)
+    return tree
+
+
+def _memory(gen: Gen, comp: Component) -> None:
+    if comp.props.get("readonly") is True:
+        gen.notes.append(f"{comp.id}: a read-only memory (ROM) is not a /memory node")
+        return
+    size = comp.props.get("size")
+    for m in comp.mmio:
+        if m.region != 0 or not isinstance(size, int):
+            continue
+        node = Node("memory", f"{m.addr:x}", gen.label(comp.id), {
+            "device_type": strings("memory"),
+            "reg": Cells((*split64(m.addr, 2), *split64(size, 2))),
+        })
+        gen.nodes[comp.id] = node
+        gen.root.add(node)
+
+
+def _console_uarts(gen: Gen) -> list[tuple[Component, Node]]:
+    """The UART nodes, the console (a chardev with backend stdio) first, then board order."""
+    uarts: list[tuple[int, int, Component, Node]] = []
+    for comp in gen.board.components:
+        binding = binding_for(comp.type)
+        node = gen.nodes.get(comp.id)
+        if binding is None or node is None or not binding.console:
+            continue
+        chardev = comp.props.get("chardev")
+        console = gen.board.chardevs.get(str(chardev), "").split(",")[0] == "stdio"
+        uarts.append((0 if console else 1, len(uarts), comp, node))
+    return [(c, n) for *_, c, n in sorted(uarts, key=lambda u: (u[0], u[1]))]
+
+
+def _chosen(gen: Gen, bootargs: str | None) -> None:
+    chosen = Node("chosen")
+    aliases = Node("aliases")
+    on_bus = {id(n) for n in gen.bus.children} if gen.bus is not gen.root else set()
+    for k, (_comp, node) in enumerate(_console_uarts(gen)):
+        # UART nodes sit on the bus or at the root.
+        path = f"/{gen.bus.full_name}/{node.full_name}" if id(node) in on_bus else f"/{node.full_name}"
+        aliases.props[f"serial{k}"] = strings(path)
+        if k == 0:
+            chosen.props["stdout-path"] = strings(path)
+    if bootargs is not None:
+        chosen.props["bootargs"] = strings(bootargs)
+    if aliases.props:
+        gen.root.add(aliases)
+    gen.root.add(chosen)
+
+
+def _syscon(gen: Gen) -> None:
+    """/poweroff and /reboot for a syscon device (the SiFive test device), as -M virt has them."""
+    for comp in gen.board.components:
+        binding = binding_for(comp.type)
+        if binding is None or comp.id not in gen.nodes or "syscon" not in binding.raw:
+            continue
+        # The first syscon device of the board gets them (-M virt has one).
+        for name, value in binding.raw["syscon"].items():
+            if gen.root.child(name) is None:
+                gen.root.add(Node(name, props={
+                    "compatible": strings(f"syscon-{name}"), "regmap": cells(Ref(gen.label(comp.id))),
+                    "offset": cells(0), "value": cells(int(value)),
+                }))
+        return
+
+
+def _clocks(gen: Gen) -> None:
+    """One fixed-clock node per distinct frequency the bindings' clocks need, at the root."""
+    made: dict[int, str] = {}
+    for comp in gen.board.components:
+        binding = binding_for(comp.type)
+        node = gen.nodes.get(comp.id)
+        if binding is None or node is None or not binding.clocks:
+            continue
+        refs: list[int | Ref] = []
+        for hz in binding.clocks.values():
+            if hz not in made:
+                made[hz] = gen.fresh_label(f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz")
+                gen.root.add(Node(f"clock-{hz}", None, made[hz], {
+                    "compatible": strings("fixed-clock"), "#clock-cells": cells(0),
+                    "clock-frequency": cells(hz), "clock-output-names": strings(made[hz]),
+                }))
+            refs.append(Ref(made[hz]))
+        node.props["clocks"] = Cells(tuple(refs))
+        node.props["clock-names"] = Strings(tuple(binding.clocks))

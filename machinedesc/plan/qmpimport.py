@@ -1,0 +1,290 @@
+"""``machinedesc import-qmp``: a board from a QMP configuration file, with a coverage report.
+
+Reads a file in either dialect (v4 files are first read into machinedesc's
+own, plan.qmpdialect) and folds its commands into board entries:
+
+* ``device_add driver=T id=X ...`` is component X of type T with its
+  properties; a ``riscv.hart_array`` becomes a ``cpu-cluster`` X with
+  ``num-harts`` CPUs ``X-hart0``, ``X-hart1``, ... (``mhartid``,
+  ``resetvec`` as the array would set them), written as one ``count:`` entry;
+* ``x-sysbus-mmio-map`` goes into the component's ``mmio``;
+* ``qom-set`` of an output line (``sysbus-irq[N]``, ``unnamed-gpio-out[N]``,
+  a named output) to an input (``.../unnamed-gpio-in[M]``) is a wire; runs of
+  wires whose both ends step by one become one entry with ranges;
+* ``qom-set ... realized=true`` and the phase transitions are what the
+  planner sends anyway;
+* ``device_add driver=loader`` stays a raw ``qmp:`` entry (its ``cpu-num``
+  sets the entry point, which ``apply --firmware`` does not), named in the
+  report with its line;
+* everything else is kept as a raw ``qmp:`` entry, in its phase.
+
+Every command lands in one line of the report: nothing is dropped silently.
+Chardevs the devices name become ``chardevs:`` entries (the first ``stdio``,
+the others ``null``), also said in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import QmpFileError
+from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
+from ..source import SourceLocation
+from .qmpfile import QmpFile
+from .steps import Step
+
+_OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
+_IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
+_HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]+)\]$")
+_PERIPHERAL = "/machine/peripheral/"
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.,/-]*$")
+
+
+@dataclass
+class _Comp:
+    type: str
+    props: dict[str, Any]
+    line: int
+    mmio: list[dict[str, int]] = field(default_factory=list)
+    parent: str | None = None
+    count: int | None = None  # a hart array's CPUs: one entry with count
+
+
+@dataclass
+class Imported:
+    """The board text and the coverage report (one line per kind of command, with counts and lines)."""
+
+    yaml: str
+    report: list[str]
+
+
+class _Importer:
+    def __init__(self, qmp: QmpFile) -> None:
+        self.qmp = qmp
+        self.comps: dict[str, _Comp] = {}
+        self.arrays: dict[str, int] = {}  # hart array id -> its number of harts
+        self.wires: list[tuple[str, str, int, str, str, int]] = []
+        self.raw: list[Step] = []
+        self.left_out: list[str] = []
+        self.counts: dict[str, int] = {}
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def run(self) -> None:
+        for step in self.qmp.commands:
+            args = dict(step.arguments)
+            if step.command in (MACHINE_INIT, EXIT_PRECONFIG):
+                self.count("phase transitions (the plan sends them)")
+            elif step.command == "device_add":
+                self.device(step, args)
+            elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
+                entry = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
+                         "priority": int(args.get("priority", 0))}
+                self.comps[str(args["device"])].mmio.append(entry)
+                self.count("MMIO maps (into the components' mmio)")
+            elif step.command == "qom-set" and self.qom_set(args):
+                pass
+            else:
+                self.raw.append(step)
+                self.count("commands kept as raw qmp: entries")
+
+    def device(self, step: Step, args: dict[str, Any]) -> None:
+        driver = str(args.pop("driver", ""))
+        cid = str(args.pop("id", ""))
+        line = step.location.line if step.location else 0
+        if driver == "loader":
+            self.left_out.append(f"line {line}: loader of {args.get('file', '?')} kept as a raw qmp: entry "
+                                 "(or delete it and give the image to apply --firmware)")
+            self.raw.append(step)
+            self.count("firmware loaders (raw qmp: entries)")
+            return
+        if not cid:
+            self.raw.append(step)
+            self.count("commands kept as raw qmp: entries")
+            return
+        args.pop("realized", None)
+        parent = args.pop("parent", None)
+        if driver == "riscv.hart_array":
+            harts = int(args.get("num-harts", 1))
+            base = int(args.get("hartid-base", 0))
+            self.arrays[cid] = harts
+            self.comps[cid] = _Comp("cpu-cluster", {"cluster-id": len(self.arrays) - 1}, line)
+            props: dict[str, Any] = {"mhartid": f"${{{base} + i}}" if base else "${i}"}
+            if "resetvec" in args:
+                props["resetvec"] = int(args["resetvec"])
+            self.comps[f"{cid}-hart${{i}}"] = _Comp(str(args.get("cpu-type", "rv64-riscv-cpu")), props, line,
+                                                    parent=cid, count=harts)
+            self.count("hart arrays (each a cluster with count: CPUs)")
+            return
+        if isinstance(parent, str):
+            parent = parent.removeprefix(_PERIPHERAL)
+        self.comps[cid] = _Comp(driver, args, line, parent=parent if isinstance(parent, str) else None)
+        self.count("devices (components)")
+
+    def qom_set(self, args: dict[str, Any]) -> bool:
+        """Fold a qom-set into the board; False if it stays a raw command."""
+        path, prop, value = (str(args.get("path", "")).removeprefix(_PERIPHERAL), str(args.get("property", "")),
+                             args.get("value"))
+        if prop == "realized" and value is True and self.component(path):
+            self.count("realize commands (the plan sends them)")
+            return True
+        out, dst = _OUT.match(prop), _IN.match(str(value)) if isinstance(value, str) else None
+        src_comp, dst_comp = self.component(path), self.component(dst["path"]) if dst else None
+        if not (out and dst and src_comp and dst_comp):
+            return False
+        self.wires.append((src_comp, out["name"], int(out["index"]), dst_comp, dst["name"], int(dst["index"])))
+        self.count("wires (qom-set of an output line)")
+        return True
+
+    def component(self, path: str) -> str | None:
+        """The component id a (peripheral-relative) QOM path names, or None."""
+        path = path.removeprefix(_PERIPHERAL)
+        hart = _HART.match(path)
+        if hart and hart["array"] in self.arrays:
+            return f"{hart['array']}-hart{hart['index']}"
+        return path if path in self.comps and self.comps[path].count is None else None
+
+
+def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
+    """The board for ``qmp`` (already in machinedesc's dialect), named ``name``.
+
+    Raises QmpFileError when the system cannot be told (no header, no ``system``).
+    """
+    imp = _Importer(qmp)
+    imp.run()
+    system = system or qmp.system or _guess_system(imp.comps)
+    if system is None:
+        raise QmpFileError(SourceLocation(qmp.path, 0, 0), "cannot tell which qemu-system-X this file is for",
+                           "give --system riscv64 (or aarch64, ...)")
+    renamed = _rename_dotted(imp)
+    chardevs = sorted({str(c.props["chardev"]) for c in imp.comps.values() if "chardev" in c.props})
+    out = ["# Imported by machinedesc import-qmp from " + qmp.path,
+           "machinedesc: 1", f"name: {name}", f"summary: {_scalar(f'imported from {qmp.path}')}",
+           f"system: {system}", ""]
+    if chardevs:
+        out.append("chardevs:")
+        out.extend(f"  {c}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
+        out.append("")
+    out.append("components:")
+    for cid, comp in imp.comps.items():
+        out.append(f"  {cid}: {_component(comp)}")
+    entries = _ranges(imp.wires)
+    if entries:
+        out += ["", "wiring:"]
+        used: set[str] = set()
+        for src, dst, length in entries:
+            wname = _unique(f"{src.split('.')[0]}-{dst.split('.')[0]}", used)
+            out.append(f"  {wname}: {{from: {_scalar(src)}, to: {_scalar(dst)}}}")
+            if length > 1:
+                imp.counts.setdefault("wire entries with ranges", 0)
+                imp.counts["wire entries with ranges"] += 1
+    if imp.raw:
+        out += ["", "qmp:"]
+        for k, step in enumerate(imp.raw):
+            args = json.dumps(dict(step.arguments), separators=(", ", ": "))
+            line = step.location.line if step.location else 0
+            out.append(f"  line{line or k}: {{execute: {_scalar(step.command)}, arguments: {args}}}")
+    report = [f"import-qmp: {qmp.path}: {len(qmp.commands)} commands"]
+    report += [f"  {n:4d} {what}" for what, n in imp.counts.items()]
+    report += [f"  {ln}" for ln in imp.left_out]
+    report += [f"  id {old} renamed {new}: a wire's line names its component before the first dot"
+               for old, new in renamed.items()]
+    if chardevs:
+        report.append(f"  chardevs {', '.join(chardevs)}: the first on stdio, the others null (edit to taste)")
+    if len(entries) < len(imp.wires):
+        report.append(f"  {len(imp.wires)} wires written as {len(entries)} entries (runs folded into ranges)")
+    return Imported("\n".join(out) + "\n", report)
+
+
+def _rename_dotted(imp: _Importer) -> dict[str, str]:
+    """Ids with a dot (QEMU takes them; a board's lines cannot name them) renamed with '-' for '.'."""
+    renamed: dict[str, str] = {}
+    for cid in list(imp.comps):
+        if "." in cid:
+            new = _unique(cid.replace(".", "-"), set(imp.comps) | set(renamed.values()))
+            renamed[cid] = new
+    if not renamed:
+        return renamed
+    imp.comps = {renamed.get(k, k): v for k, v in imp.comps.items()}
+    for comp in imp.comps.values():
+        if comp.parent in renamed:
+            comp.parent = renamed[comp.parent]
+    imp.wires = [(renamed.get(a, a), b, c, renamed.get(d, d), e, f) for a, b, c, d, e, f in imp.wires]
+    return renamed
+
+
+def _guess_system(comps: Mapping[str, _Comp]) -> str | None:
+    types = " ".join(c.type for c in comps.values())
+    if "riscv" in types:
+        return "riscv64"
+    if "arm" in types or "gic" in types:
+        return "aarch64"
+    return None
+
+
+def _ranges(wires: list[tuple[str, str, int, str, str, int]]) -> list[tuple[str, str, int]]:
+    """Wires as entries: each run whose both indices step by one, in file order, as one ranged entry."""
+    out: list[tuple[str, str, int]] = []
+    k = 0
+    while k < len(wires):
+        s, sn, si, d, dn, di = wires[k]
+        n = 1
+        while k + n < len(wires) and wires[k + n] == (s, sn, si + n, d, dn, di + n):
+            n += 1
+        if n > 1:
+            out.append((f"{s}.{sn}[{si}..{si + n - 1}]", f"{d}.{dn}[{di}..{di + n - 1}]", n))
+        else:
+            out.append((f"{s}.{sn}[{si}]", f"{d}.{dn}[{di}]", 1))
+        k += n
+    return out
+
+
+def _unique(name: str, used: set[str]) -> str:
+    base, n = name, 1
+    while name in used:
+        n += 1
+        name = f"{base}-{n}"
+    used.add(name)
+    return name
+
+
+def _component(comp: _Comp) -> str:
+    parts = [f"type: {_scalar(comp.type)}"]
+    if comp.count is not None:
+        parts.insert(0, f"count: {comp.count}")
+    if comp.parent:
+        parts.append(f"parent: {_scalar(comp.parent)}")
+    if comp.props:
+        parts.append("props: {" + ", ".join(f"{_scalar(k)}: {_value(v)}" for k, v in comp.props.items()) + "}")
+    if len(comp.mmio) == 1 and comp.mmio[0]["region"] == 0 and comp.mmio[0]["priority"] == 0:
+        parts.append(f"mmio: {comp.mmio[0]['addr']:#x}")
+    elif comp.mmio:
+        maps = []
+        for m in comp.mmio:
+            fields = [f"addr: {m['addr']:#x}"] + [f"{k}: {m[k]}" for k in ("region", "priority") if m[k]]
+            maps.append("{" + ", ".join(fields) + "}")
+        parts.append("mmio: [" + ", ".join(maps) + "]")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return _scalar(str(value))
+
+
+def _scalar(text: str) -> str:
+    """A string as YAML reads it back as that string: plain when safe, else double-quoted."""
+    if _PLAIN.match(text) and text.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "y", "n") \
+            and "${" not in text:
+        return text
+    return json.dumps(text)

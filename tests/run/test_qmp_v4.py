@@ -1,0 +1,118 @@
+"""`run` reads the v4 dialect of the QMP-configuration series (machinedesc.plan.qmpdialect).
+
+The dialect files are our own (tests/data/qmp-v4/): GreenSocs' published
+files carry no license.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import Sandbox, patched_qemu
+
+from machinedesc.errors import QmpFileError, UsageError
+from machinedesc.plan import qmpdialect
+from machinedesc.plan.qmpfile import parse
+
+REPO = Path(__file__).resolve().parents[2]
+SOC_V4 = REPO / "tests" / "data" / "qmp-v4" / "soc-v4.qmp"
+
+
+def _read(text: str) -> list[tuple[int, str, dict[str, object]]]:
+    qmp = parse(text, "f.qmp")
+    size, _ = qmpdialect.ram_size(["-m", "size=64K"])
+    out = qmpdialect.translate(qmp, size)
+    return [(s.location.line if s.location else 0, s.command, dict(s.arguments)) for s in out.commands]
+
+
+def test_the_soc_file_is_detected_as_v4_at_its_ram_addr_line() -> None:
+    found = qmpdialect.detect(parse(SOC_V4.read_text(), "soc-v4.qmp"))
+    assert (found.name, found.why) == ("v4", "line 5: ram-addr of /machine")
+
+
+def test_a_plan_file_is_machinedesc_dialect() -> None:
+    found = qmpdialect.detect(parse("x-machine-init\ndevice_add driver=serial-mm id=u\nx-exit-preconfig\n", "p"))
+    assert found.name == "machinedesc"
+
+
+def test_translation_of_each_v4_form() -> None:
+    got = _read("qom-set path=/machine property=ram-addr value=0x80000000\n"
+                "device_add driver=riscv.hart_array id=cpus cpu-type=sifive-e31-riscv-cpu num-harts=1\n"
+                "device_add driver=riscv.sifive.plic id=plic num-sources=0x35 aperture-size=0x4000000\n"
+                "sysbus-mmio-map device=plic addr=0xc000000\n"
+                "qom-set path=plic property=unnamed-gpio-out[1] value=cpus/harts[0]/unnamed-gpio-in[11]\n")
+    assert got == [
+        (2, "x-machine-init", {}),
+        (1, "device_add", {"driver": "sysbus-memory", "id": "ram", "size": 65536}),
+        (1, "x-sysbus-mmio-map", {"device": "ram", "addr": 0x80000000}),
+        (2, "device_add", {"driver": "riscv.hart_array", "id": "cpus", "cpu-type": "sifive-e31-riscv-cpu",
+                           "num-harts": 1}),
+        (3, "device_add", {"driver": "riscv.sifive.plic", "id": "plic", "num-sources": 53,
+                           "aperture-size": 0x4000000}),
+        (4, "x-sysbus-mmio-map", {"device": "plic", "addr": 0xc000000}),
+        (5, "qom-set", {"path": "/machine/peripheral/plic", "property": "unnamed-gpio-out[1]",
+                        "value": "/machine/peripheral/cpus/harts[0]/unnamed-gpio-in[11]"}),
+    ]
+
+
+def test_relative_paths_to_unknown_objects_stay_as_written() -> None:
+    got = _read("device_add driver=serial-mm id=u\nqom-set path=other property=x value=a/b\n")
+    assert got[-1] == (2, "qom-set", {"path": "other", "property": "x", "value": "a/b"})
+
+
+def test_a_ram_id_taken_by_the_file_moves_aside() -> None:
+    got = _read("qom-set path=/machine property=ram-addr value=0\ndevice_add driver=sysbus-memory id=ram size=1\n")
+    assert got[1][2]["id"] == "ram-1"
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message"), [
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=true offset=0 size=16\n",
+     2, 1, "the alias form of sysbus-mmio-map"),
+    ("device_add driver=arm-cpus id=cpus\n", 1, 1, "device type 'arm-cpus' exists only in GreenSocs' QEMU fork"),
+    ("device_add driver=x id=a\nsysbus-mmio-map device=a addr=0 region=1\n", 2, 1,
+     "sysbus-mmio-map: unknown argument 'region'"),
+    ("qom-set path=/machine property=ram-addr value=0\n", 1, 1, "no device_add follows"),
+])
+def test_what_cannot_be_mapped_is_named_at_its_line(text: str, line: int, col: int, message: str) -> None:
+    with pytest.raises(QmpFileError) as exc:
+        _read(text)
+    assert (exc.value.location.line, exc.value.location.col) == (line, col)
+    assert message in str(exc.value)
+
+
+def test_ram_addr_without_m_is_an_error_at_its_line() -> None:
+    with pytest.raises(QmpFileError, match="no -m SIZE") as exc:
+        qmpdialect.translate(parse("qom-set path=/machine property=ram-addr value=0\n", "f"), None)
+    assert exc.value.location.line == 1
+
+
+@pytest.mark.parametrize(("args", "size"), [(["-m", "64K"], 65536), (["-m", "size=128M"], 128 << 20),
+                                            (["-m", "2"], 2 << 20), (["-smp", "2"], None)])
+def test_ram_size_reads_qemus_m(args: list[str], size: int | None) -> None:
+    assert qmpdialect.ram_size(args) == (size, [a for a in args if a not in ("-m",) and args[0] != "-m"])
+
+
+def test_ram_size_refuses_what_it_cannot_map() -> None:
+    with pytest.raises(UsageError):
+        qmpdialect.ram_size(["-m", "1G,slots=2,maxmem=4G"])
+
+
+def test_v4_file_runs_the_demo_firmware(sandbox: Sandbox, firmware: Path) -> None:
+    qemu = patched_qemu("riscv64")
+    f = sandbox.base / "soc-v4.qmp"
+    f.write_text(SOC_V4.read_text() + f"device_add driver=loader file={firmware / 'riscv64-hello.elf'}\n"
+                 "x-exit-preconfig\n")
+    res = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(qemu), "--", "-m", "128M", "-smp", "2",
+                                        "-nodefaults", "-chardev", "stdio,id=serial0"))
+    assert res.rc == 0, res.stderr
+    assert "hello from timer interrupt" in res.stdout
+    assert f"reading {f} in the v4 dialect (line 5: ram-addr of /machine)" in res.stderr
+
+
+def test_forcing_the_machinedesc_dialect_says_so(sandbox: Sandbox) -> None:
+    qemu = patched_qemu("riscv64")
+    res = sandbox.call(sandbox.argv_run(str(SOC_V4), "--dialect", "machinedesc", "--qemu", str(qemu)))
+    assert "in the machinedesc dialect (--dialect)" in res.stderr
+    assert res.rc == 3, res.stderr
+    assert "missing QMP commands: sysbus-mmio-map" in res.stderr

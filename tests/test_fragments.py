@@ -1,0 +1,90 @@
+"""Component fragments (use:) and range wiring: what they expand to (the errors are in tests/data/invalid/)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from machinedesc.errors import BoardError
+from machinedesc.plan.pipeline import load_board
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "boards" / "lib", tmp_path / "lib")
+    return tmp_path
+
+
+def _board(catalog: Path, body: str) -> Path:
+    path = catalog / "b.yaml"
+    path.write_text("machinedesc: 1\nsystem: riscv64\nparams: {base: 0x10000000}\n" + body)
+    return path
+
+
+def test_a_fragment_used_twice_gives_two_blocks_with_their_own_parameters(catalog: Path) -> None:
+    board = load_board(_board(catalog, """
+chardevs: {serial0: stdio, serial1: "null"}
+components:
+  gate: {type: or-irq, props: {num-lines: 2}}
+  uart0: {use: lib/ns16550.yaml, with: {addr: "${base}", intc: gate, irq: 0}}
+  uart1:
+    use: lib/ns16550.yaml
+    with: {addr: "${base + 0x1000}", chardev: serial1, intc: gate, irq: 1}
+"""))
+    comps = board.by_id
+    assert [c.id for c in board.components] == ["gate", "uart0", "uart1"]  # in the entries' places
+    assert [(m.addr) for m in comps["uart1"].mmio] == [0x10001000]
+    assert comps["uart1"].props == {"chardev": "serial1", "regshift": 0, "baudbase": 115200}
+    assert [(w.name, w.sources[0].text, w.targets[0].text) for w in board.wires] == [
+        ("uart0.irq", "uart0.sysbus-irq[0]", "gate.unnamed-gpio-in[0]"),
+        ("uart1.irq", "uart1.sysbus-irq[0]", "gate.unnamed-gpio-in[1]")]
+    # Positions: the fragment's own line, reached through the board's use entry.
+    loc = comps["uart1"].location
+    assert loc is not None and loc.file.endswith("lib/ns16550.yaml")
+    assert [site.line for site in loc.chain] == [10]  # uart1's own use entry, not uart0's
+
+
+def test_the_clint_fragment_wires_every_hart(catalog: Path) -> None:
+    board = load_board(_board(catalog, """
+components:
+  cluster0: {type: cpu-cluster, props: {cluster-id: 0}}
+  clint: {use: lib/riscv-aclint.yaml, with: {harts: 3, hart: cpu}}
+  cpu${i}: {count: 3, type: rv64-riscv-cpu, parent: cluster0, props: {mhartid: "${i}"}}
+"""))
+    assert [c.id for c in board.components] == ["cluster0", "clint-swi", "clint-mtimer", "cpu0", "cpu1", "cpu2"]
+    assert {c.id: c.mmio[0].addr for c in board.components if c.id.startswith("clint")} == \
+        {"clint-swi": 0x2000000, "clint-mtimer": 0x2004000}
+    assert [w.targets[0].text for w in board.wires] == [
+        *(f"cpu{i}.unnamed-gpio-in[3]" for i in range(3)), *(f"cpu{i}.unnamed-gpio-in[7]" for i in range(3))]
+
+
+def test_ranges_expand_in_parallel_and_a_single_end_fans_out(catalog: Path) -> None:
+    board = load_board(_board(catalog, """
+components:
+  a: {type: split-irq, props: {num-lines: 4}}
+  b: {type: or-irq, props: {num-lines: 4}}
+  c: {type: or-irq, props: {num-lines: 4}}
+wiring:
+  par: {from: "a.unnamed-gpio-out[0..1]", to: "b.unnamed-gpio-in[2..3]"}
+  fan: {from: "a.unnamed-gpio-out[2]", to: "c.unnamed-gpio-in[0..1]"}
+"""))
+    assert [(w.name, w.sources[0].text, w.targets[0].text) for w in board.wires] == [
+        ("par[0]", "a.unnamed-gpio-out[0]", "b.unnamed-gpio-in[2]"),
+        ("par[1]", "a.unnamed-gpio-out[1]", "b.unnamed-gpio-in[3]"),
+        ("fan[0]", "a.unnamed-gpio-out[2]", "c.unnamed-gpio-in[0]"),
+        ("fan[1]", "a.unnamed-gpio-out[2]", "c.unnamed-gpio-in[1]")]
+
+
+def test_a_range_into_one_input_is_still_two_drivers(catalog: Path) -> None:
+    with pytest.raises(BoardError, match="driven"):
+        load_board(_board(catalog, """
+components:
+  a: {type: split-irq, props: {num-lines: 4}}
+  b: {type: or-irq, props: {num-lines: 4}}
+wiring:
+  w: {from: "a.unnamed-gpio-out[0..1]", to: "b.unnamed-gpio-in[0]"}
+"""))
