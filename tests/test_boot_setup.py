@@ -103,7 +103,7 @@ def test_aarch64_elf_on_a_riscv_board_is_refused_at_the_option(tmp_path: Path, r
     with pytest.raises(BoardError) as err:
         load_plan(RISCV, boot={"bios": str(elf), "dtb": str(rv_dtb)})
     text = str(err.value)
-    assert f"--bios: bios {elf} is an AArch64 64-bit ELF, but the board's system riscv64 runs RISC-V 64-bit code" \
+    assert f"--bios: bios {elf} is an AArch64 64-bit ELF, but the board's CPUs run RISC-V 64-bit code" \
         in text, text
 
 
@@ -290,7 +290,7 @@ def test_firmware_elf_of_another_architecture_is_refused(tmp_path: Path) -> None
     elf = make_elf(tmp_path / "a64.elf", EM_AARCH64, [(0x40000000, 4096)])
     with pytest.raises(BoardError) as err:
         load_plan(REPO_BOARDS / "soc.yaml", firmware=[elf])
-    assert str(err.value) == (f"--firmware {elf}: is an AArch64 64-bit ELF, but the board's system riscv64 runs "
+    assert str(err.value) == (f"--firmware {elf}: is an AArch64 64-bit ELF, but the board's CPUs run "
                               "RISC-V 64-bit code\n  hint: give the board an image built for its architecture")
 
 
@@ -305,3 +305,13 @@ def test_plan_command_line_options(tmp_path: Path, capsys: pytest.CaptureFixture
     assert f"# boot-bios: {elf} (ELF, entry 0x80000010) [0x80000000, 0x80001000)" in out
     assert "a1 = 0x0 (DTB)" in out and "jump to 0x80000010" in out
     assert f"device_add driver=loader id=boot-bios file={elf}\n" in out
+
+
+def test_an_rv32_elf_fits_a_riscv64_board_of_rv32_harts(tmp_path: Path) -> None:
+    """qemu-system-riscv64 runs RV32 CPUs (an FE310's E31): their ELF class is 32, the system's name aside."""
+    from machinedesc.boot.images import image_system
+
+    assert image_system("riscv64", ["sifive-e31-riscv-cpu"]) == "riscv32"
+    assert image_system("riscv64", ["sifive-e31-riscv-cpu", "rv64-riscv-cpu"]) == "riscv64"
+    assert image_system("riscv64", []) == "riscv64"
+    assert image_system("aarch64", ["cortex-a57-arm-cpu"]) == "aarch64"

@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,23 @@ ELF_MACHINES: dict[str, tuple[str, int]] = {
     "aarch64": ("EM_AARCH64", 64),
     "arm": ("EM_ARM", 32),
 }
+#: RISC-V CPU types whose XLEN is 32 (QEMU 10.0 target/riscv/cpu.c: the DEFINE_*_CPU entries with
+#: MXL_RV32); qemu-system-riscv64 runs them too, and their guests are RV32 ELFs.
+RV32_CPU_TYPES = frozenset({
+    "rv32-riscv-cpu", "rv32i-riscv-cpu", "rv32e-riscv-cpu", "max32-riscv-cpu", "lowrisc-ibex-riscv-cpu",
+    "sifive-e31-riscv-cpu", "sifive-e34-riscv-cpu", "sifive-u34-riscv-cpu",
+})
+
+
+def image_system(system: str, cpu_types: Iterable[str]) -> str:
+    """The ``ELF_MACHINES`` key images for a board must match: ``riscv32`` for a riscv64 board
+    whose CPUs are all RV32 (an FE310's E31), else ``system``."""
+    types = set(cpu_types)
+    if system == "riscv64" and types and types <= RV32_CPU_TYPES:
+        return "riscv32"
+    return system
+
+
 _MACHINE_NAMES = {"EM_RISCV": "RISC-V", "EM_AARCH64": "AArch64", "EM_ARM": "Arm (32-bit)", "EM_X86_64": "x86-64",
                   "EM_386": "x86 (32-bit)"}
 
@@ -144,7 +162,7 @@ def _elf(path: Path, system: str) -> Image:
                 got = f"{_MACHINE_NAMES.get(machine, machine)} {klass}-bit"
                 need = f"{_MACHINE_NAMES.get(want[0], want[0])} {want[1]}-bit"
                 article = "an" if got[0] in "AEIOU" else "a"
-                raise ImageError(f"is {article} {got} ELF, but the board's system {system} runs {need} code",
+                raise ImageError(f"is {article} {got} ELF, but the board's CPUs run {need} code",
                                  "give the board an image built for its architecture")
             segments = tuple(Segment(int(s["p_paddr"]), int(s["p_memsz"]), int(s["p_filesz"]))
                              for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0)

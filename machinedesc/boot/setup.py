@@ -36,7 +36,7 @@ from ..source import SourceLocation
 from ..storage import FileProblem
 from . import resetcode
 from .dtb import DtbError, cached_dtb, dtb_bytes
-from .images import Image, ImageError, load_image
+from .images import Image, ImageError, image_system, load_image
 from .memory import Region, first_flash, main_ram, region_at, regions
 
 #: The command line's boot options, in QEMU's names.
@@ -106,6 +106,10 @@ def prepare(board: Board, options: Mapping[str, str], problems: Collector) -> Bo
         return None
 
 
+def _cpu_types(board: Board) -> list[str]:
+    return [c.type for c in board.components if c.info.is_cpu]
+
+
 def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector) -> None:
     """``--firmware`` ELFs must be built for the board's architecture (a problem each otherwise).
 
@@ -116,7 +120,7 @@ def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector) 
             with Path(path).open("rb") as f:
                 if f.read(4) != b"\x7fELF":
                     continue
-            load_image(Path(path), board.system)
+            load_image(Path(path), image_system(board.system, _cpu_types(board)))
         except (OSError, FileProblem):
             continue  # reported by the loader step as before
         except ImageError as err:
@@ -159,7 +163,7 @@ class _Placer:
             return None
         path = Path(item.value).resolve()  # QEMU reads it from another working directory
         try:
-            img = load_image(path, self.system)
+            img = load_image(path, image_system(self.system, _cpu_types(self.board)))
         except FileProblem as err:
             raise self.fail(item, f"{key} {item.value} {err.message}", err.hint) from None
         except ImageError as err:

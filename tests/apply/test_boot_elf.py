@@ -41,6 +41,6 @@ def test_riscv_elf_of_the_wrong_architecture_never_starts_qemu(sandbox: Sandbox,
     out = sandbox.call(sandbox.argv_cli("apply", str(REPO / "boards" / "riscv-virt.yaml"), "--qemu",
                                         str(patched_riscv64), "--bios", str(firmware / "aarch64-hello.elf")))
     assert out.rc == 2
-    assert "is an AArch64 64-bit ELF, but the board's system riscv64 runs RISC-V 64-bit code" in out.stderr
+    assert "is an AArch64 64-bit ELF, but the board's CPUs run RISC-V 64-bit code" in out.stderr
     assert out.stdout == ""
     sandbox.assert_clean()
