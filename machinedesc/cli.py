@@ -22,7 +22,6 @@ import click
 from . import __version__
 from .errors import BoardError, Exit, MachinedescError, QemuNotFoundError, UsageError, exit_table, printable
 from .plan.pipeline import load_board, load_plan
-from .plan.render import render_json, render_qmp
 from .qemu import build as qemu_build
 from .storage import write_file
 
@@ -236,6 +235,8 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
     result = load_plan(board, parse_sets(sets), firmware, catalog, cache=True, allow_host_access=allow_host_access,
                        boot=boot)
     _print_notes(result.notes)
+    from .plan.render import render_json, render_qmp  # here: `apply` does not need the QMP file syntax
+
     text = render_qmp(result) if fmt == "qmp" else render_json(result)
     if output is None:
         click.echo(text, nl=False)

@@ -302,6 +302,26 @@ class QemuTimeoutError(QemuError):
     """QEMU did not answer within the timeout."""
 
 
+class ConsoleExpectError(MachinedescError, AssertionError):
+    """The guest console did not print what a program expected (``live.console.Console.expect``).
+
+    Raised by the Python API and the pytest plugin only (no command expects
+    console output); an ``AssertionError`` too, so pytest reports a failed
+    check. ``console_tail`` is the console's last lines, ``stderr_tail``
+    QEMU's; the message shows both.
+    """
+
+    exit_code = Exit.QEMU
+
+    def __init__(self, message: str, console_tail: str = "", stderr_tail: str = "") -> None:
+        shown = ("\n  console (last lines):\n" + "\n".join("    " + ln for ln in console_tail.splitlines())
+                 if console_tail else "\n  console: (nothing printed)")
+        super().__init__(message + shown + stderr_block(stderr_tail))
+        self.message = message
+        self.console_tail = console_tail
+        self.stderr_tail = stderr_tail
+
+
 class ConsoleError(MachinedescError):
     """The guest's console output could not be written (full disk, I/O error): output was lost."""
 

@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install --quiet --disable-pip-version-check 'pip==25.3' 'pip-tools==7.5.2'
 cd "$root"
-"$tmp/venv/bin/pip-compile" --quiet --no-header --generate-hashes --allow-unsafe --no-emit-index-url \
+"$tmp/venv/bin/pip-compile" --quiet --no-header --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links \
     --strip-extras --extra test --extra qemu-build --all-build-deps "$@" \
     --output-file requirements/lock.txt pyproject.toml
 echo "scripts/lock.sh: wrote requirements/lock.txt ($(grep -c '^[a-z]' requirements/lock.txt) packages)"

@@ -12,6 +12,17 @@ from shell_parser import close_shell
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "machinedesc.pytest_plugin" for ep in entry_points(group="pytest11"))
+
+
+# The machinedesc plugin (machine, machine_factory) is registered by the installed package's
+# pytest11 entry point; a checkout whose install predates the plugin loads it here.
+pytest_plugins = [] if _plugin_installed() else ["machinedesc.pytest_plugin"]
+
+
 @pytest.fixture
 def in_repo(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test with the repository root as working directory."""

@@ -128,7 +128,7 @@ async def _build(session: Session[Reporter], job: Job, opts: Options, t_begin: f
     # connected to.  With -v each reply is echoed right after its command.
     await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
     t_sent = time.monotonic()
-    await verify(session, job.checks)
+    await verify(session, job.checks, job.steps)
     if opts.timings is not None:
         opts.timings.update(start=t_connected - t_begin, probe=start - t_connected,
                             send=t_sent - start, verify=time.monotonic() - t_sent,

@@ -16,7 +16,6 @@ from typing import Any
 from qemu.qmp import ExecuteError
 
 from ..errors import Hints, QemuError, StepError, UnknownTypeError
-from ..plan.qmpfile import format_command
 from ..plan.steps import Step
 from ..qemu.phases import Phase
 from ..qemu.session import Session
@@ -37,6 +36,9 @@ PIPELINE_SAFE = frozenset({"device_add", "qom-set", "qom-get", "qom-list", "x-sy
 
 def step_text(step: Step) -> str:
     """The step's command in qmp-shell syntax (JSON when an argument has no qmp-shell literal)."""
+    # Imported here: the QMP file syntax is needed for a progress line or a failure, not to build.
+    from ..plan.qmpfile import format_command
+
     try:
         return format_command(step.command, step.arguments)
     except ValueError:
@@ -72,7 +74,8 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
                 # (object-add of a file backend, chardev-add, raw escape-hatch
                 # commands), is only sent once every step before it has succeeded.
                 await _drain(inflight, total)
-            session.reporter.progress(n, total, step.phase.value if step.phase else None, step_text(step))
+            if session.reporter.tty:  # the step's text costs a qmp-shell rendering: only for a terminal
+                session.reporter.progress(n, total, step.phase.value if step.phase else None, step_text(step))
             task = asyncio.ensure_future(session.call(step.command, step.arguments))
             inflight.append((n, step, task))
             if expected is not None or len(inflight) >= window:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -14,14 +15,31 @@ from ..storage import cache_dir, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "qemu" / "build.sh"
+
+
+def _build_script() -> Path:
+    """qemu/build.sh: the checkout's, else the copy installed with the package (``machinedesc.qemu.series``).
+
+    The wheel carries the script and the patch series as package data
+    (pyproject.toml maps the checkout's qemu/ to ``machinedesc/qemu/series``),
+    byte for byte: build.sh keys its cache by the series and its own
+    configuration block, so an installed machinedesc finds a build that a
+    checkout made, and the other way round.
+    """
+    checkout = REPO_ROOT / "qemu" / "build.sh"
+    if checkout.is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "series" / "build.sh"
+
+
+BUILD_SCRIPT = _build_script()
 
 
 def _require_script() -> Path:
     if not BUILD_SCRIPT.is_file():
         raise QemuBuildError(
-            f"{BUILD_SCRIPT} not found: `machinedesc qemu` needs a source checkout "
-            "of machinedesc (pip install -e .)"
+            f"{BUILD_SCRIPT} not found: this installation of machinedesc lacks its QEMU patch series "
+            "(machinedesc/qemu/series); reinstall it, or run it from a source checkout"
         )
     return BUILD_SCRIPT
 
@@ -31,13 +49,16 @@ def prefix() -> Path:
 
     Asking build.sh hashes the whole patch series in a shell pipeline (~75 ms,
     a large part of apply's start-up); the answer changes only with build.sh,
-    a patch or the cache location, so it is remembered keyed by those.
+    a patch or the cache location, so it is remembered keyed by those - one
+    file per key, so that two checkouts (or a checkout and an installed
+    package) sharing the cache do not evict each other's answer every run.
     """
     key = _prefix_key()
     directory = cache_dir() if key is not None else None
+    name = f"patched-prefix-{hashlib.sha256((key or '').encode()).hexdigest()[:16]}.json"
     if directory is not None:
         try:
-            saved = json.loads((directory / "patched-prefix.json").read_text())
+            saved = json.loads((directory / name).read_text())
             if saved.get("key") == key:
                 return Path(saved["prefix"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -46,7 +67,7 @@ def prefix() -> Path:
     directory = cache_dir(create=True) if key is not None else None
     if directory is not None:
         with contextlib.suppress(OSError):
-            write_file(directory / "patched-prefix.json",
+            write_file(directory / name,
                        json.dumps({"key": key, "prefix": str(found)}).encode(), mode=0o600)
     return found
 

@@ -1,0 +1,146 @@
+"""machinedesc's public Python API: everything a program or a test needs, and nothing else (docs/api.md).
+
+Only the names in ``__all__`` are public and kept stable; the sub-packages
+(``board``, ``plan``, ``apply``, ``qemu``, ``live``, ``views``) are the
+implementation and may change between releases.
+
+Boards, without QEMU::
+
+    board = api.load_board("boards/soc.yaml", {"harts": 4})    # Board, or BoardError
+    problems = api.check("boards/soc.yaml")                     # [Problem, ...], [] when valid
+    plan = api.plan("boards/soc.yaml", firmware=["hello.elf"])  # Plan: .steps, .checks, .qemu_args
+
+A machine in a real QEMU, built and verified as ``machinedesc apply`` does::
+
+    with api.machine("boards/soc.yaml", firmware=["hello.elf"], paused=True) as m:
+        m.qmp("qom-get", path="hart1", property="mhartid")      # the build's own QMP connection
+        m.qmp("cont")
+        m.console.expect("hello from hart 0", timeout=10)
+        assert m.wait(timeout=10) == 0                           # QEMU's exit status: the guest powered off
+    # here QEMU is gone and its private directory removed, whatever happened in the block
+
+``machine_async`` is the same for asyncio (``async with``; ``await m.qmp``,
+``await m.wait``; the console is the same object).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+from .apply.job import Options, plan_job
+from .board.model import Board
+from .errors import (BoardError, CapabilityError, ConsoleError, ConsoleExpectError, MachinedescError, Problem,
+                     QemuError, QemuNotFoundError, QemuTimeoutError, StepError, UsageError)
+from .live.console import Console
+from .live.machine import AsyncMachine, Machine
+from .plan import pipeline
+from .plan.steps import Check, Plan, Step
+
+#: A board file (str or path).
+BoardPath = str | PathLike[str]
+#: ``--set NAME=VALUE`` overrides: values as on the command line ("4", "128 MiB", "true"), or ints and bools.
+Overrides = Mapping[str, str | int | bool]
+
+
+def _sets(overrides: Overrides | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in (overrides or {}).items():
+        out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
+def load_board(board: BoardPath, sets: Overrides | None = None, *, allow_host_access: bool = False) -> Board:
+    """The checked ``Board`` of a board file with ``sets`` applied; raises BoardError (``.problems``)."""
+    return pipeline.load_board(Path(board), _sets(sets), allow_host_access=allow_host_access)
+
+
+def check(board: BoardPath, sets: Overrides | None = None, *, allow_host_access: bool = False) -> list[Problem]:
+    """Every problem of a board file (``Problem``: ``location`` file:line:col, ``message``, ``hint``); [] if valid.
+
+    The same checks as ``machinedesc validate``, and the plan's (wiring,
+    ordering) too: a board with no problems here can be planned.
+    """
+    try:
+        pipeline.load_plan(Path(board), _sets(sets), allow_host_access=allow_host_access)
+    except BoardError as err:
+        return list(err.problems)
+    return []
+
+
+#: The command line's boot options by name: ``bios``, ``kernel``, ``initrd`` (files), ``append``
+#: (the kernel command line), ``dtb`` (a file, ``auto`` or ``none``); docs/boot.md.
+Boot = Mapping[str, str | PathLike[str]]
+
+
+def plan(board: BoardPath, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+         boot: Boot | None = None, cache: bool = True, allow_host_access: bool = False) -> Plan:
+    """The ``Plan`` of a board file (the QMP steps, the checks, QEMU's arguments); raises BoardError.
+
+    ``firmware``: ELF files loaded into the machine (``--firmware``).
+    ``boot``: ``--bios``/``--kernel``/``--initrd``/``--append``/``--dtb``, by name (docs/boot.md).
+    ``cache``: reuse a plan computed before for the same inputs (docs/plan.md).
+    """
+    return pipeline.load_plan(Path(board), _sets(sets), tuple(Path(f).resolve() for f in firmware),
+                              cache=cache, allow_host_access=allow_host_access,
+                              boot={k: str(v) for k, v in boot.items()} if boot else None)
+
+
+def _options(qemu: str | PathLike[str] | None, timeout: float, paused: bool, extra_args: Sequence[str],
+             verbose: bool, allow_host_access: bool, timings: dict[str, float] | None) -> Options:
+    return Options(qemu=str(qemu) if qemu is not None else None, timeout=timeout, paused=paused,
+                   extra_args=tuple(extra_args), verbose=verbose, allow_host_access=allow_host_access,
+                   timings=timings)
+
+
+def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Sequence[BoardPath], boot: Boot | None,
+             allow_host_access: bool) -> Plan:
+    if isinstance(board, Plan):
+        if sets or firmware or boot:
+            raise UsageError("machinedesc: sets, firmware and boot apply to a board file, not to a Plan "
+                             "(plan it with them)")
+        return board
+    return plan(board, sets, firmware, boot=boot, allow_host_access=allow_host_access)
+
+
+def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+            boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
+            paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
+            allow_host_access: bool = False, timings: dict[str, float] | None = None) -> Machine:
+    """A machine for a board file (or a ``Plan``), built in QEMU on entering ``with``.
+
+    The board is planned now (BoardError if invalid); entering the ``with``
+    block starts QEMU (``qemu``, else the lookup of docs/apply.md), builds
+    and verifies the machine and starts its CPUs (unless ``paused``);
+    ``timeout`` bounds QEMU's start and each QMP reply. It raises what
+    ``apply`` exits with (CapabilityError 3, StepError 4, QemuError 5...)
+    and leaves nothing behind. ``boot``: the command line's boot options
+    by name (``{"kernel": "Image", "append": "console=ttyS0"}``, docs/boot.md).
+    ``extra_args`` are more QEMU options;
+    ``timings`` (a dict) receives seconds per build stage.
+    """
+    chosen = _plan_of(board, sets, firmware, boot, allow_host_access)
+    return Machine(plan_job(chosen), _options(qemu, timeout, paused, extra_args, verbose, allow_host_access,
+                                              timings))
+
+
+def machine_async(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+                  boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
+                  paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
+                  allow_host_access: bool = False, timings: dict[str, float] | None = None) -> AsyncMachine:
+    """``machine`` for asyncio: ``async with machine_async(...) as m``."""
+    chosen = _plan_of(board, sets, firmware, boot, allow_host_access)
+    return AsyncMachine(plan_job(chosen), _options(qemu, timeout, paused, extra_args, verbose, allow_host_access,
+                                                   timings))
+
+
+__all__ = [
+    # boards and plans
+    "load_board", "check", "plan", "Board", "Plan", "Step", "Check", "Problem",
+    # machines
+    "machine", "machine_async", "Machine", "AsyncMachine", "Console",
+    # errors (machinedesc.errors)
+    "MachinedescError", "BoardError", "UsageError", "CapabilityError", "QemuNotFoundError", "StepError",
+    "QemuError", "QemuTimeoutError", "ConsoleError", "ConsoleExpectError",
+]
