@@ -19,7 +19,11 @@ crashing, so the list stays true.  It is empty: keep it that way.
 
 A second sweep sets the CPU count properties of every type that has one
 (``num-harts``, ``num-cpu``, ``num-cpus`` to 3, ``hartid`` to 2) on a machine
-with 2 CPUs.  The last tests run the other inconsistent CPU counts of issue 10
+with 2 CPUs.  A third creates every type the way the type-database probe
+(machinedesc/qemu/probe.py) does: with the properties of
+data/probe_properties.yaml and its memory-region links set to system memory,
+without CPUs and after two CPUs, CPUs paused (``-S``, as in the probe); there
+QEMU exiting by itself counts as dying too.  The last tests run the other inconsistent CPU counts of issue 10
 (CPUs created inside a device beyond ``maxcpus``, a loader without its file),
 each of which crashed QEMU before patches 14-24.
 
@@ -40,13 +44,15 @@ import pytest
 from qemu.qmp import ExecuteError
 from qemu_fixtures import Launcher, QemuInstance
 
+from machinedesc.qemu.probe import probe_properties
+
 SYSTEMS = ("riscv64", "aarch64")
 MAXCPUS = 4
 WORKERS = 3  # QEMU start-up is mostly waiting; three keep two cores busy
 HANG_TIMEOUT = 20.0
 
-# (sweep, system, type) -> why it still crashes; sweep is "defaults" or
-# "cpu-count".  The sweep fails if one of these stops crashing: then delete it.
+# (sweep, system, type) -> why it still crashes; sweep is "defaults",
+# "cpu-count", "probe-0-cpus" or "probe-2-cpus".  The sweep fails if one of these stops crashing: then delete it.
 KNOWN_CRASHES: dict[tuple[str, str, str], str] = {}
 
 
@@ -76,9 +82,14 @@ def add_cpus(vm: QemuInstance, system: str, count: int) -> None:
 
 
 def try_type(launcher: Launcher, system: str, type_name: str,
-             props: dict[str, Any] | None = None, cpus: int = 0) -> str | None:
-    """Create TYPE_NAME with PROPS after CPUS CPUs; return how QEMU died, or None."""
-    vm = launcher(system, maxcpus=MAXCPUS)
+             props: dict[str, Any] | None = None, cpus: int = 0,
+             maxcpus: int = MAXCPUS, exit_is_death: bool = False,
+             extra_args: tuple[str, ...] = ()) -> str | None:
+    """Create TYPE_NAME with PROPS after CPUS CPUs; return how QEMU died, or None.
+
+    QEMU exiting by itself with a status counts as dying only with EXIT_IS_DEATH.
+    """
+    vm = launcher(system, maxcpus=maxcpus, extra_args=extra_args)
     try:
         vm.cmd("x-machine-init")
         add_cpus(vm, system, cpus)
@@ -105,20 +116,21 @@ def try_type(launcher: Launcher, system: str, type_name: str,
                     status = vm.process.wait(timeout=HANG_TIMEOUT)
                 except subprocess.TimeoutExpired:
                     return "hung: no answer to query-status"
-        if status >= 0:
+        if status >= 0 and not exit_is_death:
             return None
         lines = vm.stderr_text().strip().splitlines()
-        return f"{signal.Signals(-status).name}: {lines[-1] if lines else ''}".strip()
+        how = f"exit status {status}" if status >= 0 else signal.Signals(-status).name
+        return f"{how}: {lines[-1] if lines else ''}".strip()
     finally:
         vm.kill()
 
 
 def sweep(launcher: Launcher, system: str, cases: dict[str, dict[str, Any]],
-          cpus: int = 0) -> dict[str, str]:
+          cpus: int = 0, **how: Any) -> dict[str, str]:
     """Run try_type on each type (with its properties) in parallel; return the crashers."""
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = dict(zip(cases, pool.map(
-            lambda t: try_type(launcher, system, t, cases[t], cpus), cases), strict=True))
+            lambda t: try_type(launcher, system, t, cases[t], cpus, **how), cases), strict=True))
     return {t: why for t, why in results.items() if why is not None}
 
 
@@ -145,24 +157,63 @@ def test_no_device_type_crashes_qemu(qemu_launcher: Launcher, system: str) -> No
 CPU_COUNT_PROPERTIES = {"num-harts": 3, "num-cpu": 3, "num-cpus": 3, "hartid": 2}
 
 
+def properties(launcher: Launcher, system: str, types: list[str]) -> dict[str, dict[str, str]]:
+    """Type -> property name -> QEMU property type, for each of TYPES."""
+    # device-list-properties is refused in preconfig: ask a QEMU that is not in it.
+    vm = launcher(system, preconfig=False, extra_args=["-S"])
+    try:
+        return {t: {p["name"]: p["type"] for p in vm.cmd("device-list-properties", typename=t)}
+                for t in types}
+    finally:
+        vm.kill()
+
+
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_no_cpu_count_crashes_qemu(qemu_launcher: Launcher, system: str) -> None:
     """Every type with a CPU count property, set to 3 on a machine with 2 CPUs."""
     types = device_types(qemu_launcher, system)
     cases: dict[str, dict[str, Any]] = {}
-    # device-list-properties is refused in preconfig: ask a QEMU that is not in it.
-    vm = qemu_launcher(system, preconfig=False, extra_args=["-S"])
-    try:
-        for t in types:
-            names = {p["name"] for p in vm.cmd("device-list-properties", typename=t)}
-            props = {k: v for k, v in CPU_COUNT_PROPERTIES.items() if k in names}
-            if props:
-                cases[t] = props
-    finally:
-        vm.kill()
+    for t, names in properties(qemu_launcher, system, types).items():
+        props = {k: v for k, v in CPU_COUNT_PROPERTIES.items() if k in names}
+        if props:
+            cases[t] = props
     assert cases, "no type with a CPU count property"
     crashed = sweep(qemu_launcher, system, cases, cpus=2)
     check("cpu-count", system, len(cases), crashed, "with a CPU count of 3 (or hart ID 2) and 2 CPUs")
+
+
+# What the type-database probe (machinedesc/qemu/probe.py) gives a type whose
+# realize fails: the properties real boards set (data/probe_properties.yaml),
+# its memory-region links set to system memory, and two CPUs.
+SYSTEM_MEMORY = "/machine/unattached/system[0]"
+
+
+@pytest.mark.parametrize("cpus", [0, 2])
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_no_probe_attempt_kills_qemu(qemu_launcher: Launcher, system: str, cpus: int) -> None:
+    """Every type given its probe properties and memory links as the probe does.
+
+    Without CPUs every type is created (most with default properties); after
+    two CPUs, the types given something.
+
+    Here QEMU exiting by itself counts too: exit() in a realize ends QEMU as
+    surely as a signal (allwinner-h3-dramc did it before patch 30).  The CPUs
+    stay paused (``-S``), as in the probe: what is tested is creating and
+    realizing the type, not what its CPUs do without a program (nrf51-soc's
+    Cortex-M0, given system memory, would run from empty flash into a lockup).
+    """
+    types = device_types(qemu_launcher, system)
+    cases: dict[str, dict[str, Any]] = {}
+    for t, props in properties(qemu_launcher, system, types).items():
+        given = probe_properties(t)
+        given.update({p: SYSTEM_MEMORY for p, kind in props.items() if kind == "link<memory-region>"})
+        if given or not cpus:
+            cases[t] = given
+    assert len(cases) > 10, cases
+    crashed = sweep(qemu_launcher, system, cases, cpus, maxcpus=64, exit_is_death=True,
+                    extra_args=("-S",))
+    check(f"probe-{cpus}-cpus", system, len(cases), crashed,
+          f"given probe properties and memory links after {cpus} CPUs")
 
 
 # ---- inconsistent CPU counts ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests of patches 14-24: device types that crashed QEMU now fail with an error.
+"""Tests of patches 14-31: device types that crashed QEMU now fail with an error.
 
 Each fixed realize path gets a working case (the device as a board would
 create it) and its new errors; the board-only types are refused by name.
@@ -294,3 +294,91 @@ def test_soc_creating_cpus_within_maxcpus(qemu_launcher: Launcher) -> None:
     vm.cmd("device_add", driver="allwinner-h3", id="soc", **{"ram-size": 1024})
     survives(vm)
     assert len(vm.cmd("query-cpus-fast")) == 4
+
+
+# ---- patches 25-31: what the type-database probe found ----------------------------------
+# machinedesc/qemu/probe.py realizes each type with the properties real boards
+# set (data/probe_properties.yaml) and its memory links set to system memory;
+# these cases killed QEMU there (SIGSEGV, SIGABRT, or exit(1) from realize).
+
+SYSTEM_MEMORY = "/machine/unattached/system[0]"
+
+
+@pytest.mark.parametrize(("driver", "cpus", "props", "message"), [
+    # patch 25: SIGSEGV reading CPU 0
+    ("a15mpcore_priv", 0, {"num-irq": 64},
+     "num-cpu is 1 but there is no Arm CPU with index 0: the CPUs must be realized "
+     "before the Cortex-A15MPCore private peripherals"),
+    ("a15mpcore_priv", 1, {"num-irq": 64, "num-cpu": 2}, "no Arm CPU with index 1"),
+    ("a15mpcore_priv", 0, {"num-irq": 64, "num-cpu": 0}, "num-cpu must be at least 1"),
+    # patch 26: SIGSEGV taking the type name of CPU 0
+    ("a9mpcore_priv", 0, {"num-irq": 64},
+     "there is no CPU: the Cortex-A9 CPUs must be realized before the Cortex-A9MPCore "
+     "private peripherals"),
+    ("a9mpcore_priv", 1, {"num-irq": 64}, "Cortex-A9MPCore peripheral can only use Cortex-A9 CPU"),
+    # patch 27: SIGABRT, error_setv: *errp == NULL
+    ("iotkit", 0, {"memory": SYSTEM_MEMORY}, "MAINCLK clock was not connected"),
+    ("sse-200", 0, {"memory": SYSTEM_MEMORY}, "MAINCLK clock was not connected"),
+    ("sse-300", 0, {"memory": SYSTEM_MEMORY}, "MAINCLK clock was not connected"),
+    # patches 28, 29: SIGABRT, object_finalize: obj->parent == NULL
+    ("tz-mpc", 0, {"downstream": SYSTEM_MEMORY},
+     "MPC 'downstream' size 0xffffffffffffffff is not a multiple of 0x400 bytes"),
+    # patches 30, 31: exit(1) from realize (the default ram-size is 256 * MiB, in MiB)
+    ("allwinner-h3-dramc", 0, {},
+     "ram-size 268435456 MiB is not supported: it must be 256, 512, 1024 or 2048"),
+    ("allwinner-h3-dramc", 0, {"ram-size": 300}, "ram-size 300 MiB is not supported"),
+    ("allwinner-h3", 0, {}, "ram-size 268435456 MiB is not supported"),
+])
+def test_probe_crashes_are_errors(qemu_launcher: Launcher, driver: str, cpus: int,
+                                  props: dict[str, object], message: str) -> None:
+    vm = qemu_launcher("aarch64", maxcpus=8)
+    arm_cpus(vm, cpus)
+    with pytest.raises(ExecuteError, match=message):
+        vm.cmd("device_add", driver=driver, id="dut", **props)
+    survives(vm)
+    assert len(vm.cmd("query-cpus-fast")) == cpus  # allwinner-h3 failed before its CPUs
+
+
+def test_probe_crash_the_way_the_probe_realizes(qmp_aarch64: QemuInstance) -> None:
+    # The probe's path: created unrealized, link set with qom-set, then realized.
+    vm = qmp_aarch64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="tz-mpc", id="mpc", realized=False)
+    vm.cmd("qom-set", path="mpc", property="downstream", value=SYSTEM_MEMORY)
+    with pytest.raises(ExecuteError, match="is not a multiple of 0x400 bytes"):
+        vm.cmd("qom-set", path="mpc", property="realized", value=True)
+    assert vm.cmd("query-status")["status"] == "prelaunch"
+    with pytest.raises(ExecuteError, match="mpc"):  # patch 7: still unrealized
+        vm.cmd("x-exit-preconfig")
+
+
+def test_a15mpcore_after_its_cpus(qmp_aarch64: QemuInstance) -> None:
+    vm = qmp_aarch64
+    arm_cpus(vm, 2)
+    vm.cmd("device_add", driver="a15mpcore_priv", id="mpcore", **{"num-irq": 64, "num-cpu": 2})
+    vm.cmd("x-sysbus-mmio-map", device="mpcore", addr=0x2C000000)
+    survives(vm)
+
+
+def test_a9mpcore_after_its_cpu(qmp_aarch64: QemuInstance) -> None:
+    vm = qmp_aarch64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="cortex-a9-arm-cpu", id="cpu0")
+    vm.cmd("device_add", driver="a9mpcore_priv", id="mpcore", **{"num-irq": 64})
+    survives(vm)
+
+
+def test_tz_mpc_with_a_downstream_of_whole_blocks(qmp_aarch64: QemuInstance) -> None:
+    vm = qmp_aarch64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="sysbus-memory", id="sram", size=0x10000)
+    vm.cmd("device_add", driver="tz-mpc", id="mpc",
+           downstream="/machine/peripheral/sram/mem[0]")
+    survives(vm)
+
+
+def test_allwinner_h3_dramc_with_a_supported_size(qmp_aarch64: QemuInstance) -> None:
+    vm = qmp_aarch64
+    vm.cmd("x-machine-init")
+    vm.cmd("device_add", driver="allwinner-h3-dramc", id="dramc", **{"ram-size": 1024})
+    survives(vm)
