@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -103,6 +103,14 @@ class FilePath(click.Path):
         if isinstance(value, str) and value == "":
             self.fail("an empty file name: name a file, e.g. boards/soc.yaml", param, ctx)
         return super().convert(value, param, ctx)
+
+
+
+def _output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-o/--output FILE``; ``-o -`` is standard output (the option's value is then None)."""
+    return click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
+                        callback=lambda _ctx, _param, value: None if value == Path("-") else value,
+                        help=help_text)
 
 
 def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
@@ -210,10 +218,8 @@ def _print_notes(notes: Sequence[str]) -> None:
 @click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["qmp", "json"]), default="qmp", show_default=True,
               help="qmp: the QMP configuration file (qmp-shell syntax); json: one QMP message per line.")
-@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
-              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
-              help="Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically "
-                   "and keeps its mode).")
+@_output_option("Write the plan here instead of stdout ('-': stdout; a regular file is replaced atomically "
+                "and keeps its mode).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--firmware", multiple=True, type=FilePath(path_type=Path, dir_okay=False),
               help="Add a step loading this ELF (repeatable).")
@@ -253,9 +259,7 @@ def plan(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], firm
 @click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["dtb", "dts"]), default="dtb", show_default=True,
               help="dtb: the flattened blob firmware reads; dts: the same tree as source text.")
-@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
-              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
-              help="Write it here instead of stdout (a regular file is replaced atomically).")
+@_output_option("Write it here instead of stdout (a regular file is replaced atomically).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="List on stderr what was left out of the tree, and why.")
@@ -436,10 +440,8 @@ def show(board: Path, sets: tuple[str, ...], catalog: Path | None, fmt: str, all
 
 @cli.command()
 @click.argument("board", type=FilePath(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
-              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
-              help="Write the picture here: FILE.svg or FILE.png (laid out by Graphviz's dot), FILE.dot "
-                   "(the source). Default: the DOT source on stdout.")
+@_output_option("Write the picture here: FILE.svg or FILE.png (laid out by Graphviz's dot), FILE.dot "
+                "(the source). Default: the DOT source on stdout.")
 @click.option("--memory-map", is_flag=True, help="Draw the memory map (by address) instead of the machine.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a board parameter.")
 @click.option("--catalog", type=click.Path(path_type=Path, file_okay=False), help=_CATALOG_HELP)
@@ -531,9 +533,7 @@ def qemu_path(system: str) -> None:
 @qemu.command("introspect")
 @click.argument("systems", nargs=-1, metavar="[SYSTEM...]")
 @click.option("--qemu", "binary", metavar="BINARY", help="The QEMU binary (one SYSTEM; default: as apply finds it).")
-@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True),
-              callback=lambda _ctx, _param, value: None if value == Path("-") else value,
-              help="Write the database (JSON) to this file (one SYSTEM).")
+@_output_option("Write the database (JSON) to this file (one SYSTEM).")
 @click.option("--snapshot", is_flag=True, help="Write the shipped snapshots (package data typedb-SYSTEM.json).")
 @click.option("--no-probe", is_flag=True, help="Types and properties only: do not instantiate the types.")
 @click.option("--refresh", is_flag=True, help="Introspect again even when the cache has this binary.")
