@@ -173,6 +173,7 @@ def test_bad_property_value_names_the_yaml_line_exit_4(sandbox: Sandbox, patched
 def test_unknown_property_is_exit_2_at_its_line_before_qemu(sandbox: Sandbox, patched_riscv64: Path,
                                                             tmp_path: Path) -> None:
     board = tmp_path / "soc.yaml"
+    shutil.copytree(SOC.parent / "lib", tmp_path / "lib")  # the fragments soc.yaml uses
     text = SOC.read_text().replace("      regshift: 0\n", "      regshift: 0\n      fifo-size: 16\n")
     assert "fifo-size" in text
     board.write_text(text)
