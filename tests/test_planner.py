@@ -176,3 +176,12 @@ def test_link_into_a_component_waits_for_its_realize(tmp_path: Path) -> None:
     assert create > index(plan, "driver=sysbus-memory")
     err = errors_of(tmp_path, body.replace("ram/mem[0]", "rom/mem[0]"), VENDOR)
     assert "link target 'rom' is not a component or backend" in err
+
+
+def test_a_machine_property_step_names_its_board_line(tmp_path: Path) -> None:
+    """A qom-set of /machine QEMU refuses is reported at the property's line, like every other step."""
+    plan = plan_of(tmp_path, "machine:\n  type: none\n  props:\n    dump-guest-core: false\n"
+                             "components:\n  ram: {type: sysbus-memory, props: {size: 4096}, mmio: 0x80000000}\n")
+    [step] = [s for s in plan.steps if s.kind == StepKind.MACHINE]
+    assert step.location is not None
+    assert (Path(step.location.file).name, step.location.line) == ("b.yaml", HEADER.count("\n") + 4)

@@ -210,6 +210,8 @@ class Board:
     incomplete: bool = False
     #: Component ids a variant deleted with null, and where.
     deleted: Mapping[str, SourceLocation] = field(default_factory=dict)
+    #: Where each of ``machine_props`` is written (the steps that set them name that line).
+    machine_prop_locations: Mapping[str, SourceLocation] = field(default_factory=dict, compare=False, repr=False)
     #: The ``boot:`` section (board/bootspec.py), if any.
     boot: BootSpec | None = None
     #: The ``devicetree:`` section, expressions evaluated (docs/devicetree.md),

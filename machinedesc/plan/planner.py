@@ -94,7 +94,7 @@ class _Renderer:
         if kind == "machine":
             value = self.board.machine_props[n.name]
             return Step(phase, StepKind.MACHINE, "qom-set", {"path": "/machine", "property": n.name, "value": value},
-                        None, f"machine property {n.name}")
+                        self.board.machine_prop_locations.get(n.name), f"machine property {n.name}")
         if kind == "raw":
             raw = self.raw[n.name]
             return Step(phase, StepKind.RAW, raw.execute, dict(raw.arguments), raw.location,
