@@ -107,12 +107,14 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
 
     chardevs = {k: str(v) for k, v in tree.get("chardevs", {}).items()}
     machine_raw = tree.get("machine", "none")
+    machine_locations: dict[str, SourceLocation] = {}
     if isinstance(machine_raw, dict):
         machine = str(machine_raw["type"])
         machine_props = {k: b.value(v, env, ("machine", "props", k)) for k, v in machine_raw.get("props", {}).items()}
-        machine_locations = {k: location_of(tree, ("machine", "props", k)) for k in machine_props}
+        machine_locations = {k: loc for k in machine_props
+                             if (loc := location_of(tree, ("machine", "props", k))) is not None}
     else:
-        machine, machine_props, machine_locations = str(machine_raw), {}, {}
+        machine, machine_props = str(machine_raw), {}
 
     backends = tuple(
         Backend(bid, spec["type"],
@@ -128,7 +130,8 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     name = tree.get("name") or Path(file).stem
     return Board(
         file=file, name=name, summary=tree.get("summary", ""), system=tree["system"], machine=machine,
-        machine_props=machine_props, machine_prop_locations=machine_locations, params=params, chardevs=chardevs, backends=backends,
+        machine_props=machine_props, machine_prop_locations=machine_locations, params=params, chardevs=chardevs,
+        backends=backends,
         components=components, wires=wires, raw=raw,
         incomplete=bool(problems.problems),
         deleted={str(p[1]): loc for p, loc in (deleted or {}).items() if len(p) == 2 and p[0] == "components"},
