@@ -77,21 +77,32 @@ class _Importer:
 
     def run(self) -> None:
         for step in self.qmp.commands:
-            args = dict(step.arguments)
-            if step.command in (MACHINE_INIT, EXIT_PRECONFIG):
-                self.count("phase transitions (the plan sends them)")
-            elif step.command == "device_add":
-                self.device(step, args)
-            elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
-                entry = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
-                         "priority": int(args.get("priority", 0))}
-                self.comps[str(args["device"])].mmio.append(entry)
-                self.count("MMIO maps (into the components' mmio)")
-            elif step.command == "qom-set" and self.qom_set(args):
-                pass
-            else:
-                self.raw.append(step)
-                self.count("commands kept as raw qmp: entries")
+            try:
+                self.take(step)
+            except (ValueError, TypeError, KeyError) as err:
+                # A number that is not one, an argument missing: the command cannot become board YAML.
+                detail = f"missing argument {err}" if isinstance(err, KeyError) else str(err)
+                raise QmpFileError(step.location or SourceLocation(self.qmp.path, 0, 0),
+                                   f"{step.command}: cannot import this command: {detail}",
+                                   "fix the command (`machinedesc run` on the file shows what QEMU says)") from None
+
+    def take(self, step: Step) -> None:
+        """Fold one command into the components, wires or raw entries."""
+        args = dict(step.arguments)
+        if step.command in (MACHINE_INIT, EXIT_PRECONFIG):
+            self.count("phase transitions (the plan sends them)")
+        elif step.command == "device_add":
+            self.device(step, args)
+        elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
+            entry = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
+                     "priority": int(args.get("priority", 0))}
+            self.comps[str(args["device"])].mmio.append(entry)
+            self.count("MMIO maps (into the components' mmio)")
+        elif step.command == "qom-set" and self.qom_set(args):
+            pass
+        else:
+            self.raw.append(step)
+            self.count("commands kept as raw qmp: entries")
 
     def device(self, step: Step, args: dict[str, Any]) -> None:
         driver = str(args.pop("driver", ""))

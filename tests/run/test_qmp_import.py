@@ -60,3 +60,15 @@ def test_imported_v4_board_applies_and_runs_the_demo_firmware(sandbox: Sandbox, 
                                         "--firmware", str(firmware / "riscv64-hello.elf")))
     assert res.rc == 0, res.stderr
     assert res.stdout.split() == "hello from hart 0 hello from hart 1 hello from timer interrupt".split()
+
+
+def test_a_command_that_cannot_become_yaml_is_an_error_at_its_line() -> None:
+    """A v4 map whose address is not a number: exit 2 at that line, not a traceback (adversarial pass)."""
+    import pytest
+
+    from machinedesc.errors import QmpFileError
+
+    with pytest.raises(QmpFileError) as err:
+        _imported("device_add driver=riscv.sifive.test id=u\nsysbus-mmio-map device=u addr=notanumber\n")
+    assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: invalid literal")
+    assert err.value.exit_code == 2
