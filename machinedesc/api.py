@@ -72,9 +72,11 @@ def check(board: BoardPath, sets: Overrides | None = None, *, allow_host_access:
 #: The command line's boot options by name: ``bios``, ``kernel``, ``initrd`` (files), ``append``
 #: (the kernel command line), ``dtb`` (a file, ``auto`` or ``none``); docs/boot.md.
 Boot = Mapping[str, str | PathLike[str]]
+#: One firmware file, or several (``--firmware`` each).
+Firmware = Sequence[BoardPath] | BoardPath
 
 
-def plan(board: BoardPath, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+def plan(board: BoardPath, sets: Overrides | None = None, firmware: Firmware = (), *,
          boot: Boot | None = None, cache: bool = True, allow_host_access: bool = False) -> Plan:
     """The ``Plan`` of a board file (the QMP steps, the checks, QEMU's arguments); raises BoardError.
 
@@ -82,19 +84,61 @@ def plan(board: BoardPath, sets: Overrides | None = None, firmware: Sequence[Boa
     ``boot``: ``--bios``/``--kernel``/``--initrd``/``--append``/``--dtb``, by name (docs/boot.md).
     ``cache``: reuse a plan computed before for the same inputs (docs/plan.md).
     """
-    return pipeline.load_plan(Path(board), _sets(sets), tuple(Path(f).resolve() for f in firmware),
-                              cache=cache, allow_host_access=allow_host_access,
-                              boot={k: str(v) for k, v in boot.items()} if boot else None)
+    return pipeline.load_plan(Path(board), _sets(sets), _firmware(firmware),
+                              cache=cache, allow_host_access=allow_host_access, boot=_boot(boot))
+
+
+#: The keys of ``boot``: the command line's boot options, by name (docs/boot.md).
+BOOT_KEYS = ("bios", "kernel", "initrd", "append", "dtb")
+
+
+def _firmware(firmware: Firmware) -> tuple[Path, ...]:
+    """``firmware`` as resolved paths of regular files (one path alone is a list of one); UsageError else."""
+    from .storage import FileProblem, check_regular
+
+    files = [firmware] if isinstance(firmware, (str, PathLike)) else list(firmware)
+    out = []
+    for item in files:
+        if not isinstance(item, (str, PathLike)):
+            raise UsageError(f"machinedesc: firmware takes file paths, got {item!r}")
+        try:
+            check_regular(Path(item))
+        except FileProblem as problem:
+            raise UsageError(f"machinedesc: firmware {item}: {problem.message}") from None
+        out.append(Path(item).resolve())
+    return tuple(out)
+
+
+def _boot(boot: Boot | None) -> dict[str, str] | None:
+    """``boot`` checked: known keys, string or path values (None leaves an option out); UsageError else."""
+    if boot is None:
+        return None
+    if not isinstance(boot, Mapping):
+        raise UsageError(f"machinedesc: boot takes a mapping of {', '.join(BOOT_KEYS)}, got {type(boot).__name__}")
+    unknown = sorted(set(boot) - set(BOOT_KEYS))
+    if unknown:
+        raise UsageError(f"machinedesc: boot has no option {unknown[0]!r}: use {', '.join(BOOT_KEYS)}")
+    out = {}
+    for key, value in boot.items():
+        if value is None:
+            continue
+        if not isinstance(value, (str, PathLike)):
+            raise UsageError(f"machinedesc: boot {key} takes a string or a path, got {value!r}")
+        out[key] = str(value)
+    return out or None
 
 
 def _options(qemu: str | PathLike[str] | None, timeout: float, paused: bool, extra_args: Sequence[str],
              verbose: bool, allow_host_access: bool, timings: dict[str, float] | None) -> Options:
+    if isinstance(extra_args, str):
+        raise UsageError("machinedesc: extra_args takes a list of QEMU arguments, e.g. ['-m', '64K'] "
+                         "(shlex.split a string)")
     return Options(qemu=str(qemu) if qemu is not None else None, timeout=timeout, paused=paused,
                    extra_args=tuple(extra_args), verbose=verbose, allow_host_access=allow_host_access,
                    timings=timings)
 
 
-def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Sequence[BoardPath], boot: Boot | None,
+def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Firmware, boot: Boot | None,
              allow_host_access: bool) -> Plan:
     if isinstance(board, Plan):
         if sets or firmware or boot:
@@ -104,7 +148,7 @@ def _plan_of(board: BoardPath | Plan, sets: Overrides | None, firmware: Sequence
     return plan(board, sets, firmware, boot=boot, allow_host_access=allow_host_access)
 
 
-def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Firmware = (), *,
             boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
             paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
             allow_host_access: bool = False, timings: dict[str, float] | None = None) -> Machine:
@@ -125,7 +169,7 @@ def machine(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Se
                                               timings))
 
 
-def machine_async(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Sequence[BoardPath] = (), *,
+def machine_async(board: BoardPath | Plan, sets: Overrides | None = None, firmware: Firmware = (), *,
                   boot: Boot | None = None, qemu: str | PathLike[str] | None = None, timeout: float = 30.0,
                   paused: bool = False, extra_args: Sequence[str] = (), verbose: bool = False,
                   allow_host_access: bool = False, timings: dict[str, float] | None = None) -> AsyncMachine:

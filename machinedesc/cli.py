@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .errors import BoardError, Exit, MachinedescError, QemuNotFoundError, UsageError, exit_table, printable
+from .errors import (BoardError, Exit, MachinedescError, QemuNotFoundError, UsageError, exit_table, printable,
+                     printable_lines)
 from .plan.pipeline import load_board, load_plan
 from .qemu import build as qemu_build
 from .storage import write_file
@@ -289,7 +290,8 @@ def dtb(board: Path, fmt: str, output: Path | None, sets: tuple[str, ...], catal
 
         result = compile_dts(tree.to_dts())
         if result.messages or result.returncode:
-            raise UsageError(printable(f"machinedesc: dtc on {board}'s device tree:\n{result.messages.rstrip()}"))
+            raise UsageError(printable_lines(
+                f"machinedesc: dtc on {board}'s device tree:\n{result.messages.rstrip()}"))
     data = tree.to_dtb() if fmt == "dtb" else tree.to_dts().encode()
     if output is None:
         sys.stdout.buffer.write(data)

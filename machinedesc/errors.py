@@ -145,6 +145,12 @@ def printable(text: str) -> str:
     return text
 
 
+def printable_lines(text: str) -> str:
+    """``text`` made printable line by line: its own line breaks kept (another program's
+    messages, e.g. dtc's), everything else escaped as ``printable`` does."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 @dataclass
 class BoardError(MachinedescError):
     """The board (or its includes, or --set) is invalid; holds every problem found."""

@@ -264,3 +264,10 @@ def test_invisible_characters_are_escaped_in_messages() -> None:
 
     assert printable("uart\u200d0\u200b\ufeff\u2060") == "uart\\u200d0\\u200b\\ufeff\\u2060"
     assert printable("é ü 😀") == "é ü 😀"  # printable text is left alone
+
+
+def test_another_programs_messages_keep_their_lines() -> None:
+    """dtc's messages were printed with literal \\n (adversarial pass): line breaks kept, the rest escaped."""
+    from machinedesc.errors import printable_lines
+
+    assert printable_lines("dtc refused:\n<stdin>:1.1: Warning\x1b[31m") == "dtc refused:\n<stdin>:1.1: Warning\\x1b[31m"

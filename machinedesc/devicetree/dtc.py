@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..errors import InstallError, UsageError
+from ..errors import InstallError, UsageError, printable_lines
 
 PACKAGE = "device-tree-compiler"
 INSTALL_HINT = f"install dtc: apt-get install {PACKAGE} (scripts/install.sh does)"
@@ -90,7 +90,7 @@ def dtb_of(dts: str, padding: int = 0, timeout: float = 60.0) -> bytes:
                           capture_output=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         messages = proc.stderr.decode(errors="replace").strip()
-        raise DtcError(f"machinedesc: dtc refused the device tree:\n{messages}", messages)
+        raise DtcError(printable_lines(f"machinedesc: dtc refused the device tree:\n{messages}"), messages)
     return proc.stdout
 
 

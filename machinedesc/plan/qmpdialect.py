@@ -130,7 +130,7 @@ def translate(qmp: QmpFile, ram_bytes: int | None) -> QmpFile:
                 raise _error(step, f"ram-addr must be an address, got {addr!r}")
             if ram_bytes is None:
                 raise _error(step, "ram-addr places the -m RAM, but the command line has no -m SIZE",
-                             "give the RAM size after --, e.g. -- -m size=64K")
+                             "give the RAM size: `-- -m size=64K` after run's file, `--ram-size 64K` to import-qmp")
             ram_addr = (addr, step)
             continue
         if step.command == "device_add" and str(args.get("driver")) in FORK_ONLY:

@@ -181,7 +181,7 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
         out.append("chardevs:")
         out.extend(f"  {c}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
         out.append("")
-    out.append("components:")
+    out.append("components:" if imp.comps else "components: {}  # the file adds no device")
     for cid, comp in imp.comps.items():
         out.append(f"  {cid}: {_component(comp)}")
     entries = _ranges(imp.wires)

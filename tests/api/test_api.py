@@ -161,3 +161,21 @@ def test_console_write_goes_to_the_guest_input() -> None:
     assert sent == [b"ls\n", "é\n".encode()]
     sink.write(b"$ ")
     assert console.expect(r"\$ ", timeout=1) == 0
+
+
+def test_wrong_argument_shapes_are_usage_errors_before_any_qemu(tmp_path: Path) -> None:
+    """From the adversarial pass: a string where a list is meant used to become one step per character."""
+    from machinedesc import api
+    from machinedesc.errors import UsageError
+
+    board = Path(__file__).resolve().parents[2] / "boards" / "soc.yaml"
+    elf = tmp_path / "fw.bin"
+    elf.write_bytes(b"raw image")  # not loaded: the plan only names it (QEMU's loader reads it)
+    one = api.plan(board, firmware=str(elf), cache=False)
+    assert [s.arguments.get("file") for s in one.steps if s.arguments.get("driver") == "loader"] == [str(elf)]
+    with pytest.raises(UsageError, match="cannot read"):
+        api.plan(board, firmware=[tmp_path / "missing.elf"], cache=False)
+    with pytest.raises(UsageError, match="boot has no option 'nosuch'"):
+        api.plan(board, boot={"nosuch": "x"}, cache=False)
+    with pytest.raises(UsageError, match="extra_args takes a list"):
+        api.machine(board, extra_args="-m 64K")

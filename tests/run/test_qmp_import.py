@@ -72,3 +72,12 @@ def test_a_command_that_cannot_become_yaml_is_an_error_at_its_line() -> None:
         _imported("device_add driver=riscv.sifive.test id=u\nsysbus-mmio-map device=u addr=notanumber\n")
     assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: invalid literal")
     assert err.value.exit_code == 2
+
+
+def test_a_file_that_adds_no_device_gives_a_board_that_validates(tmp_path: Path) -> None:
+    from machinedesc.plan.pipeline import load_board
+
+    yaml, _ = _imported("# only a comment\n")
+    assert "components: {}" in yaml
+    (tmp_path / "b.yaml").write_text(yaml, encoding="utf-8")
+    assert load_board(tmp_path / "b.yaml").components == ()
