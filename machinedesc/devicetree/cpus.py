@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..board.model import Component
-from ..errors import fail
 from .bindings import Binding, binding_for, riscv_isa_order
 from .tree import Cells, Node, Ref, Strings, cells, strings
 
@@ -31,18 +30,6 @@ PSCI_FUNCTIONS = {"migrate": 0xC4000005, "cpu_on": 0xC4000003, "cpu_off": 0x8400
 TIMER_OUTPUTS = (3, 0, 1, 2)  # secure phys, non-secure phys, virtual, hyp
 
 
-def prop_int(comp: Component, name: str, default: int) -> int:
-    """Property ``name`` of ``comp`` as the integer a device-tree cell needs (``default`` when unset).
-
-    Raises BoardError at the property's line when the value is not an integer: the type
-    checks of ``validate`` refuse such values first wherever the type database knows the
-    property, so this is the tree's own guard, not the usual path.
-    """
-    value = comp.props.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(comp.part_location("props", name), f"components.{comp.id}.props.{name}",
-             f"{value!r} is not an integer, and the device tree needs one here")
-    return value
 def cell_value(value: Any) -> int | None:
     """``value`` if it fits one 32-bit cell (an integer, not a boolean), else None."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:

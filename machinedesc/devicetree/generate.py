@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef
 from .bindings import Binding, binding_for, system_info, variant
-from .cpus import add_arm_extras, add_cpus, prop_int
+from .cpus import add_arm_extras, add_cpus, cell_value
 from .overrides import apply_overrides, early_overrides
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
@@ -233,7 +233,12 @@ class Gen:
     def plic_contexts(self, comp: Component, node: Node, intc: Mapping[int, str]) -> None:
         """interrupts-extended of a SiFive PLIC: one entry per context of hart-config, in order."""
         config = str(comp.props.get("hart-config", ""))
-        base = prop_int(comp, "hartid-base", 0)
+        base = cell_value(comp.props.get("hartid-base", 0))
+        if base is None:
+            # Only without a type database for the system does such a value get this far.
+            self.notes.append(f"{comp.id}: hartid-base {comp.props.get('hartid-base')!r} is not a 32-bit hart ID: "
+                              "its contexts are left out of the device tree")
+            return
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
         items: list[int | Ref] = []
         for k, modes in enumerate(config.split(",") if config else []):
