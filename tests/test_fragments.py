@@ -62,6 +62,23 @@ components:
         *(f"cpu{i}.unnamed-gpio-in[3]" for i in range(3)), *(f"cpu{i}.unnamed-gpio-in[7]" for i in range(3))]
 
 
+@pytest.mark.parametrize(("contexts", "config", "inputs"), [(1, "M,M,M", [11]), (2, "MS,MS,MS", [9, 11])])
+def test_the_plic_fragment_wires_m_and_optionally_s_contexts(catalog: Path, contexts: int, config: str,
+                                                             inputs: list[int]) -> None:
+    board = load_board(_board(catalog, f"""
+components:
+  cluster0: {{type: cpu-cluster, props: {{cluster-id: 0}}}}
+  cpu${{i}}: {{count: 3, type: rv64-riscv-cpu, parent: cluster0, props: {{mhartid: "${{i}}"}}}}
+  plic: {{use: lib/sifive-plic.yaml, with: {{harts: 3, hart: cpu, contexts: {contexts}}}}}
+"""))
+    assert board.by_id["plic"].props["hart-config"] == config
+    # S-mode outputs are out[0..harts), M-mode ones out[harts..2 * harts) (hw/intc/sifive_plic.c).
+    first = {9: 0, 11: 3}
+    assert [(w.name, w.sources[0].text, w.targets[0].text) for w in board.wires] == [
+        (f"plic.{'seip' if n == 9 else 'meip'}[{h}]", f"plic.unnamed-gpio-out[{first[n] + h}]",
+         f"cpu{h}.unnamed-gpio-in[{n}]") for n in inputs for h in range(3)]
+
+
 def test_ranges_expand_in_parallel_and_a_single_end_fans_out(catalog: Path) -> None:
     board = load_board(_board(catalog, """
 components:
