@@ -220,6 +220,7 @@ def test_a_tree_dtc_refuses_is_a_dtc_error() -> None:
 
 def test_cpu_type_from_a_parameter(tmp_path: Path) -> None:
     shutil.copy(ROOT / "boards" / "arm64-virt.yaml", tmp_path / "arm64-virt.yaml")
+    shutil.copytree(ROOT / "boards" / "lib", tmp_path / "lib")  # the fragments arm64-virt.yaml uses
     board = load_board(tmp_path / "arm64-virt.yaml", {"cpu": "cortex-a72-arm-cpu"})
     assert {c.type for c in board.components if c.info.is_cpu} == {"cortex-a72-arm-cpu"}
     nodes = fdt.parse(generate(board).to_dtb())
