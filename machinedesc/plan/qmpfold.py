@@ -22,7 +22,7 @@ the steps, the run goes on while the next wire follows them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: One wire as import-qmp reads it: (source id, output name, index, target id, input name, index).
@@ -122,23 +122,24 @@ def fold_wires(wires: list[WireT]) -> list[WireT | WireEntry]:
 
 @dataclass(frozen=True)
 class CompT:
-    """A component as import-qmp writes it: properties, parent and MMIO maps (``region``, ``addr``, ``priority``)."""
+    """A component as import-qmp writes it: properties, parent, MMIO maps (region, addr, priority), links."""
 
     type: str
     props: dict[str, Any]
     parent: str | None
     mmio: tuple[tuple[int, int, int], ...]
+    links: dict[str, str] = field(default_factory=dict)
 
 
 def _values(comp: CompT) -> list[Any]:
-    """Everything of a component that may step from copy to copy, in one list (the MMIO addresses last)."""
-    return [*comp.props.values(), *(addr for _, addr, _ in comp.mmio)]
+    """Everything of a component that may step from copy to copy: properties, links, MMIO addresses."""
+    return [*comp.props.values(), *comp.links.values(), *(addr for _, addr, _ in comp.mmio)]
 
 
 def _shape(comp: CompT) -> tuple[Any, ...]:
-    """What must be equal in a run: type, parent, property names and kinds, the MMIO regions and priorities."""
+    """What must be equal in a run: type, parent, property and link names, value kinds, MMIO regions and priorities."""
     kinds = tuple((k, type(v).__name__) for k, v in comp.props.items())
-    return comp.type, comp.parent, kinds, tuple((r, p) for r, _, p in comp.mmio)
+    return comp.type, comp.parent, kinds, tuple(comp.links), tuple((r, p) for r, _, p in comp.mmio)
 
 
 #: How a value that stays the same in every copy is written: as it is.
@@ -220,7 +221,7 @@ def _component_run(comps: list[tuple[str, CompT | None]], k: int) -> tuple[int, 
     if n < 2 or step == 0:
         return 1, "", None
     run = [c for _, c in comps[k:k + n] if c is not None]
-    columns = [_column(list(column), hex_=m >= len(first.props))  # MMIO addresses in hex
+    columns = [_column(list(column), hex_=m >= len(first.props) + len(first.links))  # MMIO addresses in hex
                for m, column in enumerate(zip(*(_values(c) for c in run), strict=True))]
     n = min([n, *(length for length, _ in columns)])
     if n < 2 or any(text is None for _, text in columns):

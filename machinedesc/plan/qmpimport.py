@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import QmpFileError
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
+from ..qemu.types import system_type_info
 from ..source import SourceLocation
 from .qmpfile import QmpFile
 from .qmpfold import CompT, WireEntry, fold_components, fold_wires
@@ -56,6 +57,7 @@ class _Comp:
     mmio: list[dict[str, int | str]] = field(default_factory=list)  # addr: a ${...} text in a count: entry
     parent: str | None = None
     count: int | None = None  # a hart array's CPUs: one entry with count
+    links: dict[str, str] = field(default_factory=dict)  # link properties: name -> target (links:)
 
 
 @dataclass
@@ -181,6 +183,7 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
     if system is None:
         raise QmpFileError(SourceLocation(qmp.path, 0, 0), "cannot tell which qemu-system-X this file is for",
                            "give --system riscv64 (or aarch64, ...)")
+    _fold_links(imp, system)
     renamed = _rename_dotted(imp)
     chardevs = sorted({str(c.props["chardev"]) for c in imp.comps.values() if "chardev" in c.props})
     out = ["# Imported by machinedesc import-qmp from " + qmp.path,
@@ -240,7 +243,54 @@ def _rename_dotted(imp: _Importer) -> dict[str, str]:
         if comp.parent in renamed:
             comp.parent = renamed[comp.parent]
     imp.wires = [(renamed.get(a, a), b, c, renamed.get(d, d), e, f) for a, b, c, d, e, f in imp.wires]
+    for comp in imp.comps.values():
+        for name, target in comp.links.items():
+            owner, sep, inside = target.partition("/")
+            comp.links[name] = renamed.get(owner, owner) + sep + inside
     return renamed
+
+
+def _fold_links(imp: _Importer, system: str) -> None:
+    """Link properties (the type database says which) into the components' ``links:``.
+
+    Both a ``device_add`` argument and a later ``qom-set`` of the property (a
+    link set once both exist, as for two devices that link to each other)
+    become a link the planner sets; the raw ``qmp:`` entry goes.
+    """
+    def is_link(comp: _Comp, name: str) -> bool:
+        prop = (system_type_info(comp.type, system).properties or {}).get(name)
+        return prop is not None and prop.kind == "link"
+
+    for comp in imp.comps.values():
+        for name in [n for n, v in comp.props.items() if isinstance(v, str) and is_link(comp, n)]:
+            comp.links[name] = _link_target(imp, str(comp.props.pop(name)))
+            imp.count("links (into the components' links)")
+    kept: list[Step] = []
+    for step in imp.raw:
+        args = step.arguments
+        cid = imp.component(str(args.get("path", ""))) if step.command == "qom-set" else None
+        name, value = str(args.get("property", "")), args.get("value")
+        if cid is None or not isinstance(value, str) or not is_link(imp.comps[cid], name):
+            kept.append(step)
+            continue
+        imp.comps[cid].links[name] = _link_target(imp, value)
+        imp.counts["commands kept as raw qmp: entries"] -= 1
+        if not imp.counts["commands kept as raw qmp: entries"]:
+            del imp.counts["commands kept as raw qmp: entries"]
+        imp.count("links (into the components' links)")
+    imp.raw = kept
+
+
+def _link_target(imp: _Importer, path: str) -> str:
+    """A link's QOM path as a board writes it: ``ram/mem[0]``, ``hart0`` for cluster0/hart0; else as it is."""
+    if not path.startswith(_PERIPHERAL):
+        return path
+    parts = path.removeprefix(_PERIPHERAL).split("/")
+    for n in range(len(parts), 0, -1):
+        owner = imp.component("/".join(parts[:n]))
+        if owner is not None:
+            return "/".join([owner, *parts[n:]])
+    return path
 
 
 def _guess_system(comps: Mapping[str, _Comp]) -> str | None:
@@ -269,6 +319,8 @@ def _component(comp: _Comp) -> str:
         parts.append(f"parent: {_scalar(comp.parent)}")
     if comp.props:
         parts.append("props: {" + ", ".join(f"{_scalar(k)}: {_value(v)}" for k, v in comp.props.items()) + "}")
+    if comp.links:
+        parts.append("links: {" + ", ".join(f"{_scalar(k)}: {_scalar(v)}" for k, v in comp.links.items()) + "}")
     if len(comp.mmio) == 1 and comp.mmio[0]["region"] == 0 and comp.mmio[0]["priority"] == 0:
         parts.append(f"mmio: {_addr(comp.mmio[0]['addr'])}")
     elif comp.mmio:
@@ -288,7 +340,7 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
     """``comps`` with each run of numbered look-alikes (hart0, hart1, ...) as one ``count:`` entry (plan.qmpfold)."""
     items = [(cid, None if c.count is not None else
               CompT(c.type, c.props, c.parent, tuple((int(m["region"]), int(m["addr"]), int(m["priority"]))
-                                                     for m in c.mmio)))
+                                                     for m in c.mmio), c.links))
              for cid, c in comps.items()]
     out: dict[str, _Comp] = {}
     k = 0
@@ -300,8 +352,9 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
             continue
         values = iter(texts)
         props = {name: next(values) or value for name, value in first.props.items()}
+        links = {name: next(values) or value for name, value in first.links.items()}
         mmio = [{**m, "addr": next(values) or m["addr"]} for m in first.mmio]
-        out[key] = _Comp(first.type, props, first.line, mmio, first.parent, n)
+        out[key] = _Comp(first.type, props, first.line, mmio, first.parent, n, links)
         counts["component entries with count:"] = counts.get("component entries with count:", 0) + 1
         k += n
     return out

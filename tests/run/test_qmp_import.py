@@ -87,7 +87,7 @@ def test_a_file_that_adds_no_device_gives_a_board_that_validates(tmp_path: Path)
 
 # ---- folding runs (plan.qmpfold): the imported board plans the file's very steps ----------------------
 
-ROUND_TRIP = ["arm64-virt", "fe310", "riscv-virt", "seed-a72", "soc", "soc-4core"]
+ROUND_TRIP = ["a72-dma", "arm64-virt", "fe310", "riscv-virt", "seed-a72", "soc", "soc-4core"]
 
 
 def _steps(steps: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -114,6 +114,25 @@ def test_a_plan_file_imports_to_a_board_with_the_same_plan(tmp_path: Path, board
     plan, yaml = _plan_of_import(tmp_path, text, f"{board}.qmp")
     assert _steps(plan) == _steps(original)
     assert _lines(yaml) < _lines(text)
+
+
+def test_links_set_by_device_add_or_qom_set_become_links(tmp_path: Path) -> None:
+    """mutual-links' plan: eth0 links eth1 when it is created, eth1 links eth0 by a qom-set once both exist."""
+    original = load_plan(REPO / "boards" / "mutual-links.yaml")
+    plan, yaml = _plan_of_import(tmp_path, render_qmp(original), "mutual-links.qmp")
+    assert 'links: {phy-consumer: "eth${i}"}' in yaml and "qmp:" not in yaml
+    # Which of the two is created unrealized follows the board's order: eth0 now, eth1 in the catalog board.
+    assert [s for s in _steps(plan) if "phy-consumer" in str(s)] == [
+        ("device_add", {"driver": "imx.enet", "id": "eth1", "phy-num": 1, "phy-connected": False,
+                        "phy-consumer": "/machine/peripheral/eth0"}),
+        ("qom-set", {"path": "/machine/peripheral/eth0", "property": "phy-consumer",
+                     "value": "/machine/peripheral/eth1"})]
+
+    def rest(steps: Any) -> list[str]:
+        """The other commands, without the link and realize arguments, in any order."""
+        return sorted(str((c, {k: v for k, v in a.items() if k not in ("realized", "phy-consumer")}))
+                      for c, a in _steps(steps) if a.get("property") not in ("phy-consumer", "realized"))
+    assert rest(plan) == rest(original)
 
 
 def _harts_file(harts: int) -> str:
