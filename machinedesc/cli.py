@@ -383,8 +383,9 @@ def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, r
     """Write a board that builds the machine of QMP configuration FILE, with a coverage report on stderr.
 
     Devices with their MMIO map become components, output-to-input qom-sets
-    become wires (runs folded into ranges), a riscv.hart_array a cluster of
-    CPUs; loaders are left out (give the image to apply --firmware); every
+    become wires, a riscv.hart_array a cluster of CPUs; runs of wires (one
+    per hart, or line by line) and of numbered look-alike devices are folded
+    into count: and range entries; loaders are left out (give the image to apply --firmware); every
     other command is kept as a raw qmp: entry. The report counts each kind.
     """
     from .plan import qmpdialect

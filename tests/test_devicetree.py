@@ -145,6 +145,7 @@ def test_types_without_a_binding_are_left_out_and_listed(in_repo: Path, capsys: 
 
 def variant(tmp_path: Path, text: str) -> Path:
     shutil.copy(ROOT / "boards" / "riscv-virt.yaml", tmp_path / "riscv-virt.yaml")
+    shutil.copytree(ROOT / "boards" / "lib", tmp_path / "lib")  # the fragments riscv-virt.yaml uses
     path = tmp_path / "variant.yaml"
     path.write_text("machinedesc: 1\nextends: riscv-virt.yaml\n" + text)
     return path
@@ -219,6 +220,7 @@ def test_a_tree_dtc_refuses_is_a_dtc_error() -> None:
 
 def test_cpu_type_from_a_parameter(tmp_path: Path) -> None:
     shutil.copy(ROOT / "boards" / "arm64-virt.yaml", tmp_path / "arm64-virt.yaml")
+    shutil.copytree(ROOT / "boards" / "lib", tmp_path / "lib")  # the fragments arm64-virt.yaml uses
     board = load_board(tmp_path / "arm64-virt.yaml", {"cpu": "cortex-a72-arm-cpu"})
     assert {c.type for c in board.components if c.info.is_cpu} == {"cortex-a72-arm-cpu"}
     nodes = fdt.parse(generate(board).to_dtb())
@@ -303,8 +305,13 @@ def test_binding_table_doc_is_generated_from_the_data() -> None:
 
 def test_a_variant_of_a_binding_follows_the_properties(tmp_path: Path) -> None:
     """riscv.aclint.swi with sswi: 1 is the supervisor-mode SWI: another node name and compatible."""
-    tree = tree_of(variant(tmp_path, "components:\n  mswi: {props: {sswi: 1}}\n"
-                                     "wiring:\n  ipi: {to: 'hart${i}.unnamed-gpio-in[1]'}\n"))
+    # mswi is a fragment in riscv-virt.yaml: the variant writes the device out instead.
+    tree = tree_of(variant(tmp_path, """
+components:
+  mswi: {use: ~, with: ~, type: riscv.aclint.swi, props: {num-harts: 2, sswi: 1}, mmio: 0x2000000}
+wiring:
+  ipi: {count: 2, from: 'mswi.unnamed-gpio-out[${i}]', to: 'hart${i}.unnamed-gpio-in[1]'}
+"""))
     check_with_dtc(tree)
     nodes = fdt.parse(tree.to_dtb())
     sswi = nodes["/soc/sswi@2000000"]

@@ -62,6 +62,23 @@ components:
         *(f"cpu{i}.unnamed-gpio-in[3]" for i in range(3)), *(f"cpu{i}.unnamed-gpio-in[7]" for i in range(3))]
 
 
+@pytest.mark.parametrize(("contexts", "config", "inputs"), [(1, "M,M,M", [11]), (2, "MS,MS,MS", [9, 11])])
+def test_the_plic_fragment_wires_m_and_optionally_s_contexts(catalog: Path, contexts: int, config: str,
+                                                             inputs: list[int]) -> None:
+    board = load_board(_board(catalog, f"""
+components:
+  cluster0: {{type: cpu-cluster, props: {{cluster-id: 0}}}}
+  cpu${{i}}: {{count: 3, type: rv64-riscv-cpu, parent: cluster0, props: {{mhartid: "${{i}}"}}}}
+  plic: {{use: lib/sifive-plic.yaml, with: {{harts: 3, hart: cpu, contexts: {contexts}}}}}
+"""))
+    assert board.by_id["plic"].props["hart-config"] == config
+    # S-mode outputs are out[0..harts), M-mode ones out[harts..2 * harts) (hw/intc/sifive_plic.c).
+    first = {9: 0, 11: 3}
+    assert [(w.name, w.sources[0].text, w.targets[0].text) for w in board.wires] == [
+        (f"plic.{'seip' if n == 9 else 'meip'}[{h}]", f"plic.unnamed-gpio-out[{first[n] + h}]",
+         f"cpu{h}.unnamed-gpio-in[{n}]") for n in inputs for h in range(3)]
+
+
 def test_ranges_expand_in_parallel_and_a_single_end_fans_out(catalog: Path) -> None:
     board = load_board(_board(catalog, """
 components:
@@ -88,3 +105,23 @@ components:
 wiring:
   w: {from: "a.unnamed-gpio-out[0..1]", to: "b.unnamed-gpio-in[0]"}
 """))
+
+
+def test_the_gicv3_fragment_wires_every_cpu_both_ways(catalog: Path) -> None:
+    path = _board(catalog, """
+chardevs: {serial0: stdio}
+components:
+  cluster0: {type: cpu-cluster, props: {cluster-id: 0}}
+  core${i}: {count: 3, type: cortex-a57-arm-cpu, parent: cluster0, props: {has_el3: false, has_el2: false}}
+  gic: {use: lib/arm-gicv3.yaml, with: {cpus: 3, cpu: core, spis: 64}}
+  uart0: {use: lib/pl011.yaml, with: {irq: 5}}
+""")
+    path.write_text(path.read_text().replace("system: riscv64", "system: aarch64"))
+    board = load_board(path)
+    assert board.by_id["gic"].props["num-irq"] == 96 and board.by_id["gic"].props["redist-region-count"] == [3]
+    ends = [(w.sources[0].text, w.targets[0].text) for w in board.wires]
+    assert len(ends) == 10 * 3 + 1
+    assert ends[3:6] == [(f"gic.sysbus-irq[{3 + c}]", f"core{c}.unnamed-gpio-in[1]") for c in range(3)]  # FIQ
+    # CPU 2's physical timer on its PPI 14: SPIs, then 32 inputs per CPU, 16 SGIs first.
+    assert ("core2.unnamed-gpio-out[0]", f"gic.unnamed-gpio-in[{64 + 32 * 2 + 16 + 14}]") in ends
+    assert ends[-1] == ("uart0.sysbus-irq[0]", "gic.unnamed-gpio-in[5]")

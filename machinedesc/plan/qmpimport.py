@@ -10,7 +10,9 @@ own, plan.qmpdialect) and folds its commands into board entries:
 * ``x-sysbus-mmio-map`` goes into the component's ``mmio``;
 * ``qom-set`` of an output line (``sysbus-irq[N]``, ``unnamed-gpio-out[N]``,
   a named output) to an input (``.../unnamed-gpio-in[M]``) is a wire; runs of
-  wires whose both ends step by one become one entry with ranges;
+  wires become one entry (plan.qmpfold): with ranges where both ends stay on
+  their components (``gpio.sysbus-irq[0..31]``), else with ``count:`` (one
+  wire per hart: ``hart${i}.unnamed-gpio-in[3]``);
 * ``qom-set ... realized=true`` and the phase transitions are what the
   planner sends anyway;
 * ``device_add driver=loader`` stays a raw ``qmp:`` entry (its ``cpu-num``
@@ -33,15 +35,18 @@ from typing import Any
 
 from ..errors import QmpFileError
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
+from ..qemu.types import system_type_info
 from ..source import SourceLocation
 from .qmpfile import QmpFile
+from .qmpfold import CompT, WireEntry, fold_components, fold_wires
 from .steps import Step
 
 _OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
 _IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
 _HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]+)\]$")
 _PERIPHERAL = "/machine/peripheral/"
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.,/-]*$")
+#: A string written plain in flow style (no comma: it would end the flow entry).
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
 
 @dataclass
@@ -49,9 +54,10 @@ class _Comp:
     type: str
     props: dict[str, Any]
     line: int
-    mmio: list[dict[str, int]] = field(default_factory=list)
+    mmio: list[dict[str, int | str]] = field(default_factory=list)  # addr: a ${...} text in a count: entry
     parent: str | None = None
     count: int | None = None  # a hart array's CPUs: one entry with count
+    links: dict[str, str] = field(default_factory=dict)  # link properties: name -> target (links:)
 
 
 @dataclass
@@ -67,6 +73,8 @@ class _Importer:
         self.qmp = qmp
         self.comps: dict[str, _Comp] = {}
         self.arrays: dict[str, int] = {}  # hart array id -> its number of harts
+        #: QOM path below /machine/peripheral of each component with a parent (cluster0/hart0) -> its id.
+        self.children: dict[str, str] = {}
         self.wires: list[tuple[str, str, int, str, str, int]] = []
         self.raw: list[Step] = []
         self.left_out: list[str] = []
@@ -94,7 +102,7 @@ class _Importer:
         elif step.command == "device_add":
             self.device(step, args)
         elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
-            entry = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
+            entry: dict[str, int | str] = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
                      "priority": int(args.get("priority", 0))}
             self.comps[str(args["device"])].mmio.append(entry)
             self.count("MMIO maps (into the components' mmio)")
@@ -134,6 +142,8 @@ class _Importer:
             return
         if isinstance(parent, str):
             parent = parent.removeprefix(_PERIPHERAL)
+            if not parent.startswith("/"):
+                self.children[f"{parent}/{cid}"] = cid
         self.comps[cid] = _Comp(driver, args, line, parent=parent if isinstance(parent, str) else None)
         self.count("devices (components)")
 
@@ -158,6 +168,7 @@ class _Importer:
         hart = _HART.match(path)
         if hart and hart["array"] in self.arrays:
             return f"{hart['array']}-hart{hart['index']}"
+        path = self.children.get(path, path)  # a child of its parent: cluster0/hart0
         return path if path in self.comps and self.comps[path].count is None else None
 
 
@@ -172,6 +183,7 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
     if system is None:
         raise QmpFileError(SourceLocation(qmp.path, 0, 0), "cannot tell which qemu-system-X this file is for",
                            "give --system riscv64 (or aarch64, ...)")
+    _fold_links(imp, system)
     renamed = _rename_dotted(imp)
     chardevs = sorted({str(c.props["chardev"]) for c in imp.comps.values() if "chardev" in c.props})
     out = ["# Imported by machinedesc import-qmp from " + qmp.path,
@@ -182,18 +194,22 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
         out.extend(f"  {c}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
         out.append("")
     out.append("components:" if imp.comps else "components: {}  # the file adds no device")
-    for cid, comp in imp.comps.items():
+    for cid, comp in _folded_components(imp.comps, imp.counts).items():
         out.append(f"  {cid}: {_component(comp)}")
-    entries = _ranges(imp.wires)
+    entries = fold_wires(imp.wires)
     if entries:
         out += ["", "wiring:"]
         used: set[str] = set()
-        for src, dst, length in entries:
-            wname = _unique(f"{src.split('.')[0]}-{dst.split('.')[0]}", used)
-            out.append(f"  {wname}: {{from: {_scalar(src)}, to: {_scalar(dst)}}}")
-            if length > 1:
-                imp.counts.setdefault("wire entries with ranges", 0)
-                imp.counts["wire entries with ranges"] += 1
+        for entry in entries:
+            if not isinstance(entry, WireEntry):
+                src, sname, si, dst, dname, di = entry
+                entry = WireEntry(f"{src}-{dst}", f"{src}.{sname}[{si}]", f"{dst}.{dname}[{di}]", None, 1)
+            count = f"count: {entry.count}, " if entry.count is not None else ""
+            out.append(f"  {_unique(entry.name, used)}: {{{count}from: {_scalar(entry.source)}, "
+                       f"to: {_scalar(entry.target)}}}")
+            kind = "wire entries with ranges" if entry.ranged else "wire entries with count:" if entry.count else ""
+            if kind:
+                imp.counts[kind] = imp.counts.get(kind, 0) + 1
     if imp.raw:
         out += ["", "qmp:"]
         for k, step in enumerate(imp.raw):
@@ -208,7 +224,8 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
     if chardevs:
         report.append(f"  chardevs {', '.join(chardevs)}: the first on stdio, the others null (edit to taste)")
     if len(entries) < len(imp.wires):
-        report.append(f"  {len(imp.wires)} wires written as {len(entries)} entries (runs folded into ranges)")
+        report.append(f"  {len(imp.wires)} wires written as {len(entries)} entries "
+                      "(runs folded into ranges and count: entries)")
     return Imported("\n".join(out) + "\n", report)
 
 
@@ -226,7 +243,54 @@ def _rename_dotted(imp: _Importer) -> dict[str, str]:
         if comp.parent in renamed:
             comp.parent = renamed[comp.parent]
     imp.wires = [(renamed.get(a, a), b, c, renamed.get(d, d), e, f) for a, b, c, d, e, f in imp.wires]
+    for comp in imp.comps.values():
+        for name, target in comp.links.items():
+            owner, sep, inside = target.partition("/")
+            comp.links[name] = renamed.get(owner, owner) + sep + inside
     return renamed
+
+
+def _fold_links(imp: _Importer, system: str) -> None:
+    """Link properties (the type database says which) into the components' ``links:``.
+
+    Both a ``device_add`` argument and a later ``qom-set`` of the property (a
+    link set once both exist, as for two devices that link to each other)
+    become a link the planner sets; the raw ``qmp:`` entry goes.
+    """
+    def is_link(comp: _Comp, name: str) -> bool:
+        prop = (system_type_info(comp.type, system).properties or {}).get(name)
+        return prop is not None and prop.kind == "link"
+
+    for comp in imp.comps.values():
+        for name in [n for n, v in comp.props.items() if isinstance(v, str) and is_link(comp, n)]:
+            comp.links[name] = _link_target(imp, str(comp.props.pop(name)))
+            imp.count("links (into the components' links)")
+    kept: list[Step] = []
+    for step in imp.raw:
+        args = step.arguments
+        cid = imp.component(str(args.get("path", ""))) if step.command == "qom-set" else None
+        name, value = str(args.get("property", "")), args.get("value")
+        if cid is None or not isinstance(value, str) or not is_link(imp.comps[cid], name):
+            kept.append(step)
+            continue
+        imp.comps[cid].links[name] = _link_target(imp, value)
+        imp.counts["commands kept as raw qmp: entries"] -= 1
+        if not imp.counts["commands kept as raw qmp: entries"]:
+            del imp.counts["commands kept as raw qmp: entries"]
+        imp.count("links (into the components' links)")
+    imp.raw = kept
+
+
+def _link_target(imp: _Importer, path: str) -> str:
+    """A link's QOM path as a board writes it: ``ram/mem[0]``, ``hart0`` for cluster0/hart0; else as it is."""
+    if not path.startswith(_PERIPHERAL):
+        return path
+    parts = path.removeprefix(_PERIPHERAL).split("/")
+    for n in range(len(parts), 0, -1):
+        owner = imp.component("/".join(parts[:n]))
+        if owner is not None:
+            return "/".join([owner, *parts[n:]])
+    return path
 
 
 def _guess_system(comps: Mapping[str, _Comp]) -> str | None:
@@ -236,23 +300,6 @@ def _guess_system(comps: Mapping[str, _Comp]) -> str | None:
     if "arm" in types or "gic" in types:
         return "aarch64"
     return None
-
-
-def _ranges(wires: list[tuple[str, str, int, str, str, int]]) -> list[tuple[str, str, int]]:
-    """Wires as entries: each run whose both indices step by one, in file order, as one ranged entry."""
-    out: list[tuple[str, str, int]] = []
-    k = 0
-    while k < len(wires):
-        s, sn, si, d, dn, di = wires[k]
-        n = 1
-        while k + n < len(wires) and wires[k + n] == (s, sn, si + n, d, dn, di + n):
-            n += 1
-        if n > 1:
-            out.append((f"{s}.{sn}[{si}..{si + n - 1}]", f"{d}.{dn}[{di}..{di + n - 1}]", n))
-        else:
-            out.append((f"{s}.{sn}[{si}]", f"{d}.{dn}[{di}]", 1))
-        k += n
-    return out
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -272,15 +319,45 @@ def _component(comp: _Comp) -> str:
         parts.append(f"parent: {_scalar(comp.parent)}")
     if comp.props:
         parts.append("props: {" + ", ".join(f"{_scalar(k)}: {_value(v)}" for k, v in comp.props.items()) + "}")
+    if comp.links:
+        parts.append("links: {" + ", ".join(f"{_scalar(k)}: {_scalar(v)}" for k, v in comp.links.items()) + "}")
     if len(comp.mmio) == 1 and comp.mmio[0]["region"] == 0 and comp.mmio[0]["priority"] == 0:
-        parts.append(f"mmio: {comp.mmio[0]['addr']:#x}")
+        parts.append(f"mmio: {_addr(comp.mmio[0]['addr'])}")
     elif comp.mmio:
         maps = []
         for m in comp.mmio:
-            fields = [f"addr: {m['addr']:#x}"] + [f"{k}: {m[k]}" for k in ("region", "priority") if m[k]]
+            fields = [f"addr: {_addr(m['addr'])}"] + [f"{k}: {m[k]}" for k in ("region", "priority") if m[k]]
             maps.append("{" + ", ".join(fields) + "}")
         parts.append("mmio: [" + ", ".join(maps) + "]")
     return "{" + ", ".join(parts) + "}"
+
+
+def _addr(addr: int | str) -> str:
+    return f"{addr:#x}" if isinstance(addr, int) else _scalar(addr)
+
+
+def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> dict[str, _Comp]:
+    """``comps`` with each run of numbered look-alikes (hart0, hart1, ...) as one ``count:`` entry (plan.qmpfold)."""
+    items = [(cid, None if c.count is not None else
+              CompT(c.type, c.props, c.parent, tuple((int(m["region"]), int(m["addr"]), int(m["priority"]))
+                                                     for m in c.mmio), c.links))
+             for cid, c in comps.items()]
+    out: dict[str, _Comp] = {}
+    k = 0
+    for key, n, texts in fold_components(items):
+        first = comps[items[k][0]]
+        if n is None or texts is None:
+            out[key] = first
+            k += 1
+            continue
+        values = iter(texts)
+        props = {name: next(values) or value for name, value in first.props.items()}
+        links = {name: next(values) or value for name, value in first.links.items()}
+        mmio = [{**m, "addr": next(values) or m["addr"]} for m in first.mmio]
+        out[key] = _Comp(first.type, props, first.line, mmio, first.parent, n, links)
+        counts["component entries with count:"] = counts.get("component entries with count:", 0) + 1
+        k += n
+    return out
 
 
 def _value(value: Any) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from harness import Sandbox, patched_qemu
 
 from machinedesc.plan import qmpdialect
 from machinedesc.plan.pipeline import load_plan
 from machinedesc.plan.qmpfile import parse
+from machinedesc.plan.qmpfold import SAME, CompT, WireEntry, WireT, fold_components, fold_wires
 from machinedesc.plan.qmpimport import import_qmp
+from machinedesc.plan.render import render_qmp
 
 REPO = Path(__file__).resolve().parents[2]
 SOC_V4 = REPO / "tests" / "data" / "qmp-v4" / "soc-v4.qmp"
@@ -64,8 +68,6 @@ def test_imported_v4_board_applies_and_runs_the_demo_firmware(sandbox: Sandbox, 
 
 def test_a_command_that_cannot_become_yaml_is_an_error_at_its_line() -> None:
     """A v4 map whose address is not a number: exit 2 at that line, not a traceback (adversarial pass)."""
-    import pytest
-
     from machinedesc.errors import QmpFileError
 
     with pytest.raises(QmpFileError) as err:
@@ -81,3 +83,152 @@ def test_a_file_that_adds_no_device_gives_a_board_that_validates(tmp_path: Path)
     assert "components: {}" in yaml
     (tmp_path / "b.yaml").write_text(yaml, encoding="utf-8")
     assert load_board(tmp_path / "b.yaml").components == ()
+
+
+# ---- folding runs (plan.qmpfold): the imported board plans the file's very steps ----------------------
+
+ROUND_TRIP = ["a72-dma", "arm64-virt", "fe310", "riscv-virt", "seed-a72", "soc", "soc-4core"]
+
+
+def _steps(steps: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Commands and arguments of a plan's (or a file's) steps: what QEMU receives, without comments."""
+    return [(s.command, dict(s.arguments)) for s in getattr(steps, "steps", steps)]
+
+
+def _lines(text: str) -> int:
+    return sum(1 for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+
+
+def _plan_of_import(tmp_path: Path, qmp_text: str, name: str = "f.qmp") -> tuple[Any, str]:
+    qmp = parse(qmp_text, name)
+    yaml = import_qmp(qmp, None, "b").yaml
+    (tmp_path / "b.yaml").write_text(yaml, encoding="utf-8")
+    return load_plan(tmp_path / "b.yaml"), yaml
+
+
+@pytest.mark.parametrize("board", ROUND_TRIP)
+def test_a_plan_file_imports_to_a_board_with_the_same_plan(tmp_path: Path, board: str) -> None:
+    """A catalog board's plan (a QMP file we write), imported and planned again: the same commands, in order."""
+    original = load_plan(REPO / "boards" / f"{board}.yaml")
+    text = render_qmp(original)
+    plan, yaml = _plan_of_import(tmp_path, text, f"{board}.qmp")
+    assert _steps(plan) == _steps(original)
+    assert _lines(yaml) < _lines(text)
+
+
+def test_links_set_by_device_add_or_qom_set_become_links(tmp_path: Path) -> None:
+    """mutual-links' plan: eth0 links eth1 when it is created, eth1 links eth0 by a qom-set once both exist."""
+    original = load_plan(REPO / "boards" / "mutual-links.yaml")
+    plan, yaml = _plan_of_import(tmp_path, render_qmp(original), "mutual-links.qmp")
+    assert 'links: {phy-consumer: "eth${i}"}' in yaml and "qmp:" not in yaml
+    # Which of the two is created unrealized follows the board's order: eth0 now, eth1 in the catalog board.
+    assert [s for s in _steps(plan) if "phy-consumer" in str(s)] == [
+        ("device_add", {"driver": "imx.enet", "id": "eth1", "phy-num": 1, "phy-connected": False,
+                        "phy-consumer": "/machine/peripheral/eth0"}),
+        ("qom-set", {"path": "/machine/peripheral/eth0", "property": "phy-consumer",
+                     "value": "/machine/peripheral/eth1"})]
+
+    def rest(steps: Any) -> list[str]:
+        """The other commands, without the link and realize arguments, in any order."""
+        return sorted(str((c, {k: v for k, v in a.items() if k not in ("realized", "phy-consumer")}))
+                      for c, a in _steps(steps) if a.get("property") not in ("phy-consumer", "realized"))
+    assert rest(plan) == rest(original)
+
+
+def _harts_file(harts: int) -> str:
+    """A QMP file of our own, in the order the planner sends: harts in a cluster, an ACLINT pair, a PLIC with
+    M and S contexts, a UART; one wire per hart from each to the harts' mip lines."""
+    out = ["x-machine-init", "device_add driver=cpu-cluster id=cluster0 cluster-id=0 realized=false"]
+    out += [f"device_add driver=rv64-riscv-cpu id=hart{h} parent=/machine/peripheral/cluster0 mhartid={h} "
+            f"resetvec=2147483648 realized=false" for h in range(harts)]
+    out += ["qom-set path=/machine/peripheral/cluster0 property=realized value=true"]
+    out += [f"qom-set path=/machine/peripheral/cluster0/hart{h} property=realized value=true" for h in range(harts)]
+    out += [f"device_add driver=riscv.aclint.swi id=mswi hartid-base=0 num-harts={harts}",
+            "x-sysbus-mmio-map device=mswi addr=33554432",
+            f"device_add driver=riscv.aclint.mtimer id=mtimer hartid-base=0 num-harts={harts} timecmp-base=0 "
+            "time-base=32760 aperture-size=32768 timebase-freq=10000000",
+            "x-sysbus-mmio-map device=mtimer addr=33570816",
+            f"device_add driver=riscv.sifive.plic id=plic hart-config={','.join(['MS'] * harts)} hartid-base=0 "
+            "num-sources=96 num-priorities=7 priority-base=0 pending-base=4096 enable-base=8192 enable-stride=128 "
+            f"context-base=2097152 context-stride=4096 aperture-size={0x200000 + harts * 0x2000}",
+            "x-sysbus-mmio-map device=plic addr=201326592",
+            "device_add driver=serial-mm id=uart0 chardev=serial0 regshift=0 baudbase=115200",
+            "x-sysbus-mmio-map device=uart0 addr=268435456"]
+    for dev, out_base, mip in (("mswi", 0, 3), ("mtimer", 0, 7), ("plic", 0, 9), ("plic", harts, 11)):
+        out += [f"qom-set path=/machine/peripheral/{dev} property=unnamed-gpio-out[{out_base + h}] "
+                f"value=/machine/peripheral/cluster0/hart{h}/unnamed-gpio-in[{mip}]" for h in range(harts)]
+    out += ["qom-set path=/machine/peripheral/uart0 property=sysbus-irq[0] "
+            "value=/machine/peripheral/plic/unnamed-gpio-in[10]", "x-exit-preconfig"]
+    return "# system: riscv64\n" + "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("harts", [2, 8])
+def test_one_wire_per_hart_folds_into_one_count_entry(tmp_path: Path, harts: int) -> None:
+    text = _harts_file(harts)
+    plan, yaml = _plan_of_import(tmp_path, text)
+    assert _steps(plan) == _steps(parse(text, "f.qmp").commands)  # the file's own steps, in its order
+    assert f'  hart${{i}}: {{count: {harts}, type: rv64-riscv-cpu, parent: cluster0, props: {{mhartid: "${{i}}", ' \
+        'resetvec: 2147483648}}' in yaml
+    assert f'  mswi-hart: {{count: {harts}, from: "mswi.unnamed-gpio-out[${{i}}]", ' \
+        'to: "hart${i}.unnamed-gpio-in[3]"}' in yaml
+    assert f'  plic-hart-2: {{count: {harts}, from: "plic.unnamed-gpio-out[${{{harts} + i}}]", ' \
+        'to: "hart${i}.unnamed-gpio-in[11]"}' in yaml
+    # Whatever the hart count, the board is the same size: 4 wire entries for the harts, 1 CPU entry.
+    assert _lines(yaml) == 19
+    assert _lines(text) == 13 + 6 * harts
+
+
+def test_runs_fold_only_where_every_number_steps_by_one_constant() -> None:
+    wires: list[WireT] = [
+        ("cpu0", "unnamed-gpio-out", 0, "gic", "unnamed-gpio-in", 286),   # count: cpu${i}, 286 + 32 * i
+        ("cpu1", "unnamed-gpio-out", 0, "gic", "unnamed-gpio-in", 318),
+        ("cpu2", "unnamed-gpio-out", 0, "gic", "unnamed-gpio-in", 350),
+        ("a", "x", 7, "b", "y", 0),                                        # a descending run: 7 - i
+        ("a", "x", 6, "b", "y", 1),
+        ("s", "o", 0, "t", "i", 5),                                        # irregular: no run
+        ("s", "o", 1, "t", "i", 7),
+        ("s", "o", 3, "t", "i", 8),
+        ("f", "o", 0, "g", "i", 0),                                        # one output fanned out: a range
+        ("f", "o", 0, "g", "i", 1),
+        ("h01", "o", 0, "k", "i", 0),                                      # ids with a leading zero
+        ("h02", "o", 0, "k", "i", 1),
+        ("d", "o", 0, "e", "i", 0),                                        # the same wire twice: kept as is
+        ("d", "o", 0, "e", "i", 0),
+    ]
+    folded = [e if isinstance(e, WireEntry) else f"{e[0]}.{e[1]}[{e[2]}] -> {e[3]}.{e[4]}[{e[5]}]"
+              for e in fold_wires(wires)]
+    assert folded == [
+        WireEntry("cpu-gic", "cpu${i}.unnamed-gpio-out[0]", "gic.unnamed-gpio-in[${286 + 32 * i}]", 3, 3),
+        WireEntry("a-b", "a.x[${7 - i}]", "b.y[${i}]", 2, 2),
+        WireEntry("s-t", "s.o[${i}]", "t.i[${5 + 2 * i}]", 2, 2),
+        "s.o[3] -> t.i[8]",
+        WireEntry("f-g", "f.o[0]", "g.i[0..1]", None, 2),
+        WireEntry("h0-k", "h0${1 + i}.o[0]", "k.i[${i}]", 2, 2),
+        "d.o[0] -> e.i[0]", "d.o[0] -> e.i[0]"]
+
+
+def test_components_fold_only_when_their_values_follow_their_ids() -> None:
+    def comp(props: dict[str, Any], addr: int | None = None) -> CompT:
+        return CompT("unimplemented-device", props, None, () if addr is None else ((0, addr, 0),))
+
+    comps: list[tuple[str, CompT | None]] = [
+        ("pwm0", comp({"name": "pwm0", "size": 4096}, 0x10015000)),
+        ("pwm1", comp({"name": "pwm1", "size": 4096}, 0x10025000)),
+        ("pwm2", comp({"name": "pwm2", "size": 4096}, 0x10035000)),
+        ("pwm3", comp({"name": "other", "size": 4096}, 0x10045000)),   # its name breaks the run
+        ("cpu0", comp({"start-powered-off": False})),
+        ("cpu1", comp({"start-powered-off": True})),
+        ("cpu2", comp({"start-powered-off": True})),
+        ("x0", None),                                                   # not foldable (a hart array's CPUs)
+        ("x1", comp({})),
+        ("y0", comp({"size": 1})),                                      # 1, 2, 4: no constant step
+        ("y1", comp({"size": 2})),
+        ("y2", comp({"size": 4})),
+    ]
+    assert fold_components(comps) == [
+        ("pwm${i}", 3, ["pwm${i}", SAME, "${0x10015000 + 0x10000 * i}"]),
+        ("pwm3", None, None),
+        ("cpu${i}", 3, ["${i != 0}"]),
+        ("x0", None, None), ("x1", None, None),
+        ("y${i}", 2, ["${1 + i}"]),
+        ("y2", None, None)]
