@@ -133,11 +133,13 @@ class _Importer:
             base = int(args.get("hartid-base", 0))
             self.arrays[cid] = harts
             self.comps[cid] = _Comp("cpu-cluster", {"cluster-id": len(self.arrays) - 1}, line)
-            props: dict[str, Any] = {"mhartid": f"${{{base} + i}}" if base else "${i}"}
-            if "resetvec" in args:
-                props["resetvec"] = int(args["resetvec"])
-            self.comps[f"{cid}-hart${{i}}"] = _Comp(str(args.get("cpu-type", "rv64-riscv-cpu")), props, line,
-                                                    parent=cid, count=harts)
+            cpu_type = str(args.get("cpu-type", "rv64-riscv-cpu"))
+            resetvec = {"resetvec": int(args["resetvec"])} if "resetvec" in args else {}
+            if harts == 1:  # one hart: a plain entry reads better than a count: of one
+                self.comps[f"{cid}-hart0"] = _Comp(cpu_type, {"mhartid": base, **resetvec}, line, parent=cid)
+            else:
+                props: dict[str, Any] = {"mhartid": f"${{{base} + i}}" if base else "${i}", **resetvec}
+                self.comps[f"{cid}-hart${{i}}"] = _Comp(cpu_type, props, line, parent=cid, count=harts)
             self.count("hart arrays (each a cluster with count: CPUs)")
             return
         if isinstance(parent, str):
