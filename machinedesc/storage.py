@@ -109,6 +109,24 @@ def cache_dir(*parts: str, create: bool = False) -> Path | None:
     return path
 
 
+def keep_newest(directory: Path, suffix: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used ``*suffix`` files of cache ``directory``.
+
+    "Used" is the modification time: a cache hit refreshes it (``touch``), so
+    this bounds a content-keyed cache (``boot/<sha256>.dtb``, one per
+    ``--append``) to its ``keep`` latest entries.  Best effort: a file that
+    vanished or cannot be removed is skipped.
+    """
+    entries = []
+    for path in directory.glob(f"*{suffix}"):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime_ns, path.name, path))
+    entries.sort(reverse=True)
+    for _, _, path in entries[keep:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 def unsafe_directory(directory: Path) -> str | None:
     """Why ``directory`` must not be trusted ('missing' if it does not exist), or None if it may be."""
     try:
