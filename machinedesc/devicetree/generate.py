@@ -129,9 +129,15 @@ class Gen:
         if value is False or value is None:
             return False
         if isinstance(value, int):
+            if value < 0:  # split64 of a negative number gave two cells of ones for -1
+                as32 = f" ({value} in one cell, two's complement, is {value & 0xFFFFFFFF:#x})" if value >= -1 << 31 else ""
+                raise ValueError(f"{value} is negative: a property's cells are unsigned, 0 to 0xffffffff{as32}")
             return Cells(split64(value, 2 if value >> 32 else 1))
         if isinstance(value, str):
             return strings(value)
+        if isinstance(value, list) and not value:
+            # An empty string list has no DTS spelling (dtc: "a = ;" is a syntax error).
+            raise ValueError("[] is an empty list: write true for an empty property, false to leave it out")
         if isinstance(value, list) and all(isinstance(v, str) and not v.startswith("&") for v in value):
             return Strings(tuple(value))
         if isinstance(value, list):
@@ -153,7 +159,11 @@ class Gen:
             value = self.evaluate(raw, env, f"{comp.id}: {name}")
             if value is None or (omit is not None and value == omit):
                 continue
-            converted = self.to_value(value)
+            try:
+                converted = self.to_value(value)
+            except ValueError as err:  # a binding's expression over the board's values, e.g. negative
+                self.notes.append(f"{comp.id}: {name}: {err}; property left out")
+                continue
             if converted is not False:
                 node.props[name] = converted
 
