@@ -21,6 +21,14 @@ from .typecheck import check_types, env_of
 #: type database (measured with default properties), that check becomes a note.
 SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
 
+#: Interrupt controllers whose input 0 is no interrupt source, with why (QEMU 10.0 sources).
+RESERVED_INPUT_ZERO = {
+    "riscv.sifive.plic": "PLIC source 0 is reserved: it means 'no interrupt' (a claim that reads 0 found "
+                         "none pending; SiFive PLIC spec, hw/intc/sifive_plic.c)",
+    "riscv.aplic": "APLIC source 0 is reserved (the AIA spec; hw/intc/riscv_aplic.c asserts 0 < irq "
+                   "and QEMU would abort)",
+}
+
 
 def check_board(board: Board, problems: Collector) -> None:
     """Add a problem for every semantic error of ``board`` (and a note for every check it cannot make)."""
@@ -145,6 +153,11 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
     elif count is not None and ref.index >= count:
         problems.add(ref.location, where,
                      f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
+        return False
+    reserved = RESERVED_INPUT_ZERO.get(comp.type) if not output and ref.index == 0 else None
+    if reserved is not None:
+        problems.add(ref.location, where, f"{ref.text}: {reserved}",
+                     f"wire the device to source 1 or above ({comp.id}.{ref.name}[1], ...)")
         return False
     return True
 

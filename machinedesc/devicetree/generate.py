@@ -130,7 +130,8 @@ class Gen:
             return False
         if isinstance(value, int):
             if value < 0:  # split64 of a negative number gave two cells of ones for -1
-                as32 = f" ({value} in one cell, two's complement, is {value & 0xFFFFFFFF:#x})" if value >= -1 << 31 else ""
+                as32 = (f" ({value} in one cell, two's complement, is {value & 0xFFFFFFFF:#x})"
+                        if value >= -1 << 31 else "")
                 raise ValueError(f"{value} is negative: a property's cells are unsigned, 0 to 0xffffffff{as32}")
             return Cells(split64(value, 2 if value >> 32 else 1))
         if isinstance(value, str):
@@ -250,16 +251,23 @@ class Gen:
                               "its contexts are left out of the device tree")
             return
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
-        items: list[int | Ref] = []
-        for k, modes in enumerate(config.split(",") if config else []):
+        # Context n is the n-th entry (sifive_plic.c parse_hart_config numbers them hart by hart, mode
+        # by mode; an empty entry names no hart): a hart without a CPU node (omit: true) keeps its
+        # contexts' places, marked "not present" by a -1 specifier (the sifive,plic-1.0.0 binding) on
+        # some hart's controller, which Linux and OpenSBI both skip (neither is 9 nor 11).
+        contexts: list[tuple[str | None, int]] = []
+        for k, modes in enumerate(m for m in config.split(",") if m):
             ctrl = self.controllers.get(intc.get(base + k, ""))
             label = ctrl[0] if ctrl else None
             if label is None:
-                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node")
-                continue
-            for mode in modes:
-                items += [Ref(label), bits.get(mode, 0)]
-        if items:
+                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node: "
+                                  "its contexts are marked not present (-1)")
+            contexts += [(label, bits.get(mode, 0)) for mode in modes]
+        present = [label for label, _ in contexts if label is not None]
+        if present:
+            items: list[int | Ref] = []
+            for label, bit in contexts:
+                items += [Ref(label), bit] if label is not None else [Ref(present[0]), 0xFFFFFFFF]
             node.props["interrupts-extended"] = Cells(tuple(items))
 
 
