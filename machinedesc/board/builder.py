@@ -261,7 +261,9 @@ def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
                 f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
             b.err((*path, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}", hint, key=True)
             continue
-        fenv[name] = b.value(raw, env, (*path, "with", name))
+        value = b.value(raw, env, (*path, "with", name))
+        if value is not None:  # else reported at the with: value; the default stands in (no "None" follow-ons)
+            fenv[name] = value
     fenv["id"] = key
     comps = _components(sub, fenv, seen, start)
     b.fragment_wires += [replace(w, name=f"{key}.{w.name}", yaml_path=f"{key}: {w.yaml_path}")
