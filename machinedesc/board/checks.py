@@ -62,6 +62,14 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
+            if not str(target).strip():
+                # device_add would get prop="" and QEMU's link setter fails on it (or a blank path
+                # means no target at all): either way not what the board says.
+                problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
+                             "an empty link target",
+                             "write the id of the component or backend it points to (or an absolute QOM "
+                             "path), or leave the link out to keep it unset")
+                continue
             owner = link_target(target)[0]
             if owner and owner not in by_id and owner not in backends and not missing_ok:
                 problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
