@@ -45,8 +45,19 @@ Overrides = Mapping[str, str | int | bool]
 
 
 def _sets(overrides: Overrides | None) -> dict[str, str]:
+    """``sets`` as ``--set`` texts; UsageError for anything but a mapping of names to str, int or bool."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise UsageError(f"machinedesc: sets takes a mapping of parameter names to values, e.g. {{'harts': 4}}, "
+                         f"got {type(overrides).__name__} {overrides!r}")
     out: dict[str, str] = {}
-    for name, value in (overrides or {}).items():
+    for name, value in overrides.items():
+        if not isinstance(name, str):
+            raise UsageError(f"machinedesc: sets: parameter names are strings, got {name!r}")
+        if not isinstance(value, (str, int)):  # bool is an int; a float, None or list has no --set text
+            raise UsageError(f"machinedesc: sets {name}: a value is a string, an integer or a boolean, "
+                             f"got {type(value).__name__} {value!r}")
         out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return out
 

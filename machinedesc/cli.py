@@ -559,7 +559,7 @@ def qemu_introspect(systems: tuple[str, ...], binary: str | None, output: Path |
             click.echo(f"machinedesc: {system}: {text}", err=True)
 
         db = introspect(find_binary(system, binary), probe=not no_probe, jobs=jobs, refresh=refresh,
-                        progress=progress)
+                        progress=progress, system=system)
         for target in ([output] if output else []) + ([snapshot_path(system)] if snapshot else []):
             write_file(target, db.dumps().encode())
             click.echo(f"machinedesc: wrote {target}", err=True)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_file(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -42,7 +43,7 @@ def write_file(path: Path, data: bytes, *, mode: int | None = None) -> None:
         raise IsADirectoryError(21, "Is a directory", str(path))
     if st is not None and not stat.S_ISREG(st.st_mode):
         # A device node, FIFO, pipe or socket: never replace it, write into it as a shell's `>` would.
-        with open(path, "wb") as out:
+        with _open_special(path, st) as out:
             out.write(data)
         return
     # Write through symlinks: the rest works on the final target.
@@ -69,6 +70,27 @@ def write_file(path: Path, data: bytes, *, mode: int | None = None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _open_special(path: Path, st: os.stat_result) -> BinaryIO:
+    """``path`` (not a regular file) opened for writing; a FIFO nobody reads yet is waited for, with a note.
+
+    Opening a FIFO for writing blocks until a reader opens it, as a shell's
+    ``> fifo`` does; the note on stderr says why nothing happens (Ctrl-C stops
+    the wait: nothing was written, nothing is left behind).
+    """
+    if stat.S_ISFIFO(st.st_mode):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            print(f"machinedesc: waiting for a process to read the FIFO {path} (Ctrl-C to stop)",
+                  file=sys.stderr, flush=True)
+        else:
+            os.set_blocking(fd, True)  # a full pipe then waits for the reader instead of failing
+            return os.fdopen(fd, "wb")
+    return open(path, "wb")
 
 
 def _umask() -> int:
@@ -107,6 +129,24 @@ def cache_dir(*parts: str, create: bool = False) -> Path | None:
             warn_once(f"machinedesc: warning: ignoring cache directory {directory}: {problem}")
             return None
     return path
+
+
+def keep_newest(directory: Path, suffix: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used ``*suffix`` files of cache ``directory``.
+
+    "Used" is the modification time: a cache hit refreshes it (``touch``), so
+    this bounds a content-keyed cache (``boot/<sha256>.dtb``, one per
+    ``--append``) to its ``keep`` latest entries.  Best effort: a file that
+    vanished or cannot be removed is skipped.
+    """
+    entries = []
+    for path in directory.glob(f"*{suffix}"):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime_ns, path.name, path))
+    entries.sort(reverse=True)
+    for _, _, path in entries[keep:]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def unsafe_directory(directory: Path) -> str | None:

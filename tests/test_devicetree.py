@@ -178,6 +178,19 @@ devicetree:
     assert "test: left out by devicetree: components: (omit: true)" in tree.notes
 
 
+def test_an_omitted_hart_keeps_the_plic_contexts_of_the_others(tmp_path: Path) -> None:
+    # sifive_plic.c numbers contexts hart by hart from hart-config: hart 2's M context is context 4
+    # whether or not hart 1 is in the tree, so hart 1's two contexts stay, marked not present (-1).
+    tree = tree_of(variant(tmp_path, "params: {harts: 3}\ndevicetree:\n  components:\n    hart1: {omit: true}\n"))
+    check_with_dtc(tree)
+    nodes = fdt.parse(tree.to_dtb())
+    intc = {n: fdt.cells(nodes[f"/cpus/cpu@{n}/interrupt-controller"]["phandle"])[0] for n in (0, 2)}
+    assert fdt.cells(nodes["/soc/plic@c000000"]["interrupts-extended"]) == [
+        intc[0], 11, intc[0], 9, intc[0], 0xFFFFFFFF, intc[0], 0xFFFFFFFF, intc[2], 11, intc[2], 9]
+    assert "plic: hart-config names hart 1, which has no CPU node: its contexts are marked not present (-1)" \
+        in tree.notes
+
+
 def test_override_errors_name_their_line(tmp_path: Path) -> None:
     board = variant(tmp_path, """
 devicetree:

@@ -287,3 +287,38 @@ def test_include_chains_are_bounded_and_errors_deep_in_them_are_fast(tmp_path: P
     assert exc.value.code == 2 and "Traceback" not in err
     assert "c63.yaml:2:10: include: extends/include chains deeper than 64 files" in err
     assert "e40.yaml:3:1" in err and err.count("included from") >= 40 + 63
+
+
+def _plan_to_fifo(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "machinedesc", "plan", str(ROOT / "boards" / "soc.yaml"),
+                             "-o", str(fifo)], stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "MACHINEDESC_CACHE": str(tmp_path / "cache")})
+    assert proc.stderr is not None
+    # Without a reader the write waits, as `plan > fifo` would, and says so (it used to hang silently).
+    assert proc.stderr.readline() == f"machinedesc: waiting for a process to read the FIFO {fifo} (Ctrl-C to stop)\n"
+    return proc, fifo
+
+
+def test_plan_to_a_fifo_waits_for_its_reader_and_says_so(tmp_path: Path) -> None:
+    proc, fifo = _plan_to_fifo(tmp_path)
+    with fifo.open() as reader:
+        text = reader.read()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr is not None
+    proc.stderr.close()
+    assert text.startswith("# machinedesc plan, format 1\n") and "device_add" in text
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["plan.fifo"]
+
+
+def test_ctrl_c_while_waiting_for_a_fifo_reader_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+
+    proc, fifo = _plan_to_fifo(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr is not None
+    with proc.stderr:
+        assert "Traceback" not in proc.stderr.read()
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["plan.fifo"]

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, TextIO
 
 from qemu.qmp import ExecuteError
 
-from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, UsageError
+from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, QemuTimeoutError, UsageError
 from ..qemu.binary import find_binary
 from ..qemu.chardevs import rewrite_chardevs
 from ..qemu.phases import EXIT_PRECONFIG
@@ -166,27 +166,48 @@ def print_detached(qemu: QemuProcess, job: Job, opts: Options, out: BinaryIO) ->
     out.flush()
 
 
-async def wait_exit(qemu: QemuProcess) -> int:
-    """Wait (without blocking the loop or leaving a thread behind) until QEMU exits."""
+#: How often a running guest's QEMU is looked at for being stopped (seconds).
+STOPPED_POLL = 0.25
+
+
+async def wait_exit(qemu: QemuProcess, timeout: float | None = None) -> int:
+    """Wait (without blocking the loop or leaving a thread behind) until QEMU exits.
+
+    With ``timeout``, a QEMU stopped (SIGSTOP, state T) that long is given
+    up: QemuTimeoutError (exit 5), as a QEMU that stops answering a command is.
+    """
     loop = asyncio.get_running_loop()
     try:
         fd = os.pidfd_open(qemu.pid)
     except (AttributeError, OSError):
-        while qemu.poll() is None:
-            await asyncio.sleep(0.05)
-        return qemu.poll() or 0
+        fd = None
     done = loop.create_future()
 
     def ready() -> None:
         if not done.done():
             done.set_result(None)
     try:
-        loop.add_reader(fd, ready)
-        if qemu.poll() is None:
-            await done
+        if fd is not None:
+            loop.add_reader(fd, ready)
+        stopped_since: float | None = None
+        while qemu.poll() is None:
+            await asyncio.wait({done}, timeout=STOPPED_POLL if fd is not None else 0.05)
+            if timeout is None or qemu.poll() is not None:
+                continue
+            if not qemu.stopped():
+                stopped_since = None
+            elif stopped_since is None:
+                stopped_since = loop.time()
+            elif loop.time() - stopped_since >= timeout:
+                raise QemuTimeoutError(f"machinedesc: QEMU (pid {qemu.pid}) has been stopped for {timeout:g} s "
+                                       "while the guest was running (step: run the guest, after 'cont'); "
+                                       f"giving up\n  QEMU {qemu.describe_exit()}", stderr_tail(qemu))
     finally:
-        loop.remove_reader(fd)
-        os.close(fd)
+        if fd is not None:
+            loop.remove_reader(fd)
+            os.close(fd)
+        if not done.done():
+            done.cancel()
     rc = qemu.wait()
     return rc if rc is not None else 0
 
@@ -217,7 +238,7 @@ async def run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, opt
                   "(connect, e.g. qmp-shell, and send 'cont'); Ctrl-C stops QEMU\n")
         err.flush()
     with keystrokes_to(qemu, typing_fd(job, opts)):
-        rc = await wait_exit(qemu)
+        rc = await wait_exit(qemu, opts.timeout)
     qemu.finish_console()
     if qemu.console_error is not None:
         raise console_lost(qemu.console_error, opts)

@@ -15,7 +15,7 @@ from typing import Any
 
 from qemu.qmp import ExecuteError
 
-from ..errors import Hints, QemuError, StepError, UnknownTypeError
+from ..errors import Hints, QemuError, QemuTimeoutError, StepError, UnknownTypeError
 from ..plan.steps import Step
 from ..qemu.phases import Phase
 from ..qemu.session import Session
@@ -110,7 +110,9 @@ async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]
         except QemuError as exc:
             # QEMU died (or went silent) on this step: QMP runs commands in order, so
             # the oldest one without a reply is the one it was executing.
-            died = _step_failure(n, total, step, "QEMU stopped during this step")
+            what = ("QEMU did not answer this step" if isinstance(exc, QemuTimeoutError)
+                    else "QEMU stopped during this step")
+            died = _step_failure(n, total, step, what)
             raise type(exc)(f"{died}\n{exc.message}", exc.stderr_tail) from None
         if step.command == "human-monitor-command":
             failure = hmp_failure(reply)

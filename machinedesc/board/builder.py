@@ -145,10 +145,26 @@ def _value_positions(node: Any) -> Mapping[str, Pos]:
     return node.value_locs if isinstance(node, LMap) else {}
 
 
+#: Names the builder binds itself, by where: a parameter of the same name would be shadowed
+#: inside an entry with count (``i``, the copy index) or in a fragment (``id``, the using entry's key).
+RESERVED_PARAMS = {"i": "inside an entry with count, ${i} is the copy index",
+                   "id": "in a fragment, ${id} is the key of the entry that uses it"}
+
+
+def _reserved(b: _Builder, name: str, names: tuple[str, ...]) -> bool:
+    """Report a parameter named like one of ``names`` (RESERVED_PARAMS) at its key; True if it is."""
+    if name not in names:
+        return False
+    b.err(("params", name), f"'{name}' cannot be a parameter: {RESERVED_PARAMS[name]}, which would hide it",
+          "rename the parameter to a name that says what it is", key=True)
+    return True
+
+
 def _params(b: _Builder, overrides: Mapping[str, str]) -> dict[str, Any]:
     declared = b.tree.get("params", {})
     params: dict[str, Any] = {}
     for name, raw in declared.items():
+        _reserved(b, name, ("i",))
         try:
             params[name] = _typed_param(raw)
         except ExprError as err:
@@ -250,6 +266,7 @@ def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
     declared = frag.get("params", {})
     fenv: dict[str, Any] = {}
     for name, raw in declared.items():
+        _reserved(sub, name, ("i", "id"))
         try:
             fenv[name] = _typed_param(raw)
         except ExprError as err:
@@ -261,7 +278,9 @@ def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
                 f"its parameters: {', '.join(sorted(declared))}" if declared else "it has no params:")
             b.err((*path, "with", name), f"'{name}' is not a parameter of the fragment {frag.pos[0]}", hint, key=True)
             continue
-        fenv[name] = b.value(raw, env, (*path, "with", name))
+        value = b.value(raw, env, (*path, "with", name))
+        if value is not None:  # else reported at the with: value; the default stands in (no "None" follow-ons)
+            fenv[name] = value
     fenv["id"] = key
     comps = _components(sub, fenv, seen, start)
     b.fragment_wires += [replace(w, name=f"{key}.{w.name}", yaml_path=f"{key}: {w.yaml_path}")

@@ -21,6 +21,14 @@ from .typecheck import check_types, env_of
 #: type database (measured with default properties), that check becomes a note.
 SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
 
+#: Interrupt controllers whose input 0 is no interrupt source, with why (QEMU 10.0 sources).
+RESERVED_INPUT_ZERO = {
+    "riscv.sifive.plic": "PLIC source 0 is reserved: it means 'no interrupt' (a claim that reads 0 found "
+                         "none pending; SiFive PLIC spec, hw/intc/sifive_plic.c)",
+    "riscv.aplic": "APLIC source 0 is reserved (the AIA spec; hw/intc/riscv_aplic.c asserts 0 < irq "
+                   "and QEMU would abort)",
+}
+
 
 def check_board(board: Board, problems: Collector) -> None:
     """Add a problem for every semantic error of ``board`` (and a note for every check it cannot make)."""
@@ -54,6 +62,14 @@ def _check_refs(board: Board, by_id: Mapping[str, Component], backends: set[str]
             elif comp.parent == comp.id:
                 problems.add(comp.location, f"{comp.yaml_path}.parent", f"'{comp.id}' cannot be its own parent")
         for prop, target in comp.links.items():
+            if not str(target).strip():
+                # device_add would get prop="" and QEMU's link setter fails on it (or a blank path
+                # means no target at all): either way not what the board says.
+                problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
+                             "an empty link target",
+                             "write the id of the component or backend it points to (or an absolute QOM "
+                             "path), or leave the link out to keep it unset")
+                continue
             owner = link_target(target)[0]
             if owner and owner not in by_id and owner not in backends and not missing_ok:
                 problems.add(comp.part_location("links", prop), f"{comp.yaml_path}.links.{prop}",
@@ -145,6 +161,11 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
     elif count is not None and ref.index >= count:
         problems.add(ref.location, where,
                      f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
+        return False
+    reserved = RESERVED_INPUT_ZERO.get(comp.type) if not output and ref.index == 0 else None
+    if reserved is not None:
+        problems.add(ref.location, where, f"{ref.text}: {reserved}",
+                     f"wire the device to source 1 or above ({comp.id}.{ref.name}[1], ...)")
         return False
     return True
 

@@ -10,6 +10,7 @@ The result is written to ``$MACHINEDESC_CACHE/boot/<sha256>.dtb`` for a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..board.model import Board
 from ..devicetree.dtc import DtcError
 from ..devicetree.generate import generate
 from ..devicetree.tree import DeviceTree, Strings, cells, split64
-from ..storage import FileProblem, cache_dir, read_regular, write_file
+from ..storage import FileProblem, cache_dir, keep_newest, read_regular, write_file
 from . import fdt
 
 
@@ -74,9 +75,23 @@ def _workdir() -> Path:
     return directory
 
 
+#: How many device trees ``boot/`` keeps (the most recently used): each --append, initrd or board
+#: change makes a new one, and a cache keyed by content would otherwise grow without limit.
+KEEP_DTBS = 32
+
+
 def cached_dtb(data: bytes) -> Path:
-    """``data`` in the cache as ``boot/<sha256>.dtb`` (written once); raises DtbError without a usable cache."""
-    path = _workdir() / f"{hashlib.sha256(data).hexdigest()[:32]}.dtb"
+    """``data`` in the cache as ``boot/<sha256>.dtb``; raises DtbError without a usable cache.
+
+    Written once and touched on reuse; the directory keeps the ``KEEP_DTBS``
+    most recently used trees (a plan file naming an older one must be planned again).
+    """
+    directory = _workdir()
+    path = directory / f"{hashlib.sha256(data).hexdigest()[:32]}.dtb"
     if not path.is_file() or path.read_bytes() != data:
         write_file(path, data, mode=0o600)
+    else:
+        with contextlib.suppress(OSError):
+            path.touch()
+    keep_newest(directory, ".dtb", KEEP_DTBS)
     return path

@@ -13,6 +13,7 @@ Sources: Linux ``Documentation/arch/arm64/booting.rst`` and
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import struct
@@ -21,12 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..storage import FileProblem, cache_dir, check_regular, read_regular, write_file
+from ..storage import FileProblem, cache_dir, check_regular, keep_newest, read_regular, write_file
 
 #: The largest unpacked gzip image (QEMU's LOAD_IMAGE_MAX_GUNZIP_BYTES).
 MAX_GUNZIP = 256 << 20
 #: The largest gzip file read (it is read whole to be unpacked).
 MAX_GZIP_FILE = 256 << 20
+
+#: How many unpacked gzip images ``boot/`` keeps (the most recently used; each up to 256 MiB).
+KEEP_UNPACKED = 8
 
 #: ELF e_machine (pyelftools' names) and class each QEMU system runs.
 ELF_MACHINES: dict[str, tuple[str, int]] = {
@@ -154,6 +158,8 @@ def _elf(path: Path, system: str) -> Image:
     from elftools.elf.elffile import ELFFile
 
     want = ELF_MACHINES.get(system)
+    size = path.stat().st_size
+    _check_elf_header(path, size)
     try:
         with path.open("rb") as f:
             elf = ELFFile(f)
@@ -164,15 +170,54 @@ def _elf(path: Path, system: str) -> Image:
                 article = "an" if got[0] in "AEIOU" else "a"
                 raise ImageError(f"is {article} {got} ELF, but the board's CPUs run {need} code",
                                  "give the board an image built for its architecture")
-            segments = tuple(Segment(int(s["p_paddr"]), int(s["p_memsz"]), int(s["p_filesz"]))
-                             for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0)
+            loads = [s.header for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
             entry = int(elf.header["e_entry"])
     except (ELFError, struct.error, ValueError) as err:
-        raise ImageError(f"is not a valid ELF file: {err}") from None
+        # pyelftools' words ("expected 4, found 0") name no field: say what QEMU cannot do, keep them after.
+        raise ImageError(f"is a corrupt ELF file: its headers cannot be read ({err})", _ELF_HINT) from None
+    segments = []
+    for n, ph in enumerate(loads):
+        offset, filesz, memsz = int(ph["p_offset"]), int(ph["p_filesz"]), int(ph["p_memsz"])
+        if offset + filesz > size:
+            raise ImageError(f"is a truncated ELF file: loadable segment {n} needs bytes [{offset:#x}, "
+                             f"{offset + filesz:#x}) of the file, which has {size:,} bytes", _ELF_HINT)
+        if filesz > memsz:
+            raise ImageError(f"is a corrupt ELF file: loadable segment {n} has more bytes in the file "
+                             f"({filesz:#x}) than in memory ({memsz:#x})", _ELF_HINT)
+        if memsz:
+            segments.append(Segment(int(ph["p_paddr"]), memsz, filesz))
     if not segments:
         raise ImageError("is an ELF without loadable segments")
-    size = path.stat().st_size
-    return Image(path, path, True, size, entry, segments, max(s.end for s in segments) - min(s.addr for s in segments))
+    return Image(path, path, True, size, entry, tuple(segments),
+                 max(s.end for s in segments) - min(s.addr for s in segments))
+
+
+_ELF_HINT = "the file is damaged or was cut short (an interrupted copy or download?): build or fetch it again"
+
+
+def _check_elf_header(path: Path, size: int) -> None:
+    """The ELF header and program header table lie inside the file (QEMU's load_elf reads both whole)."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    klass, order = head[4:5], head[5:6]
+    if klass not in (b"\x01", b"\x02") or order not in (b"\x01", b"\x02"):
+        raise ImageError("is a corrupt ELF file: its class or byte order (e_ident) is not valid", _ELF_HINT)
+    wide = klass == b"\x02"
+    ehsize, phentsize = (64, 56) if wide else (52, 32)
+    if size < ehsize:
+        raise ImageError(f"is a truncated ELF file: {size} bytes, shorter than its {ehsize}-byte header",
+                         _ELF_HINT)
+    endian = "<" if order == b"\x01" else ">"
+    phoff = struct.unpack_from(endian + ("Q" if wide else "I"), head, 32 if wide else 28)[0]
+    entsize, phnum = struct.unpack_from(endian + "HH", head, 54 if wide else 42)
+    if phnum and entsize != phentsize:
+        raise ImageError(f"is a corrupt ELF file: its program headers are {entsize} bytes each "
+                         f"(e_phentsize), not {phentsize}", _ELF_HINT)
+    if phoff + phnum * phentsize > size:
+        entries = "1 entry" if phnum == 1 else f"{phnum} entries"
+        raise ImageError(f"is {'a truncated' if phoff < size else 'a corrupt'} ELF file: its program header "
+                         f"table (e_phoff {phoff:#x}, {entries}) ends beyond the file's {size:,} bytes",
+                         _ELF_HINT)
 
 
 def _gunzip(path: Path) -> Path:
@@ -185,6 +230,8 @@ def _gunzip(path: Path) -> Path:
                          "unpack it yourself (gunzip) and give the unpacked file")
     out = directory / f"{digest}.img"
     if out.is_file():
+        with contextlib.suppress(OSError):
+            out.touch()  # recently used: kept by keep_newest
         return out
     try:
         d = zlib.decompressobj(wbits=31)
@@ -194,5 +241,11 @@ def _gunzip(path: Path) -> Path:
         unpacked += d.flush()
     except (zlib.error, gzip.BadGzipFile) as err:
         raise ImageError(f"is not a valid gzip file: {err}") from None
+    if not d.eof:
+        raise ImageError(f"is a truncated gzip file: its compressed data ends after {len(data):,} bytes, "
+                         "before the end of the stream", _ELF_HINT.replace("build or fetch", "fetch"))
+    if not unpacked:
+        raise ImageError("is a gzip file that unpacks to nothing")
     write_file(out, unpacked, mode=0o600)
+    keep_newest(directory, ".img", KEEP_UNPACKED)
     return out

@@ -129,9 +129,16 @@ class Gen:
         if value is False or value is None:
             return False
         if isinstance(value, int):
+            if value < 0:  # split64 of a negative number gave two cells of ones for -1
+                as32 = (f" ({value} in one cell, two's complement, is {value & 0xFFFFFFFF:#x})"
+                        if value >= -1 << 31 else "")
+                raise ValueError(f"{value} is negative: a property's cells are unsigned, 0 to 0xffffffff{as32}")
             return Cells(split64(value, 2 if value >> 32 else 1))
         if isinstance(value, str):
             return strings(value)
+        if isinstance(value, list) and not value:
+            # An empty string list has no DTS spelling (dtc: "a = ;" is a syntax error).
+            raise ValueError("[] is an empty list: write true for an empty property, false to leave it out")
         if isinstance(value, list) and all(isinstance(v, str) and not v.startswith("&") for v in value):
             return Strings(tuple(value))
         if isinstance(value, list):
@@ -153,7 +160,11 @@ class Gen:
             value = self.evaluate(raw, env, f"{comp.id}: {name}")
             if value is None or (omit is not None and value == omit):
                 continue
-            converted = self.to_value(value)
+            try:
+                converted = self.to_value(value)
+            except ValueError as err:  # a binding's expression over the board's values, e.g. negative
+                self.notes.append(f"{comp.id}: {name}: {err}; property left out")
+                continue
             if converted is not False:
                 node.props[name] = converted
 
@@ -240,16 +251,23 @@ class Gen:
                               "its contexts are left out of the device tree")
             return
         bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
-        items: list[int | Ref] = []
-        for k, modes in enumerate(config.split(",") if config else []):
+        # Context n is the n-th entry (sifive_plic.c parse_hart_config numbers them hart by hart, mode
+        # by mode; an empty entry names no hart): a hart without a CPU node (omit: true) keeps its
+        # contexts' places, marked "not present" by a -1 specifier (the sifive,plic-1.0.0 binding) on
+        # some hart's controller, which Linux and OpenSBI both skip (neither is 9 nor 11).
+        contexts: list[tuple[str | None, int]] = []
+        for k, modes in enumerate(m for m in config.split(",") if m):
             ctrl = self.controllers.get(intc.get(base + k, ""))
             label = ctrl[0] if ctrl else None
             if label is None:
-                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node")
-                continue
-            for mode in modes:
-                items += [Ref(label), bits.get(mode, 0)]
-        if items:
+                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node: "
+                                  "its contexts are marked not present (-1)")
+            contexts += [(label, bits.get(mode, 0)) for mode in modes]
+        present = [label for label, _ in contexts if label is not None]
+        if present:
+            items: list[int | Ref] = []
+            for label, bit in contexts:
+                items += [Ref(label), bit] if label is not None else [Ref(present[0]), 0xFFFFFFFF]
             node.props["interrupts-extended"] = Cells(tuple(items))
 
 

@@ -135,7 +135,9 @@ class AsyncMachine:
             async with asyncio.timeout(timeout):
                 rc = await wait_exit(qemu)
         except TimeoutError:
-            raise QemuTimeoutError(f"machinedesc: QEMU still running after {timeout:g} s "
+            why = ("QEMU is stopped (SIGSTOP or a debugger)" if qemu.stopped()
+                   else "QEMU still running")
+            raise QemuTimeoutError(f"machinedesc: {why} after {timeout:g} s "
                                    f"(the guest did not power off)", qemu.stderr_tail()) from None
         qemu.finish_console()
         return rc

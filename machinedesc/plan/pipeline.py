@@ -7,6 +7,7 @@ starts without them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -137,6 +138,10 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
 # ---------------------------------------------------------------- plan cache
 
 
+#: How many plans the cache keeps (the most recently used): each --set, --append or boot file is a key.
+KEEP_PLANS = 256
+
+
 def plan_cache_dir() -> Path:
     """Where plans are cached: $MACHINEDESC_CACHE/plans, else $XDG_CACHE_HOME/machinedesc/plans."""
     from ..storage import cache_root
@@ -184,6 +189,8 @@ def _cache_get(key: str) -> Plan | None:
             data = json.load(f)
         files, plan = data["files"], plan_from_data(data["plan"])
         if all(_stamp(Path(name)) == (name, size, digest) for name, size, digest in files):
+            with contextlib.suppress(OSError):
+                (directory / f"{key}.json").touch()  # recently used: kept by keep_newest
             return plan
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -191,7 +198,7 @@ def _cache_get(key: str) -> Plan | None:
 
 
 def _cache_put(key: str, files: Sequence[Path], plan: Plan) -> None:
-    from ..storage import cache_dir, write_file
+    from ..storage import cache_dir, keep_newest, write_file
     from .steps import plan_to_data
 
     directory = cache_dir("plans", create=True)
@@ -203,3 +210,4 @@ def _cache_put(key: str, files: Sequence[Path], plan: Plan) -> None:
         write_file(directory / f"{key}.json", data.encode(), mode=0o600)
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written (or a plan value JSON cannot hold) is only slower
+    keep_newest(directory, ".json", KEEP_PLANS)

@@ -21,6 +21,7 @@ from typing import Any
 
 from qemu.qmp import ExecuteError, QMPClient
 
+from ..errors import UsageError
 from .process import QemuProcess
 from .session import Session, connect, disconnect, qemu_version, silence_qmp_logging
 from .typedb import CHARDEV_DESCRIPTION, GpioLines, TypeDatabase, TypeDatabaseError, int_range, link_target
@@ -184,7 +185,8 @@ TIMEOUT = 60.0
 STATIC_ARGS = ("-M", "none", "-S", "-display", "none", "-nodefaults")
 
 
-async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, str, dict[str, dict[str, Any]]]:
+async def _static(binary: Path, progress: Callable[[str], None],
+                  system: str | None = None) -> tuple[str, str, dict[str, dict[str, Any]]]:
     silence_qmp_logging()
     qemu = QemuProcess(binary, list(STATIC_ARGS), console=None)
     client = QMPClient("machinedesc-introspect")
@@ -192,6 +194,7 @@ async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, s
         await connect(client, qemu.qmp_socket, TIMEOUT, qemu)
         session = Session(client, TIMEOUT, qemu, Quiet(), str(binary))
         target = await session.call("query-target")
+        check_system(binary, str(target["arch"]), system)
         version = qemu_version(client)
 
         def step(done: int, total: int) -> None:
@@ -208,15 +211,24 @@ async def _static(binary: Path, progress: Callable[[str], None]) -> tuple[str, s
             qemu.cleanup()
 
 
+def check_system(binary: Path, arch: str, system: str | None) -> None:
+    """Raise UsageError when ``binary`` (whose QMP query-target says ``arch``) is not a QEMU for ``system``."""
+    if system is not None and arch != system:
+        raise UsageError(f"{binary} is a QEMU for {arch} guests (its QMP query-target), not {system}: "
+                         f"give qemu-system-{system}, or ask for system {arch}")
+
+
 def run(binary: Path, *, probe: bool = True, jobs: int = 2,
-        progress: Callable[[str], None] | None = None) -> TypeDatabase:
+        progress: Callable[[str], None] | None = None, system: str | None = None) -> TypeDatabase:
     """Introspect ``binary`` now (no cache): the static half, then (``probe``) instances.
 
-    ``jobs`` QEMUs probe in parallel.  Raises TypeDatabaseError or QemuError.
+    ``jobs`` QEMUs probe in parallel; ``system``, when given, must be the
+    binary's target (checked before any probe).  Raises TypeDatabaseError,
+    QemuError or UsageError (another system).
     """
     say = progress or (lambda _text: None)
     digest = file_sha256(binary)
-    system, version, types = asyncio.run(_static(binary, say))
+    system, version, types = asyncio.run(_static(binary, say, system))
     if probe:
         from .probe import probe_types
 

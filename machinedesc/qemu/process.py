@@ -178,9 +178,20 @@ class QemuProcess:
         """QEMU's exit status if it has exited (negative: killed by that signal), else None."""
         return self.proc.poll()
 
+    def stopped(self) -> bool:
+        """Whether QEMU is running but stopped (SIGSTOP, SIGTSTP, a debugger): state T or t in /proc."""
+        try:
+            stat_line = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return False
+        # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")".
+        return stat_line.rpartition(")")[2].split()[:1] in (["T"], ["t"])
+
     def describe_exit(self) -> str:
-        """``exited with status N`` / ``was killed by SIGKILL`` / ``is still running``."""
+        """``exited with status N`` / ``was killed by SIGKILL`` / ``is stopped (...)`` / ``is still running``."""
         rc = self.proc.poll()
+        if rc is None and self.stopped():
+            return "is stopped (by SIGSTOP, SIGTSTP or a debugger), not running"
         if rc is None:
             return "is still running"
         if rc < 0:

@@ -63,7 +63,7 @@ def cached_database(binary: Path, probe: bool = True) -> TypeDatabase | None:
 
 
 def introspect_cached(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool = False,
-                      progress: Callable[[str], None] | None = None) -> TypeDatabase:
+                      progress: Callable[[str], None] | None = None, system: str | None = None) -> TypeDatabase:
     """``typedb.introspect``: the cached database of ``binary``'s content, else introspect and cache it."""
     from . import introspect as run_introspect
 
@@ -72,8 +72,10 @@ def introspect_cached(binary: Path, *, probe: bool = True, jobs: int = 2, refres
     directory = cache_dir("typedb")
     if directory is not None and not refresh:
         with contextlib.suppress(OSError, TypeDatabaseError):
-            return TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
-    db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress)
+            cached = TypeDatabase.loads((directory / name).read_bytes(), str(directory / name))
+            run_introspect.check_system(binary, cached.system, system)
+            return cached
+    db = run_introspect.run(binary, probe=probe, jobs=jobs, progress=progress, system=system)
     directory = cache_dir("typedb", create=True)
     stat = _stat_entry(binary)
     if directory is not None:

@@ -381,15 +381,17 @@ def database(system: str, binary: Path | None = None) -> TypeDatabase | None:
 
 
 def introspect(binary: Path, *, probe: bool = True, jobs: int = 2, refresh: bool = False,
-               progress: Callable[[str], None] | None = None) -> TypeDatabase:
+               progress: Callable[[str], None] | None = None, system: str | None = None) -> TypeDatabase:
     """The type database of ``binary``: from the cache when this content was introspected before.
 
     Otherwise starts QEMUs (``qemu/introspect.py``, ``qemu/probe.py``; ``probe``
     False skips instantiating types): ~1-2 s for the static half, ~20 s
     (riscv64) to ~50 s (aarch64) for the probe on two cores, and caches the
     result (``qemu/typecache.py``) keyed by the binary's SHA-256.  ``refresh``
-    ignores the cache.  Raises TypeDatabaseError (QEMU failed) or a QemuError.
+    ignores the cache.  ``system``, when given, must be the binary's target
+    (QMP query-target).  Raises TypeDatabaseError (QEMU failed), a QemuError,
+    or UsageError (a binary of another system).
     """
     from .typecache import introspect_cached
 
-    return introspect_cached(binary, probe=probe, jobs=jobs, refresh=refresh, progress=progress)
+    return introspect_cached(binary, probe=probe, jobs=jobs, refresh=refresh, progress=progress, system=system)

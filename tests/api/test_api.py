@@ -179,3 +179,22 @@ def test_wrong_argument_shapes_are_usage_errors_before_any_qemu(tmp_path: Path) 
         api.plan(board, boot={"nosuch": "x"}, cache=False)
     with pytest.raises(UsageError, match="extra_args takes a list"):
         api.machine(board, extra_args="-m 64K")
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    ("harts=4", "sets takes a mapping of parameter names to values, e.g. {'harts': 4}, got str 'harts=4'"),
+    (["harts=4"], "sets takes a mapping of parameter names to values, e.g. {'harts': 4}, got list"),
+    ({4: 1}, "sets: parameter names are strings, got 4"),
+    ({"harts": 4.5}, "sets harts: a value is a string, an integer or a boolean, got float 4.5"),
+    ({"harts": None}, "sets harts: a value is a string, an integer or a boolean, got NoneType None"),
+])
+def test_sets_of_a_wrong_shape_are_usage_errors(sets: object, message: str) -> None:
+    """From the adversarial pass: these gave AttributeError/TypeError, or '--set harts: 'None' is not ...'."""
+    from machinedesc import api
+    from machinedesc.errors import UsageError
+
+    board = Path(__file__).resolve().parents[2] / "boards" / "riscv-virt.yaml"
+    with pytest.raises(UsageError) as err:
+        api.load_board(board, sets)  # type: ignore[arg-type]
+    assert str(err.value) == f"machinedesc: {message}" or str(err.value).startswith(f"machinedesc: {message}")
+    assert api.load_board(board, {"harts": 4, "ram_size": "256 MiB"}).params["harts"] == 4

@@ -242,7 +242,27 @@ def test_qemu_not_answering_times_out_exit_5(sandbox: Sandbox, patched_riscv64: 
     assert proc.wait(20) == 5
     text = err.finish()
     assert re.search(r"QEMU did not answer '[a-z_-]+' within 1 s", text), text[-1500:]
+    # The step, and what QEMU is: stopped, not "still running" (from the adversarial pass).
+    assert re.search(r"big\.yaml:\d+:\d+: step \d+/\d+ failed \(phase initialized\)\n.*\n"
+                     r"(  step: .*\n)?  QEMU did not answer this step\n", text), text[-1500:]
+    assert "is stopped (by SIGSTOP, SIGTSTP or a debugger), not running" in text, text[-1500:]
     proc.communicate()
+    sandbox.assert_clean()
+
+
+def test_qemu_stopped_while_the_guest_runs_times_out_exit_5(sandbox: Sandbox, patched_riscv64: Path,
+                                                            firmware: Path) -> None:
+    proc = sandbox.start(sandbox.argv_cli("apply", str(SOC), "--qemu", str(patched_riscv64), "--timeout", "1",
+                                          "--firmware", str(firmware / "riscv64-hello-nopoweroff.elf")))
+    assert proc.stdout is not None
+    read_until(proc.stdout.fileno(), b"timer interrupt")
+    pid = sandbox.wait_qemu()
+    os.kill(pid, signal.SIGSTOP)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 5, err
+    assert (f"machinedesc: QEMU (pid {pid}) has been stopped for 1 s while the guest was running "
+            "(step: run the guest, after 'cont'); giving up\n"
+            "  QEMU is stopped (by SIGSTOP, SIGTSTP or a debugger), not running") in err.decode(), err
     sandbox.assert_clean()
 
 

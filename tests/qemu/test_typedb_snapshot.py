@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from machinedesc.errors import UsageError
 from machinedesc.qemu import introspect, probe, typedb
 
 SYSTEMS = ("riscv64", "aarch64")
@@ -173,3 +174,22 @@ def test_lines_before_realize_are_those_of_an_unrealized_instance(qemu_binary: C
     for name in names:
         info = shipped.get(name)
         assert info is not None and info.lines_before_realize == measured[name], name
+
+
+def test_introspect_refuses_a_binary_of_another_system(qemu_binary: Callable[[str], Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check comes from QEMU itself (query-target), before any probe, whatever the binary is called.
+    monkeypatch.setenv("MACHINEDESC_CACHE", str(tmp_path / "cache"))
+    renamed = tmp_path / "qemu-system-riscv64"
+    renamed.symlink_to(qemu_binary("aarch64"))
+    out = tmp_path / "db.json"
+    run = subprocess.run([sys.executable, "-m", "machinedesc", "qemu", "introspect", "riscv64", "--qemu", str(renamed),
+                          "-o", str(out)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.endswith(" is a QEMU for aarch64 guests (its QMP query-target), not riscv64: "
+                               "give qemu-system-riscv64, or ask for system aarch64\n"), run.stderr
+    assert "Traceback" not in run.stderr and not out.exists() and run.stdout == ""
+    # A database cached for the binary (introspected as aarch64) is refused as riscv64 too.
+    typedb.introspect(renamed, probe=False, system="aarch64")
+    with pytest.raises(UsageError, match="is a QEMU for aarch64 guests"):
+        typedb.introspect(renamed, probe=False, system="riscv64")
