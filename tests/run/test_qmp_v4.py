@@ -66,9 +66,28 @@ def test_a_ram_id_taken_by_the_file_moves_aside() -> None:
     assert got[1][2]["id"] == "ram-1"
 
 
+def test_the_alias_form_is_the_alias_form_of_x_sysbus_mmio_map() -> None:
+    got = _read("device_add driver=sysbus-memory id=m size=0x4000\n"
+                "sysbus-mmio-map device=m addr=0x80000000\n"
+                "sysbus-mmio-map device=m addr=0x1000 alias=true offset=0x2000 size=0x1000 priority=1\n"
+                "sysbus-mmio-map device=m addr=0x20000000 mmio=0 alias=True size=0x800\n"
+                "sysbus-mmio-map device=m addr=0x30000000 alias=false\n")
+    assert got[2:] == [
+        (2, "x-sysbus-mmio-map", {"device": "m", "addr": 0x80000000}),
+        (3, "x-sysbus-mmio-map", {"device": "m", "addr": 0x1000, "offset": 0x2000, "size": 0x1000, "priority": 1}),
+        # offset defaults to 0, as in the v4 series.
+        (4, "x-sysbus-mmio-map", {"device": "m", "addr": 0x20000000, "mmio": 0, "size": 0x800, "offset": 0}),
+        (5, "x-sysbus-mmio-map", {"device": "m", "addr": 0x30000000}),
+    ]
+
+
 @pytest.mark.parametrize(("text", "line", "col", "message"), [
-    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=true offset=0 size=16\n",
-     2, 1, "the alias form of sysbus-mmio-map"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=true offset=0\n",
+     2, 1, "sysbus-mmio-map alias=true: size= is missing"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 offset=0 size=16\n",
+     2, 1, "offset= and size= map a window of the region only with alias=true"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=maybe size=16\n",
+     2, 1, "alias must be true or false, got 'maybe'"),
     ("device_add driver=arm-cpus id=cpus\n", 1, 1, "device type 'arm-cpus' exists only in GreenSocs' QEMU fork"),
     ("device_add driver=x id=a\nsysbus-mmio-map device=a addr=0 region=1\n", 2, 1,
      "sysbus-mmio-map: unknown argument 'region'"),
