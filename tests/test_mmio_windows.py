@@ -191,3 +191,49 @@ def test_a_qemu_without_the_alias_form_refuses_at_the_first_window() -> None:
 def test_mmio_describe() -> None:
     assert Mmio(1, 0x10, 0, None, None).describe("u") == "u region 1"
     assert Mmio(1, 0x10, 0, 0x20, None, 0x8).describe("u") == "u region 1 window [0x8, +0x20)"
+
+
+PCIE = """machinedesc: 1
+system: aarch64
+components:
+  cpu0: {type: cortex-a57-arm-cpu}
+  gic:
+    type: arm-gicv3
+    props: {num-cpu: 1, num-irq: 288}
+    mmio: [{addr: 0x08000000}, {addr: 0x080a0000, region: 1}]
+  pcie:
+    type: gpex-pcihost
+    mmio:
+      - {addr: 0x4010000000, offset: 0, size: 0x10000000}
+      - {addr: 0x8000000000, region: 1, offset: 0x8000000000, size: 0x8000000000}
+      - {addr: 0x10000000, region: 1, offset: 0x10000000, size: 0x2eff0000}
+      - {addr: 0x3eff0000, region: 2}
+wiring:
+  pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
+"""
+
+
+def test_a_pcie_host_gets_its_ranges_from_its_windows(tmp_path: Path) -> None:
+    """As -M virt writes it (hw/arm/virt.c create_pcie): ECAM reg, I/O + 32-bit + 64-bit ranges, swizzled INTx."""
+    dts = generate(load_board(write(tmp_path, PCIE))).to_dts()
+    node = dts.split("pcie: pcie@4010000000 {")[1].split("};")[0]
+    assert 'compatible = "pci-host-ecam-generic";' in node and 'device_type = "pci";' in node
+    assert "reg = <0x40 0x10000000 0x0 0x10000000>;" in node
+    assert "bus-range = <0x0 0xff>;" in node
+    assert ("ranges = <0x1000000 0x0 0x0 0x0 0x3eff0000 0x0 0x10000 "
+            "0x2000000 0x0 0x10000000 0x0 0x10000000 0x0 0x2eff0000 "
+            "0x3000000 0x80 0x0 0x80 0x0 0x80 0x0>;") in node
+    # Slot 0 pin 1 (INTA) is SPI 3, slot 1 pin 1 is SPI 4 (the swizzle), each level-high.
+    assert node.count("&gic") == 16
+    assert "interrupt-map = <0x0 0x0 0x0 0x1 &gic 0x0 0x3 0x4 0x0 0x0 0x0 0x2 &gic 0x0 0x4 0x4 " in node
+    assert "0x800 0x0 0x0 0x1 &gic 0x0 0x4 0x4 " in node
+    assert "interrupt-map-mask = <0x1800 0x0 0x0 0x7>;" in node
+
+
+def test_a_pcie_host_without_its_ecam_at_offset_0_is_left_out(tmp_path: Path) -> None:
+    text = PCIE.replace("{addr: 0x4010000000, offset: 0, size: 0x10000000}",
+                        "{addr: 0x4010000000, offset: 0x100000, size: 0x1000000}")
+    tree = generate(load_board(write(tmp_path, text)))
+    assert "pcie@" not in tree.to_dts()
+    assert "pcie (gpex-pcihost): its ECAM (region 0) is not mapped at offset 0: left out of the device tree" \
+        in tree.notes

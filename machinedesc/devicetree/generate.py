@@ -20,6 +20,7 @@ from ..board.model import Board, Component, LineRef, Mmio
 from .bindings import Binding, binding_for, system_info, variant
 from .cpus import add_arm_extras, add_cpus, cell_value
 from .overrides import apply_overrides, early_overrides
+from .pci import pci_host, pci_interrupt_map
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
 #: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
@@ -274,6 +275,8 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
             continue
         if binding.kind == "memory":
             _memory(gen, comp)
+        elif binding.kind == "pci-host-ecam":
+            pci_host(gen, comp, binding)
         else:
             gen.device(comp, binding)
     early_overrides(gen)
@@ -281,6 +284,9 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
         binding = binding_for(comp.type)
         node = gen.nodes.get(comp.id)
         if binding is None or node is None:
+            continue
+        if binding.kind == "pci-host-ecam":
+            pci_interrupt_map(gen, comp, node)
             continue
         if binding.kind == "sifive-plic":
             gen.plic_contexts(comp, node, intc)

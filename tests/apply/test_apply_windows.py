@@ -8,10 +8,13 @@ memory at three addresses.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import struct
 from pathlib import Path
 
 import pytest
+from harness import REPO
+from needs import missing
 from machinedesc import api
 
 EM_RISCV = 243
@@ -77,3 +80,38 @@ def test_a_window_qemu_did_not_make_is_a_verification_error(board: tuple[Path, P
     assert (f"{window.location}: MMIO window 'data/mmio0-alias-0x0+0x1000@0x20000000[0]': no object at "
             "/machine/peripheral/data/mmio0-alias-0x0+0x1000@0x20000000[0]") in str(err.value)
 
+
+
+UBOOT_ARM64 = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
+#: boards/arm64-virt.yaml with QEMU virt's PCIe host: the ECAM, the 32-bit and the 64-bit PCI memory
+#: through windows (the window's offset is the PCI address), the I/O space as a region; INTA-D on SPIs 3-6.
+PCIE_VARIANT = """machinedesc: 1
+extends: arm64-virt.yaml
+components:
+  pcie:
+    type: gpex-pcihost
+    mmio:
+      - {addr: 0x4010000000, offset: 0, size: 0x10000000}
+      - {addr: 0x10000000, region: 1, offset: 0x10000000, size: 0x2eff0000}
+      - {addr: 0x8000000000, region: 1, offset: 0x8000000000, size: 0x8000000000}
+      - {addr: 0x3eff0000, region: 2}
+wiring:
+  pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
+"""
+
+
+def test_uboot_finds_the_pcie_host_through_its_windows(tmp_path: Path, patched_aarch64: Path) -> None:
+    """Debian's U-Boot reads the generated pcie node (reg, ranges) and enumerates the bus through the ECAM window."""
+    if not UBOOT_ARM64.is_file():
+        missing(f"{UBOOT_ARM64} is missing (scripts/install.sh installs u-boot-qemu)")
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "boards", catalog)
+    (catalog / "pcie.yaml").write_text(PCIE_VARIANT, encoding="utf-8")
+    with api.machine(catalog / "pcie.yaml", boot={"bios": str(UBOOT_ARM64)}, qemu=patched_aarch64,
+                     timeout=60) as m:
+        m.console.expect(r"\n=> ", timeout=120)
+        m.console.sendline("pci")
+        m.console.expect(r"00\.00\.00\s+0x1b36\s+0x0008\s+Bridge device", timeout=20)
+        m.console.expect("=> ", timeout=20)
+        m.console.sendline("md.l 0x4010000000 1")
+        m.console.expect("4010000000: 00081b36", timeout=20)
