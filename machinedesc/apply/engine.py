@@ -39,7 +39,7 @@ async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path:
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
     try:
         await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
-                    binary, binary_path)
+                    binary, binary_path, [str(s.location) if s.location else "" for s in job.steps])
     except UnknownTypeError as exc:
         raise StepError(unknown_type_failure(job, exc, binary)) from None
 

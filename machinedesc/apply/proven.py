@@ -9,7 +9,10 @@ sent, unless a later step set it again (the last one counts). Verification
 component sits in the QOM tree (one ``qom-list`` per containing object,
 which also catches a planner whose idea of a path is not QEMU's), and the
 checks no step answers - a realize or a link that no step made, a check
-that expects something else than what was sent.
+that expects something else than what was sent.  A map step of the alias
+form (``offset``, ``size``) that succeeded created the window's alias
+memory region, a QOM child of the device; its existence is still checked
+with the device's ``qom-list``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ def proof_of(steps: Sequence[Step]) -> Proof:
                 proof.realized_ids.add(args["id"])
             else:
                 proof.realized_ids.discard(args["id"])
+        elif step.command == "x-sysbus-mmio-map" and "offset" in args and "size" in args:
+            # The alias form created the window's alias, a child of the device (patch 32).
+            proof.realized_ids.add(f"{args.get('device')}/{_alias_child(args)}")
         elif step.command == "qom-set" and isinstance(args.get("path"), str) and isinstance(args.get("property"), str):
             if args["property"] == "realized":
                 if args.get("value") is True:
@@ -56,3 +62,9 @@ def proof_of(steps: Sequence[Step]) -> Proof:
             else:
                 proof.links[(args["path"], args["property"])] = args.get("value")
     return proof
+
+
+def _alias_child(args: Any) -> str:
+    """The QOM child name QEMU gives the alias of an x-sysbus-mmio-map window (patch 32): the first of its name."""
+    return (f"mmio{args.get('mmio', 0)}-alias-{args['offset']:#x}+{args['size']:#x}@{args['addr']:#x}[0]"
+            if all(isinstance(args.get(k), int) for k in ("offset", "size", "addr")) else "")

@@ -364,9 +364,10 @@ def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[
         region = b.integer(entry.get("region", 0), env, (*p, "region"), "region")
         prio = b.integer(entry.get("priority", 0), env, (*p, "priority"), "priority")
         size = b.integer(entry["size"], env, (*p, "size"), "size") if "size" in entry else None
-        if addr is None or region is None or prio is None:
+        offset = b.integer(entry["offset"], env, (*p, "offset"), "offset") if "offset" in entry else None
+        if addr is None or region is None or prio is None or ("offset" in entry and (offset is None or size is None)):
             continue
-        out.append(Mmio(region, addr, prio, size, entry_location(raw, i)))
+        out.append(Mmio(region, addr, prio, size, entry_location(raw, i), offset))
     return tuple(out)
 
 

@@ -13,7 +13,7 @@ from ..qemu.phases import Phase
 from ..qemu.types import LineInfo
 from ..source import SourceLocation
 from .expr import ExprError, evaluate
-from .model import U64_MAX, Board, Component, LineRef, link_target
+from .model import U64_MAX, Board, Component, LineRef, Mmio, link_target
 from .typecheck import check_types, env_of
 
 #: Property names that may change how many lines or how large regions a device
@@ -227,7 +227,7 @@ def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
 #: one address give a bounded report, not N * (N - 1) / 2 lines.
 MAX_OVERLAPS_LISTED = 32
 
-_Span = tuple[int, int, int, Component, int]  # start, end, priority, component, region
+_Span = tuple[int, int, int, Component, int]  # start, end, priority, component, index in comp.mmio
 
 
 def _check_mmio(board: Board, problems: Collector) -> None:
@@ -246,11 +246,16 @@ def _check_mmio(board: Board, problems: Collector) -> None:
 
 
 def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
-    """Every mapped region with a known size, as a span; problems for regions that cannot be mapped."""
+    """Every mapping with a known size, as a span: a region's, or a window's; problems for those that cannot be.
+
+    A window (``offset``) occupies [addr, addr + size), whatever the size of
+    its region, so several windows of one region at several addresses are
+    spans of their own and overlap only what they cover.
+    """
     spans: list[_Span] = []
     for comp in board.components:
         info = comp.info
-        for m in comp.mmio:
+        for k, m in enumerate(comp.mmio):
             where = f"{comp.yaml_path}.mmio"
             if info.known and not info.sysbus:
                 problems.add(m.location, where, f"{comp.type} is not a sysbus device: it has no MMIO regions to map")
@@ -270,6 +275,8 @@ def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
             if m.addr < 0:
                 problems.add(m.location, where, f"negative address {m.addr}")
                 continue
+            if m.window and not _window_fits(comp, m, where, problems):
+                continue
             size, why = (m.size, "") if m.size is not None else region_size_or_why(comp, m.region)
             if size is None:
                 problems.note(m.location, where, f"overlaps of {comp.id} region {m.region} are not checked: {why}",
@@ -280,13 +287,31 @@ def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
             if end > U64_MAX:
                 problems.add(m.location, where, f"region [{m.addr:#x}, {end:#x}] ends beyond the 64-bit address space")
                 continue
-            spans.append((m.addr, end, m.priority, comp, m.region))
+            spans.append((m.addr, end, m.priority, comp, k))
     return spans
 
 
+def _window_fits(comp: Component, m: Mmio, where: str, problems: Collector) -> bool:
+    """Whether window ``m`` is not empty and, when the region's size is known, lies within the region."""
+    assert m.offset is not None and m.size is not None
+    if m.size == 0:
+        problems.add(m.location, where, f"{m.describe(comp.id)}: a window's size must not be zero")
+        return False
+    region = region_size(comp, m.region)
+    if region is not None and m.offset + m.size > region:
+        problems.add(m.location, where,
+                     f"{m.describe(comp.id)} does not lie within the region ({region:#x} bytes)",
+                     f"a window of it ends at {region:#x} at most: offset + size <= {region:#x}")
+        return False
+    return True
+
+
 def _span_location(span: _Span) -> SourceLocation | None:
-    comp, region = span[3], span[4]
-    return next((m.location for m in comp.mmio if m.region == region), comp.location)
+    return span[3].mmio[span[4]].location or span[3].location
+
+
+def _span_name(span: _Span) -> str:
+    return span[3].mmio[span[4]].describe(span[3].id)
 
 
 class _OverlapSweep:
@@ -337,12 +362,12 @@ class _OverlapSweep:
         self.regions += 1
 
     def _report(self, a: _Span, b: _Span) -> None:
-        a_start, a_end, prio, a_comp, a_reg = a
-        b_start, b_end, _, b_comp, b_reg = b
+        a_start, a_end, prio = a[0], a[1], a[2]
+        b_start, b_end, b_comp = b[0], b[1], b[3]
         self.problems.add(
             _span_location(b), f"{b_comp.yaml_path}.mmio",
-            f"{b_comp.id} region {b_reg} [{b_start:#x}, {b_end:#x}] overlaps "
-            f"{a_comp.id} region {a_reg} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
+            f"{_span_name(b)} [{b_start:#x}, {b_end:#x}] overlaps "
+            f"{_span_name(a)} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
             "move one of them, or give the one that should win a higher priority",
         )
 
@@ -354,7 +379,7 @@ class _OverlapSweep:
         self.problems.add(
             _span_location(b), f"{b[3].yaml_path}.mmio",
             f"{self.pairs - self.listed:,} more overlapping pairs at the same priority {b[2]} are not listed, "
-            f"from {b[3].id} region {b[4]} [{b[0]:#x}, {b[1]:#x}] on: {self.regions:,} regions overlap in "
+            f"from {_span_name(b)} [{b[0]:#x}, {b[1]:#x}] on: {self.regions:,} regions overlap in "
             f"[{self.first[0]:#x}, {self.group_end:#x}] ({self.pairs:,} pairs; only the first "
             f"{MAX_OVERLAPS_LISTED} of a group are listed)",
             "move them apart, or give the ones that should win a higher priority",

@@ -33,13 +33,40 @@ S64_MIN = -(1 << 63)
 
 @dataclass(frozen=True)
 class Mmio:
-    """One MMIO region of a component mapped at an address."""
+    """One MMIO region of a component, or a window of it, mapped at an address.
+
+    Without ``offset``, the whole region is mapped at ``addr`` (QEMU's
+    ``sysbus_mmio_map``: a region has one such place, a later mapping moves
+    it) and ``size``, bytes, is only the region's size for the checks when
+    the type data lacks it.  With ``offset`` (bytes into the region), the
+    window [offset, offset + size) is mapped at ``addr`` through an alias
+    (patch 32's alias form of ``x-sysbus-mmio-map``); ``size`` is then the
+    window's and required, and a region may have any number of windows.
+    """
 
     region: int
     addr: int
     priority: int
     size: int | None
     location: SourceLocation | None
+    offset: int | None = None
+
+    @property
+    def window(self) -> bool:
+        """Whether this maps a window of the region (an alias) rather than the region itself."""
+        return self.offset is not None
+
+    def describe(self, comp_id: str) -> str:
+        """``uart0 region 0``, or ``pcie region 1 window [0x10000000, +0x2eff0000)``, for messages."""
+        text = f"{comp_id} region {self.region}"
+        if self.offset is not None and self.size is not None:
+            text += f" window [{self.offset:#x}, +{self.size:#x})"
+        return text
+
+    def alias_name(self) -> str:
+        """The name QEMU gives the alias of a window (patch 32), without the QOM child index ``[0]``."""
+        assert self.offset is not None and self.size is not None
+        return f"mmio{self.region}-alias-{self.offset:#x}+{self.size:#x}@{self.addr:#x}"
 
 
 @dataclass(frozen=True, eq=False)

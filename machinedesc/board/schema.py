@@ -300,6 +300,12 @@ def _explain(error: ValidationError, hints: Hints) -> tuple[str, str | None]:
     shown = _shown(value)
     if error.validator == "required":
         return error.message.replace("is a required property", "is required"), None
+    if error.validator == "dependentRequired" and isinstance(value, dict):
+        # Only mmio has one: offset needs size (a window of a region has both).
+        needs = {k: [n for n in v if n not in value] for k, v in error.validator_value.items() if k in value}
+        key, missing = next((k, m) for k, m in needs.items() if m)
+        return (f"'{key}' needs {', '.join(repr(m) for m in missing)}",
+                "a window of a region is written {addr: ..., offset: ..., size: ...}")
     if error.validator == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)
         return f"{shown} is not one of: {choices}", hints.did_you_mean(str(value), error.validator_value)

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ..board.expr import ExprError, substitute
-from ..board.model import Board, Component, LineRef
+from ..board.model import Board, Component, LineRef, Mmio
 from .bindings import Binding, binding_for, system_info, variant
 from .cpus import add_arm_extras, add_cpus, cell_value
 from .overrides import apply_overrides, early_overrides
+from .pci import pci_host, pci_interrupt_map
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
 
 #: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
@@ -100,7 +101,7 @@ class Gen:
 
     def reg(self, comp: Component, binding: Binding, env: Mapping[str, Any]) -> list[tuple[int, int]] | None:
         """(address, size) of each reg entry: the mapped regions in region order, or the binding's regs."""
-        mapped = {m.region: m for m in comp.mmio}
+        mapped = described_mappings(comp, self.notes)
         if "regs" in binding.raw:
             out = []
             for spec in binding.raw["regs"]:
@@ -292,6 +293,8 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
             continue
         if binding.kind == "memory":
             _memory(gen, comp)
+        elif binding.kind == "pci-host-ecam":
+            pci_host(gen, comp, binding)
         else:
             gen.device(comp, binding)
     early_overrides(gen)
@@ -299,6 +302,9 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
         binding = binding_for(comp.type)
         node = gen.nodes.get(comp.id)
         if binding is None or node is None:
+            continue
+        if binding.kind == "pci-host-ecam":
+            pci_interrupt_map(gen, comp, node)
             continue
         if binding.kind == "sifive-plic":
             gen.plic_contexts(comp, node, intc)
@@ -314,14 +320,38 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
     return tree
 
 
+def described_mappings(comp: Component, notes: list[str] | None = None) -> dict[int, Mmio]:
+    """The mapping of each region that the device tree describes (``reg``, ``/memory``), by region.
+
+    A region's own mapping (``mmio`` without ``offset``; the last one, as QEMU
+    moves a region mapped twice); else, for a region mapped only through
+    windows, its first window in board order: for a device only one that
+    starts at offset 0 (its registers are where the driver expects them, in
+    the window's size), for RAM any (the guest sees that RAM there).  The
+    other windows are aliases of what is described already: the guest would
+    count RAM twice, and a binding has no way to say "mirror"; each is named
+    in ``notes``.
+    """
+    memory = comp.type == "sysbus-memory"
+    out = {m.region: m for m in comp.mmio if not m.window}
+    for m in comp.mmio:
+        if m.window and m.region not in out and (memory or m.offset == 0):
+            out[m.region] = m
+    if notes is not None:
+        for m in comp.mmio:
+            if m.window and out.get(m.region) is not m:
+                notes.append(f"{comp.id} ({comp.type}): {m.describe(comp.id)} at {m.addr:#x} is an alias, "
+                             "not described in the device tree")
+    return out
+
+
 def _memory(gen: Gen, comp: Component) -> None:
     if comp.props.get("readonly") is True:
         gen.notes.append(f"{comp.id}: a read-only memory (ROM) is not a /memory node")
         return
-    size = comp.props.get("size")
-    for m in comp.mmio:
-        if m.region != 0 or not isinstance(size, int):
-            continue
+    m = described_mappings(comp, gen.notes).get(0)
+    size = m.size if m is not None and m.window else comp.props.get("size")
+    if m is not None and isinstance(size, int):
         node = Node("memory", f"{m.addr:x}", gen.label(comp.id), {
             "device_type": strings("memory"),
             "reg": Cells((*split64(m.addr, 2), *split64(size, 2))),

@@ -49,12 +49,34 @@ def make_plan(board: Board, sg: StepGraph, firmware: Sequence[str] = (), loads: 
     return Plan(
         board=board.file, name=board.name, system=board.system, qemu_args=tuple(args), steps=tuple(steps),
         checks=(*(Check.component(c.id, paths[c.id], c.location) for c in sg.components),
+                *_window_checks(sg.components, paths),
                 *(Check.link(paths[c.source.component], c.source.prop,
                              f"{paths[c.target.component]}/{c.target.prop}", c.wire.location)
                   for c in sg.connections)),
         chardevs=dict(board.chardevs), boot_notes=tuple(boot_notes),
         dtb_sha256=dtb_sha256(generate(dtb_board or board).to_dts()),
     )
+
+
+def _window_checks(components: Sequence[Component], paths: Mapping[str, str]) -> list[Check]:
+    """A check per mapped window: its alias, a QOM child of the device named by QEMU (patch 32), exists.
+
+    The subject is ``<device argument of the map step>/<alias child>``, what
+    ``apply.proven`` records for a map step that succeeded.  Identical
+    windows (same region, offset, size and address) get ``[0]``, ``[1]``...
+    """
+    checks = []
+    for c in components:
+        seen: dict[str, int] = {}
+        device = c.id if c.parent is None else paths[c.id]
+        for m in c.mmio:
+            if not m.window:
+                continue
+            name = m.alias_name()
+            n = seen[name] = seen.get(name, -1) + 1
+            child = f"{name}[{n}]"
+            checks.append(Check(f"{device}/{child}", f"{paths[c.id]}/{child}", m.location))
+    return checks
 
 
 class _Renderer:
@@ -133,8 +155,12 @@ class _Renderer:
             args["mmio"] = mmio.region
         if mmio.priority:
             args["priority"] = mmio.priority
+        if mmio.window:
+            # The alias form (patch 32): QEMU maps the window through an alias the device owns.
+            args["offset"] = mmio.offset
+            args["size"] = mmio.size
         return Step(phase, StepKind.MAP, "x-sysbus-mmio-map", args, mmio.location,
-                    f"map {comp.id} region {mmio.region} at {mmio.addr:#x}", comp.id)
+                    f"map {mmio.describe(comp.id)} at {mmio.addr:#x}", comp.id)
 
     def transition(self, command: str) -> Step:
         phase = Phase.left_by(command)

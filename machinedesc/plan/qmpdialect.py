@@ -10,8 +10,11 @@ command's file position:
   at that line, is sent before it.
 * ``sysbus-mmio-map device= addr= [mmio=] [priority=]`` is
   ``x-sysbus-mmio-map`` with the same arguments. Its alias form
-  (``alias=true offset= size=``, a window of a region) is refused at its
-  line: machinedesc's QEMU has no alias mapping yet.
+  (``alias=true [offset=] size=``, the window [offset, offset + size) of
+  the region; offset 0 when left out) is the alias form of
+  ``x-sysbus-mmio-map`` (``offset`` and ``size``, patch 32 of the series);
+  ``size`` is required, and ``offset``/``size`` without ``alias=true`` are
+  refused at their line.
 * ``qom-set path=/machine property=ram-addr value=ADDR`` with ``-m SIZE`` on
   the command line puts the machine's RAM at ADDR. The ``none`` machine maps
   ``-m`` RAM at address 0 and has no ``ram-addr``, so ``-m`` is taken off the
@@ -162,14 +165,25 @@ def _ram_steps(ram_id: str, size: int, addr: int, at: Step) -> list[Step]:
 
 
 def _mmio_map(step: Step, args: dict[str, Any]) -> Step:
-    if args.get("alias") or {"offset", "size"} & set(args):
-        raise _error(step, "the alias form of sysbus-mmio-map (alias=true offset= size=: a window of a region) "
-                           "is not supported yet", "machinedesc's QEMU maps whole regions only; map the "
-                           "region itself, or leave the window out")
-    unknown = sorted(set(args) - {"device", "addr", "mmio", "priority"})
+    unknown = sorted(set(args) - {"device", "addr", "mmio", "priority", "alias", "offset", "size"})
     if unknown:
         raise _error(step, f"sysbus-mmio-map: unknown argument '{unknown[0]}'",
-                     "it takes device, addr, mmio (the region index) and priority")
+                     "it takes device, addr, mmio (the region index), priority, and alias=true with "
+                     "offset and size for a window of the region")
+    alias = args.pop("alias", False)
+    if not isinstance(alias, bool):
+        raise _error(step, f"sysbus-mmio-map: alias must be true or false, got {alias!r}")
+    if not alias:
+        if {"offset", "size"} & set(args):
+            raise _error(step, "sysbus-mmio-map: offset= and size= map a window of the region only with alias=true",
+                         "add alias=true, or leave them out to map the whole region")
+        return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location)
+    # The alias form: the window [offset (default 0), offset + size) of the region at addr,
+    # x-sysbus-mmio-map's alias form (patch 32), which takes both offset and size.
+    if "size" not in args:
+        raise _error(step, "sysbus-mmio-map alias=true: size= is missing (the size of the window, bytes)",
+                     "machinedesc's QEMU maps a window of a known size: give size=")
+    args.setdefault("offset", 0)
     return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location)
 
 

@@ -7,7 +7,8 @@ own, plan.qmpdialect) and folds its commands into board entries:
   properties; a ``riscv.hart_array`` becomes a ``cpu-cluster`` X with
   ``num-harts`` CPUs ``X-hart0``, ``X-hart1``, ... (``mhartid``,
   ``resetvec`` as the array would set them), written as one ``count:`` entry;
-* ``x-sysbus-mmio-map`` goes into the component's ``mmio``;
+* ``x-sysbus-mmio-map`` goes into the component's ``mmio`` (its alias form,
+  ``offset`` and ``size``, as a window: ``{addr, offset, size}``);
 * ``qom-set`` of an output line (``sysbus-irq[N]``, ``unnamed-gpio-out[N]``,
   a named output) to an input (``.../unnamed-gpio-in[M]``) is a wire; runs of
   wires become one entry (plan.qmpfold): with ranges where both ends stay on
@@ -104,8 +105,13 @@ class _Importer:
         elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
             entry: dict[str, int | str] = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
                      "priority": int(args.get("priority", 0))}
+            if "offset" in args or "size" in args:
+                # The alias form: a window of the region (mmio: offset:, size:).
+                entry.update(offset=int(args["offset"]), size=int(args["size"]))
+                self.count("MMIO windows (alias form, into the components' mmio with offset and size)")
+            else:
+                self.count("MMIO maps (into the components' mmio)")
             self.comps[str(args["device"])].mmio.append(entry)
-            self.count("MMIO maps (into the components' mmio)")
         elif step.command == "qom-set" and self.qom_set(args):
             pass
         else:
@@ -323,12 +329,14 @@ def _component(comp: _Comp) -> str:
         parts.append("props: {" + ", ".join(f"{_scalar(k)}: {_value(v)}" for k, v in comp.props.items()) + "}")
     if comp.links:
         parts.append("links: {" + ", ".join(f"{_scalar(k)}: {_scalar(v)}" for k, v in comp.links.items()) + "}")
-    if len(comp.mmio) == 1 and comp.mmio[0]["region"] == 0 and comp.mmio[0]["priority"] == 0:
+    if len(comp.mmio) == 1 and comp.mmio[0].keys() == {"region", "addr", "priority"} \
+            and comp.mmio[0]["region"] == 0 and comp.mmio[0]["priority"] == 0:
         parts.append(f"mmio: {_addr(comp.mmio[0]['addr'])}")
     elif comp.mmio:
         maps = []
         for m in comp.mmio:
             fields = [f"addr: {_addr(m['addr'])}"] + [f"{k}: {m[k]}" for k in ("region", "priority") if m[k]]
+            fields += [f"{k}: {_addr(m[k])}" for k in ("offset", "size") if k in m]
             maps.append("{" + ", ".join(fields) + "}")
         parts.append("mmio: [" + ", ".join(maps) + "]")
     return "{" + ", ".join(parts) + "}"

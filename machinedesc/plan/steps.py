@@ -67,7 +67,8 @@ class Check:
     """What apply verifies after x-exit-preconfig, against QEMU's QOM tree.
 
     A component check (``prop`` None): the object at ``path`` exists, and is
-    realized if it is a device; ``subject`` is the component's id.  A link
+    realized if it is a device; ``subject`` is the component's id, or, for
+    the alias of a mapped window, ``<device>/<alias child>``.  A link
     check: ``qom-get path=path property=prop`` equals ``target`` (or ends in
     ``/target`` when ``target`` is relative); ``subject`` is ``path``.
     """
@@ -91,6 +92,8 @@ class Check:
     @property
     def what(self) -> str:
         """``component 'uart0'`` or ``link /machine/soc/uart0.irq``, for messages."""
+        if self.prop is None and "/" in self.subject:
+            return f"MMIO window '{self.subject}'"
         if self.prop is None:
             return f"component '{self.subject}'"
         return f"link {self.path}.{self.prop}"

@@ -25,6 +25,10 @@ from .session import Session, qemu_version
 # patched QEMU understands (they are in its schema, not in stock QEMU's).
 _DEVICE_ADD_CONTROL = frozenset({"realized", "parent"})
 
+#: The arguments of x-sysbus-mmio-map's alias form (map a window of a region, patch 32 of the
+#: series); builds of the series before it have the command without them.
+MMIO_ALIAS_ARGS = frozenset({"offset", "size"})
+
 # Bump when the cached capability format (Capabilities.to_json) changes.
 _PROBE_FORMAT = 1
 
@@ -99,16 +103,23 @@ async def capabilities(session: Session[Any], binary: Path | None) -> Capabiliti
 
 
 async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str, Mapping[str, Any]]],
-                needed: Iterable[str], binary: str, binary_path: Path | None = None) -> None:
+                needed: Iterable[str], binary: str, binary_path: Path | None = None,
+                locations: Sequence[str] = ()) -> None:
     """Check that QEMU has every command, argument and device type that ``commands`` use.
 
     ``needed`` names further commands machinedesc itself sends (e.g.
-    query-machine-phase).  Raises CapabilityError (exit 3) naming the binary,
-    its version, what is missing and how to get the patched build; or, when
-    only device types are missing (the binary has the series: a typo in a
-    type name, or a type this binary lacks), UnknownTypeError (exit 4).
+    query-machine-phase); ``locations``, ``file:line:col`` or '' for each
+    command, where it comes from.  Raises CapabilityError (exit 3) naming the
+    binary, its version, what is missing and how to get the patched build
+    (a build of the series without the alias form of x-sysbus-mmio-map, at
+    the line of the first window: ``alias_refusal``); or, when only device
+    types are missing (the binary has the series: a typo in a type name, or
+    a type this binary lacks), UnknownTypeError (exit 4).
     """
     caps = await capabilities(session, binary_path)
+    refusal = alias_refusal(caps, commands, locations, f"{binary} ({qemu_version(session.client)})")
+    if refusal is not None:
+        raise CapabilityError(refusal)
     problem = missing_capabilities(caps, commands, needed)
     if problem is None:
         return
@@ -119,6 +130,30 @@ async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str,
     lines.append("  hint: this needs QEMU with machinedesc's patch series (qemu/patches); "
                  + HOW_TO_GET_PATCHED)
     raise CapabilityError("\n".join(lines))
+
+
+def alias_refusal(caps: Capabilities, commands: Sequence[tuple[str, Mapping[str, Any]]],
+                  locations: Sequence[str], binary: str) -> str | None:
+    """The error for a binary whose x-sysbus-mmio-map lacks the alias form, at the first command that uses it.
+
+    A build of the series from before patch 32 has x-sysbus-mmio-map without
+    ``offset`` and ``size``: it could build every other step, so the message
+    names the board line that maps a window, not a list of arguments.  None
+    when the binary has the form, has no x-sysbus-mmio-map at all (the
+    generic message says so), or no command maps a window.
+    """
+    spec = caps.commands.get("x-sysbus-mmio-map")
+    if spec is None or MMIO_ALIAS_ARGS <= spec[0]:
+        return None
+    first = next((i for i, (name, args) in enumerate(commands)
+                  if name == "x-sysbus-mmio-map" and MMIO_ALIAS_ARGS & set(args)), None)
+    if first is None:
+        return None
+    where = locations[first] if first < len(locations) else ""
+    return (f"{where + ': ' if where else ''}{binary} cannot map a window of a region "
+            "(mmio: with offset and size): its x-sysbus-mmio-map has no alias form\n"
+            "  hint: the alias form is patch 32 of machinedesc's series (qemu/patches); "
+            + HOW_TO_GET_PATCHED)
 
 
 def missing_capabilities(caps: Capabilities, commands: Sequence[tuple[str, Mapping[str, Any]]],

@@ -173,12 +173,16 @@ def _same_component(was: Component, comp: Component) -> list[Change]:
 _Maps = tuple[tuple[int, int | None, int], ...]
 
 
-def _mappings(board: Board) -> dict[tuple[str, int], tuple[_Maps, SourceLocation | None]]:
-    """(component, region) -> (its mappings as (addr, size, priority), where the first is written)."""
-    out: dict[tuple[str, int], tuple[list[tuple[int, int | None, int]], SourceLocation | None]] = {}
+def _mappings(board: Board) -> dict[tuple[str, int | str], tuple[_Maps, SourceLocation | None]]:
+    """(component, region) -> (its mappings as (addr, size, priority), where the first is written).
+
+    A window of a region (``offset``) is keyed ``"<region>+<offset>"``: it is a mapping of its own.
+    """
+    out: dict[tuple[str, int | str], tuple[list[tuple[int, int | None, int]], SourceLocation | None]] = {}
     for comp in board.components:
         for m in comp.mmio:
-            entry = out.setdefault((comp.id, m.region), ([], m.location))
+            key: int | str = m.region if m.offset is None else f"{m.region}+{m.offset:#x}"
+            entry = out.setdefault((comp.id, key), ([], m.location))
             entry[0].append((m.addr, m.size, m.priority))
     return {k: (tuple(sorted(v[0], key=lambda t: (t[0], t[2]))), v[1]) for k, v in out.items()}
 
@@ -190,10 +194,12 @@ def _where(maps: _Maps) -> str:
 
 def _memory_changes(old: Board, new: Board) -> list[Change]:
     before, after = _mappings(old), _mappings(new)
-    keys = sorted(set(before) | set(after), key=lambda k: (min(a for a, _, _ in (after.get(k) or before[k])[0]), k))
+    keys = sorted(set(before) | set(after), key=lambda k: (min(a for a, _, _ in (after.get(k) or before[k])[0]),
+                                                           k[0], int(str(k[1]).split("+")[0]), str(k[1])))
     out: list[Change] = []
     for key in keys:
-        name = f"{key[0]} region {key[1]}"
+        region, _, offset = str(key[1]).partition("+")
+        name = f"{key[0]} region {region}" + (f" window +{offset}" if offset else "")
         if key not in after:
             out.append(Change("memory map", "-", f"{name} at {_where(before[key][0])}", before[key][1]))
         elif key not in before:

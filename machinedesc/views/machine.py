@@ -115,7 +115,10 @@ class MapRow:
     the region overlaps (and which one wins) and whether the same region of
     the component is mapped at several addresses: QEMU keeps one mapping per
     region (``sysbus_mmio_map`` moves a mapped region), the last one the plan
-    sends, which is the last in the component's ``mmio`` list.
+    sends, which is the last in the component's ``mmio`` list. A window of
+    a region (``offset``) is a row of its own, [start, start + window size),
+    with a note naming the bytes of the region it shows; windows never move
+    the region, and a region may have any number of them.
     """
 
     start: int
@@ -127,10 +130,17 @@ class MapRow:
     priority: int
     location: SourceLocation | None
     notes: tuple[str, ...] = ()
+    #: A window of the region (an alias, ``mmio: offset:``): its offset in the region, bytes; None for the region.
+    offset: int | None = None
 
     @property
     def is_hole(self) -> bool:
         return self.component == ""
+
+    @property
+    def region_text(self) -> str:
+        """``1``, or for a window ``1+0x1000`` (region 1 from offset 0x1000)."""
+        return f"{self.region}" if self.offset is None else f"{self.region}+{self.offset:#x}"
 
 
 def memory_map(board: Board) -> list[MapRow]:
@@ -142,12 +152,14 @@ def memory_map(board: Board) -> list[MapRow]:
             if size is not None and size <= 0:
                 size = None
             end = m.addr + size - 1 if size is not None else None
-            regions.append(MapRow(m.addr, end, size, comp.id, comp.type, m.region, m.priority, m.location))
-    regions.sort(key=lambda r: (r.start, -r.priority, r.component, r.region))
-    mapped: dict[tuple[str, int], list[int]] = {}  # in the order the plan maps them
+            regions.append(MapRow(m.addr, end, size, comp.id, comp.type, m.region, m.priority, m.location,
+                                  offset=m.offset))
+    regions.sort(key=lambda r: (r.start, -r.priority, r.component, r.region, r.offset or 0))
+    mapped: dict[tuple[str, int], list[int]] = {}  # in the order the plan maps them (the regions, not windows)
     for comp in board.components:
         for m in comp.mmio:
-            mapped.setdefault((comp.id, m.region), []).append(m.addr)
+            if not m.window:
+                mapped.setdefault((comp.id, m.region), []).append(m.addr)
     out: list[MapRow] = []
     covered = -1  # the last address covered by a region so far
     covered_known = True
@@ -165,9 +177,12 @@ def memory_map(board: Board) -> list[MapRow]:
         if len(overlapping) > MAX_NOTES:
             notes.append(f"overlaps {len(overlapping) - MAX_NOTES:,} more regions")
         open_.append(r)
-        notes += _remap_notes(r, mapped[(r.component, r.region)])
+        if r.offset is None:
+            notes += _remap_notes(r, mapped[(r.component, r.region)])
+        else:
+            notes.insert(0, _window_note(r, mapped.get((r.component, r.region), [])))
         out.append(MapRow(r.start, r.end, r.size, r.component, r.type, r.region, r.priority, r.location,
-                          tuple(notes)))
+                          tuple(notes), r.offset))
         if r.end is None or r.end > covered:
             # After a region of unknown size, where the next hole begins is unknown too.
             covered_known = r.end is not None
@@ -187,6 +202,15 @@ def _remap_notes(row: MapRow, addrs: list[int]) -> list[str]:
     return [f"also mapped at {shown}{more} before: QEMU keeps one mapping per region, this last one"]
 
 
+def _window_note(row: MapRow, addrs: list[int]) -> str:
+    """What a window row shows: which bytes of which region, and where the region itself is."""
+    assert row.offset is not None
+    shown = (f"bytes [{row.offset:#x}, {row.offset + row.size:#x})" if row.size is not None
+             else f"from byte {row.offset:#x}")
+    where = f"the region itself is at {addrs[-1]:#x}" if addrs else "the region itself is not mapped"
+    return f"alias: {shown} of {row.component} region {row.region}; {where}"
+
+
 def _overlap_note(row: MapRow, other: MapRow) -> str:
     if other.priority > row.priority:
         verdict = "hidden by it where they overlap"
@@ -194,7 +218,8 @@ def _overlap_note(row: MapRow, other: MapRow) -> str:
         verdict = "wins where they overlap"
     else:
         verdict = "same priority (an error)"
-    return f"overlaps {other.component} region {other.region} (priority {other.priority}): {verdict}"
+    window = f" window +{other.offset:#x}" if other.offset is not None else ""
+    return f"overlaps {other.component} region {other.region}{window} (priority {other.priority}): {verdict}"
 
 
 @dataclass(frozen=True)

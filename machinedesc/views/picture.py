@@ -43,7 +43,9 @@ def _label(*lines: str) -> str:
 def _node(g: graphviz.Digraph, comp: Component) -> None:
     info = comp.info
     lines = [comp.id, comp.type]
-    lines += [f"@ {m.addr:#x}" + (f" (region {m.region})" if m.region else "") for m in comp.mmio]
+    lines += [f"@ {m.addr:#x}" + (f" (region {m.region})" if m.region else "")
+              + (f" (window {m.offset:#x}+{m.size:#x})" if m.offset is not None and m.size is not None else "")
+              for m in comp.mmio]
     if info.is_cpu:
         g.node(comp.id, _label(*lines), fillcolor="#dbe9f6")
     elif comp.type == "sysbus-memory":
@@ -146,7 +148,7 @@ def _row(r: MapRow) -> str:
         what = "(hole)"
         bg = ' BGCOLOR="#eeeeee"'
     else:
-        what = f"{r.component} [{r.region}]" + (f" prio {r.priority}" if r.priority else "")
+        what = f"{r.component} [{r.region_text}]" + (f" prio {r.priority}" if r.priority else "")
         bg = ' BGCOLOR="#fde2e1"' if r.notes else ""
     cells.append(what)
     if not r.is_hole:

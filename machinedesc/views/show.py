@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..board.model import Board, Component
+from ..board.model import Board, Component, Mmio
 from ..errors import printable
 from .machine import (NO_CLUSTER, MapRow, Route, counted, cpu_types, groups, human_size, interrupt_routes, memory_map,
                       memory_total, value_text)
@@ -24,13 +24,21 @@ def _addr_width(rows: list[MapRow]) -> int:
 
 def _component_line(comp: Component) -> str:
     where = f"  {comp.location.short}" if comp.location else ""
-    mmio = ", ".join(f"{m.addr:#x}" + (f" (region {m.region})" if m.region else "") for m in comp.mmio)
+    mmio = ", ".join(f"{m.addr:#x}" + _mapping_text(m) for m in comp.mmio)
     extra = f" @ {mmio}" if mmio else ""
     phase = f" [phase {comp.phase.value}]" if comp.phase.value != "initialized" else ""
     line = f"    {comp.id:<14} {comp.type}{extra}{phase}{where}"
     settings = [f"{k}={value_text(v)}" for k, v in comp.props.items()]
     settings += [f"{k}->{v}" for k, v in comp.links.items()]
     return line + ("\n" + " " * 19 + " ".join(settings) if settings else "")
+
+
+def _mapping_text(m: Mmio) -> str:
+    """`` (region 1)``, `` (window 0x1000+0x2000)``, `` (region 1 window ...)`` or ''."""
+    parts = [f"region {m.region}"] if m.region else []
+    if m.offset is not None and m.size is not None:
+        parts.append(f"window {m.offset:#x}+{m.size:#x}")
+    return f" ({' '.join(parts)})" if parts else ""
 
 
 def render_text(board: Board) -> str:
@@ -70,7 +78,7 @@ def _map_text(rows: list[MapRow]) -> list[str]:
             continue
         where = f"  {r.location.short}" if r.location else ""
         out.append(f"  {r.start:#0{w}x} {end:<{w}} {human_size(r.size):>10}  {r.component:<14} "
-                   f"{r.region:>6} {r.priority:>4}  {r.type}{where}")
+                   f"{r.region_text:>6} {r.priority:>4}  {r.type}{where}")
         out += [f"  {'':<{w}} ^ {note}" for note in r.notes]
     return out
 
@@ -103,11 +111,13 @@ def to_data(board: Board) -> dict[str, Any]:
         "clusters": clusters,
         "components": [{"id": c.id, "type": c.type, "parent": c.parent, "props": dict(c.props),
                         "links": dict(c.links), "phase": c.phase.value, "location": loc(c.location),
-                        "mmio": [{"region": m.region, "addr": m.addr, "priority": m.priority}
+                        "mmio": [{"region": m.region, "addr": m.addr, "priority": m.priority,
+                                  **({"offset": m.offset, "size": m.size} if m.window else {})}
                                  for m in c.mmio]} for c in board.components],
         "memory_map": [{"start": r.start, "end": r.end, "size": r.size, "hole": r.is_hole,
                         "component": r.component or None, "type": r.type or None, "region": r.region,
-                        "priority": r.priority, "location": loc(r.location), "notes": list(r.notes)}
+                        "priority": r.priority, **({"offset": r.offset} if r.offset is not None else {}),
+                        "location": loc(r.location), "notes": list(r.notes)}
                        for r in memory_map(board)],
         "interrupts": [{"from": r.source, "wire": r.wire, "gate": r.gate or None, "gate_type": r.gate_type or None,
                         "to": list(r.to), "joined": list(r.joined)} for r in interrupt_routes(board)],

@@ -6,10 +6,12 @@ files carry no license.
 
 from __future__ import annotations
 
+import signal
+import struct
 from pathlib import Path
 
 import pytest
-from harness import Sandbox, patched_qemu
+from harness import Sandbox, patched_qemu, read_until
 
 from machinedesc.errors import QmpFileError, UsageError
 from machinedesc.plan import qmpdialect
@@ -66,9 +68,28 @@ def test_a_ram_id_taken_by_the_file_moves_aside() -> None:
     assert got[1][2]["id"] == "ram-1"
 
 
+def test_the_alias_form_is_the_alias_form_of_x_sysbus_mmio_map() -> None:
+    got = _read("device_add driver=sysbus-memory id=m size=0x4000\n"
+                "sysbus-mmio-map device=m addr=0x80000000\n"
+                "sysbus-mmio-map device=m addr=0x1000 alias=true offset=0x2000 size=0x1000 priority=1\n"
+                "sysbus-mmio-map device=m addr=0x20000000 mmio=0 alias=True size=0x800\n"
+                "sysbus-mmio-map device=m addr=0x30000000 alias=false\n")
+    assert got[2:] == [
+        (2, "x-sysbus-mmio-map", {"device": "m", "addr": 0x80000000}),
+        (3, "x-sysbus-mmio-map", {"device": "m", "addr": 0x1000, "offset": 0x2000, "size": 0x1000, "priority": 1}),
+        # offset defaults to 0, as in the v4 series.
+        (4, "x-sysbus-mmio-map", {"device": "m", "addr": 0x20000000, "mmio": 0, "size": 0x800, "offset": 0}),
+        (5, "x-sysbus-mmio-map", {"device": "m", "addr": 0x30000000}),
+    ]
+
+
 @pytest.mark.parametrize(("text", "line", "col", "message"), [
-    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=true offset=0 size=16\n",
-     2, 1, "the alias form of sysbus-mmio-map"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=true offset=0\n",
+     2, 1, "sysbus-mmio-map alias=true: size= is missing"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 offset=0 size=16\n",
+     2, 1, "offset= and size= map a window of the region only with alias=true"),
+    ("device_add driver=sysbus-memory id=m size=4096\nsysbus-mmio-map device=m addr=0 alias=maybe size=16\n",
+     2, 1, "alias must be true or false, got 'maybe'"),
     ("device_add driver=arm-cpus id=cpus\n", 1, 1, "device type 'arm-cpus' exists only in GreenSocs' QEMU fork"),
     ("device_add driver=x id=a\nsysbus-mmio-map device=a addr=0 region=1\n", 2, 1,
      "sysbus-mmio-map: unknown argument 'region'"),
@@ -116,3 +137,53 @@ def test_forcing_the_machinedesc_dialect_says_so(sandbox: Sandbox) -> None:
     assert "in the machinedesc dialect (--dialect)" in res.stderr
     assert res.rc == 3, res.stderr
     assert "missing QMP commands: sysbus-mmio-map" in res.stderr
+
+
+WINDOWS_V4 = REPO / "tests" / "data" / "qmp-v4" / "windows-v4.qmp"
+# RISC-V code: write 'X' through the window at 0x20000000 (region offset 0x1000) and 'Y' through the
+# one at 0x30000000 (offset 0x1400), then print the region's byte 0x1000 (at 0x60001000) and byte
+# 0x1400 read back through the first window (0x20000400): "XY" if both windows show the region.
+WINDOWS_CODE = struct.pack("<13I", 0x100003B7, 0x200002B7, 0x05800E13, 0x01C28023, 0x30000337, 0x05900E13,
+                           0x01C30023, 0x60001EB7, 0x000ECF03, 0x01E38023, 0x4002CF03, 0x01E38023, 0x0000006F)
+
+
+def _riscv_elf(entry: int, code: bytes) -> bytes:
+    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    header += struct.pack("<HHIQQQIHHHHHH", 2, 243, 1, entry, 64, 0, 0, 64, 56, 1, 64, 0, 0)
+    return header + struct.pack("<IIQQQQQQ", 1, 5, 120, entry, entry, len(code), len(code), 4) + code
+
+
+def test_a_v4_file_with_windows_runs_and_the_guest_sees_them(sandbox: Sandbox) -> None:
+    """The alias form (alias=true) through run on the patched QEMU: the guest reads the region through both windows."""
+    qemu = patched_qemu("riscv64")
+    elf = sandbox.base / "windows.elf"
+    elf.write_bytes(_riscv_elf(0x80000000, WINDOWS_CODE))
+    f = sandbox.base / "windows-v4.qmp"
+    f.write_text(WINDOWS_V4.read_text() + f"device_add driver=loader file={elf} cpu-num=0\nx-exit-preconfig\n")
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(qemu), "--", "-m", "64K",
+                                          "-nodefaults", "-chardev", "stdio,id=serial0"))
+    try:
+        assert proc.stdout is not None
+        out = read_until(proc.stdout.fileno(), b"XY", timeout=20)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert b"XY" in out, err.decode(errors="replace")
+    assert b"in the v4 dialect (line 5: ram-addr of /machine)" in err
+    sandbox.assert_clean()
+
+
+def test_a_v4_file_with_windows_imports_as_a_board_with_windows(tmp_path: Path) -> None:
+    from machinedesc.plan.pipeline import load_plan
+    from machinedesc.plan.qmpimport import import_qmp
+
+    qmp = qmpdialect.translate(parse(WINDOWS_V4.read_text(), "windows-v4.qmp"), 65536)
+    result = import_qmp(qmp, "riscv64", "windows")
+    assert ("  data: {type: sysbus-memory, props: {size: 8192}, mmio: [{addr: 0x60000000}, "
+            "{addr: 0x20000000, offset: 0x1000, size: 0x1000}, "
+            "{addr: 0x30000000, priority: 1, offset: 0x1400, size: 0x800}]}") in result.yaml
+    assert "     2 MMIO windows (alias form, into the components' mmio with offset and size)" in result.report
+    board = tmp_path / "windows.yaml"
+    board.write_text(result.yaml, encoding="utf-8")
+    maps = [s.arguments for s in load_plan(board).steps if s.command == "x-sysbus-mmio-map"]
+    assert {"device": "data", "addr": 0x30000000, "priority": 1, "offset": 0x1400, "size": 0x800} in maps
