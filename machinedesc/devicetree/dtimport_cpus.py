@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DeviceTreeFileError
 from .bindings import Binding, by_compatible, cpu_bindings, riscv_isa_order
 from .cpus import PSCI_FUNCTIONS, SINGLE_LETTERS, TIMER_OUTPUTS
+from ..qemu.types import system_type_info
 from .dtimport import Comp, Ctrl
 from .dtread import Node
 
@@ -85,12 +86,19 @@ def _riscv_cpu(imp: Importer, node: Node) -> None:
     props: dict[str, Any] = {"mhartid": hartid, **imp.reverse_props(node, binding, consumed)}
     exts = tree.strings(node, "riscv,isa-extensions") or _isa_string_extensions(tree.string(node, "riscv,isa"))
     default = list(binding.raw.get("isa", []))
-    known = set(riscv_isa_order()) | set(SINGLE_LETTERS)
+    # An extension is turned on or off by the CPU property of its name; QEMU derives some
+    # (zic64b, ziccamoa, ...) from others, with no property to set: those cannot follow the tree.
+    settable = set(system_type_info(binding.type, imp.system).properties or ())
+    known = (set(riscv_isa_order()) | set(SINGLE_LETTERS)) & settable if settable else set()
+    missing = []
     for ext in [e for e in exts if e not in default] + [e for e in default if e not in exts]:
         if ext in known:
             props[ext] = ext in exts
         else:
-            imp.unmapped.setdefault(node.path, []).append(f"riscv,isa-extensions {ext} (not a QEMU CPU property)")
+            missing.append(("+" if ext in exts else "-") + ext)
+    if missing:
+        imp.unmapped.setdefault(node.path, []).append(
+            f"riscv,isa-extensions {' '.join(missing)} (no QEMU CPU property turns them on or off)")
     props.update(_mmu(imp, node, str(binding.raw.get("mmu-type", ""))))
     cid = imp.add(f"hart{hartid}", Comp(binding.type, node.path, props))
     imp.cpus.append(cid)

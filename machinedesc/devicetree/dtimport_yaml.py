@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .dtimport import Comp, Importer
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.,/-]*$")
+# No ',' (a flow mapping's separator: hart-config "MS,MS" must be quoted).
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
 
 def render(imp: Importer, chardevs: dict[str, str]) -> str:

@@ -236,6 +236,10 @@ def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
 def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
     """dtlib's message as ``file:line:col: message`` (its parse errors say ``file:line (column c)``)."""
     parsed = _PARSE.match(message)
+    if parsed and text is not None and "expected '/dts-v1/;'" in message:
+        return DeviceTreeFileError(SourceLocation(str(path), int(parsed["line"]), int(parsed["col"])),
+                                   "not a device tree: neither a DTB (no FDT magic d00dfeed) nor DTS source "
+                                   "(no /dts-v1/; at its start)", "give a .dtb or .dts file")
     if parsed and text is not None:
         file = parsed["file"] if parsed["file"] != str(path) else str(path)
         return DeviceTreeFileError(SourceLocation(file, int(parsed["line"]), int(parsed["col"])),
