@@ -420,7 +420,9 @@ def import_dtb_cmd(file: Path, output: Path) -> None:
     /memory -> RAM. The report counts the nodes imported and folded into the
     board, and names each node skipped with its reason (no binding, no QEMU
     model, a board-only device such as fw_cfg, a PCIe host), the properties
-    that could not be mapped and the values the tree does not give.
+    that could not be mapped and the values the tree does not give. Exit 2
+    when FILE is not a device tree or cannot become a board (file:line:col
+    for a DTS), 1 when a DTB needs dtc and it is not installed.
     """
     from .devicetree.dtimport import import_dtb
 
