@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -213,6 +214,21 @@ def _dtb_source(path: Path, data: bytes) -> str:
     return proc.stdout.decode("utf-8", "replace")
 
 
+class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
+    """dtlib's DT whose /include/ and /incbin/ read only regular files within SIZE_LIMIT (never stdin,
+    a FIFO or a device: a tree is data, and reading /dev/zero would never end)."""
+
+    def _open(self, filename: str, mode: str = "r", **kwargs: Any) -> Any:
+        target = os.path.join(os.path.dirname(self.filename), filename)
+        try:
+            info = os.stat(target)
+        except OSError as err:
+            self._parse_error(f"cannot include '{filename}': {err.strerror}")
+        if filename == "-" or not stat.S_ISREG(info.st_mode) or info.st_size > SIZE_LIMIT:
+            self._parse_error(f"'{filename}' is not a regular file of at most {SIZE_LIMIT} bytes: not included")
+        return open(target, mode, **kwargs)
+
+
 def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
     # dtlib reads a file by name (and /include/s relative to it): a DTS is parsed where it is;
     # a DTB's source, dtc's, from a private temporary file.
@@ -222,7 +238,7 @@ def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
             fd, tmp = tempfile.mkstemp(suffix=".dts", prefix="machinedesc-dtb-")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-        dt = dtlib.DT(tmp or str(path))
+        dt = _DT(tmp or str(path))
     except dtlib.DTError as err:
         raise _located(path, str(err), None if dtb else text) from None
     except OSError as err:  # an /include/ that cannot be opened

@@ -183,6 +183,11 @@ def test_errors_name_the_file_line_and_column(sandbox: Sandbox) -> None:
     assert err.startswith("label.dts:11:23: /serial@10000000: undefined node label 'nosuch'"), err
     err = _error(sandbox, "phandle.dts", _CPUS.replace("PARENT", "<0x99>"))
     assert err.startswith("phandle.dts:11:3: /serial@10000000: interrupt-parent: phandle 0x99 names no node"), err
+    # /include/ and /incbin/ read regular files only: not a device, not stdin.
+    err = _error(sandbox, "inc.dts", '/dts-v1/;\n/include/ "/dev/zero"\n/ { };\n')
+    assert err.startswith("inc.dts:2:1: parse error: '/dev/zero' is not a regular file"), err
+    err = _error(sandbox, "incbin.dts", '/dts-v1/;\n/ { a = /incbin/("-"); };\n')
+    assert err.startswith("incbin.dts:2:21: parse error: cannot include '-'"), err
     err = _error(sandbox, "nocpu.dts", "/dts-v1/;\n/ { memory@0 { device_type = \"memory\"; reg = <0 0 0 1>; }; };\n")
     assert "no CPU nodes" in err, err
 
