@@ -13,6 +13,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from .dtimport_runs import find_runs, fold_wires
+
 if TYPE_CHECKING:
     from .dtimport import Comp, Importer
 
@@ -38,15 +40,26 @@ def render(imp: Importer, chardevs: dict[str, str]) -> str:
         out.append("")
     out.append("components:")
     order = _order(imp)
+    runs = find_runs(order, imp.comps)
+    in_run = {m for run in runs.values() for m in run.members}
     for cid in order:
-        out.append(f"  {cid}: {_component(imp.comps[cid])}  # {imp.comps[cid].path}")
+        comp = imp.comps[cid]
+        if cid in runs:
+            run = runs[cid]
+            last = imp.comps[run.members[-1]].path
+            text = _component(comp, run.props, run.mmio, len(run.members))
+            out.append(f"  {run.prefix}${{i}}: {text}  # {comp.path}" + (f" .. {last}" if last != comp.path else ""))
+        elif cid not in in_run:
+            out.append(f"  {cid}: {_component(comp, comp.props, comp.mmio)}  # {comp.path}")
     if imp.wires:
         out += ["", "wiring:"]
         used: set[str] = set()
         rank = {cid: k for k, cid in enumerate(order)}
-        for s, sl, si, d, dl, di in sorted(imp.wires, key=lambda w: (rank[w[0]], w[1], w[2], rank[w[3]], w[4], w[5])):
-            name = _unique(f"{s}-{d}", used)
-            out.append(f"  {name}: {{from: {scalar(f'{s}.{sl}[{si}]')}, to: {scalar(f'{d}.{dl}[{di}]')}}}")
+        wires = sorted(imp.wires, key=lambda w: (rank[w[0]], w[1], w[2], rank[w[3]], w[4], w[5]))
+        for src, dst, count in fold_wires(wires, runs):
+            name = _unique("-".join(e.split(".")[0].replace("${i}", "") for e in (src, dst)), used)
+            prefix = f"count: {count}, " if count > 1 else ""
+            out.append(f"  {name}: {{{prefix}from: {scalar(src)}, to: {scalar(dst)}}}")
     return "\n".join(out) + "\n"
 
 
@@ -86,17 +99,23 @@ def _order(imp: Importer) -> list[str]:
     return clusters + imp.cpus + rest
 
 
-def _component(comp: Comp) -> str:
-    parts = [f"type: {scalar(comp.type)}"]
+def _component(comp: Comp, props: dict[str, Any], mmio: dict[int, Any], count: int = 1) -> str:
+    """One flow mapping: a component, or a run of ``count`` (``props`` and ``mmio`` may hold ``${i}``)."""
+    parts = [f"count: {count}"] if count > 1 else []
+    parts.append(f"type: {scalar(comp.type)}")
     if comp.parent:
         parts.append(f"parent: {scalar(comp.parent)}")
-    if comp.props:
-        parts.append("props: {" + ", ".join(f"{scalar(k)}: {value(v)}" for k, v in comp.props.items()) + "}")
-    if list(comp.mmio) == [0]:
-        parts.append(f"mmio: {comp.mmio[0]:#x}")
-    elif comp.mmio:
-        parts.append("mmio: [" + ", ".join(f"{{region: {r}, addr: {a:#x}}}" for r, a in comp.mmio.items()) + "]")
+    if props:
+        parts.append("props: {" + ", ".join(f"{scalar(k)}: {value(v)}" for k, v in props.items()) + "}")
+    if list(mmio) == [0]:
+        parts.append(f"mmio: {_addr(mmio[0])}")
+    elif mmio:
+        parts.append("mmio: [" + ", ".join(f"{{region: {r}, addr: {_addr(a)}}}" for r, a in mmio.items()) + "]")
     return "{" + ", ".join(parts) + "}"
+
+
+def _addr(a: Any) -> str:
+    return f"{a:#x}" if isinstance(a, int) else scalar(str(a))
 
 
 def _unique(name: str, used: set[str]) -> str:

@@ -126,8 +126,9 @@ def test_every_reason_to_skip_a_node_is_reported(sandbox: Sandbox) -> None:
     assert "riscv,isa-extensions +xacme" in report
     assert "an interrupt to /soc/gpio@10060000, which is not imported: not wired" in report
     text = board.read_text(encoding="utf-8")
-    # reg through a bus's ranges; the bindings' props inverted; a label is the id.
-    assert "virtio0: {type: virtio-mmio, mmio: 0x10009000}" in text
+    # reg through a bus's ranges (numbered names, a run as one count: entry); the bindings' props inverted;
+    # a label is the id.
+    assert 'virtio${i}: {count: 2, type: virtio-mmio, mmio: "${0x10009000 + i * 0x1000}"}' in text
     assert "uart0: {type: serial-mm, props: {baudbase: 0x38400, regshift: 2, chardev: serial0}" in text
     assert 'hart-config: "MS,MS"' in text
 
@@ -210,3 +211,27 @@ def test_refuses_to_overwrite_its_input(sandbox: Sandbox) -> None:
     (sandbox.base / "t.dts").write_text(MIXED.read_text(encoding="utf-8"), encoding="utf-8")
     res = sandbox.call(sandbox.argv_cli("import-dtb", "t.dts", "-o", "t.dts"))
     assert res.rc == 2 and "an input of this command" in res.stderr, res.stderr
+
+
+def test_runs_fold_only_what_is_equal_or_linear() -> None:
+    from machinedesc.devicetree.dtimport import Comp
+    from machinedesc.devicetree.dtimport_runs import find_runs, fold_wires, linear
+
+    assert linear([5, 5, 5]) == 5
+    assert linear([0x1000, 0x1200, 0x1400]) == "${0x1000 + i * 512}"
+    assert linear([0, 1, 2]) == "${i}"
+    assert linear(["flash0", "flash1"]) == "flash${i}"
+    assert linear([1, 2, 4]) is None and linear([True, False]) is None and linear([9, 7]) == "${9 - i * 2}"
+    comps = {"u0": Comp("t", "/a", {"x": 1}, {0: 0x100}), "u1": Comp("t", "/b", {"x": 1}, {0: 0x200}),
+             "u2": Comp("t", "/c", {"x": 2}, {0: 0x400}),  # x differs, address not linear: no run with it
+             "v0": Comp("t", "/d", {}, {0: 0}), "v1": Comp("t", "/e", {}, {0: 8}), "v2": Comp("t", "/f", {}, {0: 16}),
+             "g": Comp("g", "/g")}
+    runs = find_runs(["u0", "u1", "u2", "v0", "v1", "v2", "g"], comps)
+    assert list(runs) == ["v0"] and runs["v0"].mmio == {0: "${i * 8}"}
+    wires = [("v0", "irq", 0, "g", "in", 3), ("v1", "irq", 0, "g", "in", 4), ("v2", "irq", 0, "g", "in", 5),
+             ("v0", "irq", 1, "g", "in", 9), ("v1", "irq", 1, "g", "in", 7), ("v2", "irq", 1, "g", "in", 5),
+             ("v0", "irq", 2, "g", "in", 1), ("v1", "irq", 2, "g", "in", 2), ("v2", "irq", 2, "g", "in", 4),
+             ("u0", "irq", 0, "g", "in", 1)]
+    assert fold_wires(wires, runs) == [("v${i}.irq[0]", "g.in[${3 + i}]", 3), ("v${i}.irq[1]", "g.in[${9 - i * 2}]", 3),
+                                       ("v0.irq[2]", "g.in[1]", 1), ("v1.irq[2]", "g.in[2]", 1),  # not linear
+                                       ("v2.irq[2]", "g.in[4]", 1), ("u0.irq[0]", "g.in[1]", 1)]
