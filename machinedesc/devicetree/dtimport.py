@@ -218,7 +218,10 @@ class Importer:
         """The reason for a compatible the table lacks, naming a QEMU type of the same name if there is one."""
         db = system_database(self.system)
         types = {_squash(t): t for t in sorted(db.types)} if db is not None else {}
+        models = import_table().get("models", {})
         for compat in compatibles:
+            if compat in models and (db is None or models[compat] in db.types):
+                types[_squash(compat)] = str(models[compat])
             for candidate in (_squash(compat), _squash(compat.split(",")[-1])):
                 if candidate in types:
                     return (f"no binding for {', '.join(compatibles)} (qemu-system-{self.system} has a type "

@@ -87,7 +87,12 @@ def report(imp: Importer) -> list[str]:
     for p, props in imp.unmapped.items():
         same.setdefault(", ".join(props), []).append(p)
     lines += [f"  not mapped {props}: {', '.join(paths)}" for props, paths in same.items()]
-    lines += [f"  note {n}" for n in imp.notes]
+    # Notes with the same words for several nodes (33 interrupts to a GIC left out) share one line too.
+    by_text: dict[str, list[str]] = {}
+    for n in imp.notes:
+        where, _, text = n.partition(": ")
+        by_text.setdefault(text, []).append(where)
+    lines += [f"  note {', '.join(where)}: {text}" for text, where in by_text.items()]
     return lines
 
 
