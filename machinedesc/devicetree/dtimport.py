@@ -171,6 +171,9 @@ class Importer:
             return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
         if self.tree.string(node, "device_type") == "memory":
             return self.memory(node)
+        bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
+        if bus is not None:
+            return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
         compatibles = self.tree.strings(node, "compatible")
         for compat in compatibles:
             if self.by_compatible(node, compat):

@@ -116,6 +116,15 @@ class Tree:
             out.append((self.translate(parent, addr), size))
         return out
 
+    def bus_without_ranges(self, node: Node) -> Node | None:
+        """The nearest ancestor (below the root) with no ``ranges``: its children's reg are not CPU addresses."""
+        bus = node.parent
+        while bus is not None and bus.parent is not None:
+            if "ranges" not in bus.props:
+                return bus
+            bus = bus.parent
+        return None
+
     def translate(self, bus: Node, addr: int) -> int:
         """``addr`` on ``bus`` as the CPU sees it: each bus's ``ranges`` up to the root (none: identity)."""
         while bus.parent is not None:

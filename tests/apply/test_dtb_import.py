@@ -134,6 +134,7 @@ def test_every_reason_to_skip_a_node_is_reported(sandbox: Sandbox) -> None:
         "/soc/serial@10002000": 'status = "disabled"',
         "/soc/periph@10008000/virtio-noreg": "no reg",
         "/leds": "no compatible: not a device",
+        "/soc/local-bus/eeprom@50": "on /soc/local-bus, which has no ranges: its reg is not a CPU address",
     }
     for path, why in reasons.items():
         assert f"  skipped {path}: {why}" in report, (path, report)
