@@ -406,6 +406,41 @@ def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, r
     click.echo("\n".join(result.report), err=True)
 
 
+
+@cli.command("import-dtb")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=FilePath(path_type=Path, dir_okay=False, allow_dash=True), required=True,
+              help="The board file to write (replaced atomically); '-': standard output.")
+def import_dtb_cmd(file: Path, output: Path) -> None:
+    """Write a board that builds the machine of device tree FILE (a .dtb, or .dts source), with a coverage
+    report on stderr.
+
+    The binding table in reverse (docs/devicetree.md, "Importing a device
+    tree"): compatible -> QEMU type, reg -> mmio, interrupts and
+    interrupts-extended -> wiring, /cpus and cpu-map -> clusters of CPUs,
+    /memory -> RAM. The report counts the nodes imported and folded into the
+    board, and names each node skipped with its reason (no binding, no QEMU
+    model, a board-only device such as fw_cfg, a PCIe host), the properties
+    that could not be mapped and the values the tree does not give. Exit 2
+    when FILE is not a device tree or cannot become a board (file:line:col
+    for a DTS), 1 when a DTB needs dtc and it is not installed.
+    """
+    from .devicetree.dtimport import import_dtb
+
+    stdout = output == Path("-")
+    if not stdout:
+        refuse_overwriting(output, [file], "-o")
+    result = import_dtb(file, (file if stdout else output).stem)
+    if stdout:
+        click.echo(result.yaml, nl=False)
+    else:
+        try:
+            write_file(output, result.yaml.encode("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
+    click.echo("\n".join(result.report), err=True)
+
+
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."
 
 

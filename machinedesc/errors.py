@@ -236,6 +236,26 @@ class QmpFileError(MachinedescError):
         self.hint = hint
 
 
+class DeviceTreeFileError(MachinedescError):
+    """A device tree (``import-dtb``'s DTS or DTB) is malformed or cannot become a board.
+
+    The same shape as ``QmpFileError``: the message starts with ``file:line:col``
+    (line 0: the whole file, or a place in a DTB, which has no lines).
+    """
+
+    exit_code = Exit.INVALID
+
+    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
+        where = str(location) if location.line else location.file
+        text = printable(f"{where}: {message}")
+        if hint:
+            text += "\n" + printable(f"  hint: {hint}")
+        super().__init__(text)
+        self.location = location
+        self.message = message
+        self.hint = hint
+
+
 class CapabilityError(MachinedescError):
     """The QEMU binary lacks a command, argument or device type the plan needs."""
 

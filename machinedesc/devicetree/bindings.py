@@ -82,3 +82,37 @@ def _binding(qemu_type: str, spec: Mapping[str, Any]) -> Binding:
         clocks=dict(spec.get("clocks", {})), console=bool(spec.get("console", False)),
         controller=spec.get("controller"), raw=dict(spec),
     )
+
+
+def import_table() -> Mapping[str, Any]:
+    """The table's ``import`` section (``skip``: compatible -> reason; ``split``: compatible -> parts)."""
+    section: Mapping[str, Any] = _table().get("import", {})
+    return section
+
+
+@functools.cache
+def by_compatible() -> dict[str, Binding]:
+    """The table in reverse: an entry's (or a variant's) most specific compatible string -> the binding.
+
+    Only the first string of each list: the generic ones after it (``arm,primecell``,
+    ``syscon``) name no one type. A variant's binding carries its ``when`` properties
+    in ``raw["when"]``.
+    """
+    out: dict[str, Binding] = {}
+    for key, spec in _table()["types"].items():
+        if "*" in key or "?" in key:
+            continue
+        entry = _binding(key, spec)
+        for alt in spec.get("variants", ()):
+            merged = {k: v for k, v in spec.items() if k != "variants"}
+            merged.update(alt)
+            if alt.get("compatible"):
+                out.setdefault(alt["compatible"][0], _binding(key, merged))
+        if entry.compatible:
+            out.setdefault(entry.compatible[0], entry)
+    return out
+
+
+def cpu_bindings(kind: str) -> list[Binding]:
+    """Every entry of ``kind`` (riscv-cpu, arm-cpu), in the table's order."""
+    return [b for b in all_bindings() if b.kind == kind]

@@ -1,0 +1,401 @@
+"""``machinedesc import-dtb``: a board from a device tree (DTS or DTB), with a coverage report.
+
+The binding table (data/bindings.yaml) read in reverse: a node whose
+compatible is an entry's most specific string becomes a component of that
+entry's QEMU type; its ``reg`` (translated to CPU addresses) its ``mmio``
+regions; the properties the entry computes (``${baudbase * 16}``) give the
+QEMU properties back; its ``interrupts`` / ``interrupts-extended``, through
+the controllers' specifiers (a RISC-V hart's ``mip`` bit, a PLIC source, a
+GIC SPI or PPI), become wires. ``/cpus`` and ``cpu-map`` become clusters of
+CPUs (dtimport_cpus), ``/memory`` nodes RAM. The table's ``import`` section
+names what is skipped and why, and what one node is in QEMU when it is
+several devices (the SiFive CLINT).
+
+Every node lands in the report: imported (as which component), folded into
+the board (buses, clocks, /chosen, the Arm timer ...), or skipped with its
+reason; properties that could not be mapped are listed per node, and the
+values the tree does not give are named. Nothing is dropped silently. The
+output depends only on the tree: same input, same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..qemu.types import system_database, system_type_info
+from .bindings import Binding, by_compatible, import_table
+from .dtread import Node, Tree, read
+
+#: Properties every importer reads (or that say nothing QEMU needs): never "not mapped".
+STRUCTURAL = frozenset({"compatible", "reg", "status", "phandle", "linux,phandle", "interrupts", "interrupts-extended",
+                        "interrupt-parent", "#interrupt-cells", "#address-cells", "#size-cells",
+                        "interrupt-controller", "device_type", "ranges"})
+#: Compatibles folded into the board rather than imported: the reason the report gives.
+FOLDED = {"simple-bus": "a bus (its ranges translate its children's reg)",
+          "fixed-clock": "a clock: QEMU's devices have their clocks built in (the bindings' clocks)",
+          "syscon-poweroff": "/poweroff: the generator writes it for the syscon device",
+          "syscon-reboot": "/reboot: the generator writes it for the syscon device"}
+#: Arm nodes read from the CPUs' side (dtimport_cpus.arm_extras).
+ARM_EXTRAS = ("arm,armv8-timer", "arm,armv7-timer", "arm,armv8-pmuv3")
+
+Wire = tuple[str, str, int, str, str, int]  # from component, line, index -> to component, line, index
+
+
+@dataclass
+class Comp:
+    """One component to write: QEMU type, properties, ``mmio`` (region -> address), the node it came from."""
+
+    type: str
+    path: str
+    props: dict[str, Any] = field(default_factory=dict)
+    mmio: dict[int, int] = field(default_factory=dict)
+    parent: str | None = None
+
+
+class Ctrl(NamedTuple):
+    """An interrupt controller of the tree: how a specifier becomes an input of component ``comp``."""
+
+    kind: str  # index: unnamed-gpio-in[first cell]; gic: SPI/PPI
+    comp: str
+
+
+@dataclass
+class Imported:
+    """The board text and the coverage report (stderr's lines)."""
+
+    yaml: str
+    report: list[str]
+
+
+class Importer:
+    """One import: the tree, and the components, wires and report lines made of it."""
+
+    def __init__(self, tree: Tree, name: str) -> None:
+        self.tree = tree
+        self.name = name
+        self.system = ""
+        self.comps: dict[str, Comp] = {}
+        self.ctrls: dict[str, Ctrl] = {}
+        self.wires: list[Wire] = []
+        self.outcome: dict[str, str] = {}  # node path -> imported ... / folded ... / skipped: why
+        self.unmapped: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+        self.cpus: list[str] = []  # CPU component ids, in MPIDR / hart-ID order
+        self.sources: list[tuple[Node, Binding, list[str]]] = []  # devices whose interrupts become wires
+        self.arm_nodes: list[Node] = []
+        self.uarts: list[tuple[Node, str]] = []
+        self.devicetree: dict[str, Any] = {}
+        self.gic: tuple[Node, str, int] | None = None  # the GICv3 node, its component, its number of SPIs
+        self.implied = 0  # wires no property names (the GIC's outputs to the CPUs)
+        self.numbered: dict[str, str] = {}  # node path -> its numbered name, for names several nodes share
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def fresh_id(self, base: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_-]", "-", base).strip("-") or "node"
+        base = base if base[0].isalpha() else "n" + base
+        cid, n = base, 2
+        while cid in self.comps:
+            cid, n = f"{base}-{n}", n + 1
+        return cid
+
+    def add(self, cid: str, comp: Comp) -> str:
+        comp.props = {k: cid if v == "${id}" else v for k, v in comp.props.items()}
+        self.comps[cid] = comp
+        return cid
+
+    def imported(self, node: Node, ids: list[str]) -> None:
+        self.outcome[node.path] = "imported as " + ", ".join(f"{c} ({self.comps[c].type})" for c in ids)
+
+    def folded(self, node: Node, why: str) -> None:
+        self.outcome[node.path] = "folded: " + why
+
+    def skip(self, node: Node, why: str) -> None:
+        self.outcome[node.path] = "skipped: " + why
+
+    def leftover(self, node: Node, consumed: set[str]) -> None:
+        """Note the properties of ``node`` nothing read."""
+        left = [p for p in node.props if p not in consumed and p not in STRUCTURAL]
+        if left:
+            self.unmapped.setdefault(node.path, []).extend(left)
+
+    def known_type(self, qemu_type: str) -> bool:
+        db = system_database(self.system)
+        return db is None or qemu_type in db.types
+
+    # ------------------------------------------------------------ properties
+
+    def reverse_props(self, node: Node, binding: Binding, consumed: set[str]) -> dict[str, Any]:
+        """QEMU properties from the node's values of the binding's ``props`` (``${p}``, ``${p * K}``, ...)."""
+        out: dict[str, Any] = {}
+        names = system_type_info(binding.type, self.system).properties or {}
+        for name, spec in binding.props.items():
+            raw = spec.get("value") if isinstance(spec, dict) else spec
+            if name not in node.props:
+                continue
+            consumed.add(name)
+            m = _INVERSE.match(raw) if isinstance(raw, str) else None
+            if m is None:
+                continue  # a constant the generator writes (#interrupt-cells, ...): nothing to set
+            value = self.tree.num(node, name)
+            k = int(m["k"], 0) if m["k"] else 0
+            back = _invert(value, m["op"], k)
+            if back is None:
+                self.unmapped.setdefault(node.path, []).append(f"{name} (not {raw} of an integer)")
+                continue
+            # Expressions name a property with '_' for '-' (has_el3 keeps its '_'): the one the type has.
+            prop = m["p"] if m["p"] in names else m["p"].replace("_", "-")
+            defaults = {k.replace("-", "_"): v for k, v in binding.defaults.items()}
+            if defaults.get(m["p"]) != back:
+                out[prop] = back
+        return out
+
+    # ------------------------------------------------------------ nodes
+
+    def node(self, node: Node) -> None:
+        """Import, fold or skip one node outside /cpus (its parent already decided)."""
+        if node.path in self.outcome:
+            return
+        parent = self.outcome.get(node.parent.path, "") if node.parent is not None else ""
+        if parent.startswith("skipped"):
+            return self.skip(node, f"inside {node.parent.path}, which is skipped")
+        if self.tree.string(node, "status") in ("disabled", "fail"):
+            return self.skip(node, f"status = \"{self.tree.string(node, 'status')}\"")
+        if node.parent is None:
+            return self.root(node)
+        if node.name in ("chosen", "aliases"):
+            self.console(node)
+            return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
+        if self.tree.string(node, "device_type") == "memory":
+            return self.memory(node)
+        bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
+        if bus is not None:
+            return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
+        compatibles = self.tree.strings(node, "compatible")
+        for compat in compatibles:
+            if self.by_compatible(node, compat):
+                return
+        if compatibles:
+            return self.skip(node, self.no_binding(compatibles))
+        self.skip(node, "no compatible: not a device")
+
+    def by_compatible(self, node: Node, compat: str) -> bool:
+        """Handle ``node`` by ``compat`` when something knows it; False to try the next string."""
+        from .dtimport_cpus import clint_like, gic, plic
+
+        table = import_table()
+        if compat in table.get("skip", {}):
+            self.skip(node, str(table["skip"][compat]))
+        elif compat in table.get("split", {}):
+            clint_like(self, node, list(table["split"][compat]))
+        elif compat in by_compatible():
+            binding = by_compatible()[compat]
+            if not self.known_type(binding.type):
+                self.skip(node, f"no QEMU model: {binding.type} (the binding of {compat}) is not in "
+                                f"qemu-system-{self.system}")
+            elif binding.kind == "riscv-clint-like":
+                clint_like(self, node, [{"type": binding.type, "name": binding.name, "offset": 0,
+                                         "props": dict(binding.raw.get("when", {}))}])
+            elif binding.kind == "sifive-plic":
+                plic(self, node, binding)
+            elif binding.kind == "arm-gicv3":
+                gic(self, node, binding)
+            elif binding.kind == "device":
+                self.device(node, binding)
+            else:
+                self.skip(node, f"a {binding.kind} node outside /cpus")
+        elif compat in FOLDED:
+            self.folded(node, FOLDED[compat])
+            self.leftover(node, {"clock-frequency", "#clock-cells", "clock-output-names", "regmap", "offset",
+                                 "value"})
+        elif compat in ARM_EXTRAS or compat.startswith("arm,psci"):
+            self.arm_nodes.append(node)
+        else:
+            return False
+        return True
+
+    def no_binding(self, compatibles: list[str]) -> str:
+        """The reason for a compatible the table lacks, naming a QEMU type of the same name if there is one."""
+        db = system_database(self.system)
+        types = {_squash(t): t for t in sorted(db.types)} if db is not None else {}
+        models = import_table().get("models", {})
+        for compat in compatibles:
+            if compat in models and (db is None or models[compat] in db.types):
+                types[_squash(compat)] = str(models[compat])
+            for candidate in (_squash(compat), _squash(compat.split(",")[-1])):
+                if candidate in types:
+                    return (f"no binding for {', '.join(compatibles)} (qemu-system-{self.system} has a type "
+                            f"{types[candidate]}; the binding table has no entry for it)")
+        return f"no binding for {', '.join(compatibles)} (and no QEMU type of that name)"
+
+    def id_for(self, node: Node) -> str:
+        """A component id for ``node``: its DTS label, else its name, numbered when several nodes share it."""
+        if node.labels:
+            return self.fresh_id(node.labels[0])
+        return self.fresh_id(self.numbered.get(node.path, node.name.split("@")[0]))
+
+    def number_names(self) -> None:
+        """Nodes sharing a name (virtio_mmio@...) are numbered in address order: virtio_mmio0, virtio_mmio1, ..."""
+        groups: dict[str, list[Node]] = {}
+        for node in self.tree.dt.node_iter():
+            groups.setdefault(node.name.split("@")[0], []).append(node)
+        for base, nodes in groups.items():
+            if len(nodes) > 1:
+                nodes.sort(key=lambda n: (_unit(n.name), n.path))
+                self.numbered.update({n.path: f"{base}{k}" for k, n in enumerate(nodes)})
+
+    def root(self, node: Node) -> None:
+        consumed = {"model", "compatible"}
+        model = self.tree.string(node, "model")
+        if model is not None:
+            self.devicetree["model"] = model
+        if self.tree.strings(node, "compatible"):
+            self.devicetree["compatible"] = self.tree.strings(node, "compatible")
+        self.folded(node, "the board (model and compatible into devicetree:)")
+        self.leftover(node, consumed)
+
+    def memory(self, node: Node) -> None:
+        ids = []
+        for k, (addr, size) in enumerate(self.tree.reg(node)):
+            cid = self.fresh_id("ram" if k == 0 else f"ram{k}")
+            ids.append(self.add(cid, Comp("sysbus-memory", node.path, {"size": size}, {0: addr})))
+        if not ids:
+            return self.skip(node, "a memory node without reg")
+        self.imported(node, ids)
+        self.leftover(node, set())
+
+    def device(self, node: Node, binding: Binding) -> None:
+        regs = self.tree.reg(node)
+        if not regs:
+            return self.skip(node, f"no reg: {binding.type} is placed by its MMIO regions")
+        consumed: set[str] = set()
+        props = {**binding.raw.get("import-props", {}), **self.reverse_props(node, binding, consumed)}
+        if binding.clocks:
+            consumed |= {"clocks", "clock-names"}
+        label = self.id_for(node)
+        ids = []
+        if binding.raw.get("import-split-reg"):
+            sector = int(props.get("sector-length", 0))
+            for k, (addr, size) in enumerate(regs):
+                own = dict(props)
+                if sector and size % sector == 0:
+                    own["num-blocks"] = size // sector
+                else:
+                    self.notes.append(f"{node.path}: reg entry {k} ({size:#x} bytes) is not a whole number of "
+                                      f"{sector:#x}-byte sectors: num-blocks not set")
+                ids.append(self.add(self.fresh_id(f"{label}{k}"), Comp(binding.type, node.path, own, {0: addr})))
+        else:
+            mmio = {k: addr for k, (addr, _size) in enumerate(regs)}
+            ids.append(self.add(self.fresh_id(label), Comp(binding.type, node.path, props, mmio)))
+        if binding.console:
+            self.uarts.append((node, ids[0]))
+        if binding.interrupts:
+            self.sources.append((node, binding, ids))
+        self.imported(node, ids)
+        self.leftover(node, consumed)
+
+    def console(self, node: Node) -> None:
+        self.leftover(node, {"stdout-path", "stdin-path"} | {p for p in node.props if p.startswith("serial")})
+
+    # ------------------------------------------------------------ interrupts
+
+    def input_of(self, node: Node, ctrl: Node, spec: tuple[int, ...]) -> tuple[str, int] | None:
+        """The (component, unnamed-gpio-in index) a specifier of ``node`` names; None (noted) when none."""
+        c = self.ctrls.get(ctrl.path)
+        if c is None:
+            self.notes.append(f"{node.path}: an interrupt to {ctrl.path}, which is not imported: not wired")
+            return None
+        if c.kind == "index":
+            return c.comp, spec[0]
+        if spec[0] == 0:  # GIC SPI
+            return c.comp, spec[1]
+        self.notes.append(f"{node.path}: GIC interrupt {list(spec)} is not an SPI: a device's PPI is not wired")
+        return None
+
+    def wire_sources(self) -> None:
+        """Wires from each imported device's interrupts: the k-th specifier is its binding's k-th line."""
+        for node, binding, ids in self.sources:
+            specs = self.tree.interrupts(node)
+            for k, (ctrl, spec) in enumerate(specs):
+                line = _line(binding.interrupts, k)
+                target = self.input_of(node, ctrl, spec)
+                if line is None:
+                    self.notes.append(f"{node.path}: interrupt {k} has no output line in the binding of "
+                                      f"{binding.type}: not wired")
+                elif target is not None:
+                    self.wires.append((ids[0], line[0], line[1], target[0], "unnamed-gpio-in", target[1]))
+
+    def chardevs(self) -> dict[str, str]:
+        """serial0: stdio for the console UART (/chosen stdout-path, else the first), the others null."""
+        chosen = self.tree.root.nodes.get("chosen")
+        stdout = (self.tree.string(chosen, "stdout-path") or "") if chosen is not None else ""
+        stdout = stdout.split(":")[0]
+        if stdout and not stdout.startswith("/"):
+            aliases = self.tree.root.nodes.get("aliases")
+            stdout = (self.tree.string(aliases, stdout) or "") if aliases is not None else ""
+        ordered = sorted(self.uarts, key=lambda u: (u[0].path != stdout, self.comps[u[1]].mmio.get(0, 0)))
+        out: dict[str, str] = {}
+        for k, (_node, cid) in enumerate(ordered):
+            out[f"serial{k}"] = "stdio" if k == 0 else "null"
+            self.comps[cid].props["chardev"] = f"serial{k}"
+        return out
+
+
+_INVERSE = re.compile(r"^\$\{\s*(?P<p>[A-Za-z_][A-Za-z0-9_]*)\s*(?:(?P<op>[-+*])\s*(?P<k>0x[0-9a-fA-F]+|\d+))?\s*\}$")
+
+
+def _squash(name: str) -> str:
+    """A name without vendor separators and punctuation, for comparing compatibles with QEMU type names."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _unit(name: str) -> int:
+    """The unit address of a node name (``serial@10000000``) as a number; -1 without one."""
+    unit = name.partition("@")[2].split(",")[0]
+    return int(unit, 16) if re.fullmatch(r"[0-9a-fA-F]+", unit) else -1
+
+
+def _invert(value: int | None, op: str | None, k: int) -> int | None:
+    """The QEMU property value ``p`` with ``p OP k == value``; None when there is none (or no value)."""
+    if value is None:
+        return None
+    if op is None:
+        return value
+    if op == "*":
+        return value // k if k and value % k == 0 else None
+    back = value + k if op == "-" else value - k
+    return back if back >= 0 else None
+
+
+def _line(lines: tuple[str, ...], k: int) -> tuple[str, int] | None:
+    """The k-th output line of a binding's ``interrupts``: a family (``sysbus-irq``: [k]) or a list."""
+    if len(lines) == 1 and "[" not in lines[0]:
+        return lines[0], k
+    if k >= len(lines):
+        return None
+    m = re.fullmatch(r"(.+)\[(\d+)\]", lines[k])
+    return (m[1], int(m[2])) if m else None
+
+
+def import_dtb(path: Path, name: str) -> Imported:
+    """The board of the device tree in ``path`` (DTS or DTB), named ``name``, and its coverage report.
+
+    Raises DeviceTreeFileError (exit 2): not a device tree, a parse error
+    (``file:line:col``), a phandle that names no node, a tree without CPUs.
+    """
+    from .dtimport_cpus import arm_extras, import_cpus
+    from .dtimport_yaml import render, report
+
+    tree = read(path)
+    imp = Importer(tree, name)
+    imp.number_names()
+    import_cpus(imp)
+    for node in tree.dt.node_iter():
+        imp.node(node)
+    imp.wire_sources()
+    arm_extras(imp)
+    chardevs = imp.chardevs()
+    return Imported(render(imp, chardevs), report(imp))

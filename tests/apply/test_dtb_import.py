@@ -1,0 +1,253 @@
+"""`machinedesc import-dtb`: boards from device trees nobody here wrote, with a coverage report.
+
+The trees are the ones QEMU's own ``-M virt`` dumps (``dumpdtb=``, made here
+with the patched binaries): the imported boards match golden files (YAML and
+report), validate, and run the firmware the built-in machine runs: Debian's
+OpenSBI + U-Boot on riscv64, U-Boot (qemu_arm64) on aarch64.
+tests/data/dtb/mixed.dts covers every reason a node is skipped; the error
+cases exit 2 with ``file:line:col``. Regenerate the goldens after an intended
+change with MACHINEDESC_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import REPO, Sandbox
+from test_boot_debian import FIRMWARE_TIMEOUT, OPENSBI_DIR, UBOOT_ARM64, UBOOT_RISCV, boot, need
+
+from machinedesc.plan.pipeline import load_plan
+
+GOLDEN = REPO / "tests" / "golden" / "import-dtb"
+MIXED = REPO / "tests" / "data" / "dtb" / "mixed.dts"
+#: The built-in machines whose trees are imported, as QEMU is asked for them.
+DUMPS = {
+    "riscv64-virt": ("riscv64", ["-M", "virt", "-smp", "2", "-bios", "none"]),
+    "aarch64-virt": ("aarch64", ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", "2"]),
+    # plain -M virt: a GICv2, which has no binding yet
+    "aarch64-virt-gicv2": ("aarch64", ["-M", "virt", "-cpu", "cortex-a57"]),
+}
+GOLDENS = ["aarch64-virt", "riscv64-virt"]
+
+
+def dump(qemu: Path, args: list[str], out: Path) -> Path:
+    """QEMU's own device tree of ``-M virt`` (its dumpdtb= machine option), written to ``out``."""
+    argv = [str(qemu), *args, "-nodefaults", "-display", "none"]
+    machine = argv.index("-M") + 1
+    argv[machine] += f",dumpdtb={out}"
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and out.is_file(), res.stderr
+    return out
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("MACHINEDESC_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file {path}: run with MACHINEDESC_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8"), f"{path} differs (MACHINEDESC_UPDATE_GOLDEN=1 to accept)"
+
+
+def imported(sandbox: Sandbox, source: Path, board: str) -> tuple[Path, str]:
+    """``import-dtb SOURCE -o BOARD`` in the sandbox (relative names: the report names them as given)."""
+    res = sandbox.call(sandbox.argv_cli("import-dtb", os.path.relpath(source, sandbox.base), "-o", board))
+    assert res.rc == 0, res.stderr
+    return sandbox.base / board, res.stderr
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from harness import patched_qemu
+
+    base = tmp_path_factory.mktemp("dumps")
+    return {name: dump(patched_qemu(system), args, base / f"{name}.dtb") for name, (system, args) in DUMPS.items()}
+
+
+@pytest.mark.parametrize("name", GOLDENS)
+def test_qemu_virt_tree_imports_to_a_board_that_validates(name: str, dumps: dict[str, Path],
+                                                          sandbox: Sandbox) -> None:
+    source = sandbox.base / f"{name}.dtb"
+    source.write_bytes(dumps[name].read_bytes())
+    board, report = imported(sandbox, source, f"{name}.yaml")
+    golden(f"{name}.yaml", board.read_text(encoding="utf-8"))
+    golden(f"{name}.report", report)
+    plan = load_plan(board)  # validates (BoardError otherwise) and plans
+    assert plan.steps
+    # Every node is counted: imported + folded + skipped = the nodes of the tree.
+    total = int(re.search(r": (\d+) nodes\n", report)[1])  # type: ignore[index]
+    counted = sum(int(n) for n in re.findall(r"^\s+(\d+) (?:nodes imported|folded|nodes skipped)", report, re.M))
+    assert counted == total, report
+    assert "skipped /fw-cfg@" in report and "needs a board-only device" in report
+    assert "PCIe host: import-dtb does not yet turn its ranges" in report
+
+
+def test_a_gicv2_tree_imports_without_its_interrupt_wiring_and_says_so(dumps: dict[str, Path],
+                                                                        sandbox: Sandbox) -> None:
+    board, report = imported(sandbox, dumps["aarch64-virt-gicv2"], "v2.yaml")
+    load_plan(board)
+    assert ("  skipped /intc@8000000: no binding for arm,cortex-a15-gic (qemu-system-aarch64 has a type arm_gic; "
+            "the binding table has no entry for it)") in report
+    assert "  skipped /timer: needs the GICv3, which is not imported" in report
+    assert re.search(r"  note /virtio_mmio@a000000, .*/pl011@9000000.*: an interrupt to /intc@8000000, "
+                     r"which is not imported: not wired\n", report), report
+    assert "wiring:" not in board.read_text(encoding="utf-8")
+
+
+def test_imported_riscv_virt_runs_opensbi_and_uboot(dumps: dict[str, Path], sandbox: Sandbox,
+                                                    patched_riscv64: Path) -> None:
+    board, _ = imported(sandbox, dumps["riscv64-virt"], "virt.yaml")
+    text = boot(sandbox, patched_riscv64, board, "--bios", str(need(OPENSBI_DIR / "fw_jump.bin", "opensbi")),
+                "--kernel", str(need(UBOOT_RISCV, "u-boot-qemu")), until=r"\n=> ", timeout=FIRMWARE_TIMEOUT)
+    assert re.search(r"Platform HART Count\s+: 2\n", text), text
+    assert "Model: riscv-virtio,qemu" in text  # the imported root's model, in the generated tree
+    assert "DRAM:  128 MiB" in text
+
+
+def test_imported_arm64_virt_runs_uboot(dumps: dict[str, Path], sandbox: Sandbox, patched_aarch64: Path) -> None:
+    board, _ = imported(sandbox, dumps["aarch64-virt"], "virt.yaml")
+    text = boot(sandbox, patched_aarch64, board, "--bios", str(need(UBOOT_ARM64, "u-boot-qemu")),
+                until=r"\n=> ", timeout=FIRMWARE_TIMEOUT)
+    assert "U-Boot 20" in text
+    assert "DRAM:  128 MiB" in text
+    assert "In:    pl011@9000000" in text
+
+
+def test_every_reason_to_skip_a_node_is_reported(sandbox: Sandbox) -> None:
+    source = sandbox.base / "mixed.dts"  # the report names the file as given: the same name wherever the test runs
+    source.write_text(MIXED.read_text(encoding="utf-8"), encoding="utf-8")
+    board, report = imported(sandbox, source, "mixed.yaml")
+    golden("mixed.yaml", board.read_text(encoding="utf-8"))
+    golden("mixed.report", report)
+    load_plan(board)
+    reasons = {
+        "/fw-cfg@10100000": "needs a board-only device",
+        "/soc/pci@30000000": "PCIe host: import-dtb does not yet turn its ranges",
+        "/soc/pl011@9000000": "no QEMU model: pl011 (the binding of arm,pl011) is not in qemu-system-riscv64",
+        "/soc/rtc@101000": "no binding for google,goldfish-rtc (qemu-system-riscv64 has a type goldfish_rtc",
+        "/soc/gpio@10060000": "no binding for acme,gpio (and no QEMU type of that name)",
+        "/soc/gpio@10060000/gpio-hog": "inside /soc/gpio@10060000, which is skipped",
+        "/soc/serial@10002000": 'status = "disabled"',
+        "/soc/periph@10008000/virtio-noreg": "no reg",
+        "/leds": "no compatible: not a device",
+        "/soc/local-bus/eeprom@50": "on /soc/local-bus, which has no ranges: its reg is not a CPU address",
+    }
+    for path, why in reasons.items():
+        assert f"  skipped {path}: {why}" in report, (path, report)
+    assert "  not mapped current-speed: /soc/serial@10000000" in report
+    assert "riscv,isa-extensions +xacme" in report
+    assert "an interrupt to /soc/gpio@10060000, which is not imported: not wired" in report
+    text = board.read_text(encoding="utf-8")
+    # reg through a bus's ranges (numbered names, a run as one count: entry); the bindings' props inverted;
+    # a label is the id.
+    assert 'virtio${i}: {count: 2, type: virtio-mmio, mmio: "${0x10009000 + i * 0x1000}"}' in text
+    assert "uart0: {type: serial-mm, props: {baudbase: 0x38400, regshift: 2, chardev: serial0}" in text
+    assert 'hart-config: "MS,MS"' in text
+
+
+def test_output_is_deterministic_and_goes_to_stdout_with_dash(sandbox: Sandbox) -> None:
+    outs = set()
+    for seed in ("1", "2"):
+        sandbox.env["PYTHONHASHSEED"] = seed
+        res = sandbox.call(sandbox.argv_cli("import-dtb", str(MIXED), "-o", "-"))
+        assert res.rc == 0, res.stderr
+        outs.add((res.stdout, res.stderr))
+    assert len(outs) == 1
+    assert next(iter(outs))[0] == (GOLDEN / "mixed.yaml").read_text(encoding="utf-8")
+
+
+def _error(sandbox: Sandbox, name: str, text: str | bytes) -> str:
+    path = sandbox.base / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    res = sandbox.call(sandbox.argv_cli("import-dtb", name, "-o", "out.yaml"))
+    assert res.rc == 2, res.stderr
+    assert not (sandbox.base / "out.yaml").exists()
+    return res.stderr
+
+
+_CPUS = """/dts-v1/;
+/ {
+	#address-cells = <2>;
+	#size-cells = <2>;
+	cpus { #address-cells = <1>; #size-cells = <0>;
+		cpu@0 { device_type = "cpu"; reg = <0>; compatible = "riscv"; riscv,isa-base = "rv64i"; };
+	};
+	serial@10000000 {
+		compatible = "ns16550a";
+		reg = <0x0 0x10000000 0x0 0x100>;
+		interrupt-parent = PARENT;
+		interrupts = <10>;
+	};
+};
+"""
+
+
+def test_errors_name_the_file_line_and_column(sandbox: Sandbox) -> None:
+    assert _error(sandbox, "garbage.dtb", b"\xff\xfegarbage").startswith(
+        "garbage.dtb: neither a DTB (no FDT magic d00dfeed) nor DTS text (not UTF-8)")
+    err = _error(sandbox, "board.yaml", (REPO / "boards" / "soc.yaml").read_text(encoding="utf-8"))
+    assert err.startswith("board.yaml:1:1: not a device tree: neither a DTB"), err
+    err = _error(sandbox, "parse.dts", "/dts-v1/;\n/ {\n\ta = <1 2;\n};\n")
+    assert re.match(r"parse\.dts:3:\d+: parse error: ", err), err
+    err = _error(sandbox, "label.dts", _CPUS.replace("PARENT", "<&nosuch>"))
+    assert err.startswith("label.dts:11:23: /serial@10000000: undefined node label 'nosuch'"), err
+    err = _error(sandbox, "phandle.dts", _CPUS.replace("PARENT", "<0x99>"))
+    assert err.startswith("phandle.dts:11:3: /serial@10000000: interrupt-parent: phandle 0x99 names no node"), err
+    # /include/ and /incbin/ read regular files only: not a device, not stdin.
+    err = _error(sandbox, "inc.dts", '/dts-v1/;\n/include/ "/dev/zero"\n/ { };\n')
+    assert err.startswith("inc.dts:2:1: parse error: '/dev/zero' is not a regular file"), err
+    err = _error(sandbox, "incbin.dts", '/dts-v1/;\n/ { a = /incbin/("-"); };\n')
+    assert err.startswith("incbin.dts:2:21: parse error: cannot include '-'"), err
+    err = _error(sandbox, "nocpu.dts", "/dts-v1/;\n/ { memory@0 { device_type = \"memory\"; reg = <0 0 0 1>; }; };\n")
+    assert "no CPU nodes" in err, err
+
+
+def test_a_blob_with_an_unknown_phandle_names_the_node(sandbox: Sandbox) -> None:
+    """A DTB has no lines: the error names the file and the node's path (dtc compiles the blob)."""
+    from machinedesc.devicetree.dtc import dtb_of
+
+    err = _error(sandbox, "phandle.dtb", dtb_of(_CPUS.replace("PARENT", "<0x99>")))
+    assert err.startswith("phandle.dtb: /serial@10000000: interrupt-parent: phandle 0x99 names no node"), err
+
+
+def test_help_says_what_it_maps_and_the_exit_codes(sandbox: Sandbox) -> None:
+    res = sandbox.call(sandbox.argv_cli("import-dtb", "--help"))
+    assert res.rc == 0
+    assert "coverage report" in res.stdout and "Exit 2" in res.stdout and "'-':" in res.stdout
+
+
+def test_refuses_to_overwrite_its_input(sandbox: Sandbox) -> None:
+    (sandbox.base / "t.dts").write_text(MIXED.read_text(encoding="utf-8"), encoding="utf-8")
+    res = sandbox.call(sandbox.argv_cli("import-dtb", "t.dts", "-o", "t.dts"))
+    assert res.rc == 2 and "an input of this command" in res.stderr, res.stderr
+
+
+def test_runs_fold_only_what_is_equal_or_linear() -> None:
+    from machinedesc.devicetree.dtimport import Comp
+    from machinedesc.devicetree.dtimport_runs import find_runs, fold_wires, linear
+
+    assert linear([5, 5, 5]) == 5
+    assert linear([0x1000, 0x1200, 0x1400]) == "${0x1000 + i * 512}"
+    assert linear([0, 1, 2]) == "${i}"
+    assert linear(["flash0", "flash1"]) == "flash${i}"
+    assert linear([1, 2, 4]) is None and linear([True, False]) is None and linear([9, 7]) == "${9 - i * 2}"
+    comps = {"u0": Comp("t", "/a", {"x": 1}, {0: 0x100}), "u1": Comp("t", "/b", {"x": 1}, {0: 0x200}),
+             "u2": Comp("t", "/c", {"x": 2}, {0: 0x400}),  # x differs, address not linear: no run with it
+             "v0": Comp("t", "/d", {}, {0: 0}), "v1": Comp("t", "/e", {}, {0: 8}), "v2": Comp("t", "/f", {}, {0: 16}),
+             "g": Comp("g", "/g")}
+    runs = find_runs(["u0", "u1", "u2", "v0", "v1", "v2", "g"], comps)
+    assert list(runs) == ["v0"] and runs["v0"].mmio == {0: "${i * 8}"}
+    wires = [("v0", "irq", 0, "g", "in", 3), ("v1", "irq", 0, "g", "in", 4), ("v2", "irq", 0, "g", "in", 5),
+             ("v0", "irq", 1, "g", "in", 9), ("v1", "irq", 1, "g", "in", 7), ("v2", "irq", 1, "g", "in", 5),
+             ("v0", "irq", 2, "g", "in", 1), ("v1", "irq", 2, "g", "in", 2), ("v2", "irq", 2, "g", "in", 4),
+             ("u0", "irq", 0, "g", "in", 1)]
+    assert fold_wires(wires, runs) == [("v${i}.irq[0]", "g.in[${3 + i}]", 3), ("v${i}.irq[1]", "g.in[${9 - i * 2}]", 3),
+                                       ("v0.irq[2]", "g.in[1]", 1), ("v1.irq[2]", "g.in[2]", 1),  # not linear
+                                       ("v2.irq[2]", "g.in[4]", 1), ("u0.irq[0]", "g.in[1]", 1)]
