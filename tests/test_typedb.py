@@ -78,7 +78,7 @@ def test_damaged_database_is_an_error() -> None:
 def test_type_info_without_a_database_is_the_table() -> None:
     info = types.type_info("serial-mm")
     assert info.known and info.mmio == ("8 << regshift",) and info.device is None and info.properties is None
-    unknown = types.type_info("sifive_soc.gpio")
+    unknown = types.type_info("xlnx.xps-intc")
     assert not unknown.known and unknown.output("anything") == types.LineInfo()
 
 
@@ -90,12 +90,15 @@ def test_type_info_merges_the_table_over_the_database() -> None:
     assert uart.mmio == ("8 << regshift",) and not uart.mmio_from_defaults
     assert uart.chardevs == ("chardev",) and uart.properties is not None and "regshift" in uart.properties
     # A type the table lacks: everything from the database.
+    intc = types.type_info("xlnx.xps-intc", db)
+    assert intc.known and intc.sysbus and intc.lines_known and intc.mmio_from_defaults
+    assert intc.mmio == (0x20,)  # R_MAX * 4, hw/intc/xilinx_intc.c
+    assert intc.output("sysbus-irq") == types.LineInfo(1, after_realize=False)
+    assert intc.input("unnamed-gpio-in") == types.LineInfo(32, after_realize=False)  # made by instance_init
+    # The table's entry, merged over the database: the pins follow ngpio (hw/gpio/sifive_gpio.c).
     gpio = types.type_info("sifive_soc.gpio", db)
-    assert gpio.known and gpio.sysbus and gpio.lines_known and gpio.mmio_from_defaults
-    assert gpio.mmio == (0x100,)  # SIFIVE_GPIO_SIZE, hw/gpio/sifive_gpio.c
-    out = gpio.output("sysbus-irq")
-    assert out == types.LineInfo(32, after_realize=True)
-    assert gpio.input("unnamed-gpio-in") == types.LineInfo(32, after_realize=True)  # made by realize (ngpio)
+    assert gpio.mmio == (0x100,) and gpio.mmio_from_defaults  # SIFIVE_GPIO_SIZE, from the database
+    assert gpio.output("sysbus-irq") == types.LineInfo("ngpio", after_realize=True)
     cpu = types.type_info("rv64-riscv-cpu", db)
     assert cpu.input("unnamed-gpio-in") == types.LineInfo(127, after_realize=False)  # the table's entry
     assert gpio.output("no-such-line") is None
