@@ -125,3 +125,20 @@ components:
     # CPU 2's physical timer on its PPI 14: SPIs, then 32 inputs per CPU, 16 SGIs first.
     assert ("core2.unnamed-gpio-out[0]", f"gic.unnamed-gpio-in[{64 + 32 * 2 + 16 + 14}]") in ends
     assert ends[-1] == ("uart0.sysbus-irq[0]", "gic.unnamed-gpio-in[5]")
+
+
+def test_a_board_outside_the_catalog_is_told_where_the_fragments_are(tmp_path: Path) -> None:
+    # use: is relative to the board: a board written elsewhere (a user's own directory)
+    # does not see boards/lib; the hint names the checkout's copy and how to copy it.
+    board = _board(tmp_path, "components:\n  plic: {use: lib/sifive-plic.yaml}\n")
+    with pytest.raises(BoardError) as err:
+        load_board(board)
+    text = str(err.value)
+    assert "components.plic.use: 'lib/sifive-plic.yaml' not found" in text
+    assert f"cp -r {REPO / 'boards' / 'lib'} {tmp_path}/" in text, text
+    # Inside the catalog (or with a close name beside the board) there is no such hint.
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "sifive-plik.yaml").write_text("machinedesc: 1\n")
+    with pytest.raises(BoardError) as err:
+        load_board(board)
+    assert "did you mean 'lib/sifive-plik.yaml'?" in str(err.value) and "cp -r" not in str(err.value)

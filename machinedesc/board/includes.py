@@ -213,7 +213,10 @@ class _IncludeLoader:
             cycle = " -> ".join(display_name(p) for p in (*stack, resolved, target))
             fail(loc, key, f"include loop: {cycle}")
         if not os.path.lexists(target):
-            fail(loc, key, f"'{name}' not found", _sibling_hint(name, target, self.hints))
+            hint = _sibling_hint(name, target, self.hints)
+            if hint is None and key.endswith(".use"):  # a fragment (key components.ID.use)
+                hint = _fragment_hint(name, resolved.parent)
+            fail(loc, key, f"'{name}' not found", hint)
         try:
             check_regular(target)
         except FileProblem as err:
@@ -232,6 +235,21 @@ def _sibling_hint(name: str, target: Path, hints: Hints) -> str | None:
     if close and prefix != ".":
         close = close.replace("'", f"'{prefix}/", 1)
     return close
+
+
+#: The catalog of a checkout (boards/, beside the package): where the shipped fragments are.
+CHECKOUT_CATALOG = Path(__file__).resolve().parents[2] / "boards"
+
+
+def _fragment_hint(name: str, board_dir: Path) -> str | None:
+    """What to do about a missing fragment that the checkout's catalog has: ``use:`` is relative to
+    the board, so a board kept outside the catalog needs copies (docs/format.md, "Fragments")."""
+    shipped = CHECKOUT_CATALOG / name
+    if not shipped.is_file() or real_path(board_dir).is_relative_to(real_path(CHECKOUT_CATALOG)):
+        return None
+    where = display_name(board_dir)
+    return (f"fragments are read relative to the board ({where}/), and the catalog's {name} is "
+            f"{shipped}: copy the catalog's fragments beside the board (cp -r {shipped.parent} {where}/)")
 
 
 def _rechain(tree: LMap, chain: tuple[SourceLocation, ...]) -> LMap:
