@@ -283,7 +283,26 @@ def test_rom_overlapping_a_device_is_refused_at_boot_rom(tmp_path: Path) -> None
     with pytest.raises(BoardError) as err:
         load_plan(board)
     line = len(RISCV.read_text().splitlines()) + 5
-    assert f"b.yaml:{line}:8: boot.rom: the boot ROM [0x100000, 0x101000) overlaps test at 0x100000" in str(err.value)
+    assert (f"b.yaml:{line}:8: boot.rom: the boot ROM for the reset code [0x100000, 0x101000) overlaps test "
+            "region 0 [0x100000, 0x101000)") in str(err.value)
+
+
+def test_default_rom_overlapping_a_region_of_the_type_datas_size_is_refused_at_the_region(tmp_path: Path) -> None:
+    # An SRAM at 0 whose size comes from its props (no size: in the mapping) holds 0x1000, where the
+    # RISC-V reset code goes by default: the error is at the SRAM's mapping, with what to write.
+    board = tmp_path / "b.yaml"
+    make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
+    text = RISCV.read_text().replace("components:\n", "components:\n  sram: {type: sysbus-memory, "
+                                      "props: {size: 64 KiB}, mmio: 0x0}\n", 1)
+    board.write_text(text + "\nboot:\n  bios: fw.elf\n  dtb: none\n")
+    with pytest.raises(BoardError) as err:
+        load_plan(board)
+    line = text.splitlines().index("components:") + 2
+    col = text.splitlines()[line - 1].index("0x0}") + 1
+    assert str(err.value) == (
+        f"{board}:{line}:{col}: components.sram.mmio: the boot ROM for the reset code [0x1000, 0x2000) overlaps "
+        "sram region 0 [0x0, 0x10000)\n  hint: give the board a free address for it: boot: {rom: ADDR}, "
+        "4 KiB outside every region (docs/boot.md)")
 
 
 def test_firmware_elf_of_another_architecture_is_refused(tmp_path: Path) -> None:

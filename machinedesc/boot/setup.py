@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..board.bootspec import BootEntry
+from ..board.checks import region_size
 from ..board.model import Board, Component, Mmio
 from ..errors import Collector
 from ..source import SourceLocation
@@ -409,10 +410,14 @@ class _Placer:
         self.regions.append(Region(BOOTROM_ID, "rom", addr, ROM_SIZE))
         for c in self.board.components:
             for m in c.mmio:
-                size = m.size or 1
+                size = m.size or region_size(c, m.region) or 1  # a mapping's size, else the type data's
                 if m.addr < addr + ROM_SIZE and addr < m.addr + size:
-                    raise self.fail(where, f"the boot ROM [{addr:#x}, {addr + ROM_SIZE:#x}) overlaps {c.id} at "
-                                           f"{m.addr:#x}", "choose a free address with boot.rom")
+                    # The default place: the error is at the mapping in the way (boot.rom is not written).
+                    at = where or _Item(hex(m.addr), m.location or c.location, f"{c.yaml_path}.mmio")
+                    raise self.fail(at, f"the boot ROM for the reset code [{addr:#x}, {addr + ROM_SIZE:#x}) "
+                                        f"overlaps {m.describe(c.id)} [{m.addr:#x}, {m.addr + size:#x})",
+                                    "give the board a free address for it: boot: {rom: ADDR}, "
+                                    "4 KiB outside every region (docs/boot.md)")
         if BOOTROM_ID in {c.id for c in self.board.components}:
             raise self.fail(where, f"component id '{BOOTROM_ID}' is the boot ROM's", "rename the component")
         rom = Component(id=BOOTROM_ID, type="sysbus-memory", index=len(self.board.components), location=None,
