@@ -330,6 +330,7 @@ def apply_cmd(board: Path, overrides: tuple[str, ...], firmware: tuple[Path, ...
     _validate_serial(serial, [board, *firmware, *_boot_files(boot)])
     plan = load_plan(board, parse_sets(overrides), tuple(f.resolve() for f in firmware), cache=True,
                      allow_host_access=allow_host_access, boot=boot)
+    _print_notes(plan.notes)  # as plan does: a check that could not be made, a CPU that starts nowhere
     opts = Options(qemu=qemu, serial=serial, paused=paused, detach=detach, connect=connect,
                    timeout=timeout, verbose=verbose, allow_host_access=allow_host_access)
     apply_plan(plan, opts)

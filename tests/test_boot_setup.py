@@ -334,3 +334,20 @@ def test_an_rv32_elf_fits_a_riscv64_board_of_rv32_harts(tmp_path: Path) -> None:
     assert image_system("riscv64", ["sifive-e31-riscv-cpu", "rv64-riscv-cpu"]) == "riscv64"
     assert image_system("riscv64", []) == "riscv64"
     assert image_system("aarch64", ["cortex-a57-arm-cpu"]) == "aarch64"
+
+
+def test_firmware_that_no_reset_vector_reaches_is_a_note(tmp_path: Path) -> None:
+    # riscv-mini's harts keep QEMU's default resetvec (0x1000); an ELF at 0x80000000 given as
+    # --firmware is loaded, but no hart would run it: a note says so (plan, and apply, print it).
+    elf = make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
+    notes = load_plan(RISCV, firmware=[elf]).notes
+    assert notes == (
+        "note: tests/data/boot/riscv-mini.yaml:24:7: components.hart${i} (i=0).props.resetvec: hart0 starts at "
+        "0x1000 (resetvec, rv64-riscv-cpu's default), where no --firmware ELF loads anything (entry: fw.elf "
+        "0x80000000): the guest would run nothing there",
+        "  hint: set resetvec to the ELF's entry in the CPUs' props, or give it as --bios (docs/boot.md)")
+    # With the harts pointed at it, or with a bios (whose reset code the harts run), no note.
+    board = tmp_path / "b.yaml"
+    board.write_text(RISCV.read_text().replace("      mhartid: ${i}\n", "      mhartid: ${i}\n      resetvec: 0x80000000\n"))
+    assert load_plan(board, firmware=[elf]).notes == ()
+    assert load_plan(RISCV, firmware=[elf], boot={"bios": str(elf), "dtb": "none"}).notes == ()

@@ -111,21 +111,57 @@ def _cpu_types(board: Board) -> list[str]:
     return [c.type for c in board.components if c.info.is_cpu]
 
 
-def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector) -> None:
+def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, note_reset: bool = True) -> None:
     """``--firmware`` ELFs must be built for the board's architecture (a problem each otherwise).
+
+    With ``note_reset`` (nothing else is booted: no bios or kernel, whose reset code the CPUs
+    then start in), a CPU reset vector that no ELF covers is a note.
 
     Other formats (uImage, Intel hex) are left to QEMU's loader, as before.
     """
+    images: list[Image] = []
     for path in firmware:
         try:
             with Path(path).open("rb") as f:
                 if f.read(4) != b"\x7fELF":
                     continue
-            load_image(Path(path), image_system(board.system, _cpu_types(board)))
+            images.append(load_image(Path(path), image_system(board.system, _cpu_types(board))))
         except (OSError, FileProblem):
             continue  # reported by the loader step as before
         except ImageError as err:
             problems.add(None, f"--firmware {path}", err.message, err.hint)
+    if note_reset and images and len(images) == len(firmware):
+        _note_reset_vectors(board, images, problems)
+
+
+#: The CPU property that holds where a CPU starts, by CPU type suffix (the ``loader`` of
+#: ``--firmware`` sets no PC: QEMU's generic loader does so only with cpu-num).
+RESET_VECTOR_PROPERTY = {"-riscv-cpu": "resetvec", "-arm-cpu": "rvbar"}
+
+
+def _note_reset_vectors(board: Board, images: Sequence[Image], problems: Collector) -> None:
+    """A note for each reset vector of the board's CPUs that no ``--firmware`` ELF covers: the
+    CPUs would start where nothing is loaded and the guest hang without a word (an imported
+    board's harts keep QEMU's default resetvec 0x1000)."""
+    seen: set[int] = set()
+    for c in board.components:
+        prop = next((p for suffix, p in RESET_VECTOR_PROPERTY.items() if c.type.endswith(suffix)), None)
+        if not c.info.is_cpu or prop is None:
+            continue
+        written = c.props.get(prop)
+        info = (c.info.properties or {}).get(prop)
+        vector = written if isinstance(written, int) else (info.default if info is not None else None)
+        if not isinstance(vector, int) or isinstance(vector, bool) or vector in seen:
+            continue
+        seen.add(vector)
+        if any(seg.addr <= vector < seg.end for img in images for seg in img.segments):
+            continue
+        entries = ", ".join(f"{img.source.name} {img.entry:#x}" for img in images if img.entry is not None)
+        how = "" if isinstance(written, int) else f", {c.type}'s default"
+        problems.note(c.part_location("props", prop), f"{c.yaml_path}.props.{prop}",
+                      f"{c.id} starts at {vector:#x} ({prop}{how}), where no --firmware ELF loads anything "
+                      f"(entry: {entries}): the guest would run nothing there",
+                      f"set {prop} to the ELF's entry in the CPUs' props, or give it as --bios (docs/boot.md)")
 
 
 def _align_up(n: int, a: int) -> int:

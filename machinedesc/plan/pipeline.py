@@ -121,9 +121,10 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
 
     doc, board, notes = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
-    check_firmware(board, firmware, problems)
     setup = prepare(board, boot or {}, problems)
+    check_firmware(board, firmware, problems, note_reset=setup is None or not setup.loads)
     problems.raise_if_any()
+    notes = [*notes, *problems.notes]
     written = board
     if setup is not None:
         board = setup.board
