@@ -351,3 +351,12 @@ def test_firmware_that_no_reset_vector_reaches_is_a_note(tmp_path: Path) -> None
     board.write_text(RISCV.read_text().replace("      mhartid: ${i}\n", "      mhartid: ${i}\n      resetvec: 0x80000000\n"))
     assert load_plan(board, firmware=[elf]).notes == ()
     assert load_plan(RISCV, firmware=[elf], boot={"bios": str(elf), "dtb": "none"}).notes == ()
+
+
+def test_an_arm_cpu_starts_at_rvbar_0_by_default(tmp_path: Path) -> None:
+    # The type database has no default for rvbar: QEMU's (0, target/arm/cpu.c) is used.
+    elf = make_elf(tmp_path / "fw.elf", EM_AARCH64, [(0x40000000, 4096)])
+    notes = load_plan(ARM, firmware=[elf]).notes
+    assert len(notes) == 2 and "cpu0 starts at 0x0 (rvbar, cortex-a57-arm-cpu's default)" in notes[0], notes
+    low = make_elf(tmp_path / "low.elf", EM_AARCH64, [(0x0, 4096), (0x40000000, 4096)])
+    assert load_plan(ARM, firmware=[low]).notes == ()  # a segment holds the reset vector

@@ -134,9 +134,11 @@ def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, 
         _note_reset_vectors(board, images, problems)
 
 
-#: The CPU property that holds where a CPU starts, by CPU type suffix (the ``loader`` of
-#: ``--firmware`` sets no PC: QEMU's generic loader does so only with cpu-num).
-RESET_VECTOR_PROPERTY = {"-riscv-cpu": "resetvec", "-arm-cpu": "rvbar"}
+#: The CPU property that holds where a CPU starts, by CPU type suffix, with QEMU 10.0's default
+#: where the type database has none (target/arm/cpu.c: rvbar 0); the ``loader`` of
+#: ``--firmware`` sets no PC (QEMU's generic loader does so only with cpu-num).
+RESET_VECTOR_PROPERTY: dict[str, tuple[str, int | None]] = {"-riscv-cpu": ("resetvec", None),
+                                                            "-arm-cpu": ("rvbar", 0)}
 
 
 def _note_reset_vectors(board: Board, images: Sequence[Image], problems: Collector) -> None:
@@ -145,12 +147,13 @@ def _note_reset_vectors(board: Board, images: Sequence[Image], problems: Collect
     board's harts keep QEMU's default resetvec 0x1000)."""
     seen: set[int] = set()
     for c in board.components:
-        prop = next((p for suffix, p in RESET_VECTOR_PROPERTY.items() if c.type.endswith(suffix)), None)
-        if not c.info.is_cpu or prop is None:
+        prop, fallback = next((v for suffix, v in RESET_VECTOR_PROPERTY.items() if c.type.endswith(suffix)),
+                              ("", None))
+        info = (c.info.properties or {}).get(prop)
+        if not c.info.is_cpu or info is None:  # not a CPU, or one without the property (Cortex-M)
             continue
         written = c.props.get(prop)
-        info = (c.info.properties or {}).get(prop)
-        vector = written if isinstance(written, int) else (info.default if info is not None else None)
+        vector = written if isinstance(written, int) else (info.default if info.default is not None else fallback)
         if not isinstance(vector, int) or isinstance(vector, bool) or vector in seen:
             continue
         seen.add(vector)
