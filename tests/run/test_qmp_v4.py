@@ -122,13 +122,19 @@ def test_ram_size_refuses_what_it_cannot_map() -> None:
 def test_v4_file_runs_the_demo_firmware(sandbox: Sandbox, firmware: Path) -> None:
     qemu = patched_qemu("riscv64")
     f = sandbox.base / "soc-v4.qmp"
-    f.write_text(SOC_V4.read_text() + f"device_add driver=loader file={firmware / 'riscv64-hello.elf'}\n"
-                 "x-exit-preconfig\n")
+    loader = f"device_add driver=loader file={firmware / 'riscv64-hello.elf'}\n"
+    f.write_text(SOC_V4.read_text().replace("x-exit-preconfig\n", loader + "x-exit-preconfig\n"))
     res = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(qemu), "--", "-m", "128M", "-smp", "2",
                                         "-nodefaults", "-chardev", "stdio,id=serial0"))
     assert res.rc == 0, res.stderr
     assert "hello from timer interrupt" in res.stdout
     assert f"reading {f} in the v4 dialect (line 5: ram-addr of /machine)" in res.stderr
+    # As the file is, with the firmware on run's command line (docs/apply.md, "Dialects").
+    res = sandbox.call(sandbox.argv_run(str(SOC_V4), "--qemu", str(qemu), "--", "-m", "128M", "-smp", "2",
+                                        "-nodefaults", "-chardev", "stdio,id=serial0",
+                                        "-device", f"loader,file={firmware / 'riscv64-hello.elf'}"))
+    assert res.rc == 0, res.stderr
+    assert "hello from timer interrupt" in res.stdout
 
 
 def test_forcing_the_machinedesc_dialect_says_so(sandbox: Sandbox) -> None:
