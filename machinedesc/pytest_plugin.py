@@ -71,11 +71,15 @@ class MachineFactory:
             options["boot"] = {k: v if k == "append" or v in ("auto", "none") else self._path(v)
                                for k, v in options["boot"].items()}
         target = board if isinstance(board, api.Plan) else self._path(board)
-        machine = api.machine(target, sets, [self._path(f) for f in firmware], **options)
-        title = machine.job.title
-        self._node.stash.setdefault(_MACHINES, []).append((title, machine))
-        # Entering builds; if that fails, the Machine has already cleaned up.
-        return self._stack.enter_context(machine)
+        __tracebackhide__ = True  # a board or build error is its message, not machinedesc's call stack
+        try:
+            machine = api.machine(target, sets, [self._path(f) for f in firmware], **options)
+            title = machine.job.title
+            self._node.stash.setdefault(_MACHINES, []).append((title, machine))
+            # Entering builds; if that fails, the Machine has already cleaned up.
+            return self._stack.enter_context(machine)
+        except api.MachinedescError as err:
+            raise err.with_traceback(None) from None
 
 
 @pytest.fixture
@@ -88,6 +92,7 @@ def machine_factory(request: pytest.FixtureRequest) -> Iterator[MachineFactory]:
 @pytest.fixture
 def machine(request: pytest.FixtureRequest, machine_factory: MachineFactory) -> api.Machine:
     """The machine of the test's ``machine`` marker (or indirect parameter), built and running."""
+    __tracebackhide__ = True  # a failed build is reported as its message (MachineFactory)
     param = getattr(request, "param", None)
     if param is not None:
         if isinstance(param, Mapping):

@@ -103,6 +103,9 @@ def test_failures_show_console_and_stderr_tails(tmp_path: Path, firmware: Path, 
     # A build failure is apply's message, at set-up (an error, not a failure).
     assert "ERROR test_failing.py::test_build_fails - machinedesc.errors.StepError" in text
     assert re.search(r"E +machinedesc.errors.StepError: .*\.yaml:\d+:3: step \d+/\d+ failed", text), text
+    # The message, without machinedesc's own call stack (api, live, plan...).
+    setup = text.split("ERROR at setup of test_build_fails", 1)[1].split("\n___", 1)[0]
+    assert "step" in setup and not re.search(r"^\S*machinedesc/\S+\.py:\d+", setup, re.M), setup
     assert "included from boards/soc.yaml" in text
     assert "the `machine` fixture needs @pytest.mark.machine" in text
     assert list((root / "tmp").iterdir()) == []
