@@ -45,6 +45,10 @@ def step_text(step: Step) -> str:
         return json.dumps({"execute": step.command, "arguments": dict(step.arguments)})
 
 
+#: How long a failed send waits for the replies to the commands in flight behind the failure.
+SETTLE_SECONDS = 1.0
+
+
 async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> None:
     """Send the steps in order, checking phases; raise StepError at the first failure.
 
@@ -88,6 +92,13 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
                                                   f"expected '{expected.value}'"))
                 checked = actual
         await _drain(inflight, total)
+    except StepError:
+        # QEMU answered (it refused a step): let the commands in flight behind it get their
+        # replies, so that none arrives for a cancelled request (qemu.qmp logs each such
+        # reply as an error, which a test report then shows).
+        if inflight:
+            await asyncio.wait([t for _, _, t in inflight], timeout=SETTLE_SECONDS)
+        raise
     finally:
         # On failure: do not leave tasks (and their exceptions) dangling.
         for _, _, task in inflight:
