@@ -65,9 +65,9 @@ def read_row(path: Path, *, allow_host_access: bool = False) -> Row:
 def read_catalog(directory: Path, *, allow_host_access: bool = False) -> list[Row]:
     """A row for every ``*.yaml`` directly in ``directory``, by file name; UsageError if it is no directory."""
     if not directory.is_dir():
-        raise UsageError(printable(f"machinedesc: {directory} is not a directory\n  hint: name the directory "
-                                   "that holds your boards: machinedesc list DIRECTORY (default: boards/ "
-                                   "of the working directory)"))
+        raise UsageError(printable(f"machinedesc: {directory} is not a directory") + "\n  hint: name the "
+                         "directory that holds your boards: machinedesc list DIRECTORY (default: boards/ of the "
+                         "working directory)")
     files = sorted(directory.glob("*.yaml"), key=lambda p: (p.stem, p.name))
     return [read_row(p, allow_host_access=allow_host_access) for p in files]
 
