@@ -56,3 +56,33 @@ def test_format_doc_lists_the_whole_host_access_policy() -> None:
             assert f"| `{name}` | {why} |" in doc, name
     for name in (*safety.SAFE_CHARDEVS, *safety.SAFE_NETDEVS, *safety.HOST_OBJECT_PROPS):
         assert f"`{name}`" in doc, name
+
+
+def _yaml_blocks(doc: Path) -> list[tuple[int, str]]:
+    """The ```yaml blocks of a page, with the line each starts on."""
+    import re
+
+    text = doc.read_text()
+    return [(text[:m.start()].count("\n") + 2, m.group(1)) for m in re.finditer(r"```yaml\n(.*?)```", text, re.S)]
+
+
+def test_every_yaml_example_in_the_docs_parses() -> None:
+    # A reader copies them: a flow mapping with an unquoted ${...} is a YAML syntax error.
+    from ruamel.yaml import YAML
+
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for line, block in _yaml_blocks(doc):
+            try:
+                YAML(typ="safe", pure=True).load(block)
+            except Exception as err:  # any parse error, named with its place
+                raise AssertionError(f"{doc.name}:{line}: {err}") from None
+
+
+def test_the_first_board_of_the_format_doc_plans(tmp_path: Path) -> None:
+    from machinedesc.plan.pipeline import load_plan
+
+    (line, block), = [b for b in _yaml_blocks(ROOT / "docs" / "format.md") if "machinedesc: 1" in b[1]]
+    board = tmp_path / "first.yaml"
+    board.write_text(block)
+    plan = load_plan(board)
+    assert plan.system == "riscv64" and any(s.command == "x-sysbus-mmio-map" for s in plan.steps)
