@@ -91,6 +91,9 @@ class _Importer:
             except (ValueError, TypeError, KeyError) as err:
                 # A number that is not one, an argument missing: the command cannot become board YAML.
                 detail = f"missing argument {err}" if isinstance(err, KeyError) else str(err)
+                literal = re.fullmatch(r"invalid literal for int\(\) with base \d+: (.*)", detail)
+                if literal:  # int() of an argument that is not a number (addr=0xzz)
+                    detail = f"{literal[1]} is not a number (decimal, or hex with 0x)"
                 raise QmpFileError(step.location or SourceLocation(self.qmp.path, 0, 0),
                                    f"{step.command}: cannot import this command: {detail}",
                                    "fix the command (`machinedesc run` on the file shows what QEMU says)") from None

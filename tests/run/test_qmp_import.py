@@ -73,7 +73,8 @@ def test_a_command_that_cannot_become_yaml_is_an_error_at_its_line() -> None:
 
     with pytest.raises(QmpFileError) as err:
         _imported("device_add driver=riscv.sifive.test id=u\nsysbus-mmio-map device=u addr=notanumber\n")
-    assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: invalid literal")
+    assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: 'notanumber' is "
+                                     "not a number (decimal, or hex with 0x)")
     assert err.value.exit_code == 2
 
 
