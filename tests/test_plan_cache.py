@@ -107,6 +107,8 @@ def test_entries_are_json_data_and_a_planted_pickle_runs_nothing(tmp_path: Path,
     assert render_qmp(pipeline.load_plan(board, cache=True)).count("driver=vendor-dev") == 1
     assert not marker.exists()
     assert len(counted) == 2
+    # The pickles (an older machinedesc's entries) are removed when a plan is written, not kept forever.
+    assert sorted(e.suffix for e in (tmp_path / "cache" / "plans").iterdir()) == [".json"]
 
 
 def test_cache_directories_are_private(tmp_path: Path, counted: list[int]) -> None:

@@ -212,3 +212,6 @@ def _cache_put(key: str, files: Sequence[Path], plan: Plan) -> None:
     except (OSError, TypeError, ValueError):
         pass  # a cache that cannot be written (or a plan value JSON cannot hold) is only slower
     keep_newest(directory, ".json", KEEP_PLANS)
+    # Entries of machinedesc before plans were JSON (<key>.pickle) are never read again: without
+    # this they stayed forever (404 of them beside the 256 plans on the development machine).
+    keep_newest(directory, ".pickle", 0)
