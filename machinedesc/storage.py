@@ -131,8 +131,8 @@ def cache_dir(*parts: str, create: bool = False) -> Path | None:
     return path
 
 
-def keep_newest(directory: Path, suffix: str, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used ``*suffix`` files of cache ``directory``.
+def keep_newest(directory: Path, suffix: str, keep: int, prefix: str = "") -> None:
+    """Delete all but the ``keep`` most recently used ``prefix*suffix`` files of cache ``directory``.
 
     "Used" is the modification time: a cache hit refreshes it (``touch``), so
     this bounds a content-keyed cache (``boot/<sha256>.dtb``, one per
@@ -140,7 +140,7 @@ def keep_newest(directory: Path, suffix: str, keep: int) -> None:
     vanished or cannot be removed is skipped.
     """
     entries = []
-    for path in directory.glob(f"*{suffix}"):
+    for path in directory.glob(f"{prefix}*{suffix}"):
         with contextlib.suppress(OSError):
             entries.append((path.stat().st_mtime_ns, path.name, path))
     entries.sort(reverse=True)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import QemuBuildError
-from ..storage import cache_dir, write_file
+from ..storage import cache_dir, keep_newest, write_file
 
 #: The repository checkout this package runs from (editable install or source tree).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,13 @@ def prefix() -> Path:
         with contextlib.suppress(OSError):
             write_file(directory / name,
                        json.dumps({"key": key, "prefix": str(found)}).encode(), mode=0o600)
+        keep_newest(directory, ".json", KEEP_PREFIX_MEMOS, prefix="patched-prefix-")
     return found
+
+
+#: How many prefix memos the cache keeps: a key is a checkout's patches with their mtimes, so
+#: every edit of a patch (or a new checkout) adds one.
+KEEP_PREFIX_MEMOS = 16
 
 
 def _prefix_key() -> str | None:

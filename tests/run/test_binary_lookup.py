@@ -58,6 +58,20 @@ def test_patched_prefix_is_remembered_until_a_patch_changes(build_tree: list[Pat
     assert len(build_tree) == 2  # asked build.sh again
 
 
+def test_prefix_memos_are_bounded(build_tree: list[Path], tmp_path: Path) -> None:
+    # A memo per key (the patches' sizes and mtimes): every edit of a patch adds one; the cache
+    # keeps the KEEP_PREFIX_MEMOS newest, the one just written among them.
+    patch = qemu_build.BUILD_SCRIPT.parent / "patches" / "0001-a.patch"
+    for n in range(qemu_build.KEEP_PREFIX_MEMOS + 5):
+        os.utime(patch, ns=(n + 1, n + 1))
+        qemu_build.prefix()
+    memos = sorted((tmp_path / "xdg" / "machinedesc").glob("patched-prefix-*.json"))
+    assert len(memos) == qemu_build.KEEP_PREFIX_MEMOS
+    assert len(build_tree) == qemu_build.KEEP_PREFIX_MEMOS + 5
+    qemu_build.prefix()
+    assert len(build_tree) == qemu_build.KEEP_PREFIX_MEMOS + 5  # the newest key is still remembered
+
+
 def test_lookup_order(build_tree: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     on_path = fake_qemu(tmp_path / "empty-path" / "qemu-system-riscv64")
     assert find_binary("riscv64") == on_path  # nothing else: PATH
