@@ -76,7 +76,7 @@ def _run(prefix: str, members: list[str], comps: dict[str, Comp]) -> Run | None:
     cs = [comps[c] for c in members]
     head = cs[0]
     if any(c.type != head.type or c.parent != head.parent or list(c.props) != list(head.props)
-           or list(c.mmio) != list(head.mmio) for c in cs):
+           or list(c.mmio) != list(head.mmio) or c.windows for c in cs):
         return None
     props = {p: linear([c.props[p] for c in cs]) for p in head.props}
     mmio = {r: linear([c.mmio[r] for c in cs]) for r in head.mmio}
