@@ -13,6 +13,7 @@ change with MACHINEDESC_UPDATE_GOLDEN=1 and review the diff.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ from test_boot_debian import (FIRMWARE_TIMEOUT, KERNEL_ARM64, LINUX_TIMEOUT, OPE
                               boot, need)
 
 from machinedesc import api
-from machinedesc.plan.pipeline import load_plan
+from machinedesc.plan.pipeline import load_board, load_plan
 
 GOLDEN = REPO / "tests" / "golden" / "import-dtb"
 MIXED = REPO / "tests" / "data" / "dtb" / "mixed.dts"
@@ -304,3 +305,48 @@ def test_runs_fold_only_what_is_equal_or_linear() -> None:
     assert fold_wires(wires, runs) == [("v${i}.irq[0]", "g.in[${3 + i}]", 3), ("v${i}.irq[1]", "g.in[${9 - i * 2}]", 3),
                                        ("v0.irq[2]", "g.in[1]", 1), ("v1.irq[2]", "g.in[2]", 1),  # not linear
                                        ("v2.irq[2]", "g.in[4]", 1), ("u0.irq[0]", "g.in[1]", 1)]
+
+
+#: boards/arm64-virt.yaml with the GICv2 fragment and virt's PCIe host (tests/apply/test_apply_windows.py's).
+ROUND_TRIP = """machinedesc: 1
+extends: v2.yaml
+components:
+  pcie:
+    type: gpex-pcihost
+    mmio:
+      - {addr: 0x4010000000, offset: 0, size: 0x10000000}
+      - {addr: 0x10000000, region: 1, offset: 0x10000000, size: 0x2eff0000}
+      - {addr: 0x8000000000, region: 1, offset: 0x8000000000, size: 0x8000000000}
+      - {addr: 0x3eff0000, region: 2}
+wiring:
+  pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
+"""
+
+
+def test_the_generators_gicv2_and_pcie_nodes_import_back(sandbox: Sandbox) -> None:
+    """Generated tree -> import-dtb: the same GIC, PCIe windows and wires."""
+    from machinedesc.devicetree.generate import generate
+
+    shutil.copytree(REPO / "boards", sandbox.base / "boards")
+    text = (REPO / "boards" / "arm64-virt.yaml").read_text(encoding="utf-8")
+    (sandbox.base / "boards" / "v2.yaml").write_text(
+        text.replace("gic: {use: lib/arm-gicv3.yaml,", "gic: {use: lib/arm-gicv2.yaml,"), encoding="utf-8")
+    (sandbox.base / "boards" / "rt.yaml").write_text(ROUND_TRIP, encoding="utf-8")
+    dts = generate(load_board(sandbox.base / "boards" / "rt.yaml")).to_dts()
+    # arm,gic-400 is a GICv2 too; arm,cortex-a9-gic (the binding's revision 1 variant) a GICv1.
+    for compatible, revision in (("arm,cortex-a15-gic", 2), ("arm,gic-400", 2), ("arm,cortex-a9-gic", 1)):
+        (sandbox.base / "rt.dts").write_text(dts.replace('"arm,cortex-a15-gic"', f'"{compatible}"'), encoding="utf-8")
+        board, report = imported(sandbox, sandbox.base / "rt.dts", "rt-imported.yaml")
+        out = board.read_text(encoding="utf-8")
+        assert (f"gic: {{type: arm_gic, props: {{revision: {revision}, num-cpu: 2, num-irq: 64}}, "
+                "mmio: [{region: 0, addr: 0x8000000}, {region: 1, addr: 0x8010000}]}") in out, out
+        assert ("pcie: {type: gpex-pcihost, mmio: [{region: 0, offset: 0, size: 0x10000000, addr: 0x4010000000}, "
+                "{region: 1, offset: 0x10000000, size: 0x2eff0000, addr: 0x10000000}, "
+                "{region: 1, offset: 0x8000000000, size: 0x8000000000, addr: 0x8000000000}, "
+                "{region: 2, addr: 0x3eff0000}]}") in out, out
+        for k in range(4):
+            assert f'{{from: "pcie.sysbus-irq[{k}]", to: "gic.unnamed-gpio-in[{3 + k}]"}}' in out, out
+        # CPU i's physical timer on its PPI 14 (32 SPIs, then 32 inputs per CPU, 16 SGIs first).
+        assert 'from: "cpu${i}.unnamed-gpio-out[0]", to: "gic.unnamed-gpio-in[${62 + i * 32}]"' in out, out
+        assert "8 that the GIC implies" in report
+        load_plan(board)
