@@ -58,7 +58,7 @@ def render(imp: Importer, chardevs: dict[str, str]) -> str:
         wires = sorted(imp.wires, key=lambda w: (rank[w[0]], w[1], w[2], rank[w[3]], w[4], w[5]))
         for src, dst, count in fold_wires(wires, runs):
             name = _unique("-".join(e.split(".")[0].replace("${i}", "") for e in (src, dst)), used)
-            prefix = f"count: {count}, " if count > 1 else ""
+            prefix = f"count: {count}, " if count > 1 and ".." not in src else ""
             out.append(f"  {name}: {{{prefix}from: {scalar(src)}, to: {scalar(dst)}}}")
     return "\n".join(out) + "\n"
 

@@ -92,7 +92,8 @@ def test_qemu_virt_tree_imports_to_a_board_that_validates(name: str, dumps: dict
     # The PCIe host: its ECAM and memory windows, its I/O region, INTA-INTD from interrupt-map.
     text = board.read_text(encoding="utf-8")
     assert re.search(r"^  pcie?: \{type: gpex-pcihost, mmio: \[\{region: 0, offset: 0, size: 0x10000000, ", text, re.M)
-    assert re.search(r"from: \"pcie?\.sysbus-irq\[3\]\"", text), text
+    assert re.search(r"from: \"pcie?\.sysbus-irq\[0\.\.3\]\", to: \"(intc|plic)\.unnamed-gpio-in\[\d+\.\.\d+\]\"",
+                     text), text
 
 
 def test_a_gicv2_tree_imports_with_its_interrupt_wiring(dumps: dict[str, Path], sandbox: Sandbox) -> None:
@@ -305,6 +306,11 @@ def test_runs_fold_only_what_is_equal_or_linear() -> None:
     assert fold_wires(wires, runs) == [("v${i}.irq[0]", "g.in[${3 + i}]", 3), ("v${i}.irq[1]", "g.in[${9 - i * 2}]", 3),
                                        ("v0.irq[2]", "g.in[1]", 1), ("v1.irq[2]", "g.in[2]", 1),  # not linear
                                        ("v2.irq[2]", "g.in[4]", 1), ("u0.irq[0]", "g.in[1]", 1)]
+    # One component's consecutive lines to consecutive inputs (a PCIe host's INTA-INTD): one ranged entry.
+    pins = [("p", "irq", k, "g", "in", 3 + k) for k in range(4)] + [("p", "irq", 4, "g", "in", 9),
+                                                                   ("p", "irq", 5, "g", "in", 8)]
+    assert fold_wires(pins, {}) == [("p.irq[0..3]", "g.in[3..6]", 4), ("p.irq[4]", "g.in[9]", 1),
+                                    ("p.irq[5]", "g.in[8]", 1)]
 
 
 #: boards/arm64-virt.yaml with the GICv2 fragment and virt's PCIe host (tests/apply/test_apply_windows.py's).
@@ -344,8 +350,7 @@ def test_the_generators_gicv2_and_pcie_nodes_import_back(sandbox: Sandbox) -> No
                 "{region: 1, offset: 0x10000000, size: 0x2eff0000, addr: 0x10000000}, "
                 "{region: 1, offset: 0x8000000000, size: 0x8000000000, addr: 0x8000000000}, "
                 "{region: 2, addr: 0x3eff0000}]}") in out, out
-        for k in range(4):
-            assert f'{{from: "pcie.sysbus-irq[{k}]", to: "gic.unnamed-gpio-in[{3 + k}]"}}' in out, out
+        assert '{from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}' in out, out
         # CPU i's physical timer on its PPI 14 (32 SPIs, then 32 inputs per CPU, 16 SGIs first).
         assert 'from: "cpu${i}.unnamed-gpio-out[0]", to: "gic.unnamed-gpio-in[${62 + i * 32}]"' in out, out
         assert "8 that the GIC implies" in report
