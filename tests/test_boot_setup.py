@@ -315,3 +315,19 @@ def test_an_rv32_elf_fits_a_riscv64_board_of_rv32_harts(tmp_path: Path) -> None:
     assert image_system("riscv64", ["sifive-e31-riscv-cpu", "rv64-riscv-cpu"]) == "riscv64"
     assert image_system("riscv64", []) == "riscv64"
     assert image_system("aarch64", ["cortex-a57-arm-cpu"]) == "aarch64"
+
+
+def test_firmware_no_hart_starts_in_is_a_note(tmp_path: Path) -> None:
+    # soc.yaml's harts start at the start of RAM (resetvec), where this ELF is.
+    inside = make_elf(tmp_path / "in.elf", EM_RISCV, [(0x80000000, 4096)])
+    assert not [n for n in load_plan(REPO_BOARDS / "soc.yaml", firmware=[inside], cache=False).notes
+                if "no hart starts" in n]
+    # Linked elsewhere: QEMU's loader (no cpu-num) sets no PC, the harts run RAM's zeros.
+    elsewhere = make_elf(tmp_path / "out.elf", EM_RISCV, [(0x80200000, 4096)], entry=0x80200000)
+    notes = load_plan(REPO_BOARDS / "soc.yaml", firmware=[elsewhere], cache=False).notes
+    assert any("note: --firmware: no hart starts inside the firmware: " in n and "the ELF entry is 0x80200000" in n
+               for n in notes), notes
+    # A boot set-up places reset code of its own: no note.
+    notes = load_plan(REPO_BOARDS / "soc.yaml", firmware=[elsewhere], cache=False,
+                      boot={"bios": str(inside)}).notes
+    assert not [n for n in notes if "no hart starts" in n]

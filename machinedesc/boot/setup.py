@@ -110,21 +110,57 @@ def _cpu_types(board: Board) -> list[str]:
     return [c.type for c in board.components if c.info.is_cpu]
 
 
-def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector) -> None:
+#: A RISC-V hart's reset vector when the board does not set ``resetvec``
+#: (target/riscv/cpu.c, DEFAULT_RSTVEC).
+RISCV_DEFAULT_RESETVEC = 0x1000
+
+
+def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, booting: bool = False) -> None:
     """``--firmware`` ELFs must be built for the board's architecture (a problem each otherwise).
 
     Other formats (uImage, Intel hex) are left to QEMU's loader, as before.
+    On RISC-V, a note when no hart starts inside the ELFs (_riscv_start_note),
+    unless a boot set-up (``booting``: the command line's boot options, or the
+    board's ``boot:``) places reset code of its own.
     """
+    images: list[Image] = []
     for path in firmware:
         try:
             with Path(path).open("rb") as f:
                 if f.read(4) != b"\x7fELF":
                     continue
-            load_image(Path(path), image_system(board.system, _cpu_types(board)))
+            images.append(load_image(Path(path), image_system(board.system, _cpu_types(board))))
         except (OSError, FileProblem):
             continue  # reported by the loader step as before
         except ImageError as err:
             problems.add(None, f"--firmware {path}", err.message, err.hint)
+    if images and len(images) == len(firmware) and board.system in ("riscv32", "riscv64") \
+            and not booting and board.boot is None:
+        _riscv_start_note(board, images, problems)
+
+
+def _riscv_start_note(board: Board, images: Sequence[Image], problems: Collector) -> None:
+    """Note when every hart's reset vector lies outside the ``--firmware`` ELFs' segments.
+
+    QEMU's generic loader (the step ``--firmware`` becomes) loads an ELF
+    without setting any PC (hw/core/generic-loader.c: only with ``cpu-num``),
+    so a hart runs it only if its ``resetvec`` points into it: otherwise the
+    machine runs whatever is at the reset vector (often nothing) and the
+    console stays silent.  A board whose ROM holds reset code of its own
+    (a component with a file) makes this a false alarm, hence a note.
+    """
+    starts = {c.id: int(c.props.get("resetvec", RISCV_DEFAULT_RESETVEC)) for c in board.components
+              if c.info.is_cpu and c.type.endswith("-riscv-cpu") and isinstance(
+                  c.props.get("resetvec", RISCV_DEFAULT_RESETVEC), int)}
+    if not starts or any(seg.addr <= start < seg.end for start in starts.values()
+                         for image in images for seg in image.segments):
+        return
+    first, start = next(iter(starts.items()))
+    entries = ", ".join(f"{image.entry:#x}" for image in images if image.entry is not None)
+    problems.note(None, "--firmware", f"no hart starts inside the firmware: {first} starts at {start:#x} "
+                  f"(resetvec), the ELF entry is {entries or 'unknown'} and QEMU's loader sets no PC",
+                  "set the harts' resetvec to the entry (props: {resetvec: ...}), or give the board a "
+                  "boot: section (docs/boot.md)")
 
 
 def _align_up(n: int, a: int) -> int:
