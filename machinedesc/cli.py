@@ -419,9 +419,10 @@ def import_dtb_cmd(file: Path, output: Path) -> None:
     The binding table in reverse (docs/devicetree.md, "Importing a device
     tree"): compatible -> QEMU type, reg -> mmio, interrupts and
     interrupts-extended -> wiring, /cpus and cpu-map -> clusters of CPUs,
-    /memory -> RAM. The report counts the nodes imported and folded into the
-    board, and names each node skipped with its reason (no binding, no QEMU
-    model, a board-only device such as fw_cfg, a PCIe host), the properties
+    /memory -> RAM, a PCIe host's reg and ranges -> MMIO windows and its
+    interrupt-map -> wiring. The report counts the nodes imported and folded
+    into the board, and names each node skipped with its reason (no binding,
+    no QEMU model, a board-only device such as fw_cfg), the properties
     that could not be mapped and the values the tree does not give. Exit 2
     when FILE is not a device tree or cannot become a board (file:line:col
     for a DTS), 1 when a DTB needs dtc and it is not installed.

@@ -336,27 +336,41 @@ def test_an_rv32_elf_fits_a_riscv64_board_of_rv32_harts(tmp_path: Path) -> None:
     assert image_system("aarch64", ["cortex-a57-arm-cpu"]) == "aarch64"
 
 
-def test_firmware_that_no_reset_vector_reaches_is_a_note(tmp_path: Path) -> None:
-    # riscv-mini's harts keep QEMU's default resetvec (0x1000); an ELF at 0x80000000 given as
-    # --firmware is loaded, but no hart would run it: a note says so (plan, and apply, print it).
+def test_firmware_no_cpu_starts_in_is_a_note_at_the_first_cpu(tmp_path: Path) -> None:
+    # riscv-mini's harts keep QEMU's default resetvec (0x1000): the note is at their props.
     elf = make_elf(tmp_path / "fw.elf", EM_RISCV, [(0x80000000, 4096)])
     notes = load_plan(RISCV, firmware=[elf]).notes
     assert notes == (
-        "note: tests/data/boot/riscv-mini.yaml:24:7: components.hart${i} (i=0).props.resetvec: hart0 starts at "
-        "0x1000 (resetvec, rv64-riscv-cpu's default), where no --firmware ELF loads anything (entry: fw.elf "
-        "0x80000000): the guest would run nothing there",
-        "  hint: set resetvec to the ELF's entry in the CPUs' props, or give it as --bios (docs/boot.md)")
-    # With the harts pointed at it, or with a bios (whose reset code the harts run), no note.
+        "note: tests/data/boot/riscv-mini.yaml:24:7: --firmware: no hart starts inside the firmware: hart0 starts "
+        "at 0x1000 (resetvec, the default), the ELF entry is 0x80000000 and QEMU's loader sets no PC",
+        "  hint: set the harts' resetvec to the entry (props: {resetvec: ...}), or give the board a boot: section "
+        "(docs/boot.md)")
     board = tmp_path / "b.yaml"
     board.write_text(RISCV.read_text().replace("      mhartid: ${i}\n", "      mhartid: ${i}\n      resetvec: 0x80000000\n"))
     assert load_plan(board, firmware=[elf]).notes == ()
-    assert load_plan(RISCV, firmware=[elf], boot={"bios": str(elf), "dtb": "none"}).notes == ()
 
 
 def test_an_arm_cpu_starts_at_rvbar_0_by_default(tmp_path: Path) -> None:
     # The type database has no default for rvbar: QEMU's (0, target/arm/cpu.c) is used.
     elf = make_elf(tmp_path / "fw.elf", EM_AARCH64, [(0x40000000, 4096)])
     notes = load_plan(ARM, firmware=[elf]).notes
-    assert len(notes) == 2 and "cpu0 starts at 0x0 (rvbar, cortex-a57-arm-cpu's default)" in notes[0], notes
+    assert len(notes) == 2 and "no CPU starts inside the firmware: cpu0 starts at 0x0 (rvbar, the default)" \
+        in notes[0], notes
     low = make_elf(tmp_path / "low.elf", EM_AARCH64, [(0x0, 4096), (0x40000000, 4096)])
     assert load_plan(ARM, firmware=[low]).notes == ()  # a segment holds the reset vector
+
+
+def test_firmware_no_hart_starts_in_is_a_note(tmp_path: Path) -> None:
+    # soc.yaml's harts start at the start of RAM (resetvec), where this ELF is.
+    inside = make_elf(tmp_path / "in.elf", EM_RISCV, [(0x80000000, 4096)])
+    assert not [n for n in load_plan(REPO_BOARDS / "soc.yaml", firmware=[inside], cache=False).notes
+                if "no hart starts" in n]
+    # Linked elsewhere: QEMU's loader (no cpu-num) sets no PC, the harts run RAM's zeros.
+    elsewhere = make_elf(tmp_path / "out.elf", EM_RISCV, [(0x80200000, 4096)], entry=0x80200000)
+    notes = load_plan(REPO_BOARDS / "soc.yaml", firmware=[elsewhere], cache=False).notes
+    assert any("--firmware: no hart starts inside the firmware: " in n and "the ELF entry is 0x80200000" in n
+               for n in notes), notes
+    # A boot set-up places reset code of its own: no note.
+    notes = load_plan(REPO_BOARDS / "soc.yaml", firmware=[elsewhere], cache=False,
+                      boot={"bios": str(inside)}).notes
+    assert not [n for n in notes if "no hart starts" in n]

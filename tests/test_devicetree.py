@@ -309,6 +309,32 @@ def test_arm64_virt_matches_qemu_virt(tmp_path: Path) -> None:
     same(ours["/chosen"], theirs["/chosen"], "stdout-path")
 
 
+def gicv2_virt(tmp_path: Path) -> Path:
+    """boards/arm64-virt.yaml with the GICv2 fragment (boards/lib/arm-gicv2.yaml) in place of the GICv3."""
+    shutil.copytree(ROOT / "boards", tmp_path / "boards")
+    text = (ROOT / "boards" / "arm64-virt.yaml").read_text(encoding="utf-8")
+    old = "gic: {use: lib/arm-gicv3.yaml,"
+    assert old in text
+    path = tmp_path / "boards" / "v2.yaml"
+    path.write_text(text.replace(old, "gic: {use: lib/arm-gicv2.yaml,"), encoding="utf-8")
+    return path
+
+
+def test_arm64_virt_with_a_gicv2_matches_qemu_virt(tmp_path: Path) -> None:
+    """Plain -M virt's GICv2: its compatible and addresses, and PPIs whose flags carry the CPU mask (0x304)."""
+    theirs = qemu_dtb(tmp_path, "aarch64", "virt", "-cpu", "cortex-a57", "-smp", "2")
+    ours = fdt.parse(tree_of(gicv2_virt(tmp_path)).to_dtb())
+    same(ours["/timer"], theirs["/timer"], "compatible", "interrupts", "always-on")
+    same(ours["/pmu"], theirs["/pmu"], "compatible", "interrupts")
+    assert fdt.cells(ours["/pmu"]["interrupts"]) == [1, 7, 0x304]
+    same(ours["/intc@8000000"], theirs["/intc@8000000"], "compatible", "#interrupt-cells", "interrupt-controller")
+    # The addresses agree; -M virt's sizes are its memory map's 64 KiB slots, ours QEMU's regions (revision 2).
+    assert fdt.cells(ours["/intc@8000000"]["reg"])[1::4] == fdt.cells(theirs["/intc@8000000"]["reg"])[1::4]
+    assert fdt.cells(ours["/intc@8000000"]["reg"])[3::4] == [0x1000, 0x2000]
+    assert "interrupts" not in ours["/intc@8000000"]  # no virtualization extensions, no maintenance interrupt
+    same(ours["/pl011@9000000"], theirs["/pl011@9000000"], "interrupts")
+
+
 def test_binding_table_doc_is_generated_from_the_data() -> None:
     from machinedesc.devicetree.docgen import DOC, build_doc
 

@@ -142,3 +142,22 @@ def test_a_board_outside_the_catalog_is_told_where_the_fragments_are(tmp_path: P
     with pytest.raises(BoardError) as err:
         load_board(board)
     assert "did you mean 'lib/sifive-plik.yaml'?" in str(err.value) and "cp -r" not in str(err.value)
+
+
+def test_the_gicv2_fragment_wires_every_cpu_without_a_maintenance_interrupt(catalog: Path) -> None:
+    path = _board(catalog, """
+chardevs: {serial0: stdio}
+components:
+  cluster0: {type: cpu-cluster, props: {cluster-id: 0}}
+  core${i}: {count: 2, type: cortex-a53-arm-cpu, parent: cluster0, props: {has_el3: false, has_el2: false}}
+  gic: {use: lib/arm-gicv2.yaml, with: {cpus: 2, cpu: core, spis: 64}}
+""")
+    path.write_text(path.read_text().replace("system: riscv64", "system: aarch64"))
+    board = load_board(path)
+    gic = board.by_id["gic"]
+    assert gic.type == "arm_gic" and gic.props == {"revision": 2, "num-cpu": 2, "num-irq": 96}
+    ends = [(w.sources[0].text, w.targets[0].text) for w in board.wires]
+    assert len(ends) == 9 * 2  # IRQ, FIQ, VIRQ, VFIQ; four timers; the PMU
+    assert ("gic.sysbus-irq[3]", "core1.unnamed-gpio-in[1]") in ends  # CPU 1's FIQ
+    assert ("core1.pmu-interrupt[0]", f"gic.unnamed-gpio-in[{64 + 32 + 16 + 7}]") in ends
+    assert not any("maintenance" in src for src, _ in ends)

@@ -111,13 +111,19 @@ def _cpu_types(board: Board) -> list[str]:
     return [c.type for c in board.components if c.info.is_cpu]
 
 
-def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, note_reset: bool = True) -> None:
+#: Where a CPU starts when the board does not say, by CPU type suffix: the property and QEMU
+#: 10.0's default (target/riscv/cpu.c DEFAULT_RSTVEC; target/arm/cpu.c: rvbar 0, which the
+#: type database does not record). Cortex-M CPUs have no rvbar: they read their vector table.
+RESET_VECTOR: dict[str, tuple[str, int]] = {"-riscv-cpu": ("resetvec", 0x1000), "-arm-cpu": ("rvbar", 0)}
+
+
+def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, booting: bool = False) -> None:
     """``--firmware`` ELFs must be built for the board's architecture (a problem each otherwise).
 
-    With ``note_reset`` (nothing else is booted: no bios or kernel, whose reset code the CPUs
-    then start in), a CPU reset vector that no ELF covers is a note.
-
     Other formats (uImage, Intel hex) are left to QEMU's loader, as before.
+    A note when no CPU starts inside the ELFs (_start_note), unless a boot
+    set-up (``booting``: the command line's boot options, or the board's
+    ``boot:``) places reset code of its own.
     """
     images: list[Image] = []
     for path in firmware:
@@ -130,41 +136,43 @@ def check_firmware(board: Board, firmware: Sequence[Path], problems: Collector, 
             continue  # reported by the loader step as before
         except ImageError as err:
             problems.add(None, f"--firmware {path}", err.message, err.hint)
-    if note_reset and images and len(images) == len(firmware):
-        _note_reset_vectors(board, images, problems)
+    if images and len(images) == len(firmware) and not booting and board.boot is None:
+        _start_note(board, images, problems)
 
 
-#: The CPU property that holds where a CPU starts, by CPU type suffix, with QEMU 10.0's default
-#: where the type database has none (target/arm/cpu.c: rvbar 0); the ``loader`` of
-#: ``--firmware`` sets no PC (QEMU's generic loader does so only with cpu-num).
-RESET_VECTOR_PROPERTY: dict[str, tuple[str, int | None]] = {"-riscv-cpu": ("resetvec", None),
-                                                            "-arm-cpu": ("rvbar", 0)}
+def _start_note(board: Board, images: Sequence[Image], problems: Collector) -> None:
+    """Note when every CPU's reset vector lies outside the ``--firmware`` ELFs' segments.
 
-
-def _note_reset_vectors(board: Board, images: Sequence[Image], problems: Collector) -> None:
-    """A note for each reset vector of the board's CPUs that no ``--firmware`` ELF covers: the
-    CPUs would start where nothing is loaded and the guest hang without a word (an imported
-    board's harts keep QEMU's default resetvec 0x1000)."""
-    seen: set[int] = set()
+    QEMU's generic loader (the step ``--firmware`` becomes) loads an ELF
+    without setting any PC (hw/core/generic-loader.c: only with ``cpu-num``),
+    so a CPU runs it only if its reset vector (RISC-V ``resetvec``, Arm
+    ``rvbar``) points into it: otherwise the machine runs whatever is at the
+    reset vector (often nothing) and the console stays silent (an imported
+    board's harts keep QEMU's 0x1000).  A board whose ROM holds reset code of
+    its own (a component with a file) makes this a false alarm, hence a note,
+    at the first CPU's props.
+    """
+    starts: list[tuple[Component, str, int]] = []
     for c in board.components:
-        prop, fallback = next((v for suffix, v in RESET_VECTOR_PROPERTY.items() if c.type.endswith(suffix)),
-                              ("", None))
-        info = (c.info.properties or {}).get(prop)
-        if not c.info.is_cpu or info is None:  # not a CPU, or one without the property (Cortex-M)
-            continue
-        written = c.props.get(prop)
-        vector = written if isinstance(written, int) else (info.default if info.default is not None else fallback)
-        if not isinstance(vector, int) or isinstance(vector, bool) or vector in seen:
-            continue
-        seen.add(vector)
-        if any(seg.addr <= vector < seg.end for img in images for seg in img.segments):
-            continue
-        entries = ", ".join(f"{img.source.name} {img.entry:#x}" for img in images if img.entry is not None)
-        how = "" if isinstance(written, int) else f", {c.type}'s default"
-        problems.note(c.part_location("props", prop), f"{c.yaml_path}.props.{prop}",
-                      f"{c.id} starts at {vector:#x} ({prop}{how}), where no --firmware ELF loads anything "
-                      f"(entry: {entries}): the guest would run nothing there",
-                      f"set {prop} to the ELF's entry in the CPUs' props, or give it as --bios (docs/boot.md)")
+        prop, default = next((v for suffix, v in RESET_VECTOR.items() if c.type.endswith(suffix)), ("", 0))
+        known = c.info.properties
+        if not c.info.is_cpu or not prop or (known is not None and prop not in known):
+            continue  # not a CPU, or one without the property (Cortex-M)
+        start = c.props.get(prop, default)
+        if isinstance(start, int) and not isinstance(start, bool):
+            starts.append((c, prop, start))
+    if not starts or any(seg.addr <= start < seg.end for _, _, start in starts
+                         for image in images for seg in image.segments):
+        return
+    first, prop, start = starts[0]
+    cpu = "hart" if prop == "resetvec" else "CPU"
+    entries = ", ".join(f"{image.entry:#x}" for image in images if image.entry is not None)
+    problems.note(first.part_location("props", prop), "--firmware",
+                  f"no {cpu} starts inside the firmware: {first.id} starts at {start:#x} ({prop}"
+                  f"{'' if prop in first.props else ', the default'}), the ELF entry is {entries or 'unknown'} "
+                  "and QEMU's loader sets no PC",
+                  f"set the {cpu}s' {prop} to the entry (props: {{{prop}: ...}}), or give the board a "
+                  "boot: section (docs/boot.md)")
 
 
 def _align_up(n: int, a: int) -> int:

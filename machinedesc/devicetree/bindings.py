@@ -95,8 +95,8 @@ def by_compatible() -> dict[str, Binding]:
     """The table in reverse: an entry's (or a variant's) most specific compatible string -> the binding.
 
     Only the first string of each list: the generic ones after it (``arm,primecell``,
-    ``syscon``) name no one type. A variant's binding carries its ``when`` properties
-    in ``raw["when"]``.
+    ``syscon``) name no one type; an entry's ``import-compatible`` strings (``arm,gic-400``)
+    name it too. A variant's binding carries its ``when`` properties in ``raw["when"]``.
     """
     out: dict[str, Binding] = {}
     for key, spec in _table()["types"].items():
@@ -108,8 +108,8 @@ def by_compatible() -> dict[str, Binding]:
             merged.update(alt)
             if alt.get("compatible"):
                 out.setdefault(alt["compatible"][0], _binding(key, merged))
-        if entry.compatible:
-            out.setdefault(entry.compatible[0], entry)
+        for compat in (*entry.compatible[:1], *spec.get("import-compatible", ())):
+            out.setdefault(compat, entry)
     return out
 
 

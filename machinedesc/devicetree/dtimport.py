@@ -9,7 +9,8 @@ the controllers' specifiers (a RISC-V hart's ``mip`` bit, a PLIC source, a
 GIC SPI or PPI), become wires. ``/cpus`` and ``cpu-map`` become clusters of
 CPUs (dtimport_cpus), ``/memory`` nodes RAM. The table's ``import`` section
 names what is skipped and why, and what one node is in QEMU when it is
-several devices (the SiFive CLINT).
+several devices (the SiFive CLINT). A PCIe host's reg and ranges become MMIO
+windows of its regions (dtimport_pci).
 
 Every node lands in the report: imported (as which component), folded into
 the board (buses, clocks, /chosen, the Arm timer ...), or skipped with its
@@ -46,13 +47,15 @@ Wire = tuple[str, str, int, str, str, int]  # from component, line, index -> to 
 
 @dataclass
 class Comp:
-    """One component to write: QEMU type, properties, ``mmio`` (region -> address), the node it came from."""
+    """One component to write: QEMU type, properties, ``mmio`` (region -> address), the node it came from;
+    ``windows``: (region, offset, size, address) of each window of a region (a PCIe host's)."""
 
     type: str
     path: str
     props: dict[str, Any] = field(default_factory=dict)
     mmio: dict[int, int] = field(default_factory=dict)
     parent: str | None = None
+    windows: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 class Ctrl(NamedTuple):
@@ -85,10 +88,11 @@ class Importer:
         self.notes: list[str] = []
         self.cpus: list[str] = []  # CPU component ids, in MPIDR / hart-ID order
         self.sources: list[tuple[Node, Binding, list[str]]] = []  # devices whose interrupts become wires
+        self.pci_hosts: list[tuple[Node, str]] = []  # PCIe hosts whose interrupt-map becomes wires
         self.arm_nodes: list[Node] = []
         self.uarts: list[tuple[Node, str]] = []
         self.devicetree: dict[str, Any] = {}
-        self.gic: tuple[Node, str, int] | None = None  # the GICv3 node, its component, its number of SPIs
+        self.gic: tuple[Node, str, int] | None = None  # the GIC node (v3 or v2), its component, its SPIs
         self.implied = 0  # wires no property names (the GIC's outputs to the CPUs)
         self.numbered: dict[str, str] = {}  # node path -> its numbered name, for names several nodes share
 
@@ -171,6 +175,9 @@ class Importer:
             return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
         if self.tree.string(node, "device_type") == "memory":
             return self.memory(node)
+        if node.parent.parent is not None and self.tree.string(node.parent, "device_type") == "pci":
+            return self.skip(node, f"on the PCI bus of {node.parent.path}: PCI devices are found by enumeration "
+                                   "(add them with -device)")
         bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
         if bus is not None:
             return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
@@ -185,6 +192,7 @@ class Importer:
     def by_compatible(self, node: Node, compat: str) -> bool:
         """Handle ``node`` by ``compat`` when something knows it; False to try the next string."""
         from .dtimport_cpus import clint_like, gic, plic
+        from .dtimport_pci import pci_host
 
         table = import_table()
         if compat in table.get("skip", {}):
@@ -201,10 +209,12 @@ class Importer:
                                          "props": dict(binding.raw.get("when", {}))}])
             elif binding.kind == "sifive-plic":
                 plic(self, node, binding)
-            elif binding.kind == "arm-gicv3":
+            elif binding.kind in ("arm-gicv3", "arm-gicv2"):
                 gic(self, node, binding)
             elif binding.kind == "device":
                 self.device(node, binding)
+            elif binding.kind == "pci-host-ecam":
+                pci_host(self, node, binding)
             else:
                 self.skip(node, f"a {binding.kind} node outside /cpus")
         elif compat in FOLDED:
@@ -387,6 +397,7 @@ def import_dtb(path: Path, name: str) -> Imported:
     (``file:line:col``), a phandle that names no node, a tree without CPUs.
     """
     from .dtimport_cpus import arm_extras, import_cpus
+    from .dtimport_pci import pci_wires
     from .dtimport_yaml import render, report
 
     tree = read(path)
@@ -396,6 +407,7 @@ def import_dtb(path: Path, name: str) -> Imported:
     for node in tree.dt.node_iter():
         imp.node(node)
     imp.wire_sources()
+    pci_wires(imp)
     arm_extras(imp)
     chardevs = imp.chardevs()
     return Imported(render(imp, chardevs), report(imp))

@@ -5,9 +5,9 @@ node's type is the table's riscv-cpu entry of its ``riscv,isa-base``, its
 extensions beyond (or missing from) the entry's are boolean properties;
 an Arm CPU's type is the entry of its compatible, ``/psci``'s method its
 ``psci-conduit`` (and, as -M virt does for QEMU's built-in PSCI, no EL3, and
-no EL2 behind an HVC conduit). What the GICv3 binding implies without saying
-(its IRQ/FIQ/VIRQ/VFIQ outputs to each CPU, the CPUs' timer and PMU outputs
-on PPIs) becomes wires too; ``num-irq`` the tree does not give is chosen and
+no EL2 behind an HVC conduit). What a GIC binding (v3, or v2: arm_gic)
+implies without saying (its IRQ/FIQ/VIRQ/VFIQ outputs to each CPU, the CPUs'
+timer and PMU outputs on PPIs) becomes wires too; ``num-irq`` the tree does not give is chosen and
 named in the report.
 """
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 MODE_OF_BIT = {11: "M", 9: "S", 10: "H", 8: "U"}
 #: The GICv3 redistributor frame of one CPU (RD_base + SGI_base), bytes.
 GICV3_REDIST_SIZE = 0x20000
+#: The CPUs a GICv2 serves (GIC_NCPU, include/hw/intc/arm_gic_common.h).
+GICV2_MAX_CPUS = 8
 _MMU_MODES = ("sv39", "sv48", "sv57", "sv64")
 
 
@@ -299,11 +301,13 @@ def plic(imp: Importer, node: Node, binding: Binding) -> None:
 
 
 def gic(imp: Importer, node: Node, binding: Binding) -> None:
-    """An Arm GICv3: distributor and redistributor regions; num-irq from the SPIs the tree uses."""
+    """An Arm GICv3 (distributor, redistributors) or GICv2 (distributor, CPU interface); num-irq from the SPIs used."""
     tree = imp.tree
     regs = tree.reg(node)
+    v2 = binding.kind == "arm-gicv2"
     if len(regs) < 2:
-        return imp.skip(node, "a GICv3 needs its distributor and redistributor reg entries")
+        second = "CPU interface" if v2 else "redistributor"
+        return imp.skip(node, f"a GIC needs its distributor and {second} reg entries")
     n = len(imp.cpus)
     used = [spec[1] for other in tree.dt.node_iter() if "interrupts" in other.props or
             "interrupts-extended" in other.props for ctrl, spec in tree.interrupts(other)
@@ -311,12 +315,15 @@ def gic(imp: Importer, node: Node, binding: Binding) -> None:
     spis = max(32, -(-(max(used, default=0) + 1) // 32) * 32)
     imp.notes.append(f"{node.path}: num-irq {spis + 32} (the tree does not say): {spis} SPIs, the smallest multiple "
                      f"of 32 above the highest it uses ({max(used, default=0)}), plus 32")
-    if tree.num(node, "#redistributor-regions") not in (None, 1) or len(regs) > 2:
-        imp.unmapped.setdefault(node.path, []).append("reg entries after the first redistributor region")
-    if regs[1][1] < n * GICV3_REDIST_SIZE:
-        imp.notes.append(f"{node.path}: the redistributor region holds {regs[1][1] // GICV3_REDIST_SIZE} frames "
-                         f"for {n} CPUs")
-    props = {"revision": 3, "num-cpu": n, "num-irq": spis + 32, "redist-region-count": [n]}
+    if v2:
+        props = {**_gicv2_props(imp, node, binding, regs, n), "num-irq": spis + 32}
+    else:
+        if tree.num(node, "#redistributor-regions") not in (None, 1) or len(regs) > 2:
+            imp.unmapped.setdefault(node.path, []).append("reg entries after the first redistributor region")
+        if regs[1][1] < n * GICV3_REDIST_SIZE:
+            imp.notes.append(f"{node.path}: the redistributor region holds {regs[1][1] // GICV3_REDIST_SIZE} frames "
+                             f"for {n} CPUs")
+        props = {"revision": 3, "num-cpu": n, "num-irq": spis + 32, "redist-region-count": [n]}
     cid = imp.add(imp.id_for(node),
                   Comp(binding.type, node.path, props, {0: regs[0][0], 1: regs[1][0]}))
     imp.ctrls[node.path] = Ctrl("gic", cid)
@@ -325,11 +332,23 @@ def gic(imp: Importer, node: Node, binding: Binding) -> None:
     imp.leftover(node, {"#redistributor-regions"})
 
 
+def _gicv2_props(imp: Importer, node: Node, binding: Binding, regs: list[tuple[int, int]], n: int) -> dict[str, Any]:
+    """arm_gic's properties: revision 2 (1 for a variant that says so), num-cpu; what is left out, noted."""
+    if n > GICV2_MAX_CPUS:
+        imp.notes.append(f"{node.path}: a GICv2 serves at most {GICV2_MAX_CPUS} CPUs, the tree has {n}")
+    if len(regs) > 2:
+        # -M virt,virtualization=on: GICH and GICV (hw/arm/virt.c create_gic); their maintenance interrupt is
+        # the GIC's own output, which the board's line table does not count (qemu_types.yaml arm_gic).
+        imp.unmapped.setdefault(node.path, []).append(
+            "reg entries after the CPU interface (the virtualization extensions' interfaces)")
+    return {"revision": int(binding.raw.get("when", {}).get("revision", 2)), "num-cpu": n}
+
+
 def arm_extras(imp: Importer) -> None:
-    """What a GICv3 implies: its outputs to each CPU; the maintenance, timer and PMU PPIs of each CPU."""
+    """What a GIC implies: its outputs to each CPU; the timer and PMU PPIs (and a GICv3's maintenance) of each CPU."""
     if imp.gic is None:
         for node in imp.arm_nodes:
-            imp.skip(node, "needs the GICv3, which is not imported")
+            imp.skip(node, "needs a GIC (v2 or v3), which is not imported")
         return
     node, gic_id, spis = imp.gic
     n = len(imp.cpus)
@@ -337,7 +356,11 @@ def arm_extras(imp: Importer) -> None:
         for j in range(4):  # IRQ, FIQ, VIRQ, VFIQ (hw/arm/virt.c create_gic)
             imp.wires.append((gic_id, "sysbus-irq", j * n + i, cpu, "unnamed-gpio-in", j))
     imp.implied = 4 * n
-    _ppis(imp, node, spis, [("gicv3-maintenance-interrupt", 0)])
+    if imp.comps[gic_id].type == "arm_gic":
+        if imp.tree.interrupts(node):
+            imp.notes.append(f"{node.path}: the GICv2's maintenance interrupt (virtualization extensions): not wired")
+    else:
+        _ppis(imp, node, spis, [("gicv3-maintenance-interrupt", 0)])
     for extra in imp.arm_nodes:
         compat = imp.tree.strings(extra, "compatible")
         if "arm,armv8-pmuv3" in compat:

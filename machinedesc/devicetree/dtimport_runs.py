@@ -76,7 +76,7 @@ def _run(prefix: str, members: list[str], comps: dict[str, Comp]) -> Run | None:
     cs = [comps[c] for c in members]
     head = cs[0]
     if any(c.type != head.type or c.parent != head.parent or list(c.props) != list(head.props)
-           or list(c.mmio) != list(head.mmio) for c in cs):
+           or list(c.mmio) != list(head.mmio) or c.windows for c in cs):
         return None
     props = {p: linear([c.props[p] for c in cs]) for p in head.props}
     mmio = {r: linear([c.mmio[r] for c in cs]) for r in head.mmio}
@@ -112,7 +112,39 @@ def fold_wires(wires: list[Wire], runs: dict[str, Run]) -> list[tuple[str, str, 
             out.append((min(p for p, _ in by_k.values()), *entry))
     if sum(n for *_, n in out) != len(wires):  # never drop a wire, whatever the grouping did
         raise AssertionError(f"folded {sum(n for *_, n in out)} of {len(wires)} wires")
-    return [(f, t, n) for _pos, f, t, n in sorted(out)]
+    return _ranges([(f, t, n) for _pos, f, t, n in sorted(out)])
+
+
+_ONE = re.compile(r"^(?P<end>[^$\[]+)\[(?P<k>\d+)\]$")
+
+
+def _ranges(entries: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """Consecutive single wires from one line family to one other, both indices one up each time (a PCIe
+    host's INTA-INTD), as one ``a.x[i..j]`` -> ``b.y[k..l]`` entry (its count stays the number of wires)."""
+    out: list[tuple[str, str, int]] = []
+    run: list[tuple[str, int, str, int]] = []  # (from family, index, to family, index) of the open range
+
+    def close() -> None:
+        if len(run) > 1:
+            (f, a, t, b), (_f, a2, _t, b2) = run[0], run[-1]
+            out.append((f"{f}[{a}..{a2}]", f"{t}[{b}..{b2}]", len(run)))
+        else:
+            out.extend((f"{f}[{a}]", f"{t}[{b}]", 1) for f, a, t, b in run)
+        run.clear()
+
+    for src, dst, n in entries:
+        ms, md = _ONE.match(src), _ONE.match(dst)
+        if n != 1 or ms is None or md is None:
+            close()
+            out.append((src, dst, n))
+            continue
+        one = (ms["end"], int(ms["k"]), md["end"], int(md["k"]))
+        if run and not (run[-1][0] == one[0] and run[-1][2] == one[2] and run[-1][1] + 1 == one[1]
+                        and run[-1][3] + 1 == one[3]):
+            close()
+        run.append(one)
+    close()
+    return out
 
 
 def _wire_entry(key: tuple[Any, ...], by_k: dict[int, Wire], run: Run) -> tuple[str, str, int] | None:

@@ -58,7 +58,7 @@ def render(imp: Importer, chardevs: dict[str, str]) -> str:
         wires = sorted(imp.wires, key=lambda w: (rank[w[0]], w[1], w[2], rank[w[3]], w[4], w[5]))
         for src, dst, count in fold_wires(wires, runs):
             name = _unique("-".join(e.split(".")[0].replace("${i}", "") for e in (src, dst)), used)
-            prefix = f"count: {count}, " if count > 1 else ""
+            prefix = f"count: {count}, " if count > 1 and ".." not in src else ""
             out.append(f"  {name}: {{{prefix}from: {scalar(src)}, to: {scalar(dst)}}}")
     return "\n".join(out) + "\n"
 
@@ -80,7 +80,7 @@ def report(imp: Importer) -> list[str]:
     lines += [f"  {n:4d} folded: {why}" for why, n in folded.items()]
     lines.append(f"  {len(skipped):4d} nodes skipped (each below, with its reason)")
     lines.append(f"  {len(imp.wires):4d} wires ({len(imp.wires) - imp.implied} from interrupt properties, "
-                 f"{imp.implied} that the GICv3 implies)")
+                 f"{imp.implied} that the GIC implies)")
     lines += [f"  skipped {p}: {o.removeprefix('skipped: ')}" for p, o in skipped]
     # Nodes with the same properties left (dma-coherent on 32 virtio-mmio nodes) share one line.
     same: dict[str, list[str]] = {}
@@ -100,7 +100,7 @@ def _order(imp: Importer) -> list[str]:
     """Clusters, then CPUs (in their index order), then the rest by address (the memory map's order)."""
     clusters = [c for c, comp in imp.comps.items() if comp.type == "cpu-cluster"]
     rest = [c for c in imp.comps if c not in clusters and c not in imp.cpus]
-    rest.sort(key=lambda c: (min(imp.comps[c].mmio.values(), default=-1), c))
+    rest.sort(key=lambda c: (min([*imp.comps[c].mmio.values(), *(w[3] for w in imp.comps[c].windows)], default=-1), c))
     return clusters + imp.cpus + rest
 
 
@@ -112,10 +112,14 @@ def _component(comp: Comp, props: dict[str, Any], mmio: dict[int, Any], count: i
         parts.append(f"parent: {scalar(comp.parent)}")
     if props:
         parts.append("props: {" + ", ".join(f"{scalar(k)}: {value(v)}" for k, v in props.items()) + "}")
-    if list(mmio) == [0]:
+    entries = [(r, -1, f"{{region: {r}, addr: {_addr(a)}}}") for r, a in mmio.items()]
+    entries += [(r, off, f"{{region: {r}, offset: {value(off)}, size: {value(size)}, addr: {_addr(a)}}}")
+                for r, off, size, a in comp.windows]
+    if list(mmio) == [0] and not comp.windows:
         parts.append(f"mmio: {_addr(mmio[0])}")
-    elif mmio:
-        parts.append("mmio: [" + ", ".join(f"{{region: {r}, addr: {_addr(a)}}}" for r, a in mmio.items()) + "]")
+    elif entries:
+        # Regions in order, each one's own mapping before its windows (by offset).
+        parts.append("mmio: [" + ", ".join(text for *_, text in sorted(entries, key=lambda e: e[:2])) + "]")
     return "{" + ", ".join(parts) + "}"
 
 

@@ -201,12 +201,14 @@ class Gen:
         label, kind, env = ctrl
         if kind == "index":
             return label, (target.index,)
-        if kind == "gic":
+        if kind in ("gic", "gicv2"):
             spis = int(env.get("num_irq", 32)) - 32
             if target.index < spis:
                 return label, (0, target.index, GIC_LEVEL_HIGH)
             irq = (target.index - spis) % 32
-            return (label, (1, irq - 16, GIC_LEVEL_HIGH)) if irq >= 16 else None
+            # GICv2: a PPI's flags name the CPUs it reaches (bits 15:8), all of them as -M virt says.
+            mask = ((1 << min(int(env.get("num_cpu", 1)), 8)) - 1) << 8 if kind == "gicv2" else 0
+            return (label, (1, irq - 16, GIC_LEVEL_HIGH | mask)) if irq >= 16 else None
         return None
 
     def line_specifiers(self, comp_id: str, line: str, index: int) -> list[tuple[str, tuple[int, ...]]]:

@@ -121,10 +121,9 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
 
     doc, board, notes = _load_board(path, overrides, catalog, allow_host_access)
     problems = Collector()
+    check_firmware(board, firmware, problems, booting=bool(boot))
     setup = prepare(board, boot or {}, problems)
-    check_firmware(board, firmware, problems, note_reset=setup is None or not setup.loads)
     problems.raise_if_any()
-    notes = [*notes, *problems.notes]
     written = board
     if setup is not None:
         board = setup.board
@@ -133,7 +132,7 @@ def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Pa
     problems.raise_if_any()
     assert sg is not None
     plan = make_plan(board, sg, [str(Path(f).resolve()) for f in firmware], loads, boot_notes, written)
-    return (*doc.files, *files), replace(plan, notes=tuple(render_notes(notes)))
+    return (*doc.files, *files), replace(plan, notes=tuple(render_notes([*notes, *problems.notes])))
 
 
 # ---------------------------------------------------------------- plan cache

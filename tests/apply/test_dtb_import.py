@@ -3,7 +3,8 @@
 The trees are the ones QEMU's own ``-M virt`` dumps (``dumpdtb=``, made here
 with the patched binaries): the imported boards match golden files (YAML and
 report), validate, and run the firmware the built-in machine runs: Debian's
-OpenSBI + U-Boot on riscv64, U-Boot (qemu_arm64) on aarch64.
+OpenSBI + U-Boot on riscv64, U-Boot (qemu_arm64) on aarch64, whose ``pci``
+command finds the imported PCIe host bridge; Linux on the GICv2 board.
 tests/data/dtb/mixed.dts covers every reason a node is skipped; the error
 cases exit 2 with ``file:line:col``. Regenerate the goldens after an intended
 change with MACHINEDESC_UPDATE_GOLDEN=1 and review the diff.
@@ -12,15 +13,18 @@ change with MACHINEDESC_UPDATE_GOLDEN=1 and review the diff.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from harness import REPO, Sandbox
-from test_boot_debian import FIRMWARE_TIMEOUT, OPENSBI_DIR, UBOOT_ARM64, UBOOT_RISCV, boot, need
+from test_boot_debian import (FIRMWARE_TIMEOUT, KERNEL_ARM64, LINUX_TIMEOUT, OPENSBI_DIR, UBOOT_ARM64, UBOOT_RISCV,
+                              boot, need)
 
-from machinedesc.plan.pipeline import load_plan
+from machinedesc import api
+from machinedesc.plan.pipeline import load_board, load_plan
 
 GOLDEN = REPO / "tests" / "golden" / "import-dtb"
 MIXED = REPO / "tests" / "data" / "dtb" / "mixed.dts"
@@ -28,10 +32,12 @@ MIXED = REPO / "tests" / "data" / "dtb" / "mixed.dts"
 DUMPS = {
     "riscv64-virt": ("riscv64", ["-M", "virt", "-smp", "2", "-bios", "none"]),
     "aarch64-virt": ("aarch64", ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-smp", "2"]),
-    # plain -M virt: a GICv2, which has no binding yet
-    "aarch64-virt-gicv2": ("aarch64", ["-M", "virt", "-cpu", "cortex-a57"]),
+    # plain -M virt: its default gic-version, a GICv2 (arm_gic)
+    "aarch64-virt-gicv2": ("aarch64", ["-M", "virt", "-cpu", "cortex-a57", "-smp", "2"]),
 }
-GOLDENS = ["aarch64-virt", "riscv64-virt"]
+GOLDENS = ["aarch64-virt", "aarch64-virt-gicv2", "riscv64-virt"]
+#: U-Boot's `pci` listing QEMU's host bridge (1b36:0008, the gpex root) at bus 0, device 0.
+HOST_BRIDGE = r"00\.00\.00\s+0x1b36\s+0x0008\s+Bridge device"
 
 
 def dump(qemu: Path, args: list[str], out: Path) -> Path:
@@ -83,19 +89,38 @@ def test_qemu_virt_tree_imports_to_a_board_that_validates(name: str, dumps: dict
     counted = sum(int(n) for n in re.findall(r"^\s+(\d+) (?:nodes imported|folded|nodes skipped)", report, re.M))
     assert counted == total, report
     assert "skipped /fw-cfg@" in report and "needs a board-only device" in report
-    assert "PCIe host: import-dtb does not yet turn its ranges" in report
+    # The PCIe host: its ECAM and memory windows, its I/O region, INTA-INTD from interrupt-map.
+    text = board.read_text(encoding="utf-8")
+    assert re.search(r"^  pcie?: \{type: gpex-pcihost, mmio: \[\{region: 0, offset: 0, size: 0x10000000, ", text, re.M)
+    assert re.search(r"from: \"pcie?\.sysbus-irq\[0\.\.3\]\", to: \"(intc|plic)\.unnamed-gpio-in\[\d+\.\.\d+\]\"",
+                     text), text
 
 
-def test_a_gicv2_tree_imports_without_its_interrupt_wiring_and_says_so(dumps: dict[str, Path],
-                                                                        sandbox: Sandbox) -> None:
+def test_a_gicv2_tree_imports_with_its_interrupt_wiring(dumps: dict[str, Path], sandbox: Sandbox) -> None:
     board, report = imported(sandbox, dumps["aarch64-virt-gicv2"], "v2.yaml")
-    load_plan(board)
-    assert ("  skipped /intc@8000000: no binding for arm,cortex-a15-gic (qemu-system-aarch64 has a type arm_gic; "
-            "the binding table has no entry for it)") in report
-    assert "  skipped /timer: needs the GICv3, which is not imported" in report
-    assert re.search(r"  note /virtio_mmio@a000000, .*/pl011@9000000.*: an interrupt to /intc@8000000, "
-                     r"which is not imported: not wired\n", report), report
-    assert "wiring:" not in board.read_text(encoding="utf-8")
+    plan = load_plan(board)
+    text = board.read_text(encoding="utf-8")
+    assert ("intc: {type: arm_gic, props: {revision: 2, num-cpu: 2, num-irq: 96}, "
+            "mmio: [{region: 0, addr: 0x8000000}, {region: 1, addr: 0x8010000}]}") in text
+    # IRQ..VFIQ to both CPUs, the timers and PMU of both on their PPIs (CPU 1's PMU: 64 + 32 + 16 + 7).
+    assert 'intc-cpu-4: {count: 2, from: "intc.sysbus-irq[${6 + i}]", to: "cpu${i}.unnamed-gpio-in[3]"}' in text
+    assert 'from: "cpu${i}.pmu-interrupt[0]", to: "intc.unnamed-gpio-in[${87 + i * 32}]"' in text
+    assert "  skipped /intc@8000000/v2m@8020000: no binding for arm,gic-v2m-frame" in report
+    assert "8 that the GIC implies" in report
+    # The generated tree has the GICv2 and /timer with -M virt's CPU mask in the PPI flags.
+    assert plan.steps
+
+
+def test_imported_gicv2_virt_boots_linux(dumps: dict[str, Path], sandbox: Sandbox, patched_aarch64: Path) -> None:
+    """The imported GICv2 carries interrupts: both CPUs up (IPIs), the timer, the PL011's SPI, the PCIe host's map."""
+    kernel = need(KERNEL_ARM64, "the arm64 cloud kernel (linux-image-cloud-arm64)")
+    board, _ = imported(sandbox, dumps["aarch64-virt-gicv2"], "virt.yaml")
+    text = boot(sandbox, patched_aarch64, board, "--kernel", str(kernel), "--append", "console=ttyAMA0",
+                until=r"VFS: Unable to mount root fs", timeout=LINUX_TIMEOUT)
+    assert "smp: Brought up 1 node, 2 CPUs" in text, text
+    assert re.search(r"arch_timer: cp15 timer\(s\) running at [0-9.]+MHz \(virt\)", text), text
+    assert re.search(r"ttyAMA0 at MMIO 0x9000000 \(irq = [1-9][0-9]*, base_baud = 0\) is a PL011", text), text
+    assert re.search(r"pci 0000:00:00\.0: \[1b36:0008\]", text), text
 
 
 def test_imported_riscv_virt_runs_opensbi_and_uboot(dumps: dict[str, Path], sandbox: Sandbox,
@@ -108,8 +133,33 @@ def test_imported_riscv_virt_runs_opensbi_and_uboot(dumps: dict[str, Path], sand
     assert "DRAM:  128 MiB" in text
 
 
-def test_imported_arm64_virt_runs_uboot(dumps: dict[str, Path], sandbox: Sandbox, patched_aarch64: Path) -> None:
-    board, _ = imported(sandbox, dumps["aarch64-virt"], "virt.yaml")
+def uboot_pci(board: Path, qemu: Path, boot_options: dict[str, str]) -> None:
+    """U-Boot's prompt, then its `pci` command lists QEMU's host bridge: the ECAM window and ranges work."""
+    with api.machine(board, boot=boot_options, qemu=qemu, timeout=60) as m:
+        m.console.expect(r"\n=> ", timeout=FIRMWARE_TIMEOUT)
+        m.console.sendline("pci")
+        m.console.expect(HOST_BRIDGE, timeout=30)
+        m.console.expect("=> ", timeout=30)
+
+
+def test_imported_riscv_virt_pcie_host_is_found_by_uboot(dumps: dict[str, Path], sandbox: Sandbox,
+                                                         patched_riscv64: Path) -> None:
+    board, _ = imported(sandbox, dumps["riscv64-virt"], "virt.yaml")
+    uboot_pci(board, patched_riscv64, {"bios": str(need(OPENSBI_DIR / "fw_jump.bin", "opensbi")),
+                                       "kernel": str(need(UBOOT_RISCV, "u-boot-qemu"))})
+
+
+@pytest.mark.parametrize("name", ["aarch64-virt", "aarch64-virt-gicv2"])
+def test_imported_arm64_virt_pcie_host_is_found_by_uboot(name: str, dumps: dict[str, Path], sandbox: Sandbox,
+                                                         patched_aarch64: Path) -> None:
+    board, _ = imported(sandbox, dumps[name], "virt.yaml")
+    uboot_pci(board, patched_aarch64, {"bios": str(need(UBOOT_ARM64, "u-boot-qemu"))})
+
+
+@pytest.mark.parametrize("name", ["aarch64-virt", "aarch64-virt-gicv2"])
+def test_imported_arm64_virt_runs_uboot(name: str, dumps: dict[str, Path], sandbox: Sandbox,
+                                        patched_aarch64: Path) -> None:
+    board, _ = imported(sandbox, dumps[name], "virt.yaml")
     text = boot(sandbox, patched_aarch64, board, "--bios", str(need(UBOOT_ARM64, "u-boot-qemu")),
                 until=r"\n=> ", timeout=FIRMWARE_TIMEOUT)
     assert "U-Boot 20" in text
@@ -126,11 +176,11 @@ def test_every_reason_to_skip_a_node_is_reported(sandbox: Sandbox) -> None:
     load_plan(board)
     reasons = {
         "/fw-cfg@10100000": "needs a board-only device",
-        "/soc/pci@30000000": "PCIe host: import-dtb does not yet turn its ranges",
         "/soc/pl011@9000000": "no QEMU model: pl011 (the binding of arm,pl011) is not in qemu-system-riscv64",
         "/soc/rtc@101000": "no binding for google,goldfish-rtc (qemu-system-riscv64 has a type goldfish_rtc",
         "/soc/gpio@10060000": "no binding for acme,gpio (and no QEMU type of that name)",
         "/soc/gpio@10060000/gpio-hog": "inside /soc/gpio@10060000, which is skipped",
+        "/soc/pci@30000000/ethernet@1,0": "on the PCI bus of /soc/pci@30000000: PCI devices are found by enumeration",
         "/soc/serial@10002000": 'status = "disabled"',
         "/soc/periph@10008000/virtio-noreg": "no reg",
         "/leds": "no compatible: not a device",
@@ -147,6 +197,11 @@ def test_every_reason_to_skip_a_node_is_reported(sandbox: Sandbox) -> None:
     assert 'virtio${i}: {count: 2, type: virtio-mmio, mmio: "${0x10009000 + i * 0x1000}"}' in text
     assert "uart0: {type: serial-mm, props: {baudbase: 0x38400, regshift: 2, chardev: serial0}" in text
     assert 'hart-config: "MS,MS"' in text
+    # A PCIe host: reg the ECAM window, ranges the I/O region and a prefetchable 32-bit window (noted).
+    assert ("pci: {type: gpex-pcihost, mmio: [{region: 0, offset: 0, size: 0x10000000, addr: 0x30000000}, "
+            "{region: 1, offset: 0x40000000, size: 0x40000000, addr: 0x40000000}, {region: 2, addr: 0x3000000}]}") \
+        in text
+    assert "ranges entry 1 has flags 0x40000000 (prefetchable, ...)" in report
 
 
 def test_output_is_deterministic_and_goes_to_stdout_with_dash(sandbox: Sandbox) -> None:
@@ -251,3 +306,52 @@ def test_runs_fold_only_what_is_equal_or_linear() -> None:
     assert fold_wires(wires, runs) == [("v${i}.irq[0]", "g.in[${3 + i}]", 3), ("v${i}.irq[1]", "g.in[${9 - i * 2}]", 3),
                                        ("v0.irq[2]", "g.in[1]", 1), ("v1.irq[2]", "g.in[2]", 1),  # not linear
                                        ("v2.irq[2]", "g.in[4]", 1), ("u0.irq[0]", "g.in[1]", 1)]
+    # One component's consecutive lines to consecutive inputs (a PCIe host's INTA-INTD): one ranged entry.
+    pins = [("p", "irq", k, "g", "in", 3 + k) for k in range(4)] + [("p", "irq", 4, "g", "in", 9),
+                                                                   ("p", "irq", 5, "g", "in", 8)]
+    assert fold_wires(pins, {}) == [("p.irq[0..3]", "g.in[3..6]", 4), ("p.irq[4]", "g.in[9]", 1),
+                                    ("p.irq[5]", "g.in[8]", 1)]
+
+
+#: boards/arm64-virt.yaml with the GICv2 fragment and virt's PCIe host (tests/apply/test_apply_windows.py's).
+ROUND_TRIP = """machinedesc: 1
+extends: v2.yaml
+components:
+  pcie:
+    type: gpex-pcihost
+    mmio:
+      - {addr: 0x4010000000, offset: 0, size: 0x10000000}
+      - {addr: 0x10000000, region: 1, offset: 0x10000000, size: 0x2eff0000}
+      - {addr: 0x8000000000, region: 1, offset: 0x8000000000, size: 0x8000000000}
+      - {addr: 0x3eff0000, region: 2}
+wiring:
+  pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
+"""
+
+
+def test_the_generators_gicv2_and_pcie_nodes_import_back(sandbox: Sandbox) -> None:
+    """Generated tree -> import-dtb: the same GIC, PCIe windows and wires."""
+    from machinedesc.devicetree.generate import generate
+
+    shutil.copytree(REPO / "boards", sandbox.base / "boards")
+    text = (REPO / "boards" / "arm64-virt.yaml").read_text(encoding="utf-8")
+    (sandbox.base / "boards" / "v2.yaml").write_text(
+        text.replace("gic: {use: lib/arm-gicv3.yaml,", "gic: {use: lib/arm-gicv2.yaml,"), encoding="utf-8")
+    (sandbox.base / "boards" / "rt.yaml").write_text(ROUND_TRIP, encoding="utf-8")
+    dts = generate(load_board(sandbox.base / "boards" / "rt.yaml")).to_dts()
+    # arm,gic-400 is a GICv2 too; arm,cortex-a9-gic (the binding's revision 1 variant) a GICv1.
+    for compatible, revision in (("arm,cortex-a15-gic", 2), ("arm,gic-400", 2), ("arm,cortex-a9-gic", 1)):
+        (sandbox.base / "rt.dts").write_text(dts.replace('"arm,cortex-a15-gic"', f'"{compatible}"'), encoding="utf-8")
+        board, report = imported(sandbox, sandbox.base / "rt.dts", "rt-imported.yaml")
+        out = board.read_text(encoding="utf-8")
+        assert (f"gic: {{type: arm_gic, props: {{revision: {revision}, num-cpu: 2, num-irq: 64}}, "
+                "mmio: [{region: 0, addr: 0x8000000}, {region: 1, addr: 0x8010000}]}") in out, out
+        assert ("pcie: {type: gpex-pcihost, mmio: [{region: 0, offset: 0, size: 0x10000000, addr: 0x4010000000}, "
+                "{region: 1, offset: 0x10000000, size: 0x2eff0000, addr: 0x10000000}, "
+                "{region: 1, offset: 0x8000000000, size: 0x8000000000, addr: 0x8000000000}, "
+                "{region: 2, addr: 0x3eff0000}]}") in out, out
+        assert '{from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}' in out, out
+        # CPU i's physical timer on its PPI 14 (32 SPIs, then 32 inputs per CPU, 16 SGIs first).
+        assert 'from: "cpu${i}.unnamed-gpio-out[0]", to: "gic.unnamed-gpio-in[${62 + i * 32}]"' in out, out
+        assert "8 that the GIC implies" in report
+        load_plan(board)
