@@ -86,3 +86,29 @@ def test_the_first_board_of_the_format_doc_plans(tmp_path: Path) -> None:
     board.write_text(block)
     plan = load_plan(board)
     assert plan.system == "riscv64" and any(s.command == "x-sysbus-mmio-map" for s in plan.steps)
+
+
+def test_command_synopses_in_the_docs_list_every_option() -> None:
+    # A synopsis (`machinedesc CMD ... [--opt ...]`, with continuation lines) names each long
+    # option of CMD's --help (short forms count: -v for --verbose), and only those.
+    import re
+
+    import click
+
+    from machinedesc.cli import cli
+
+    assert isinstance(cli, click.Group)
+    seen = 0
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text()
+        for m in re.finditer(r"^machinedesc ([a-z-]+) [^\n]*\[--[^\n]*(?:\n +\[[^\n]*)*", text, re.M):
+            command = cli.commands.get(m.group(1))
+            if command is None:
+                continue
+            seen += 1
+            shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", m.group(0)))
+            options = [p for p in command.params if isinstance(p, click.Option) and "--help" not in p.opts]
+            missing = [p.opts[-1] for p in options if not shown & set(p.opts)]
+            known = {o for p in options for o in p.opts}
+            assert not missing and shown - {"--"} <= known, (doc.name, m.group(1), missing, shown - known)
+    assert seen >= 3
