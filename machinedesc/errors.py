@@ -215,8 +215,8 @@ class InstallError(MachinedescError):
     exit_code = Exit.INTERNAL
 
 
-class QmpFileError(MachinedescError):
-    """A QMP configuration file is malformed or refused; the message starts with ``file:line:col``.
+class InputFileError(MachinedescError):
+    """A file given to a command (not a board) is malformed or refused; the message starts with ``file:line:col``.
 
     ``location`` line 0 means the whole file; ``message`` and ``hint`` are
     the text before escaping (names and values come from the file).
@@ -236,24 +236,16 @@ class QmpFileError(MachinedescError):
         self.hint = hint
 
 
-class DeviceTreeFileError(MachinedescError):
+class QmpFileError(InputFileError):
+    """A QMP configuration file (``run``, ``import-qmp``) is malformed or refused."""
+
+
+class DeviceTreeFileError(InputFileError):
     """A device tree (``import-dtb``'s DTS or DTB) is malformed or cannot become a board.
 
-    The same shape as ``QmpFileError``: the message starts with ``file:line:col``
-    (line 0: the whole file, or a place in a DTB, which has no lines).
+    Line 0 is the whole file, or a place in a DTB, which has no lines (the
+    message then names the node's path).
     """
-
-    exit_code = Exit.INVALID
-
-    def __init__(self, location: SourceLocation, message: str, hint: str | None = None) -> None:
-        where = str(location) if location.line else location.file
-        text = printable(f"{where}: {message}")
-        if hint:
-            text += "\n" + printable(f"  hint: {hint}")
-        super().__init__(text)
-        self.location = location
-        self.message = message
-        self.hint = hint
 
 
 class CapabilityError(MachinedescError):

@@ -9,17 +9,17 @@ properties not mapped, and per value the tree did not give.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import TYPE_CHECKING, Any
 
+from ..board.flowyaml import addr as _addr
+from ..board.flowyaml import scalar, value
+from ..board.flowyaml import unique_name as _unique
 from .dtimport_runs import find_runs, fold_wires
 
 if TYPE_CHECKING:
     from .dtimport import Comp, Importer
 
 # No ',' (a flow mapping's separator: hart-config "MS,MS" must be quoted).
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
 
 def render(imp: Importer, chardevs: dict[str, str]) -> str:
@@ -123,33 +123,3 @@ def _component(comp: Comp, props: dict[str, Any], mmio: dict[int, Any], count: i
     return "{" + ", ".join(parts) + "}"
 
 
-def _addr(a: Any) -> str:
-    return f"{a:#x}" if isinstance(a, int) else scalar(str(a))
-
-
-def _unique(name: str, used: set[str]) -> str:
-    base, n = name, 1
-    while name in used:
-        n += 1
-        name = f"{base}-{n}"
-    used.add(name)
-    return name
-
-
-def value(v: Any) -> str:
-    """A property value in flow YAML: booleans, integers (hex from 0x1000), lists, strings."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v:#x}" if v >= 0x1000 else str(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(value(x) for x in v) + "]"
-    return scalar(str(v))
-
-
-def scalar(text: str) -> str:
-    """A string as YAML reads it back as that string: plain when safe, else double-quoted (as import-qmp)."""
-    if _PLAIN.match(text) and text.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "y", "n") \
-            and "${" not in text:
-        return text
-    return json.dumps(text)

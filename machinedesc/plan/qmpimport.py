@@ -34,6 +34,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..board.flowyaml import addr as _addr
+from ..board.flowyaml import scalar as _scalar
+from ..board.flowyaml import unique_name as _unique
+from ..board.flowyaml import value as _value
 from ..errors import QmpFileError
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
 from ..qemu.types import system_type_info
@@ -47,7 +51,6 @@ _IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-
 _HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]+)\]$")
 _PERIPHERAL = "/machine/peripheral/"
 #: A string written plain in flow style (no comma: it would end the flow entry).
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 
 
 @dataclass
@@ -313,15 +316,6 @@ def _guess_system(comps: Mapping[str, _Comp]) -> str | None:
     return None
 
 
-def _unique(name: str, used: set[str]) -> str:
-    base, n = name, 1
-    while name in used:
-        n += 1
-        name = f"{base}-{n}"
-    used.add(name)
-    return name
-
-
 def _component(comp: _Comp) -> str:
     parts = [f"type: {_scalar(comp.type)}"]
     if comp.count is not None:
@@ -343,10 +337,6 @@ def _component(comp: _Comp) -> str:
             maps.append("{" + ", ".join(fields) + "}")
         parts.append("mmio: [" + ", ".join(maps) + "]")
     return "{" + ", ".join(parts) + "}"
-
-
-def _addr(addr: int | str) -> str:
-    return f"{addr:#x}" if isinstance(addr, int) else _scalar(addr)
 
 
 def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> dict[str, _Comp]:
@@ -373,19 +363,3 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
     return out
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return _scalar(str(value))
-
-
-def _scalar(text: str) -> str:
-    """A string as YAML reads it back as that string: plain when safe, else double-quoted."""
-    if _PLAIN.match(text) and text.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "y", "n") \
-            and "${" not in text:
-        return text
-    return json.dumps(text)

@@ -170,7 +170,7 @@ def test_one_wire_per_hart_folds_into_one_count_entry(tmp_path: Path, harts: int
     plan, yaml = _plan_of_import(tmp_path, text)
     assert _steps(plan) == _steps(parse(text, "f.qmp").commands)  # the file's own steps, in its order
     assert f'  hart${{i}}: {{count: {harts}, type: rv64-riscv-cpu, parent: cluster0, props: {{mhartid: "${{i}}", ' \
-        'resetvec: 2147483648}}' in yaml
+        'resetvec: 0x80000000}}' in yaml
     assert f'  mswi-hart: {{count: {harts}, from: "mswi.unnamed-gpio-out[${{i}}]", ' \
         'to: "hart${i}.unnamed-gpio-in[3]"}' in yaml
     assert f'  plic-hart-2: {{count: {harts}, from: "plic.unnamed-gpio-out[${{{harts} + i}}]", ' \

@@ -185,7 +185,7 @@ def test_a_v4_file_with_windows_imports_as_a_board_with_windows(tmp_path: Path) 
 
     qmp = qmpdialect.translate(parse(WINDOWS_V4.read_text(), "windows-v4.qmp"), 65536)
     result = import_qmp(qmp, "riscv64", "windows")
-    assert ("  data: {type: sysbus-memory, props: {size: 8192}, mmio: [{addr: 0x60000000}, "
+    assert ("  data: {type: sysbus-memory, props: {size: 0x2000}, mmio: [{addr: 0x60000000}, "
             "{addr: 0x20000000, offset: 0x1000, size: 0x1000}, "
             "{addr: 0x30000000, priority: 1, offset: 0x1400, size: 0x800}]}") in result.yaml
     assert "     2 MMIO windows (alias form, into the components' mmio with offset and size)" in result.report
