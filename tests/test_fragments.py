@@ -161,3 +161,18 @@ components:
     assert ("gic.sysbus-irq[3]", "core1.unnamed-gpio-in[1]") in ends  # CPU 1's FIQ
     assert ("core1.pmu-interrupt[0]", f"gic.unnamed-gpio-in[{64 + 32 + 16 + 7}]") in ends
     assert not any("maintenance" in src for src, _ in ends)
+
+
+def test_fragment_requires_turn_a_bad_use_into_one_error_each() -> None:
+    # riscv-virt with no hart: the ACLINT and PLIC fragments say what they need, at the
+    # board's use lines; no follow-on errors from components built for zero harts.
+    from machinedesc.plan.pipeline import load_plan
+
+    with pytest.raises(BoardError) as err:
+        load_plan(REPO / "boards" / "riscv-virt.yaml", {"harts": "0"}, cache=False)
+    lines = [ln for ln in str(err.value).splitlines() if not ln.startswith("  ")]
+    assert [ln.split(": ", 2)[1:] for ln in lines] == [
+        ["components.mswi.with", "harts is 1 to 4095 (RISCV_ACLINT_MAX_HARTS, include/hw/intc/riscv_aclint.h)"],
+        ["components.mtimer.with", "harts is 1 to 4095 (RISCV_ACLINT_MAX_HARTS, include/hw/intc/riscv_aclint.h)"],
+        ["components.plic.with", "a PLIC needs at least one hart"],
+    ]

@@ -35,7 +35,12 @@ from .model import (
     RawCommand,
     Wire,
 )
+from .requires import failed_requirements
 from .yaml_reader import LiteralError, resolve_plain
+
+
+#: The hint for a requirement whose check is not a comparison.
+_REWRITE_CHECK = "a check is a comparison: ${harts >= 1}, ${1 <= contexts <= 2}, ${mode == 'MS'}"
 
 
 class _Builder:
@@ -49,6 +54,8 @@ class _Builder:
         self.fragments: Mapping[str, LMap] = {}
         self.fragment_wires: list[Wire] = []
         self.in_fragment = False
+        #: Fragment requirements already reported at their own line: (fragment position, index).
+        self.reported: set[tuple[Any, int]] = set()
         #: The board's system (a fragment's components take the board's, which uses them).
         self.system = str(tree.get("system", ""))
 
@@ -104,6 +111,9 @@ def build_board(doc_tree: LMap, file: str, overrides: Mapping[str, str], problem
     tree = doc_tree
     params = _params(b, overrides)
     env: dict[str, Any] = dict(params)
+    for failed in failed_requirements(tree, lambda raw, path: b.value(raw, env, path)):
+        b.err(("requires", failed.index, "check"), failed.message, _REWRITE_CHECK if failed.written_wrong else
+              f"{failed.check} is false for these parameters (params:, --set)")
 
     chardevs = {k: str(v) for k, v in tree.get("chardevs", {}).items()}
     machine_raw = tree.get("machine", "none")
@@ -282,6 +292,17 @@ def _use(b: _Builder, key: str, spec: Mapping[str, Any], env: Mapping[str, Any],
         if value is not None:  # else reported at the with: value; the default stands in (no "None" follow-ons)
             fenv[name] = value
     fenv["id"] = key
+    failures = failed_requirements(frag, lambda raw, rpath: sub.value(raw, fenv, rpath))
+    for failed in failures:
+        if failed.written_wrong:  # the fragment's own mistake: at its line, once however many uses
+            if (frag.pos[0], failed.index) not in b.reported:
+                b.reported.add((frag.pos[0], failed.index))
+                sub.err(("requires", failed.index, "check"), failed.message, _REWRITE_CHECK)
+            continue
+        b.err((*path, "with") if "with" in spec else (*path, "use"), failed.message,
+              f"{failed.check} (requires of {frag.pos[0]}) is false for this use's with: values", key=True)
+    if failures:
+        return ()  # its components would only repeat the failure as follow-on errors
     comps = _components(sub, fenv, seen, start)
     b.fragment_wires += [replace(w, name=f"{key}.{w.name}", yaml_path=f"{key}: {w.yaml_path}")
                          for w in _wires(sub, fenv)]

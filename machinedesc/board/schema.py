@@ -40,7 +40,7 @@ def board_schema() -> dict[str, Any]:
 
 
 #: What a fragment file may hold (docs/format.md, "Fragments"): no system, no includes, no fragments.
-FRAGMENT_KEYS = ("machinedesc", "summary", "params", "components", "wiring")
+FRAGMENT_KEYS = ("machinedesc", "summary", "params", "requires", "components", "wiring")
 
 
 @functools.cache
