@@ -125,24 +125,19 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-#: Bytes in sockaddr_un's sun_path, with its terminating NUL (Linux: <sys/un.h>).
-SUN_PATH_MAX = 108
-
-
 def _validate_serial(serial: str | None, inputs: Sequence[Path] = ()) -> None:
-    """Refuse a malformed --serial, and a console file that is one of the ``inputs`` (it would be emptied)."""
+    """Refuse a malformed --serial (qemu.chardevs.parse_serial), and a console file that is one of the
+    ``inputs`` (it would be emptied)."""
     if serial is None:
         return
-    kind, sep, target = serial.partition(":")
-    if kind in ("stdio", "none") and not sep:
-        return
-    if kind == "socket" and len(os.fsencode(target)) >= SUN_PATH_MAX:
-        raise UsageError(printable(f"--serial socket:{target}: a UNIX socket path must be shorter than "
-                                   f"{SUN_PATH_MAX} bytes (sockaddr_un's sun_path); choose a shorter path"))
-    if kind in ("file", "socket") and target:
+    from .qemu.chardevs import parse_serial
+
+    try:
+        kind, target = parse_serial(serial)
+    except ValueError as err:
+        raise UsageError(printable(str(err))) from None
+    if kind in ("file", "socket"):
         refuse_overwriting(Path(target), inputs, "--serial")
-        return
-    raise UsageError(f"invalid --serial '{serial}': use stdio, file:PATH, socket:PATH or none")
 
 
 def refuse_overwriting(output: Path, inputs: Sequence[Path], option: str) -> None:

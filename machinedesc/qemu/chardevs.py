@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
+
+#: Bytes in sockaddr_un's sun_path, with its terminating NUL (Linux: <sys/un.h>).
+SUN_PATH_MAX = 108
+
+#: What --serial takes (docs/apply.md); ``log`` and ``relay`` are machinedesc's own.
+_USER_KINDS = ("stdio", "file", "socket", "none")
+
+
+def parse_serial(spec: str, *, internal: bool = False) -> tuple[str, str]:
+    """``spec`` (``stdio``, ``none``, ``file:PATH``, ``socket:PATH``) as (kind, target); ``internal``
+    also accepts ``log`` and ``relay``.
+
+    Raises ValueError with the user's message: an unknown kind, a missing
+    path, or a socket path that does not fit sun_path (SUN_PATH_MAX bytes).
+    """
+    kind, sep, target = spec.partition(":")
+    kinds = (*_USER_KINDS, "log", "relay") if internal else _USER_KINDS
+    if kind not in kinds or (kind in ("file", "socket")) != bool(target) or (sep and not target):
+        raise ValueError(f"invalid --serial '{spec}': use stdio, file:PATH, socket:PATH or none")
+    if kind == "socket" and len(os.fsencode(target)) >= SUN_PATH_MAX:
+        raise ValueError(f"--serial socket:{target}: a UNIX socket path must be shorter than {SUN_PATH_MAX} "
+                         "bytes (sockaddr_un's sun_path); choose a shorter path")
+    return kind, target
+
 
 def rewrite_chardevs(args: Sequence[str], ids: Sequence[str], spec: str, workdir: Path) -> list[str]:
     """Point the ``-chardev`` options whose id is in ``ids`` at ``spec``.
@@ -12,11 +37,9 @@ def rewrite_chardevs(args: Sequence[str], ids: Sequence[str], spec: str, workdir
     ``socket:PATH`` (a listening unix socket), ``none``, or the internal
     ``log`` (a file ``ID.log`` in ``workdir``, used by --detach) or the
     internal ``relay`` (QEMU's stdout, which machinedesc copies to a file).
-    Raises ValueError for an unknown spec.
+    Raises ValueError for an unknown spec (parse_serial).
     """
-    kind, _, target = spec.partition(":")
-    if kind not in ("stdio", "file", "socket", "none", "log", "relay") or (kind in ("file", "socket") and not target):
-        raise ValueError(f"invalid serial '{spec}': use stdio, file:PATH, socket:PATH or none")
+    kind, target = parse_serial(spec, internal=True)
     out: list[str] = []
     i = 0
     while i < len(args):

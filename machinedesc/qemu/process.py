@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import QemuError
+from .chardevs import SUN_PATH_MAX
 from .workdir import OWNER_FILE, make_workdir
 
 _PR_SET_PDEATHSIG = 1
-# sizeof(sockaddr_un.sun_path) on Linux, including the terminating NUL.
-_UNIX_PATH_MAX = 108
 
 
 def _set_pdeathsig() -> None:
@@ -139,7 +138,7 @@ class QemuProcess:
     def qmp_address(self) -> str:
         """The listening QMP socket's path for this process (short even when the real path is long)."""
         path = str(self.qmp_path)
-        if len(path.encode()) < _UNIX_PATH_MAX:
+        if len(path.encode()) < SUN_PATH_MAX:
             return path
         return f"/proc/self/fd/{self._dirfd}/{self.qmp_path.name}"
 
