@@ -102,6 +102,32 @@ def test_plic_hart_config_errors(qmp_riscv64: QemuInstance, config: str | None,
     survives(vm)
 
 
+# ---- patch 36: PLIC num-sources ----------------------------------------------------
+
+@pytest.mark.parametrize("sources", [1025, 0xFFFFFFFF])
+def test_plic_num_sources_beyond_its_register_map(qmp_riscv64: QemuInstance, sources: int) -> None:
+    vm = qmp_riscv64
+    harts(vm, 2)
+    with pytest.raises(ExecuteError, match=f"plic: num-sources must be at most 1024, not {sources}"):
+        vm.cmd("device_add", driver="riscv.sifive.plic", id="plic", **{**PLIC, "num-sources": sources})
+    vm.cmd("device_add", driver="riscv.sifive.plic", id="plic", **{**PLIC, "num-sources": 1024})
+    survives(vm)
+
+
+# ---- patch 35: sysbus-memory sizes ------------------------------------------------------
+
+@pytest.mark.parametrize("size", [2**63, 2**64 - 1])
+def test_sysbus_memory_size_from_2_63_is_refused(qmp_riscv64: QemuInstance, size: int) -> None:
+    vm = qmp_riscv64
+    vm.cmd("x-machine-init")
+    with pytest.raises(ExecuteError, match=f"property 'size' must be below 2\\^63 bytes, not {size:#x}"):
+        vm.cmd("device_add", driver="sysbus-memory", id="ram", size=size)
+    # Below 2^63 a size the host cannot back is the allocator's error, not an abort.
+    with pytest.raises(ExecuteError, match="cannot set up guest memory 'mem'"):
+        vm.cmd("device_add", driver="sysbus-memory", id="ram", size=2**63 - 1)
+    survives(vm)
+
+
 # ---- patch 16: ACLINT software interrupts ---------------------------------------------
 
 def test_aclint_swi_after_its_harts(qmp_riscv64: QemuInstance) -> None:
