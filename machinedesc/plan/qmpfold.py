@@ -122,24 +122,30 @@ def fold_wires(wires: list[WireT]) -> list[WireT | WireEntry]:
 
 @dataclass(frozen=True)
 class CompT:
-    """A component as import-qmp writes it: properties, parent, MMIO maps (region, addr, priority), links."""
+    """A component as import-qmp writes it: properties, parent, MMIO maps, links.
+
+    Each MMIO map is (region, addr, priority), or (region, addr, priority,
+    offset, size) for a window of the region (the alias form).
+    """
 
     type: str
     props: dict[str, Any]
     parent: str | None
-    mmio: tuple[tuple[int, int, int], ...]
+    mmio: tuple[tuple[int, ...], ...]
     links: dict[str, str] = field(default_factory=dict)
 
 
 def _values(comp: CompT) -> list[Any]:
-    """Everything of a component that may step from copy to copy: properties, links, MMIO addresses."""
-    return [*comp.props.values(), *comp.links.values(), *(addr for _, addr, _ in comp.mmio)]
+    """Everything of a component that may step from copy to copy: properties, links, then each MMIO map's
+    address (and a window's offset and size)."""
+    return [*comp.props.values(), *comp.links.values(), *(v for m in comp.mmio for v in (m[1], *m[3:]))]
 
 
 def _shape(comp: CompT) -> tuple[Any, ...]:
-    """What must be equal in a run: type, parent, property and link names, value kinds, MMIO regions and priorities."""
+    """What must be equal in a run: type, parent, property and link names, value kinds, MMIO regions and
+    priorities, which maps are windows."""
     kinds = tuple((k, type(v).__name__) for k, v in comp.props.items())
-    return comp.type, comp.parent, kinds, tuple(comp.links), tuple((r, p) for r, _, p in comp.mmio)
+    return comp.type, comp.parent, kinds, tuple(comp.links), tuple((m[0], m[2], len(m)) for m in comp.mmio)
 
 
 #: How a value that stays the same in every copy is written: as it is.
@@ -221,7 +227,7 @@ def _component_run(comps: list[tuple[str, CompT | None]], k: int) -> tuple[int, 
     if n < 2 or step == 0:
         return 1, "", None
     run = [c for _, c in comps[k:k + n] if c is not None]
-    columns = [_column(list(column), hex_=m >= len(first.props) + len(first.links))  # MMIO addresses in hex
+    columns = [_column(list(column), hex_=m >= len(first.props) + len(first.links))  # MMIO numbers in hex
                for m, column in enumerate(zip(*(_values(c) for c in run), strict=True))]
     n = min([n, *(length for length, _ in columns)])
     if n < 2 or any(text is None for _, text in columns):

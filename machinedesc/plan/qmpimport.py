@@ -349,8 +349,7 @@ def _addr(addr: int | str) -> str:
 def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> dict[str, _Comp]:
     """``comps`` with each run of numbered look-alikes (hart0, hart1, ...) as one ``count:`` entry (plan.qmpfold)."""
     items = [(cid, None if c.count is not None else
-              CompT(c.type, c.props, c.parent, tuple((int(m["region"]), int(m["addr"]), int(m["priority"]))
-                                                     for m in c.mmio), c.links))
+              CompT(c.type, c.props, c.parent, tuple(_map_numbers(m) for m in c.mmio), c.links))
              for cid, c in comps.items()]
     out: dict[str, _Comp] = {}
     k = 0
@@ -363,11 +362,17 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
         values = iter(texts)
         props = {name: next(values) or value for name, value in first.props.items()}
         links = {name: next(values) or value for name, value in first.links.items()}
-        mmio = [{**m, "addr": next(values) or m["addr"]} for m in first.mmio]
+        mmio = [{**m, **{k: next(values) or m[k] for k in ("addr", "offset", "size") if k in m}} for m in first.mmio]
         out[key] = _Comp(first.type, props, first.line, mmio, first.parent, n, links)
         counts["component entries with count:"] = counts.get("component entries with count:", 0) + 1
         k += n
     return out
+
+
+def _map_numbers(m: Mapping[str, Any]) -> tuple[int, ...]:
+    """An MMIO map as qmpfold.CompT has it: (region, addr, priority), plus (offset, size) for a window."""
+    window = (int(m["offset"]), int(m["size"])) if "offset" in m else ()
+    return (int(m["region"]), int(m["addr"]), int(m["priority"]), *window)
 
 
 def _value(value: Any) -> str:

@@ -233,3 +233,17 @@ def test_components_fold_only_when_their_values_follow_their_ids() -> None:
         ("x0", None, None), ("x1", None, None),
         ("y${i}", 2, ["${1 + i}"]),
         ("y2", None, None)]
+
+
+def test_windows_of_look_alike_components_keep_their_offsets_and_sizes(tmp_path: Path) -> None:
+    """A run of components with windows folds only as far as offset and size follow the ids, too: the
+    board plans the file's steps (the fold once kept the first window's offset and size for every copy)."""
+    maps = [(4096, 0, 16), (8192, 32, 16), (12288, 64, 128), (16384, 96, 128)]
+    out = ["x-machine-init"]
+    for k, (addr, offset, size) in enumerate(maps):
+        out += [f"device_add driver=sysbus-memory id=d{k} size=8192",
+                f"x-sysbus-mmio-map device=d{k} addr={addr} offset={offset} size={size}"]
+    text = "# system: riscv64\n" + "\n".join([*out, "x-exit-preconfig"]) + "\n"
+    plan, yaml = _plan_of_import(tmp_path, text)
+    assert _steps(plan) == _steps(parse(text, "f.qmp").commands)
+    assert 'offset: "${0x20 * i}", size: 0x10' in yaml
