@@ -308,6 +308,10 @@ class Importer:
         if c is None:
             self.notes.append(f"{node.path}: an interrupt to {ctrl.path}, which is not imported: not wired")
             return None
+        if len(spec) < (1 if c.kind == "index" else 3):
+            self.notes.append(f"{node.path}: interrupt specifier {list(spec)} of {ctrl.path} is too short to name "
+                              "an input (its #interrupt-cells): not wired")
+            return None
         if c.kind == "index":
             return c.comp, spec[0]
         if spec[0] == 0:  # GIC SPI

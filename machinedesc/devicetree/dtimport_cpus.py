@@ -210,7 +210,7 @@ def clint_like(imp: Importer, node: Node, parts: list[dict[str, Any]]) -> None:
     outs: list[list[tuple[str, int]]] = [[] for _ in parts]
     for ctrl, spec in tree.interrupts(node):
         c = imp.ctrls.get(ctrl.path)
-        k = next((i for i, p in enumerate(parts) if len(parts) == 1 or p.get("mip") == spec[0]), None)
+        k = next((i for i, p in enumerate(parts) if spec and (len(parts) == 1 or p.get("mip") == spec[0])), None)
         if c is None or k is None:
             imp.notes.append(f"{node.path}: interrupts-extended entry {ctrl.path} {list(spec)} names no hart "
                              "input of an imported part: not wired")
@@ -270,7 +270,7 @@ def plic(imp: Importer, node: Node, binding: Binding) -> None:
     groups: list[tuple[str, str]] = []  # (hart component, modes)
     for ctrl, spec in tree.interrupts(node):
         c = imp.ctrls.get(ctrl.path)
-        mode = MODE_OF_BIT.get(spec[0])
+        mode = MODE_OF_BIT.get(spec[0]) if spec else None
         if c is None or mode is None:
             imp.notes.append(f"{node.path}: context {ctrl.path} {list(spec)} is not a hart's external interrupt")
             continue

@@ -1,0 +1,67 @@
+"""import-dtb on hostile trees: each is refused with the file (and line, or node path) and exit 2, or
+imported to a board that validates, with what could not be mapped said in the report; never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from machinedesc.cli import main
+from machinedesc.devicetree.dtimport import Imported, import_dtb
+from machinedesc.errors import DeviceTreeFileError
+
+#: One RISC-V hart and RAM: what every tree here adds its nodes to.
+HEAD = """/dts-v1/;
+/ {
+	#address-cells = <2>;
+	#size-cells = <2>;
+	cpus {
+		#address-cells = <1>;
+		#size-cells = <0>;
+		timebase-frequency = <1000000>;
+		cpu0: cpu@0 {
+			device_type = "cpu"; reg = <0>; compatible = "riscv"; riscv,isa = "rv64imafdc";
+			cpu0_intc: interrupt-controller {
+				#interrupt-cells = <1>; interrupt-controller; compatible = "riscv,cpu-intc";
+			};
+		};
+	};
+	memory@80000000 { device_type = "memory"; reg = <0x0 0x80000000 0x0 0x4000000>; };
+"""
+PLIC = """	plic: plic@c000000 {
+		compatible = "sifive,plic-1.0.0"; interrupt-controller; #interrupt-cells = <CELLS>;
+		reg = <0 0x0c000000 0 0x600000>; riscv,ndev = <10>; interrupts-extended = <&cpu0_intc 11>;
+	};
+"""
+
+
+def tree(tmp_path: Path, body: str, name: str = "t.dts") -> Path:
+    path = tmp_path / name
+    path.write_text(HEAD + body + "};\n", encoding="utf-8")
+    return path
+
+
+def imported_and_valid(tmp_path: Path, path: Path, capsys: pytest.CaptureFixture[str]) -> Imported:
+    """The import of ``path``, whose board must validate."""
+    result = import_dtb(path, "t")
+    board = tmp_path / "t.yaml"
+    board.write_text(result.yaml, encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", str(board)])
+    assert exc.value.code == 0, capsys.readouterr().err
+    return result
+
+
+def test_an_interrupt_specifier_of_zero_cells_is_noted_not_a_traceback(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A controller with #interrupt-cells = <0> (legal: an ACLINT SWI has it) named as a device's interrupt:
+    the specifier names no input (an IndexError once)."""
+    path = tree(tmp_path, PLIC.replace("CELLS", "0") + """
+	uart@10000000 {
+		compatible = "ns16550a"; reg = <0 0x10000000 0 0x100>; interrupts-extended = <&plic>, <&plic>;
+	};
+""")
+    report = imported_and_valid(tmp_path, path, capsys).report
+    assert "  note /uart@10000000: interrupt specifier [] of /plic@c000000 is too short to name an input " \
+        "(its #interrupt-cells): not wired" in report
