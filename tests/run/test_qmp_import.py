@@ -281,7 +281,7 @@ def test_ids_ending_in_thousands_of_digits_fold_without_a_traceback(tmp_path: Pa
     digits = "1" * 5000
     text = "\n".join([
         "# system: riscv64", "x-machine-init",
-        f"device_add driver=serial-mm id=u{digits}1 regshift=0", f"device_add driver=serial-mm id=u{digits}2 regshift=0",
+        *(f"device_add driver=serial-mm id=u{digits}{k} regshift=0" for k in (1, 2)),
         f"device_add driver=riscv.sifive.plic id=p{digits}",
         *(f"qom-set path=/machine/peripheral/u{digits}{k} property=sysbus-irq[0] "
           f"value=/machine/peripheral/p{digits}/unnamed-gpio-in[{k}]" for k in (1, 2))]) + "\n"
