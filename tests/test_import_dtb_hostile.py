@@ -65,3 +65,45 @@ def test_an_interrupt_specifier_of_zero_cells_is_noted_not_a_traceback(tmp_path:
     report = imported_and_valid(tmp_path, path, capsys).report
     assert "  note /uart@10000000: interrupt specifier [] of /plic@c000000 is too short to name an input " \
         "(its #interrupt-cells): not wired" in report
+
+
+def _nested(depth: int) -> str:
+    return "".join(f"n{k} {{ " for k in range(depth)) + "}; " * depth + "\n"
+
+
+def test_nodes_nested_too_deep_are_refused_at_their_line(tmp_path: Path) -> None:
+    """dtlib's parser recurses per level: 5,000 levels were a RecursionError traceback. 64 (libfdt's
+    FDT_MAX_DEPTH, the root included) is read; one more is an error at its brace, or naming a DTB."""
+    from machinedesc.devicetree.dtc import dtb_of
+    from machinedesc.devicetree.dtread import MAX_DEPTH, read
+
+    read(tree(tmp_path, _nested(MAX_DEPTH - 1)))
+    with pytest.raises(DeviceTreeFileError) as err:
+        read(tree(tmp_path, _nested(5000)))
+    at = -1
+    for _ in range(MAX_DEPTH):  # the root's brace is the first level: the 64th nested one is one too many
+        at = _nested(5000).index("{", at + 1)
+    column = at + 1
+    assert str(err.value.location) == f"{tmp_path / 't.dts'}:17:{column}"
+    assert err.value.message == f"nodes nested more than {MAX_DEPTH} deep: not read"
+    blob = tmp_path / "t.dtb"
+    blob.write_bytes(dtb_of(HEAD + _nested(MAX_DEPTH) + "};\n"))
+    with pytest.raises(DeviceTreeFileError) as err:
+        read(blob)
+    assert (err.value.location.file, err.value.location.line) == (str(blob), 0)  # a DTB has no lines
+
+
+def test_a_property_of_many_values_is_read_in_linear_time(tmp_path: Path) -> None:
+    """dtlib appended each cell to immutable bytes: 320,000 cells took 16 s, 800,000 over a minute.
+    600,000 values (cells, strings, references) now take a few seconds."""
+    import time
+
+    from machinedesc.devicetree.dtread import read
+
+    cells, strings, refs = " ".join(["0x1"] * 400_000), ", ".join(['"s"'] * 100_000), " ".join(["&l"] * 100_000)
+    path = tree(tmp_path, f"\tx {{ a = <{cells}>; b = {strings}; c = <{refs}>; }};\n\tl: l {{ }};\n")
+    start = time.monotonic()
+    t = read(path)
+    assert time.monotonic() - start < 30
+    props = t.root.nodes["x"].props
+    assert (len(props["a"].value), len(props["b"].value), len(props["c"].value)) == (1_600_000, 200_000, 400_000)

@@ -34,6 +34,8 @@ from .dtc import dtc_path
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 #: The largest tree read (a DTB QEMU dumps is 1 MiB with its padding).
 SIZE_LIMIT = 16 * 1024 * 1024
+#: The deepest node read: libfdt's FDT_MAX_DEPTH (dtlib's parser recurses once per level).
+MAX_DEPTH = 64
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
 _LABEL = re.compile(r"undefined node label '(?P<label>[^']+)'")
 
@@ -225,7 +227,55 @@ def _dtb_source(path: Path, data: bytes) -> str:
 
 class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
     """dtlib's DT whose /include/ and /incbin/ read only regular files within SIZE_LIMIT (never stdin,
-    a FIFO or a device: a tree is data, and reading /dev/zero would never end)."""
+    a FIFO or a device: a tree is data, and reading /dev/zero would never end), and whose property values
+    are built in linear time.
+
+    dtlib 0.0.2 appends each cell, byte and string to an immutable ``bytes``
+    and joins each reference into one again: a property of N values cost
+    O(N**2) (a ``reg`` of 320,000 cells took 16 s, one of 16 MiB hours). Here
+    a value under construction is a ``bytearray`` (dtlib's first call for
+    each value, ``_parse_value_labels``, makes it one; ``bytes`` again when
+    the assignment ends), and ``_fixup_props`` is dtlib's with a
+    ``bytearray`` for its result.
+    """
+
+    def _parse_value_labels(self, prop: Any) -> None:
+        if type(prop.value) is bytes:
+            prop.value = bytearray(prop.value)
+        super()._parse_value_labels(prop)
+
+    def _parse_assignment(self, prop: Any) -> None:
+        try:
+            super()._parse_assignment(prop)
+        finally:
+            prop.value = bytes(prop.value)
+
+    def _fixup_props(self) -> None:
+        # dtlib.DT._fixup_props (SPDX-License-Identifier: BSD-3-Clause, Nordic Semiconductor ASA),
+        # with a bytearray for ``res``.
+        for node in self.node_iter():
+            for prop in tuple(node.props.values()):
+                prev_pos = 0
+                res = bytearray()
+                for marker in prop._markers:
+                    pos, marker_type, ref = marker
+                    res += prop.value[prev_pos:pos]
+                    marker[0] = len(res)
+                    if marker_type is dtlib._MarkerType.LABEL:
+                        dtlib._append_no_dup(prop._label_offset_lst, (ref, len(res)))
+                    elif marker_type in (dtlib._MarkerType.PATH, dtlib._MarkerType.PHANDLE):
+                        try:
+                            ref_node = self._ref2node(ref)
+                        except dtlib.DTError as e:
+                            dtlib._err(f"{prop.node.path}: {e}")
+                        ref_node._is_referenced = True
+                        if marker_type is dtlib._MarkerType.PATH:
+                            res += ref_node.path.encode("utf-8") + b"\0"
+                        else:
+                            res += self._node_phandle(ref_node)
+                            pos += 4
+                    prev_pos = pos
+                prop.value = bytes(res + prop.value[prev_pos:])
 
     def _open(self, filename: str, mode: str = "r", **kwargs: Any) -> Any:
         target = os.path.join(os.path.dirname(self.filename), filename)
@@ -241,6 +291,7 @@ class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
 def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
     # dtlib reads a file by name (and /include/s relative to it): a DTS is parsed where it is;
     # a DTB's source, dtc's, from a private temporary file.
+    _check_depth(path, text, dtb=dtb)
     tmp = None
     try:
         if dtb:
@@ -256,6 +307,22 @@ def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
         if tmp is not None:
             os.unlink(tmp)
     return Tree(path, dt, None if dtb else text)
+
+
+def _check_depth(path: Path, text: str, *, dtb: bool) -> None:
+    """Raise DeviceTreeFileError at the first node nested deeper than MAX_DEPTH (the root is depth 1)."""
+    depth = 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line_col = (0, 0) if dtb else _line_col(text, m.start())  # a DTB has no lines
+                where = SourceLocation(str(path), *line_col)
+                raise DeviceTreeFileError(where, f"nodes nested more than {MAX_DEPTH} deep: not read",
+                                          f"a device tree is at most {MAX_DEPTH} levels deep (libfdt's FDT_MAX_DEPTH)")
+        elif tok == "}":
+            depth -= 1
 
 
 def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
