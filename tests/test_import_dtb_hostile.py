@@ -107,3 +107,46 @@ def test_a_property_of_many_values_is_read_in_linear_time(tmp_path: Path) -> Non
     assert time.monotonic() - start < 30
     props = t.root.nodes["x"].props
     assert (len(props["a"].value), len(props["b"].value), len(props["c"].value)) == (1_600_000, 200_000, 400_000)
+
+
+def test_reg_beyond_64_bits_skips_the_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An address of three cells, a reg that wraps, a bus whose ranges move a child past 2**64: each node is
+    skipped with its reason (the board once held the address and failed to validate)."""
+    path = tree(tmp_path, """
+	memory@0 { device_type = "memory"; reg = <0xffffffff 0xffffffff 0x0 0x2>; };
+	uart@10000000 { compatible = "ns16550a"; reg = <0xffffffff 0xffffff00 0x0 0x101>; };
+	soc3 {
+		#address-cells = <3>; #size-cells = <2>; compatible = "simple-bus"; ranges;
+		uart@0 { compatible = "ns16550a"; reg = <0x1 0x0 0x10000000 0x0 0x100>; };
+	};
+	soc {
+		#address-cells = <2>; #size-cells = <2>; compatible = "simple-bus";
+		ranges = <0 0 0xffffffff 0xffffffff 0xffffffff 0xffffffff>;
+		uart@10 { compatible = "ns16550a"; reg = <0 0x10 0 0x100>; };
+	};
+""")
+    report = imported_and_valid(tmp_path, path, capsys).report
+    why = "ends beyond the 64-bit address space (as the CPU sees it, through the buses' ranges)"
+    assert f"  skipped /memory@0: reg entry 0 [0xffffffffffffffff, +0x2) {why}" in report
+    assert f"  skipped /uart@10000000: reg entry 0 [0xffffffffffffff00, +0x101) {why}" in report
+    assert f"  skipped /soc3/uart@0: reg entry 0 [0x10000000010000000, +0x100) {why}" in report
+    assert f"  skipped /soc/uart@10: reg entry 0 [0x1000000000000000f, +0x100) {why}" in report
+
+
+def test_reg_entries_beyond_the_types_regions_and_interrupts_beyond_its_lines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A UART with 1,000 reg entries maps its one region; its second interrupt (it has one line), and an
+    interrupt to source 0xffffffff of a PLIC of 10 sources, are not wired: said in the report (the board once
+    named 1,000 regions, the second line and the source, and failed to validate)."""
+    regs = " ".join(f"0x0 {0x10000000 + 0x100 * k:#x} 0x0 0x100" for k in range(1000))
+    path = tree(tmp_path, PLIC.replace("CELLS", "1") + f"""
+	uart@10000000 {{ compatible = "ns16550a"; reg = <{regs}>; interrupts-extended = <&plic 3>, <&plic 4>; }};
+	uart@20000000 {{ compatible = "ns16550a";
+		reg = <0 0x20000000 0 0x100>; interrupts-extended = <&plic 0xffffffff>; }};
+""")
+    result = imported_and_valid(tmp_path, path, capsys)
+    assert "  not mapped reg entries 1..999 (serial-mm has 1 MMIO region(s)): /uart@10000000" in result.report
+    assert "  note /uart@10000000: output 1 of uart0, which has 1 sysbus-irq lines: not wired" in result.report
+    assert "  note /uart@20000000: input 4294967295 of plic, which has 11 unnamed-gpio-in lines: not wired" \
+        in result.report
+    assert 'to: "plic.unnamed-gpio-in[3]"' in result.yaml

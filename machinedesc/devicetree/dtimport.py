@@ -169,11 +169,14 @@ class Importer:
         if node.name in ("chosen", "aliases"):
             self.console(node)
             return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
-        if self.tree.string(node, "device_type") == "memory":
-            return self.memory(node)
         bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
         if bus is not None:
             return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
+        beyond = self.beyond_64_bits(node)
+        if beyond is not None:
+            return self.skip(node, beyond)
+        if self.tree.string(node, "device_type") == "memory":
+            return self.memory(node)
         compatibles = self.tree.strings(node, "compatible")
         for compat in compatibles:
             if self.by_compatible(node, compat):
@@ -181,6 +184,14 @@ class Importer:
         if compatibles:
             return self.skip(node, self.no_binding(compatibles))
         self.skip(node, "no compatible: not a device")
+
+    def beyond_64_bits(self, node: Node) -> str | None:
+        """Why ``node`` cannot be placed when a ``reg`` entry ends beyond the 64-bit address space, else None."""
+        for k, (addr, size) in enumerate(self.tree.reg(node) if "reg" in node.props else []):
+            if addr + size > 1 << 64:
+                return (f"reg entry {k} [{addr:#x}, +{size:#x}) ends beyond the 64-bit address space "
+                        "(as the CPU sees it, through the buses' ranges)")
+        return None
 
     def by_compatible(self, node: Node, compat: str) -> bool:
         """Handle ``node`` by ``compat`` when something knows it; False to try the next string."""
@@ -288,6 +299,11 @@ class Importer:
                                       f"{sector:#x}-byte sectors: num-blocks not set")
                 ids.append(self.add(self.fresh_id(f"{label}{k}"), Comp(binding.type, node.path, own, {0: addr})))
         else:
+            regions = system_type_info(binding.type, self.system).mmio
+            if regions is not None and len(regs) > len(regions):
+                self.unmapped.setdefault(node.path, []).append(
+                    f"reg entries {len(regions)}..{len(regs) - 1} ({binding.type} has {len(regions)} MMIO region(s))")
+                regs = regs[:len(regions)]
             mmio = {k: addr for k, (addr, _size) in enumerate(regs)}
             ids.append(self.add(self.fresh_id(label), Comp(binding.type, node.path, props, mmio)))
         if binding.console:
@@ -391,6 +407,7 @@ def import_dtb(path: Path, name: str) -> Imported:
     (``file:line:col``), a phandle that names no node, a tree without CPUs.
     """
     from .dtimport_cpus import arm_extras, import_cpus
+    from .dtimport_lines import drop_wires_out_of_range
     from .dtimport_yaml import render, report
 
     tree = read(path)
@@ -401,5 +418,6 @@ def import_dtb(path: Path, name: str) -> Imported:
         imp.node(node)
     imp.wire_sources()
     arm_extras(imp)
+    drop_wires_out_of_range(imp)
     chardevs = imp.chardevs()
     return Imported(render(imp, chardevs), report(imp))
