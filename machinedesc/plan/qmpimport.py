@@ -103,11 +103,12 @@ class _Importer:
         elif step.command == "device_add":
             self.device(step, args)
         elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
-            entry: dict[str, int | str] = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
-                     "priority": int(args.get("priority", 0))}
+            entry: dict[str, int | str] = {"region": _arg(args, "mmio", 0, _U32),
+                                           "addr": _arg(args, "addr", None, _U64),
+                                           "priority": _arg(args, "priority", 0, _S32)}
             if "offset" in args or "size" in args:
                 # The alias form: a window of the region (mmio: offset:, size:).
-                entry.update(offset=int(args["offset"]), size=int(args["size"]))
+                entry.update(offset=_arg(args, "offset", None, _U64), size=_arg(args, "size", None, _U64))
                 self.count("MMIO windows (alias form, into the components' mmio with offset and size)")
             else:
                 self.count("MMIO maps (into the components' mmio)")
@@ -367,6 +368,20 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
         counts["component entries with count:"] = counts.get("component entries with count:", 0) + 1
         k += n
     return out
+
+
+_U32, _S32, _U64 = (0, (1 << 32) - 1), (-(1 << 31), (1 << 31) - 1), (0, (1 << 64) - 1)
+
+
+def _arg(args: Mapping[str, Any], key: str, default: int | None, bounds: tuple[int, int]) -> int:
+    """Integer argument ``key`` of x-sysbus-mmio-map within QMP's type for it (``bounds``), else ValueError
+    (``run`` reports it at the command's line); KeyError when it is missing and has no default."""
+    value = args[key] if default is None else args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value!r} is not an integer")
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{key}={value} is out of range ({bounds[0]} to {bounds[1]})")
+    return value
 
 
 def _map_numbers(m: Mapping[str, Any]) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from harness import Sandbox, patched_qemu
 
+from machinedesc.errors import QmpFileError
 from machinedesc.plan import qmpdialect
 from machinedesc.plan.pipeline import load_plan
 from machinedesc.plan.qmpfile import parse
@@ -73,7 +74,8 @@ def test_a_command_that_cannot_become_yaml_is_an_error_at_its_line() -> None:
 
     with pytest.raises(QmpFileError) as err:
         _imported("device_add driver=riscv.sifive.test id=u\nsysbus-mmio-map device=u addr=notanumber\n")
-    assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: invalid literal")
+    assert str(err.value).startswith("f.qmp:2:1: x-sysbus-mmio-map: cannot import this command: "
+                                     "addr='notanumber' is not an integer")
     assert err.value.exit_code == 2
 
 
@@ -287,3 +289,20 @@ def test_ids_ending_in_thousands_of_digits_fold_without_a_traceback(tmp_path: Pa
           f"value=/machine/peripheral/p{digits}/unnamed-gpio-in[{k}]" for k in (1, 2))]) + "\n"
     yaml = import_qmp(parse(text, "f.qmp"), None, "b").yaml
     assert f'u{digits[:-17]}${{{"1" * 18} + i}}: {{count: 2' in yaml
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ("addr=4096 offset=-5 size=16", "offset=-5 is out of range (0 to 18446744073709551615)"),
+    ("addr=4096 mmio=-1", "mmio=-1 is out of range (0 to 4294967295)"),
+    ("addr=4096 priority=2147483648", "priority=2147483648 is out of range (-2147483648 to 2147483647)"),
+    ("addr=4096 offset=0 size=abc", "size='abc' is not an integer"),
+    ("addr=18446744073709551616", "addr=18446744073709551616 is out of range (0 to 18446744073709551615)"),
+])
+def test_mmio_arguments_qemu_refuses_are_errors_at_their_line(arguments: str, message: str) -> None:
+    """What x-sysbus-mmio-map's QMP types refuse is refused at the command (a negative offset became the
+    board text "-0x5", which the board then refused as not a size)."""
+    text = f"x-machine-init\ndevice_add driver=sysbus-memory id=d size=8192\nx-sysbus-mmio-map device=d {arguments}\n"
+    with pytest.raises(QmpFileError) as err:
+        import_qmp(parse(text, "f.qmp"), "riscv64", "b")
+    assert (str(err.value.location), err.value.message) == \
+        ("f.qmp:3:1", f"x-sysbus-mmio-map: cannot import this command: {message}")
