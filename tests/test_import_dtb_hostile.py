@@ -150,3 +150,28 @@ def test_reg_entries_beyond_the_types_regions_and_interrupts_beyond_its_lines(
     assert "  note /uart@20000000: input 4294967295 of plic, which has 11 unnamed-gpio-in lines: not wired" \
         in result.report
     assert 'to: "plic.unnamed-gpio-in[3]"' in result.yaml
+
+
+@pytest.mark.parametrize(("body", "where", "message"), [
+    ("\ta { x = &{/nonexistent}; };\n", "17:2", "/a: component 'nonexistent' in path '/nonexistent' does not exist"),
+    ("\ta { phandle = <5>; };\n\tb { phandle = <5>; };\n", "18:2", "/b: duplicated phandle 0x5 (seen before at /a)"),
+    ("\tx: a { };\n\tx: b { };\n", "18:5", "Label 'x' appears on /a and on /b"),
+    ('\taliases { x = "/nonexistent"; };\n', "17:12",
+     "property 'x' on /aliases in {path} points to the non-existent node \"/nonexistent\""),
+])
+def test_tree_errors_about_a_node_name_its_line(tmp_path: Path, body: str, where: str, message: str) -> None:
+    """dtlib's errors after parsing name a node (or its property), not a line: the node is found in the text."""
+    path = tree(tmp_path, body)
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(path, "t")
+    assert (str(err.value.location), err.value.message) == (f"{path}:{where}", message.format(path=path))
+
+
+def test_a_blob_error_names_the_blob_not_a_temporary_file(tmp_path: Path) -> None:
+    from machinedesc.devicetree.dtc import dtb_of
+
+    blob = tmp_path / "t.dtb"
+    blob.write_bytes(dtb_of(HEAD + '\taliases { x = "/nonexistent"; };\n};\n'))
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(blob, "t")
+    assert err.value.message == f"property 'x' on /aliases in {blob} points to the non-existent node \"/nonexistent\""

@@ -38,6 +38,9 @@ SIZE_LIMIT = 16 * 1024 * 1024
 MAX_DEPTH = 64
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
 _LABEL = re.compile(r"undefined node label '(?P<label>[^']+)'")
+#: dtlib's messages about one node (its path first, or after "appears on ... and on", or a property "on" it).
+_NODE_MESSAGE = re.compile(r"^(?:(?P<path>/[^\s:]*): |Label '[^']*' appears on \S+ and on (?P<second>/\S*)$|"
+                           r"property '(?P<prop>[^']+)' on (?P<on>/\S*) )")
 
 Node = Any  # dtlib.Node: the package has no type information
 
@@ -300,7 +303,8 @@ def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
                 f.write(text)
         dt = _DT(tmp or str(path))
     except dtlib.DTError as err:
-        raise _located(path, str(err), None if dtb else text) from None
+        message = str(err).replace(tmp, str(path)) if tmp else str(err)  # never the temporary file's name
+        raise _located(path, message, None if dtb else text) from None
     except OSError as err:  # an /include/ that cannot be opened
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), f"cannot read: {err}") from None
     finally:
@@ -336,6 +340,11 @@ def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
         file = parsed["file"] if parsed["file"] != str(path) else str(path)
         return DeviceTreeFileError(SourceLocation(file, int(parsed["line"]), int(parsed["col"])),
                                    f"parse error: {parsed['msg'].removeprefix('parse error: ')}")
+    node = _NODE_MESSAGE.match(message)
+    where = (node["path"] or node["second"] or node["on"]) if node else None
+    found = locate(text, where, node["prop"] if node else None) if where and text is not None else None
+    if found is not None:
+        return DeviceTreeFileError(SourceLocation(str(path), *found), message)
     label = _LABEL.search(message)
     if label and text is not None:
         at = text.find("&" + label["label"])
