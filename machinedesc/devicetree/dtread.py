@@ -340,11 +340,6 @@ def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
         file = parsed["file"] if parsed["file"] != str(path) else str(path)
         return DeviceTreeFileError(SourceLocation(file, int(parsed["line"]), int(parsed["col"])),
                                    f"parse error: {parsed['msg'].removeprefix('parse error: ')}")
-    node = _NODE_MESSAGE.match(message)
-    where = (node["path"] or node["second"] or node["on"]) if node else None
-    found = locate(text, where, node["prop"] if node else None) if where and text is not None else None
-    if found is not None:
-        return DeviceTreeFileError(SourceLocation(str(path), *found), message)
     label = _LABEL.search(message)
     if label and text is not None:
         at = text.find("&" + label["label"])
@@ -353,6 +348,11 @@ def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
             col = at - (text.rfind("\n", 0, at) + 1) + 1
             return DeviceTreeFileError(SourceLocation(str(path), line, col), message,
                                        "a &label names a node with that label (label: name { ... })")
+    node = _NODE_MESSAGE.match(message)
+    where = (node["path"] or node["second"] or node["on"]) if node else None
+    found = locate(text, where, node["prop"] if node else None) if where and text is not None else None
+    if found is not None:
+        return DeviceTreeFileError(SourceLocation(str(path), *found), message)
     return DeviceTreeFileError(SourceLocation(str(path), 0, 0), message)
 
 
