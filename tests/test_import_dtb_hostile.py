@@ -175,3 +175,11 @@ def test_a_blob_error_names_the_blob_not_a_temporary_file(tmp_path: Path) -> Non
     with pytest.raises(DeviceTreeFileError) as err:
         import_dtb(blob, "t")
     assert err.value.message == f"property 'x' on /aliases in {blob} points to the non-existent node \"/nonexistent\""
+
+
+def test_a_memory_node_of_zero_bytes_is_no_ram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QEMU's sysbus-memory refuses size 0 (the board validated, then apply failed at the step: exit 4)."""
+    path = tree(tmp_path, '\tmemory@0 { device_type = "memory"; reg = <0x0 0x0 0x0 0x0>; };\n')
+    report = imported_and_valid(tmp_path, path, capsys).report
+    assert "  skipped /memory@0: a memory node without reg (or of 0 bytes)" in report
+    assert "  note /memory@0: reg entry 0 at 0x0 is 0 bytes: no RAM" in report

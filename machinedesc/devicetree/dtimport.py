@@ -271,10 +271,13 @@ class Importer:
     def memory(self, node: Node) -> None:
         ids = []
         for k, (addr, size) in enumerate(self.tree.reg(node)):
+            if not size:  # QEMU's sysbus-memory refuses size 0
+                self.notes.append(f"{node.path}: reg entry {k} at {addr:#x} is 0 bytes: no RAM")
+                continue
             cid = self.fresh_id("ram" if k == 0 else f"ram{k}")
             ids.append(self.add(cid, Comp("sysbus-memory", node.path, {"size": size}, {0: addr})))
         if not ids:
-            return self.skip(node, "a memory node without reg")
+            return self.skip(node, "a memory node without reg (or of 0 bytes)")
         self.imported(node, ids)
         self.leftover(node, set())
 
