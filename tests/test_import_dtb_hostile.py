@@ -183,3 +183,36 @@ def test_a_memory_node_of_zero_bytes_is_no_ram(tmp_path: Path, capsys: pytest.Ca
     report = imported_and_valid(tmp_path, path, capsys).report
     assert "  skipped /memory@0: a memory node without reg (or of 0 bytes)" in report
     assert "  note /memory@0: reg entry 0 at 0x0 is 0 bytes: no RAM" in report
+
+
+GIC_TREE = """/dts-v1/;
+/ {
+	#address-cells = <2>; #size-cells = <2>;
+	interrupt-parent = <&gic>;
+	cpus { #address-cells = <1>; #size-cells = <0>;
+		cpu@0 { device_type = "cpu"; compatible = "arm,cortex-a57"; reg = <0>; enable-method = "psci"; };
+	};
+	psci { compatible = "arm,psci-1.0"; method = "hvc"; };
+	memory@40000000 { device_type = "memory"; reg = <0 0x40000000 0 0x8000000>; };
+	gic: intc@8000000 { compatible = "arm,gic-v3"; #interrupt-cells = <3>; interrupt-controller;
+		reg = <0 0x8000000 0 0x10000>, <0 0x80a0000 0 0xf60000>; };
+	pl011@9000000 { compatible = "arm,pl011", "arm,primecell"; reg = <0 0x9000000 0 0x1000>;
+		interrupts = <0 SPI 4>; };
+	timer { compatible = "arm,armv8-timer"; interrupts = <1 13 4>, <1 14 4>, <1 PPI 4>, <1 10 4>; };
+};
+"""
+
+
+@pytest.mark.parametrize(("spi", "num_irq"), [(959, 992), (960, 64), (0xfffffff0, 64)])
+def test_gic_spis_and_ppis_beyond_the_gicv3_are_not_wired(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          spi: int, num_irq: int) -> None:
+    """num-irq comes from the SPIs a GICv3 can have (at most 960: num-irq 992); a PPI is 0..15. SPI 0xfffffff0
+    once made num-irq 0x100000020, PPI 20 the wire to another CPU's SGI 4."""
+    path = tmp_path / "t.dts"
+    path.write_text(GIC_TREE.replace("SPI", str(spi)).replace("PPI", "20"), encoding="utf-8")
+    result = imported_and_valid(tmp_path, path, capsys)
+    assert f"num-irq: {num_irq}" in result.yaml or f"num-irq: {num_irq:#x}" in result.yaml
+    assert "  note /timer: interrupt 2 [1, 20, 4]: no CPU output for it: not wired" in result.report
+    if spi >= 960:
+        assert f"  note /pl011@9000000: input {spi} of gic, which has 64 unnamed-gpio-in lines: not wired" \
+            in result.report

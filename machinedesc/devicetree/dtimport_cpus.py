@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 MODE_OF_BIT = {11: "M", 9: "S", 10: "H", 8: "U"}
 #: The GICv3 redistributor frame of one CPU (RD_base + SGI_base), bytes.
 GICV3_REDIST_SIZE = 0x20000
+#: The most SPIs a GICv3 has in QEMU: num-irq is at most GICV3_MAXIRQ (1020), the 32 SGIs and PPIs
+#: plus a multiple of 32 (arm_gicv3_common_realize): 960.
+GICV3_MAX_SPIS = (1020 - 32) // 32 * 32
+#: PPIs are 0..15 (an interrupt specifier's second cell, GIC binding).
+GIC_PPIS = 16
 _MMU_MODES = ("sv39", "sv48", "sv57", "sv64")
 
 
@@ -307,7 +312,7 @@ def gic(imp: Importer, node: Node, binding: Binding) -> None:
     n = len(imp.cpus)
     used = [spec[1] for other in tree.dt.node_iter() if "interrupts" in other.props or
             "interrupts-extended" in other.props for ctrl, spec in tree.interrupts(other)
-            if ctrl is node and len(spec) == 3 and spec[0] == 0]
+            if ctrl is node and len(spec) == 3 and spec[0] == 0 and spec[1] < GICV3_MAX_SPIS]
     spis = max(32, -(-(max(used, default=0) + 1) // 32) * 32)
     imp.notes.append(f"{node.path}: num-irq {spis + 32} (the tree does not say): {spis} SPIs, the smallest multiple "
                      f"of 32 above the highest it uses ({max(used, default=0)}), plus 32")
@@ -353,7 +358,7 @@ def _ppis(imp: Importer, node: Node, spis: int, lines: list[tuple[str, int]]) ->
     """Wire each CPU's ``lines`` (in order) to the PPIs of ``node``'s interrupts."""
     specs = [spec for _ctrl, spec in imp.tree.interrupts(node)]
     for k, spec in enumerate(specs):
-        if k >= len(lines) or len(spec) != 3 or spec[0] != 1:
+        if k >= len(lines) or len(spec) != 3 or spec[0] != 1 or spec[1] >= GIC_PPIS:
             imp.notes.append(f"{node.path}: interrupt {k} {list(spec)}: no CPU output for it: not wired")
             continue
         for i, cpu in enumerate(imp.cpus):
