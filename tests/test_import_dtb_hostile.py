@@ -216,3 +216,34 @@ def test_gic_spis_and_ppis_beyond_the_gicv3_are_not_wired(tmp_path: Path, capsys
     if spi >= 960:
         assert f"  note /pl011@9000000: input {spi} of gic, which has 64 unnamed-gpio-in lines: not wired" \
             in result.report
+
+
+def _blob(tmp_path: Path, edit: dict[int, int] | None = None, cut: int | None = None) -> Path:
+    """A good DTB with header words replaced (byte offset -> value) or cut to ``cut`` bytes."""
+    from machinedesc.devicetree.dtc import dtb_of
+
+    data = bytearray(dtb_of(HEAD + "};\n"))
+    for at, value in (edit or {}).items():
+        data[at:at + 4] = value.to_bytes(4, "big")
+    path = tmp_path / "t.dtb"
+    path.write_bytes(bytes(data[:cut]))
+    return path
+
+
+@pytest.mark.parametrize(("edit", "cut", "message"), [
+    (None, 20, "a DTB header is 40 bytes; the file has 20: truncated"),
+    (None, 100, "the DTB header says {size} bytes; the file has 100: truncated, or not a DTB"),
+    ({4: 0xfffffff0}, None, "the DTB header says 4294967280 bytes; the file has {size}: truncated, or not a DTB"),
+    ({20: 1}, None, "DTB version 1, compatible with version 16: dtc reads versions up to 17 (and a version is "
+                    "never below its compatible one)"),
+    ({24: 18}, None, "DTB version 17, compatible with version 18: dtc reads versions up to 17 (and a version is "
+                     "never below its compatible one)"),
+])
+def test_a_blob_with_a_bad_header_says_what_is_wrong(tmp_path: Path, edit: dict[int, int] | None, cut: int | None,
+                                                     message: str) -> None:
+    """dtc said "EOF before reading", "Bad address" (a header size of 4 GiB) or named some node instead."""
+    size = len(_blob(tmp_path).read_bytes())
+    path = _blob(tmp_path, edit, cut)
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(path, "t")
+    assert (err.value.location.line, err.value.message) == (0, message.format(size=size))

@@ -209,6 +209,7 @@ def read(path: Path) -> Tree:
     except FileProblem as err:
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), err.message) from None
     if data[:4] == FDT_MAGIC:
+        _check_header(path, data)
         text = _dtb_source(path, data)
         return _parse(path, text, dtb=True)
     try:
@@ -217,6 +218,23 @@ def read(path: Path) -> Tree:
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), "neither a DTB (no FDT magic d00dfeed) "
                                   "nor DTS text (not UTF-8)", "give a .dtb or .dts file") from None
     return _parse(path, text, dtb=False)
+
+
+def _check_header(path: Path, data: bytes) -> None:
+    """Refuse a blob whose header (devicetree-specification 5.2) says it is longer than the file, or of a
+    version dtc does not read (dtc's own messages for them are "Bad address", after allocating what the
+    header says, or about some node)."""
+    where = SourceLocation(str(path), 0, 0)
+    if len(data) < 40:
+        raise DeviceTreeFileError(where, f"a DTB header is 40 bytes; the file has {len(data)}: truncated")
+    totalsize, version, last_compatible = (int.from_bytes(data[k:k + 4], "big") for k in (4, 20, 24))
+    if totalsize > len(data):
+        raise DeviceTreeFileError(where, f"the DTB header says {totalsize} bytes; the file has {len(data)}: "
+                                  "truncated, or not a DTB")
+    if last_compatible > 17 or version < last_compatible:
+        raise DeviceTreeFileError(where, f"DTB version {version}, compatible with version {last_compatible}: "
+                                  "dtc reads versions up to 17 (and a version is never below its compatible one)",
+                                  "recompile the tree with a current dtc")
 
 
 def _dtb_source(path: Path, data: bytes) -> str:
