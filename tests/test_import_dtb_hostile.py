@@ -247,3 +247,46 @@ def test_a_blob_with_a_bad_header_says_what_is_wrong(tmp_path: Path, edit: dict[
     with pytest.raises(DeviceTreeFileError) as err:
         import_dtb(path, "t")
     assert (err.value.location.line, err.value.message) == (0, message.format(size=size))
+
+
+def _riscv_cpus(cpus: str, extra: str = "") -> str:
+    return f"""/dts-v1/;
+/ {{ #address-cells = <2>; #size-cells = <2>;
+	cpus {{ #address-cells = <1>; #size-cells = <0>; timebase-frequency = <1000000>;
+{cpus}
+{extra}
+	}};
+	memory@80000000 {{ device_type = "memory"; reg = <0x0 0x80000000 0x0 0x4000000>; }};
+}};
+"""
+
+
+def _cpu(label: str, name: str, reg: int) -> str:
+    return (f'\t\t{label}: {name} {{ device_type = "cpu"; reg = <{reg}>; compatible = "riscv"; '
+            'riscv,isa = "rv64imafdc"; };\n')
+
+
+def test_two_cpus_of_one_hart_id_keep_the_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The second CPU node of hart ID 0 once replaced the first and made two `hart0:` keys."""
+    path = tmp_path / "t.dts"
+    path.write_text(_riscv_cpus(_cpu("c0", "cpu@0", 0) + _cpu("c1", "cpu@00", 0)), encoding="utf-8")
+    result = imported_and_valid(tmp_path, path, capsys)
+    assert "  skipped /cpus/cpu@00: reg 0x0 again (the hart ID or MPIDR of /cpus/cpu@0): one CPU each" \
+        in result.report
+    assert result.yaml.count("hart0:") == 1
+
+
+def test_a_cpu_in_two_cpu_map_clusters_stays_in_the_first(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The later cluster took the CPU and left the first empty: a board QEMU refuses (an empty cluster)."""
+    path = tmp_path / "t.dts"
+    path.write_text(_riscv_cpus(_cpu("c0", "cpu@0", 0) + _cpu("c1", "cpu@1", 1), """
+		cpu-map {
+			cluster0 { core0 { cpu = <&c0>; }; core1 { cpu = <&c0>; }; };
+			cluster1 { core0 { cpu = <&c1>; }; core1 { cpu = <&c0>; }; };
+		};"""), encoding="utf-8")
+    result = imported_and_valid(tmp_path, path, capsys)
+    assert "  note /cpus/cpu-map/cluster0, /cpus/cpu-map/cluster1: CPUs hart0 are named by more than one " \
+        "cpu-map core: each stays in the first cluster that names it" in result.report
+    assert "hart0: {type: rv64-riscv-cpu, parent: cluster0" in result.yaml
+    assert "hart1: {type: rv64-riscv-cpu, parent: cluster1" in result.yaml

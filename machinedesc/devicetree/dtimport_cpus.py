@@ -51,6 +51,13 @@ def import_cpus(imp: Importer) -> None:
     imp.folded(cpus, "the CPUs' container (timebase-frequency goes to the timer)")
     imp.leftover(cpus, {"timebase-frequency"})
     nodes.sort(key=lambda n: (tree.num(n, "reg") or 0, n.path))
+    first: dict[int, Node] = {}
+    for node in list(nodes):  # two CPUs of one hart ID / MPIDR: the machine would not tell them apart
+        reg = tree.num(node, "reg") or 0
+        if reg in first:
+            imp.skip(node, f"reg {reg:#x} again (the hart ID or MPIDR of {first[reg].path}): one CPU each")
+            nodes.remove(node)
+        first.setdefault(reg, node)
     for index, node in enumerate(nodes):
         if riscv:
             _riscv_cpu(imp, node)
@@ -164,11 +171,18 @@ def _clusters(imp: Importer, cpus: Node) -> None:
     of_node = {imp.comps[cid].path: cid for cid in imp.cpus}
     groups: list[tuple[Node | None, list[str]]] = []
     cpu_map = cpus.nodes.get("cpu-map")
+    taken: set[str] = set()
     if cpu_map is not None:
         imp.folded(cpu_map, "cpu-map (its clusters are cpu-cluster components)")
         for sub in _subtree(cpu_map):
             cores = [c for c in sub.nodes.values() if c.name.startswith("core")]
             members = [of_node[t.path] for core in cores for t in _core_cpus(imp, core) if t.path in of_node]
+            again = sorted({m for m in members if m in taken or members.count(m) > 1})
+            if again:
+                imp.notes.append(f"{sub.path}: CPUs {', '.join(again)} are named by more than one cpu-map core: "
+                                 "each stays in the first cluster that names it")
+            members = [m for m in dict.fromkeys(members) if m not in taken]
+            taken |= set(members)
             if members:
                 groups.append((sub, members))
             imp.folded(sub, "cpu-map (its clusters are cpu-cluster components)")
