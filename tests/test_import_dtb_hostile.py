@@ -290,3 +290,12 @@ def test_a_cpu_in_two_cpu_map_clusters_stays_in_the_first(tmp_path: Path,
         "cpu-map core: each stays in the first cluster that names it" in result.report
     assert "hart0: {type: rv64-riscv-cpu, parent: cluster0" in result.yaml
     assert "hart1: {type: rv64-riscv-cpu, parent: cluster1" in result.yaml
+
+
+def test_a_plic_of_more_sources_than_a_plic_has_is_skipped(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """riscv,ndev 0xfffffffe became num-sources 0xffffffff, a board that validated and aborted QEMU."""
+    path = tree(tmp_path, PLIC.replace("CELLS", "1").replace("riscv,ndev = <10>", "riscv,ndev = <0xfffffffe>"))
+    report = imported_and_valid(tmp_path, path, capsys).report
+    assert "  skipped /plic@c000000: num-sources 4294967295 (from the tree) is beyond QEMU's riscv.sifive.plic: " \
+        "a PLIC has at most 1023 sources and source 0" in report

@@ -286,6 +286,9 @@ def plic(imp: Importer, node: Node, binding: Binding) -> None:
         return imp.skip(node, "no reg")
     consumed: set[str] = set()
     props: dict[str, Any] = {**binding.raw.get("import-props", {}), **imp.reverse_props(node, binding, consumed)}
+    for name, (lo, hi, why) in system_type_info(binding.type, imp.system).limits.items():
+        if isinstance(props.get(name), int) and not lo <= props[name] <= hi:
+            return imp.skip(node, f"{name} {props[name]} (from the tree) is beyond QEMU's {binding.type}: {why}")
     groups: list[tuple[str, str]] = []  # (hart component, modes)
     for ctrl, spec in tree.interrupts(node):
         c = imp.ctrls.get(ctrl.path)
