@@ -127,8 +127,8 @@ def _limit_problem(comp: Component, name: str, value: Any) -> tuple[str, str] | 
     limit = comp.info.limits.get(name)
     if limit is None or isinstance(value, bool) or not isinstance(value, int) or limit[0] <= value <= limit[1]:
         return None
-    return (f"{value} is out of range for '{name}' of {comp.type}: {limit[0]}..{limit[1]} ({limit[2]})",
-            "QEMU takes the value but cannot build the device (it aborted far above)")
+    return (f"{value} is out of range for '{name}' of {comp.type}: {_bound(limit[0])}..{_bound(limit[1])} "
+            f"({limit[2]})", "QEMU refuses the value when the device is created, or aborts (qemu_types.yaml limits)")
 
 
 def _check_size_strings(values: Mapping[str, Any], where: Callable[[str], SourceLocation | None], path: str,
