@@ -178,11 +178,15 @@ def test_a_blob_error_names_the_blob_not_a_temporary_file(tmp_path: Path) -> Non
 
 
 def test_a_memory_node_of_zero_bytes_is_no_ram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """QEMU's sysbus-memory refuses size 0 (the board validated, then apply failed at the step: exit 4)."""
-    path = tree(tmp_path, '\tmemory@0 { device_type = "memory"; reg = <0x0 0x0 0x0 0x0>; };\n')
+    """QEMU's sysbus-memory refuses size 0 (the board validated, then apply failed at the step: exit 4) and
+    aborts within 4 KiB of 2**64."""
+    path = tree(tmp_path, '\tmemory@0 { device_type = "memory"; reg = <0x0 0x0 0x0 0x0>; };\n'
+                          '\tmemory@1 { device_type = "memory"; reg = <0x0 0x1 0xffffffff 0xffffffff>; };\n')
     report = imported_and_valid(tmp_path, path, capsys).report
-    assert "  skipped /memory@0: a memory node without reg (or of 0 bytes)" in report
-    assert "  note /memory@0: reg entry 0 at 0x0 is 0 bytes: no RAM" in report
+    assert "  skipped /memory@0: a memory node without reg (or none of a size QEMU makes)" in report
+    assert "  note /memory@0: reg entry 0 at 0x0 is 0x0 bytes: no RAM (RAM of 1 byte to 2**63 bytes)" in report
+    assert "  note /memory@1: reg entry 0 at 0x1 is 0xffffffffffffffff bytes: no RAM (RAM of 1 byte to 2**63 bytes)" \
+        in report
 
 
 GIC_TREE = """/dts-v1/;

@@ -271,13 +271,14 @@ class Importer:
     def memory(self, node: Node) -> None:
         ids = []
         for k, (addr, size) in enumerate(self.tree.reg(node)):
-            if not size:  # QEMU's sysbus-memory refuses size 0
-                self.notes.append(f"{node.path}: reg entry {k} at {addr:#x} is 0 bytes: no RAM")
+            lo, hi, why = system_type_info("sysbus-memory", self.system).limits.get("size", (1, 1 << 64, ""))
+            if not lo <= size <= hi:  # QEMU refuses 0 bytes, and aborts near 2**64
+                self.notes.append(f"{node.path}: reg entry {k} at {addr:#x} is {size:#x} bytes: no RAM ({why})")
                 continue
             cid = self.fresh_id("ram" if k == 0 else f"ram{k}")
             ids.append(self.add(cid, Comp("sysbus-memory", node.path, {"size": size}, {0: addr})))
         if not ids:
-            return self.skip(node, "a memory node without reg (or of 0 bytes)")
+            return self.skip(node, "a memory node without reg (or none of a size QEMU makes)")
         self.imported(node, ids)
         self.leftover(node, set())
 
