@@ -303,3 +303,43 @@ def test_a_plic_of_more_sources_than_a_plic_has_is_skipped(tmp_path: Path,
     report = imported_and_valid(tmp_path, path, capsys).report
     assert "  skipped /plic@c000000: num-sources 4294967295 (from the tree) is beyond QEMU's riscv.sifive.plic: " \
         "a PLIC has at most 1023 sources and source 0" in report
+
+
+def test_an_include_of_itself_and_an_include_bomb_stop_at_once(tmp_path: Path) -> None:
+    """A file that /include/s itself was read forever (dtlib compares the name as written with the
+    including file's path); two includes a level, 30 levels deep, would be 2**30 files."""
+    import time
+
+    import subprocess
+    import sys
+
+    (tmp_path / "self.dts").write_text('/dts-v1/;\n/include/ "self.dts"\n/ { };\n', encoding="utf-8")
+    # In a subprocess with a timeout: a regression hangs no test run.
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # this checkout's machinedesc
+    res = subprocess.run([sys.executable, "-m", "machinedesc", "import-dtb", "-o", "t.yaml", "self.dts"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert (res.returncode, res.stderr) == (2, "self.dts:2:1: parse error: 'self.dts' includes itself (through the "
+                                               "files including it): not included\n")
+    assert not (tmp_path / "t.yaml").exists()
+    for k in range(30):
+        (tmp_path / f"l{k}.dtsi").write_text(f'/include/ "l{k + 1}.dtsi"\n' * 2, encoding="utf-8")
+    (tmp_path / "l30.dtsi").write_text("/ { };\n", encoding="utf-8")
+    (tmp_path / "fan.dts").write_text('/dts-v1/;\n/include/ "l0.dtsi"\n', encoding="utf-8")
+    start = time.monotonic()
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(tmp_path / "fan.dts", "t")
+    assert time.monotonic() - start < 10
+    assert "the tree's /include/s and /incbin/s are over 256 files or 16777216 bytes together" in err.value.message
+
+
+def test_incbins_count_toward_one_byte_budget(tmp_path: Path) -> None:
+    (tmp_path / "mb.bin").write_bytes(bytes(1 << 20))
+    path = tmp_path / "t.dts"
+    path.write_text("/dts-v1/;\n/ { " + " ".join(f'p{k} = /incbin/("mb.bin");' for k in range(20)) + " };\n",
+                    encoding="utf-8")
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(path, "t")
+    assert err.value.message == ("parse error: 'mb.bin': the tree's /include/s and /incbin/s are over 256 files or "
+                                 "16777216 bytes together: not included")

@@ -36,6 +36,8 @@ FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 SIZE_LIMIT = 16 * 1024 * 1024
 #: The deepest node read: libfdt's FDT_MAX_DEPTH (dtlib's parser recurses once per level).
 MAX_DEPTH = 64
+#: The most files one tree /include/s and /incbin/s (Linux's deepest .dts includes a few dozen).
+MAX_FILES = 256
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
 _LABEL = re.compile(r"undefined node label '(?P<label>[^']+)'")
 #: dtlib's messages about one node (its path first, or after "appears on ... and on", or a property "on" it).
@@ -260,6 +262,9 @@ class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
     ``bytearray`` for its result.
     """
 
+    _files = 0  # /include/d and /incbin/d files read, and their bytes (instance counters from the first)
+    _bytes = 0
+
     def _parse_value_labels(self, prop: Any) -> None:
         if type(prop.value) is bytes:
             prop.value = bytearray(prop.value)
@@ -306,6 +311,17 @@ class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
             self._parse_error(f"cannot include '{filename}': {err.strerror}")
         if filename == "-" or not stat.S_ISREG(info.st_mode) or info.st_size > SIZE_LIMIT:
             self._parse_error(f"'{filename}' is not a regular file of at most {SIZE_LIMIT} bytes: not included")
+        # dtlib compares the name as written with the including files' paths: a file that includes
+        # itself ("self.dts" in /dir/self.dts) was read forever. Compared here by real path.
+        real = os.path.realpath(target)
+        if "b" not in mode and any(os.path.realpath(f[0]) == real for f in self._filestack):
+            self._parse_error(f"'{filename}' includes itself (through the files including it): not included")
+        # Two includes a level, 30 levels deep, were 2**30 files: a budget of files and bytes for the tree.
+        self._files += 1
+        self._bytes += info.st_size
+        if self._files > MAX_FILES or self._bytes > SIZE_LIMIT:
+            self._parse_error(f"'{filename}': the tree's /include/s and /incbin/s are over {MAX_FILES} files or "
+                              f"{SIZE_LIMIT} bytes together: not included")
         return open(target, mode, **kwargs)
 
 
