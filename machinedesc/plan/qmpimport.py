@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..board.model import QEMU_ID
 from ..errors import QmpFileError
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
 from ..qemu.types import system_type_info
@@ -121,7 +122,12 @@ class _Importer:
 
     def device(self, step: Step, args: dict[str, Any]) -> None:
         driver = str(args.pop("driver", ""))
-        cid = str(args.pop("id", ""))
+        raw_id = args.pop("id", "")
+        if raw_id != "" and not (isinstance(raw_id, str) and QEMU_ID.match(raw_id)):
+            # QEMU refuses it too; written as a board key it could be YAML of its own ("a: {...}").
+            raise ValueError(f"id {raw_id!r} is not an id QEMU takes (a letter, then letters, digits, "
+                             "'_', '.', '-')")
+        cid = str(raw_id)
         line = step.location.line if step.location else 0
         if driver == "loader":
             self.left_out.append(f"line {line}: loader of {args.get('file', '?')} kept as a raw qmp: entry "

@@ -324,3 +324,14 @@ def test_entry_names_made_unique_in_linear_time() -> None:
     names = [_unique("a-b", used, last) for _ in range(2000)]
     assert names[:4] == ["a-b", "a-b-2", "a-b-4", "a-b-5"] and len(set(names)) == 2000
     assert Counted.lookups <= 3 * 2000
+
+
+@pytest.mark.parametrize("cid", ['"a: {type: x}, b"', "x${i}", "1abc", "a:b", "true"])
+def test_an_id_qemu_refuses_is_an_error_at_its_line(cid: str) -> None:
+    """Ids were written as board keys unquoted: "a: {type: x}, b" became YAML of its own (a syntax error in
+    the board, or another component), x${i} an expression; QEMU refuses them all."""
+    text = f"x-machine-init\ndevice_add driver=serial-mm id={cid} regshift=0\n"
+    with pytest.raises(QmpFileError) as err:
+        import_qmp(parse(text, "f.qmp"), "riscv64", "b")
+    assert str(err.value.location) == "f.qmp:2:1"
+    assert "is not an id QEMU takes (a letter, then letters, digits, '_', '.', '-')" in err.value.message
