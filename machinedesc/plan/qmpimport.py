@@ -206,7 +206,7 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
            f"system: {system}", ""]
     if chardevs:
         out.append("chardevs:")
-        out.extend(f"  {c}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
+        out.extend(f"  {_scalar(c)}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
         out.append("")
     out.append("components:" if imp.comps else "components: {}  # the file adds no device")
     for cid, comp in _folded_components(imp.comps, imp.counts).items():

@@ -335,3 +335,10 @@ def test_an_id_qemu_refuses_is_an_error_at_its_line(cid: str) -> None:
         import_qmp(parse(text, "f.qmp"), "riscv64", "b")
     assert str(err.value.location) == "f.qmp:2:1"
     assert "is not an id QEMU takes (a letter, then letters, digits, '_', '.', '-')" in err.value.message
+
+
+def test_a_chardev_name_is_a_quoted_key() -> None:
+    """chardevs: keys were written as they came: chardev="x: {y: 1}" made the board a YAML syntax error."""
+    text = 'x-machine-init\ndevice_add driver=serial-mm id=u chardev="x: {y: 1}" regshift=0\n'
+    yaml = import_qmp(parse(text, "f.qmp"), "riscv64", "b").yaml
+    assert 'chardevs:\n  "x: {y: 1}": stdio\n' in yaml
