@@ -344,3 +344,22 @@ def test_incbins_count_toward_one_byte_budget(tmp_path: Path) -> None:
         import_dtb(path, "t")
     assert err.value.message == ("parse error: 'mb.bin': the tree's /include/s and /incbin/s are over 256 files or "
                                  "16777216 bytes together: not included")
+
+
+def test_the_reports_escape_the_files_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A compatible (or a QMP file's loader name) with ESC sequences and a right-to-left override reached the
+    terminal as they were (click strips ESC only when stderr is not a terminal)."""
+    path = tree(tmp_path, '\tx@1 { compatible = "evil\\x1b[31mRED\\xe2\\x80\\xae"; reg = <0 1 0 1>; };\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["import-dtb", "-o", str(tmp_path / "t.yaml"), str(path)])
+    assert exc.value.code in (0, None)
+    assert "  skipped /x@1: no binding for evil\\x1b[31mRED\\u202e (and no QEMU type of that name)" \
+        in capsys.readouterr().err.splitlines()
+    qmp = tmp_path / "t.qmp"
+    qmp.write_text('# system: riscv64\nx-machine-init\ndevice_add driver=loader file="a\\u202eb.elf"\n',
+                   encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main(["import-qmp", "-o", str(tmp_path / "q.yaml"), str(qmp)])
+    assert exc.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert "\u202e" not in err and "a\\u202eb.elf" in err, err
