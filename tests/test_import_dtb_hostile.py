@@ -363,3 +363,29 @@ def test_the_reports_escape_the_files_words(tmp_path: Path, capsys: pytest.Captu
     assert exc.value.code in (0, None)
     err = capsys.readouterr().err
     assert "\u202e" not in err and "a\\u202eb.elf" in err, err
+
+
+def test_an_address_of_thousands_of_cells_is_refused_at_once(tmp_path: Path) -> None:
+    """#address-cells = <200000>: joining the cells cost their square (24 s); more than 4 is an error at the
+    bus's property."""
+    import time
+
+    cells = " ".join(["0x1"] * 200_001)
+    path = tree(tmp_path, f'\tsoc {{ #address-cells = <200000>; #size-cells = <1>; compatible = "simple-bus"; '
+                          f'ranges;\n\t\tuart@0 {{ compatible = "ns16550a"; reg = <{cells}>; }};\n\t}};\n')
+    start = time.monotonic()
+    with pytest.raises(DeviceTreeFileError) as err:
+        import_dtb(path, "t")
+    assert time.monotonic() - start < 10
+    assert (str(err.value.location), err.value.message) == (
+        f"{path}:17:8", "/soc: #address-cells: 200000 cells: an address or size is at most 4 cells (PCI's 3 are "
+                         "the most a tree uses)")
+
+
+def test_a_node_skipped_for_its_compatible_may_have_a_reg_nothing_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The check of reg beyond 64 bits reads every reg: a malformed one of a node without a binding stays a
+    skipped node, as before, not an error for the whole tree."""
+    path = tree(tmp_path, '\tx@1 { compatible = "acme,unknown"; reg = <1 2 3>; };\n')
+    report = imported_and_valid(tmp_path, path, capsys).report
+    assert "  skipped /x@1: no binding for acme,unknown (and no QEMU type of that name)" in report

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from ..qemu.types import system_database, system_type_info
 from .bindings import Binding, by_compatible, import_table
+from ..errors import DeviceTreeFileError
 from .dtread import Node, Tree, read
 
 #: Properties every importer reads (or that say nothing QEMU needs): never "not mapped".
@@ -186,8 +187,13 @@ class Importer:
         self.skip(node, "no compatible: not a device")
 
     def beyond_64_bits(self, node: Node) -> str | None:
-        """Why ``node`` cannot be placed when a ``reg`` entry ends beyond the 64-bit address space, else None."""
-        for k, (addr, size) in enumerate(self.tree.reg(node) if "reg" in node.props else []):
+        """Why ``node`` cannot be placed when a ``reg`` entry ends beyond the 64-bit address space, else None
+        (also when its reg cannot be read: what handles the node says so, if it reads reg at all)."""
+        try:
+            regs = self.tree.reg(node) if "reg" in node.props else []
+        except DeviceTreeFileError:
+            return None
+        for k, (addr, size) in enumerate(regs):
             if addr + size > 1 << 64:
                 return (f"reg entry {k} [{addr:#x}, +{size:#x}) ends beyond the 64-bit address space "
                         "(as the CPU sees it, through the buses' ranges)")

@@ -36,6 +36,8 @@ FDT_MAGIC = b"\xd0\x0d\xfe\xed"
 SIZE_LIMIT = 16 * 1024 * 1024
 #: The deepest node read: libfdt's FDT_MAX_DEPTH (dtlib's parser recurses once per level).
 MAX_DEPTH = 64
+#: The most cells of an address or size (#address-cells, #size-cells) read.
+MAX_ADDRESS_CELLS = 4
 #: The most files one tree /include/s and /incbin/s (Linux's deepest .dts includes a few dozen).
 MAX_FILES = 256
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
@@ -100,6 +102,18 @@ class Tree:
         value = self.num(node, name)
         return default if value is None else value
 
+    def address_cells(self, node: Node, name: str, default: int) -> int:
+        """``#address-cells`` / ``#size-cells`` of ``node`` (else ``default``): at most MAX_ADDRESS_CELLS.
+
+        More cannot be a CPU address, and joining them costs their square (an
+        address of 200,000 cells took 24 s).
+        """
+        value = self.cells_of(node, name, default)
+        if value > MAX_ADDRESS_CELLS:
+            self.error(node, name, f"{value} cells: an address or size is at most {MAX_ADDRESS_CELLS} cells "
+                       "(PCI's 3 are the most a tree uses)")
+        return value
+
     def phandle(self, node: Node, prop: str, number: int) -> Node:
         target = self.phandles.get(number)
         if target is None:
@@ -112,7 +126,7 @@ class Tree:
     def reg(self, node: Node) -> list[tuple[int, int]]:
         """(CPU address, size) of each ``reg`` entry, translated through the parents' ``ranges``."""
         parent = node.parent
-        ac, sc = self.cells_of(parent, "#address-cells", 2), self.cells_of(parent, "#size-cells", 1)
+        ac, sc = self.address_cells(parent, "#address-cells", 2), self.address_cells(parent, "#size-cells", 1)
         cells = self.nums(node, "reg")
         step = ac + sc
         if not step or len(cells) % step:
@@ -144,9 +158,9 @@ class Tree:
         return addr
 
     def _through_ranges(self, bus: Node, cells: list[int], addr: int) -> int:
-        cac = self.cells_of(bus, "#address-cells", 2)
-        pac = self.cells_of(bus.parent, "#address-cells", 2)
-        sc = self.cells_of(bus, "#size-cells", 1)
+        cac = self.address_cells(bus, "#address-cells", 2)
+        pac = self.address_cells(bus.parent, "#address-cells", 2)
+        sc = self.address_cells(bus, "#size-cells", 1)
         step = cac + pac + sc
         for k in range(0, len(cells) - step + 1, step):
             child, parent = join(cells[k:k + cac]), join(cells[k + cac:k + cac + pac])
