@@ -5,6 +5,9 @@ the style guide names as a model; a blob (FDT magic ``d00dfeed``) is first
 turned into source by dtc (``dtc -I dtb -O dts``, Debian's
 device-tree-compiler, already what makes machinedesc's own blobs), so one
 parser reads both and dtc, the reference reader of blobs, judges them.
+dtlib runs as ``dtparse.DTParser`` (includes within a budget, linear-time
+values); the text is first checked for nesting deeper than MAX_DEPTH, a
+blob's header for its size and version.
 
 ``Tree`` wraps the parsed tree with what the importer asks of it: cells of a
 property, ``reg`` translated to CPU addresses through the buses' ``ranges``,
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -29,17 +31,14 @@ from ..errors import DeviceTreeFileError
 from ..source import SourceLocation
 from ..storage import FileProblem, read_regular
 from .dtc import dtc_path
+from .dtparse import SIZE_LIMIT, DTParser
 
 #: The FDT header's magic number (big-endian), devicetree-specification 5.2.
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
-#: The largest tree read (a DTB QEMU dumps is 1 MiB with its padding).
-SIZE_LIMIT = 16 * 1024 * 1024
 #: The deepest node read: libfdt's FDT_MAX_DEPTH (dtlib's parser recurses once per level).
 MAX_DEPTH = 64
 #: The most cells of an address or size (#address-cells, #size-cells) read.
 MAX_ADDRESS_CELLS = 4
-#: The most files one tree /include/s and /incbin/s (Linux's deepest .dts includes a few dozen).
-MAX_FILES = 256
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
 _LABEL = re.compile(r"undefined node label '(?P<label>[^']+)'")
 #: dtlib's messages about one node (its path first, or after "appears on ... and on", or a property "on" it).
@@ -262,83 +261,6 @@ def _dtb_source(path: Path, data: bytes) -> str:
     return proc.stdout.decode("utf-8", "replace")
 
 
-class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
-    """dtlib's DT whose /include/ and /incbin/ read only regular files within SIZE_LIMIT (never stdin,
-    a FIFO or a device: a tree is data, and reading /dev/zero would never end), and whose property values
-    are built in linear time.
-
-    dtlib 0.0.2 appends each cell, byte and string to an immutable ``bytes``
-    and joins each reference into one again: a property of N values cost
-    O(N**2) (a ``reg`` of 320,000 cells took 16 s, one of 16 MiB hours). Here
-    a value under construction is a ``bytearray`` (dtlib's first call for
-    each value, ``_parse_value_labels``, makes it one; ``bytes`` again when
-    the assignment ends), and ``_fixup_props`` is dtlib's with a
-    ``bytearray`` for its result.
-    """
-
-    _files = 0  # /include/d and /incbin/d files read, and their bytes (instance counters from the first)
-    _bytes = 0
-
-    def _parse_value_labels(self, prop: Any) -> None:
-        if type(prop.value) is bytes:
-            prop.value = bytearray(prop.value)
-        super()._parse_value_labels(prop)
-
-    def _parse_assignment(self, prop: Any) -> None:
-        try:
-            super()._parse_assignment(prop)
-        finally:
-            prop.value = bytes(prop.value)
-
-    def _fixup_props(self) -> None:
-        # dtlib.DT._fixup_props (SPDX-License-Identifier: BSD-3-Clause, Nordic Semiconductor ASA),
-        # with a bytearray for ``res``.
-        for node in self.node_iter():
-            for prop in tuple(node.props.values()):
-                prev_pos = 0
-                res = bytearray()
-                for marker in prop._markers:
-                    pos, marker_type, ref = marker
-                    res += prop.value[prev_pos:pos]
-                    marker[0] = len(res)
-                    if marker_type is dtlib._MarkerType.LABEL:
-                        dtlib._append_no_dup(prop._label_offset_lst, (ref, len(res)))
-                    elif marker_type in (dtlib._MarkerType.PATH, dtlib._MarkerType.PHANDLE):
-                        try:
-                            ref_node = self._ref2node(ref)
-                        except dtlib.DTError as e:
-                            dtlib._err(f"{prop.node.path}: {e}")
-                        ref_node._is_referenced = True
-                        if marker_type is dtlib._MarkerType.PATH:
-                            res += ref_node.path.encode("utf-8") + b"\0"
-                        else:
-                            res += self._node_phandle(ref_node)
-                            pos += 4
-                    prev_pos = pos
-                prop.value = bytes(res + prop.value[prev_pos:])
-
-    def _open(self, filename: str, mode: str = "r", **kwargs: Any) -> Any:
-        target = os.path.join(os.path.dirname(self.filename), filename)
-        try:
-            info = os.stat(target)
-        except OSError as err:
-            self._parse_error(f"cannot include '{filename}': {err.strerror}")
-        if filename == "-" or not stat.S_ISREG(info.st_mode) or info.st_size > SIZE_LIMIT:
-            self._parse_error(f"'{filename}' is not a regular file of at most {SIZE_LIMIT} bytes: not included")
-        # dtlib compares the name as written with the including files' paths: a file that includes
-        # itself ("self.dts" in /dir/self.dts) was read forever. Compared here by real path.
-        real = os.path.realpath(target)
-        if "b" not in mode and any(os.path.realpath(f[0]) == real for f in self._filestack):
-            self._parse_error(f"'{filename}' includes itself (through the files including it): not included")
-        # Two includes a level, 30 levels deep, were 2**30 files: a budget of files and bytes for the tree.
-        self._files += 1
-        self._bytes += info.st_size
-        if self._files > MAX_FILES or self._bytes > SIZE_LIMIT:
-            self._parse_error(f"'{filename}': the tree's /include/s and /incbin/s are over {MAX_FILES} files or "
-                              f"{SIZE_LIMIT} bytes together: not included")
-        return open(target, mode, **kwargs)
-
-
 def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
     # dtlib reads a file by name (and /include/s relative to it): a DTS is parsed where it is;
     # a DTB's source, dtc's, from a private temporary file.
@@ -349,7 +271,7 @@ def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
             fd, tmp = tempfile.mkstemp(suffix=".dts", prefix="machinedesc-dtb-")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-        dt = _DT(tmp or str(path))
+        dt = DTParser(tmp or str(path))
     except dtlib.DTError as err:
         message = str(err).replace(tmp, str(path)) if tmp else str(err)  # never the temporary file's name
         raise _located(path, message, None if dtb else text) from None
