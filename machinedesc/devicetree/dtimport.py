@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 
 from ..qemu.types import system_database, system_type_info
 from .bindings import Binding, by_compatible, import_table
-from ..errors import DeviceTreeFileError
 from .dtread import Node, Tree, read
 
 #: Properties every importer reads (or that say nothing QEMU needs): never "not mapped".
@@ -173,7 +172,9 @@ class Importer:
         bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
         if bus is not None:
             return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
-        beyond = self.beyond_64_bits(node)
+        from .dtimport_lines import beyond_64_bits
+
+        beyond = beyond_64_bits(self.tree, node)
         if beyond is not None:
             return self.skip(node, beyond)
         if self.tree.string(node, "device_type") == "memory":
@@ -185,19 +186,6 @@ class Importer:
         if compatibles:
             return self.skip(node, self.no_binding(compatibles))
         self.skip(node, "no compatible: not a device")
-
-    def beyond_64_bits(self, node: Node) -> str | None:
-        """Why ``node`` cannot be placed when a ``reg`` entry ends beyond the 64-bit address space, else None
-        (also when its reg cannot be read: what handles the node says so, if it reads reg at all)."""
-        try:
-            regs = self.tree.reg(node) if "reg" in node.props else []
-        except DeviceTreeFileError:
-            return None
-        for k, (addr, size) in enumerate(regs):
-            if addr + size > 1 << 64:
-                return (f"reg entry {k} [{addr:#x}, +{size:#x}) ends beyond the 64-bit address space "
-                        "(as the CPU sees it, through the buses' ranges)")
-        return None
 
     def by_compatible(self, node: Node, compat: str) -> bool:
         """Handle ``node`` by ``compat`` when something knows it; False to try the next string."""

@@ -1,4 +1,7 @@
-"""import-dtb's last check of its wires: each line end must exist on its component.
+"""import-dtb's checks of what a tree says that no machine can place, or no model has.
+
+A node whose ``reg`` ends beyond the 64-bit address space (as the CPU sees
+it, through the buses' ``ranges``) is skipped (``beyond_64_bits``).
 
 A tree may name what its QEMU model does not have: a second interrupt of a
 UART that has one ``sysbus-irq``, source 0xffffffff of a PLIC with 10, a
@@ -14,10 +17,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..board.expr import ExprError, evaluate
+from ..errors import DeviceTreeFileError
 from ..qemu.types import system_type_info
+from .dtread import Node, Tree
 
 if TYPE_CHECKING:
     from .dtimport import Importer
+
+
+def beyond_64_bits(tree: Tree, node: Node) -> str | None:
+    """Why ``node`` cannot be placed when a ``reg`` entry ends beyond the 64-bit address space, else None
+    (also when its reg cannot be read: what handles the node says so, if it reads reg at all)."""
+    try:
+        regs = tree.reg(node) if "reg" in node.props else []
+    except DeviceTreeFileError:
+        return None
+    for k, (addr, size) in enumerate(regs):
+        if addr + size > 1 << 64:
+            return (f"reg entry {k} [{addr:#x}, +{size:#x}) ends beyond the 64-bit address space "
+                    "(as the CPU sees it, through the buses' ranges)")
+    return None
 
 
 def drop_wires_out_of_range(imp: Importer) -> None:
