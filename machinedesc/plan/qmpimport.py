@@ -43,9 +43,9 @@ from .qmpfile import QmpFile
 from .qmpfold import CompT, WireEntry, fold_components, fold_wires
 from .steps import Step
 
-_OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
-_IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
-_HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]+)\]$")
+_OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]{1,18})\]$")
+_IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]{1,18})\]$")
+_HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]{1,18})\]$")
 _PERIPHERAL = "/machine/peripheral/"
 #: A string written plain in flow style (no comma: it would end the flow entry).
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")

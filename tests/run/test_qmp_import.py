@@ -342,3 +342,13 @@ def test_a_chardev_name_is_a_quoted_key() -> None:
     text = 'x-machine-init\ndevice_add driver=serial-mm id=u chardev="x: {y: 1}" regshift=0\n'
     yaml = import_qmp(parse(text, "f.qmp"), "riscv64", "b").yaml
     assert 'chardevs:\n  "x: {y: 1}": stdio\n' in yaml
+
+
+def test_a_line_index_of_thousands_of_digits_stays_a_raw_command() -> None:
+    """int() refuses 4,300 digits and more: such a qom-set was "cannot import" with Python's words; an index
+    of more than 18 digits names no line, and the command is kept as it is (QEMU says what it thinks)."""
+    text = ("x-machine-init\ndevice_add driver=sysbus-memory id=d size=8192\n"
+            f"qom-set path=/machine/peripheral/d property=unnamed-gpio-out[{'1' * 5000}] "
+            "value=/machine/peripheral/d/x[0]\n")
+    result = import_qmp(parse(text, "f.qmp"), "riscv64", "b")
+    assert "     1 commands kept as raw qmp: entries" in result.report
