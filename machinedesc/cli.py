@@ -399,7 +399,7 @@ def import_qmp_cmd(file: Path, output: Path, dialect: str, system: str | None, r
         write_file(output, result.yaml.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
-    click.echo("\n".join(result.report), err=True)
+    click.echo("\n".join(printable(line) for line in result.report), err=True)  # the file's words, made safe
 
 
 
@@ -435,7 +435,7 @@ def import_dtb_cmd(file: Path, output: Path) -> None:
             write_file(output, result.yaml.encode("utf-8"))
         except OSError as exc:
             raise UsageError(f"machinedesc: cannot write {output}: {exc.strerror or exc}") from None
-    click.echo("\n".join(result.report), err=True)
+    click.echo("\n".join(printable(line) for line in result.report), err=True)  # the file's words, made safe
 
 
 _FORMAT_HELP = "text: for terminals and pipes; json: for tools."

@@ -382,14 +382,31 @@ def _mmio(b: _Builder, spec: Any, env: Mapping[str, Any], path: PathT) -> tuple[
     for i, entry in enumerate(raw):
         p = (*path, i)
         addr = b.integer(entry["addr"], env, (*p, "addr"), "address")
-        region = b.integer(entry.get("region", 0), env, (*p, "region"), "region")
-        prio = b.integer(entry.get("priority", 0), env, (*p, "priority"), "priority")
-        size = b.integer(entry["size"], env, (*p, "size"), "size") if "size" in entry else None
-        offset = b.integer(entry["offset"], env, (*p, "offset"), "offset") if "offset" in entry else None
+        region = _within(b, b.integer(entry.get("region", 0), env, (*p, "region"), "region"), (*p, "region"),
+                         0, U32_MAX, "an MMIO region index")
+        prio = _within(b, b.integer(entry.get("priority", 0), env, (*p, "priority"), "priority"), (*p, "priority"),
+                       S32_MIN, S32_MAX, "a 32-bit priority")
+        size = _within(b, b.integer(entry["size"], env, (*p, "size"), "size"), (*p, "size"), 0, U64_MAX,
+                       "a size in bytes") if "size" in entry else None
+        offset = _within(b, b.integer(entry["offset"], env, (*p, "offset"), "offset"), (*p, "offset"), 0, U64_MAX,
+                         "an offset in bytes") if "offset" in entry else None
         if addr is None or region is None or prio is None or ("offset" in entry and (offset is None or size is None)):
             continue
         out.append(Mmio(region, addr, prio, size, entry_location(raw, i), offset))
     return tuple(out)
+
+
+U32_MAX = (1 << 32) - 1
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _within(b: _Builder, value: int | None, path: PathT, lo: int, hi: int, what: str) -> int | None:
+    """``value`` when in [lo, hi] (QMP's type for it: x-sysbus-mmio-map's uint32 region, int32 priority,
+    uint64 offset and size), else None with an error at ``path``: QEMU would refuse the step."""
+    if value is None or lo <= value <= hi:
+        return value
+    b.err(path, f"{value} is below 0: not {what}" if value < 0 == lo else f"{value} is not {what} ({lo} to {hi})")
+    return None
 
 
 #: A line end as written, with an optional range of indices: ``plic.unnamed-gpio-in[8..39]``.

@@ -41,11 +41,21 @@ def addr(a: int | str) -> str:
     return f"{a:#x}" if isinstance(a, int) else scalar(str(a))
 
 
-def unique_name(name: str, used: set[str]) -> str:
-    """``name``, or ``name-2``, ``name-3``, ... the first not in ``used``; added to ``used``."""
-    base, n = name, 1
-    while name in used:
+def unique_name(name: str, used: set[str], last: dict[str, int] | None = None) -> str:
+    """``name``, else the first of ``name-2``, ``name-3``, ... not in ``used``; added to ``used``.
+
+    ``last`` remembers the number each name was given last: ``used`` only
+    grows, so the numbers below it are taken and are not tried again (N
+    entries of one name cost O(N), not O(N**2): 50,000 wires of one pair of
+    stems took 40 s).
+    """
+    if name not in used:
+        used.add(name)
+        return name
+    n = last.get(name, 1) if last is not None else 1
+    while f"{name}-{n}" in used or n < 2:
         n += 1
-        name = f"{base}-{n}"
-    used.add(name)
-    return name
+    if last is not None:
+        last[name] = n
+    used.add(f"{name}-{n}")
+    return f"{name}-{n}"

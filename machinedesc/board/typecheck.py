@@ -117,9 +117,18 @@ def _check_props(comp: Component, props: Mapping[str, PropertyInfo], first_copy:
                              f"{comp.type} has no property '{name}'",
                              problems.hints.did_you_mean(name, props) or f"its properties: {_names(props)}")
             continue
-        found = value_problem(prop, value)
+        found = value_problem(prop, value) or _limit_problem(comp, name, value)
         if found is not None:
             problems.add(comp.part_location("props", name), f"{comp.yaml_path}.props.{name}", *found)
+
+
+def _limit_problem(comp: Component, name: str, value: Any) -> tuple[str, str] | None:
+    """(message, hint) for a value outside the hand table's ``limits`` of the type (QEMU would abort)."""
+    limit = comp.info.limits.get(name)
+    if limit is None or isinstance(value, bool) or not isinstance(value, int) or limit[0] <= value <= limit[1]:
+        return None
+    return (f"{value} is out of range for '{name}' of {comp.type}: {_bound(limit[0])}..{_bound(limit[1])} "
+            f"({limit[2]})", "QEMU refuses the value when the device is created, or aborts (qemu_types.yaml limits)")
 
 
 def _check_size_strings(values: Mapping[str, Any], where: Callable[[str], SourceLocation | None], path: str,

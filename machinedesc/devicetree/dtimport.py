@@ -173,14 +173,19 @@ class Importer:
         if node.name in ("chosen", "aliases"):
             self.console(node)
             return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
-        if self.tree.string(node, "device_type") == "memory":
-            return self.memory(node)
         if node.parent.parent is not None and self.tree.string(node.parent, "device_type") == "pci":
             return self.skip(node, f"on the PCI bus of {node.parent.path}: PCI devices are found by enumeration "
                                    "(add them with -device)")
         bus = self.tree.bus_without_ranges(node) if "reg" in node.props else None
         if bus is not None:
             return self.skip(node, f"on {bus.path}, which has no ranges: its reg is not a CPU address")
+        from .dtimport_lines import beyond_64_bits
+
+        beyond = beyond_64_bits(self.tree, node)
+        if beyond is not None:
+            return self.skip(node, beyond)
+        if self.tree.string(node, "device_type") == "memory":
+            return self.memory(node)
         compatibles = self.tree.strings(node, "compatible")
         for compat in compatibles:
             if self.by_compatible(node, compat):
@@ -270,10 +275,14 @@ class Importer:
     def memory(self, node: Node) -> None:
         ids = []
         for k, (addr, size) in enumerate(self.tree.reg(node)):
+            lo, hi, why = system_type_info("sysbus-memory", self.system).limits.get("size", (1, 1 << 64, ""))
+            if not lo <= size <= hi:  # QEMU refuses 0 bytes, and aborts near 2**64
+                self.notes.append(f"{node.path}: reg entry {k} at {addr:#x} is {size:#x} bytes: no RAM ({why})")
+                continue
             cid = self.fresh_id("ram" if k == 0 else f"ram{k}")
             ids.append(self.add(cid, Comp("sysbus-memory", node.path, {"size": size}, {0: addr})))
         if not ids:
-            return self.skip(node, "a memory node without reg")
+            return self.skip(node, "a memory node without reg (or none of a size QEMU makes)")
         self.imported(node, ids)
         self.leftover(node, set())
 
@@ -298,6 +307,11 @@ class Importer:
                                       f"{sector:#x}-byte sectors: num-blocks not set")
                 ids.append(self.add(self.fresh_id(f"{label}{k}"), Comp(binding.type, node.path, own, {0: addr})))
         else:
+            regions = system_type_info(binding.type, self.system).mmio
+            if regions is not None and len(regs) > len(regions):
+                self.unmapped.setdefault(node.path, []).append(
+                    f"reg entries {len(regions)}..{len(regs) - 1} ({binding.type} has {len(regions)} MMIO region(s))")
+                regs = regs[:len(regions)]
             mmio = {k: addr for k, (addr, _size) in enumerate(regs)}
             ids.append(self.add(self.fresh_id(label), Comp(binding.type, node.path, props, mmio)))
         if binding.console:
@@ -317,6 +331,10 @@ class Importer:
         c = self.ctrls.get(ctrl.path)
         if c is None:
             self.notes.append(f"{node.path}: an interrupt to {ctrl.path}, which is not imported: not wired")
+            return None
+        if len(spec) < (1 if c.kind == "index" else 3):
+            self.notes.append(f"{node.path}: interrupt specifier {list(spec)} of {ctrl.path} is too short to name "
+                              "an input (its #interrupt-cells): not wired")
             return None
         if c.kind == "index":
             return c.comp, spec[0]
@@ -398,6 +416,7 @@ def import_dtb(path: Path, name: str) -> Imported:
     """
     from .dtimport_cpus import arm_extras, import_cpus
     from .dtimport_pci import pci_wires
+    from .dtimport_lines import drop_wires_out_of_range
     from .dtimport_yaml import render, report
 
     tree = read(path)
@@ -409,5 +428,6 @@ def import_dtb(path: Path, name: str) -> Imported:
     imp.wire_sources()
     pci_wires(imp)
     arm_extras(imp)
+    drop_wires_out_of_range(imp)
     chardevs = imp.chardevs()
     return Imported(render(imp, chardevs), report(imp))

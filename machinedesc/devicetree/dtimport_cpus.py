@@ -31,6 +31,11 @@ MODE_OF_BIT = {11: "M", 9: "S", 10: "H", 8: "U"}
 GICV3_REDIST_SIZE = 0x20000
 #: The CPUs a GICv2 serves (GIC_NCPU, include/hw/intc/arm_gic_common.h).
 GICV2_MAX_CPUS = 8
+#: The most SPIs a GICv3 has in QEMU: num-irq is at most GICV3_MAXIRQ (1020), the 32 SGIs and PPIs
+#: plus a multiple of 32 (arm_gicv3_common_realize): 960.
+GICV3_MAX_SPIS = (1020 - 32) // 32 * 32
+#: PPIs are 0..15 (an interrupt specifier's second cell, GIC binding).
+GIC_PPIS = 16
 _MMU_MODES = ("sv39", "sv48", "sv57", "sv64")
 
 
@@ -48,6 +53,13 @@ def import_cpus(imp: Importer) -> None:
     imp.folded(cpus, "the CPUs' container (timebase-frequency goes to the timer)")
     imp.leftover(cpus, {"timebase-frequency"})
     nodes.sort(key=lambda n: (tree.num(n, "reg") or 0, n.path))
+    first: dict[int, Node] = {}
+    for node in list(nodes):  # two CPUs of one hart ID / MPIDR: the machine would not tell them apart
+        reg = tree.num(node, "reg") or 0
+        if reg in first:
+            imp.skip(node, f"reg {reg:#x} again (the hart ID or MPIDR of {first[reg].path}): one CPU each")
+            nodes.remove(node)
+        first.setdefault(reg, node)
     for index, node in enumerate(nodes):
         if riscv:
             _riscv_cpu(imp, node)
@@ -161,11 +173,18 @@ def _clusters(imp: Importer, cpus: Node) -> None:
     of_node = {imp.comps[cid].path: cid for cid in imp.cpus}
     groups: list[tuple[Node | None, list[str]]] = []
     cpu_map = cpus.nodes.get("cpu-map")
+    taken: set[str] = set()
     if cpu_map is not None:
         imp.folded(cpu_map, "cpu-map (its clusters are cpu-cluster components)")
         for sub in _subtree(cpu_map):
             cores = [c for c in sub.nodes.values() if c.name.startswith("core")]
             members = [of_node[t.path] for core in cores for t in _core_cpus(imp, core) if t.path in of_node]
+            again = sorted({m for m in members if m in taken or members.count(m) > 1})
+            if again:
+                imp.notes.append(f"{sub.path}: CPUs {', '.join(again)} are named by more than one cpu-map core: "
+                                 "each stays in the first cluster that names it")
+            members = [m for m in dict.fromkeys(members) if m not in taken]
+            taken |= set(members)
             if members:
                 groups.append((sub, members))
             imp.folded(sub, "cpu-map (its clusters are cpu-cluster components)")
@@ -212,7 +231,7 @@ def clint_like(imp: Importer, node: Node, parts: list[dict[str, Any]]) -> None:
     outs: list[list[tuple[str, int]]] = [[] for _ in parts]
     for ctrl, spec in tree.interrupts(node):
         c = imp.ctrls.get(ctrl.path)
-        k = next((i for i, p in enumerate(parts) if len(parts) == 1 or p.get("mip") == spec[0]), None)
+        k = next((i for i, p in enumerate(parts) if spec and (len(parts) == 1 or p.get("mip") == spec[0])), None)
         if c is None or k is None:
             imp.notes.append(f"{node.path}: interrupts-extended entry {ctrl.path} {list(spec)} names no hart "
                              "input of an imported part: not wired")
@@ -269,10 +288,13 @@ def plic(imp: Importer, node: Node, binding: Binding) -> None:
         return imp.skip(node, "no reg")
     consumed: set[str] = set()
     props: dict[str, Any] = {**binding.raw.get("import-props", {}), **imp.reverse_props(node, binding, consumed)}
+    for name, (lo, hi, why) in system_type_info(binding.type, imp.system).limits.items():
+        if isinstance(props.get(name), int) and not lo <= props[name] <= hi:
+            return imp.skip(node, f"{name} {props[name]} (from the tree) is beyond QEMU's {binding.type}: {why}")
     groups: list[tuple[str, str]] = []  # (hart component, modes)
     for ctrl, spec in tree.interrupts(node):
         c = imp.ctrls.get(ctrl.path)
-        mode = MODE_OF_BIT.get(spec[0])
+        mode = MODE_OF_BIT.get(spec[0]) if spec else None
         if c is None or mode is None:
             imp.notes.append(f"{node.path}: context {ctrl.path} {list(spec)} is not a hart's external interrupt")
             continue
@@ -311,7 +333,7 @@ def gic(imp: Importer, node: Node, binding: Binding) -> None:
     n = len(imp.cpus)
     used = [spec[1] for other in tree.dt.node_iter() if "interrupts" in other.props or
             "interrupts-extended" in other.props for ctrl, spec in tree.interrupts(other)
-            if ctrl is node and len(spec) == 3 and spec[0] == 0]
+            if ctrl is node and len(spec) == 3 and spec[0] == 0 and spec[1] < GICV3_MAX_SPIS]
     spis = max(32, -(-(max(used, default=0) + 1) // 32) * 32)
     imp.notes.append(f"{node.path}: num-irq {spis + 32} (the tree does not say): {spis} SPIs, the smallest multiple "
                      f"of 32 above the highest it uses ({max(used, default=0)}), plus 32")
@@ -376,7 +398,7 @@ def _ppis(imp: Importer, node: Node, spis: int, lines: list[tuple[str, int]]) ->
     """Wire each CPU's ``lines`` (in order) to the PPIs of ``node``'s interrupts."""
     specs = [spec for _ctrl, spec in imp.tree.interrupts(node)]
     for k, spec in enumerate(specs):
-        if k >= len(lines) or len(spec) != 3 or spec[0] != 1:
+        if k >= len(lines) or len(spec) != 3 or spec[0] != 1 or spec[1] >= GIC_PPIS:
             imp.notes.append(f"{node.path}: interrupt {k} {list(spec)}: no CPU output for it: not wired")
             continue
         for i, cpu in enumerate(imp.cpus):

@@ -91,7 +91,8 @@ def report(imp: Importer) -> list[str]:
     by_text: dict[str, list[str]] = {}
     for n in imp.notes:
         where, _, text = n.partition(": ")
-        by_text.setdefault(text, []).append(where)
+        if where not in by_text.setdefault(text, []):
+            by_text[text].append(where)
     lines += [f"  note {', '.join(where)}: {text}" for text, where in by_text.items()]
     return lines
 

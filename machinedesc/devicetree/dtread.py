@@ -5,6 +5,9 @@ the style guide names as a model; a blob (FDT magic ``d00dfeed``) is first
 turned into source by dtc (``dtc -I dtb -O dts``, Debian's
 device-tree-compiler, already what makes machinedesc's own blobs), so one
 parser reads both and dtc, the reference reader of blobs, judges them.
+dtlib runs as ``dtparse.DTParser`` (includes within a budget, linear-time
+values); the text is first checked for nesting deeper than MAX_DEPTH, a
+blob's header for its size and version.
 
 ``Tree`` wraps the parsed tree with what the importer asks of it: cells of a
 property, ``reg`` translated to CPU addresses through the buses' ``ranges``,
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -29,13 +31,19 @@ from ..errors import DeviceTreeFileError
 from ..source import SourceLocation
 from ..storage import FileProblem, read_regular
 from .dtc import dtc_path
+from .dtparse import SIZE_LIMIT, DTParser
 
 #: The FDT header's magic number (big-endian), devicetree-specification 5.2.
 FDT_MAGIC = b"\xd0\x0d\xfe\xed"
-#: The largest tree read (a DTB QEMU dumps is 1 MiB with its padding).
-SIZE_LIMIT = 16 * 1024 * 1024
+#: The deepest node read: libfdt's FDT_MAX_DEPTH (dtlib's parser recurses once per level).
+MAX_DEPTH = 64
+#: The most cells of an address or size (#address-cells, #size-cells) read.
+MAX_ADDRESS_CELLS = 4
 _PARSE = re.compile(r"^(?P<file>.*?):(?P<line>\d+) \(column (?P<col>\d+)\): (?P<msg>.*)$", re.S)
 _LABEL = re.compile(r"undefined node label '(?P<label>[^']+)'")
+#: dtlib's messages about one node (its path first, or after "appears on ... and on", or a property "on" it).
+_NODE_MESSAGE = re.compile(r"^(?:(?P<path>/[^\s:]*): |Label '[^']*' appears on \S+ and on (?P<second>/\S*)$|"
+                           r"property '(?P<prop>[^']+)' on (?P<on>/\S*) )")
 
 Node = Any  # dtlib.Node: the package has no type information
 
@@ -93,6 +101,18 @@ class Tree:
         value = self.num(node, name)
         return default if value is None else value
 
+    def address_cells(self, node: Node, name: str, default: int) -> int:
+        """``#address-cells`` / ``#size-cells`` of ``node`` (else ``default``): at most MAX_ADDRESS_CELLS.
+
+        More cannot be a CPU address, and joining them costs their square (an
+        address of 200,000 cells took 24 s).
+        """
+        value = self.cells_of(node, name, default)
+        if value > MAX_ADDRESS_CELLS:
+            self.error(node, name, f"{value} cells: an address or size is at most {MAX_ADDRESS_CELLS} cells "
+                       "(PCI's 3 are the most a tree uses)")
+        return value
+
     def phandle(self, node: Node, prop: str, number: int) -> Node:
         target = self.phandles.get(number)
         if target is None:
@@ -105,7 +125,7 @@ class Tree:
     def reg(self, node: Node) -> list[tuple[int, int]]:
         """(CPU address, size) of each ``reg`` entry, translated through the parents' ``ranges``."""
         parent = node.parent
-        ac, sc = self.cells_of(parent, "#address-cells", 2), self.cells_of(parent, "#size-cells", 1)
+        ac, sc = self.address_cells(parent, "#address-cells", 2), self.address_cells(parent, "#size-cells", 1)
         cells = self.nums(node, "reg")
         step = ac + sc
         if not step or len(cells) % step:
@@ -137,9 +157,9 @@ class Tree:
         return addr
 
     def _through_ranges(self, bus: Node, cells: list[int], addr: int) -> int:
-        cac = self.cells_of(bus, "#address-cells", 2)
-        pac = self.cells_of(bus.parent, "#address-cells", 2)
-        sc = self.cells_of(bus, "#size-cells", 1)
+        cac = self.address_cells(bus, "#address-cells", 2)
+        pac = self.address_cells(bus.parent, "#address-cells", 2)
+        sc = self.address_cells(bus, "#size-cells", 1)
         step = cac + pac + sc
         for k in range(0, len(cells) - step + 1, step):
             child, parent = join(cells[k:k + cac]), join(cells[k + cac:k + cac + pac])
@@ -204,6 +224,7 @@ def read(path: Path) -> Tree:
     except FileProblem as err:
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), err.message) from None
     if data[:4] == FDT_MAGIC:
+        _check_header(path, data)
         text = _dtb_source(path, data)
         return _parse(path, text, dtb=True)
     try:
@@ -212,6 +233,23 @@ def read(path: Path) -> Tree:
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), "neither a DTB (no FDT magic d00dfeed) "
                                   "nor DTS text (not UTF-8)", "give a .dtb or .dts file") from None
     return _parse(path, text, dtb=False)
+
+
+def _check_header(path: Path, data: bytes) -> None:
+    """Refuse a blob whose header (devicetree-specification 5.2) says it is longer than the file, or of a
+    version dtc does not read (dtc's own messages for them are "Bad address", after allocating what the
+    header says, or about some node)."""
+    where = SourceLocation(str(path), 0, 0)
+    if len(data) < 40:
+        raise DeviceTreeFileError(where, f"a DTB header is 40 bytes; the file has {len(data)}: truncated")
+    totalsize, version, last_compatible = (int.from_bytes(data[k:k + 4], "big") for k in (4, 20, 24))
+    if totalsize > len(data):
+        raise DeviceTreeFileError(where, f"the DTB header says {totalsize} bytes; the file has {len(data)}: "
+                                  "truncated, or not a DTB")
+    if last_compatible > 17 or version < last_compatible:
+        raise DeviceTreeFileError(where, f"DTB version {version}, compatible with version {last_compatible}: "
+                                  "dtc reads versions up to 17 (and a version is never below its compatible one)",
+                                  "recompile the tree with a current dtc")
 
 
 def _dtb_source(path: Path, data: bytes) -> str:
@@ -223,39 +261,42 @@ def _dtb_source(path: Path, data: bytes) -> str:
     return proc.stdout.decode("utf-8", "replace")
 
 
-class _DT(dtlib.DT):  # type: ignore[misc]  # dtlib has no type information
-    """dtlib's DT whose /include/ and /incbin/ read only regular files within SIZE_LIMIT (never stdin,
-    a FIFO or a device: a tree is data, and reading /dev/zero would never end)."""
-
-    def _open(self, filename: str, mode: str = "r", **kwargs: Any) -> Any:
-        target = os.path.join(os.path.dirname(self.filename), filename)
-        try:
-            info = os.stat(target)
-        except OSError as err:
-            self._parse_error(f"cannot include '{filename}': {err.strerror}")
-        if filename == "-" or not stat.S_ISREG(info.st_mode) or info.st_size > SIZE_LIMIT:
-            self._parse_error(f"'{filename}' is not a regular file of at most {SIZE_LIMIT} bytes: not included")
-        return open(target, mode, **kwargs)
-
-
 def _parse(path: Path, text: str, *, dtb: bool) -> Tree:
     # dtlib reads a file by name (and /include/s relative to it): a DTS is parsed where it is;
     # a DTB's source, dtc's, from a private temporary file.
+    _check_depth(path, text, dtb=dtb)
     tmp = None
     try:
         if dtb:
             fd, tmp = tempfile.mkstemp(suffix=".dts", prefix="machinedesc-dtb-")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-        dt = _DT(tmp or str(path))
+        dt = DTParser(tmp or str(path))
     except dtlib.DTError as err:
-        raise _located(path, str(err), None if dtb else text) from None
+        message = str(err).replace(tmp, str(path)) if tmp else str(err)  # never the temporary file's name
+        raise _located(path, message, None if dtb else text) from None
     except OSError as err:  # an /include/ that cannot be opened
         raise DeviceTreeFileError(SourceLocation(str(path), 0, 0), f"cannot read: {err}") from None
     finally:
         if tmp is not None:
             os.unlink(tmp)
     return Tree(path, dt, None if dtb else text)
+
+
+def _check_depth(path: Path, text: str, *, dtb: bool) -> None:
+    """Raise DeviceTreeFileError at the first node nested deeper than MAX_DEPTH (the root is depth 1)."""
+    depth = 0
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line_col = (0, 0) if dtb else _line_col(text, m.start())  # a DTB has no lines
+                where = SourceLocation(str(path), *line_col)
+                raise DeviceTreeFileError(where, f"nodes nested more than {MAX_DEPTH} deep: not read",
+                                          f"a device tree is at most {MAX_DEPTH} levels deep (libfdt's FDT_MAX_DEPTH)")
+        elif tok == "}":
+            depth -= 1
 
 
 def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
@@ -277,6 +318,11 @@ def _located(path: Path, message: str, text: str | None) -> DeviceTreeFileError:
             col = at - (text.rfind("\n", 0, at) + 1) + 1
             return DeviceTreeFileError(SourceLocation(str(path), line, col), message,
                                        "a &label names a node with that label (label: name { ... })")
+    node = _NODE_MESSAGE.match(message)
+    where = (node["path"] or node["second"] or node["on"]) if node else None
+    found = locate(text, where, node["prop"] if node else None) if where and text is not None else None
+    if found is not None:
+        return DeviceTreeFileError(SourceLocation(str(path), *found), message)
     return DeviceTreeFileError(SourceLocation(str(path), 0, 0), message)
 
 

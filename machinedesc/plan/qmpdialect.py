@@ -22,6 +22,9 @@ command's file position:
   ``ram``, or ``ram-N`` if ``ram`` is taken) mapped at ADDR right after the
   machine initializes: the same writable RAM at the same address, made by a
   device instead of the machine (its memory region is named after the device).
+  A ``ram-addr`` set once the machine is initialized (the first
+  ``device_add``, or the file's own ``x-machine-init``) is an error at its
+  line: the machine reads it as it initializes.
 * numbers may be hex (``size=0x2000``): a string value ``0x...`` becomes an
   integer.
 * QOM paths may be relative (``path=plic``, ``value=cpus/harts[0]/...``):
@@ -123,37 +126,53 @@ def translate(qmp: QmpFile, ram_bytes: int | None) -> QmpFile:
     ids = {str(s.arguments.get("id")) for s in qmp.commands if s.command == "device_add" and "id" in s.arguments}
     ram_id = "ram" if "ram" not in ids else next(f"ram-{n}" for n in range(1, len(ids) + 2) if f"ram-{n}" not in ids)
     ram_addr: tuple[int, Step] | None = None
-    init = any(s.command == MACHINE_INIT for s in qmp.commands)
+    explicit = any(s.command == MACHINE_INIT for s in qmp.commands)  # a file that initializes it itself
+    initialized: Step | None = None  # the command that initialized the machine
     out: list[Step] = []
     for step in qmp.commands:
         args = _unhex(dict(step.arguments))
         if _is_ram_addr(step):
-            addr = args.get("value")
-            if isinstance(addr, bool) or not isinstance(addr, int):
-                raise _error(step, f"ram-addr must be an address, got {addr!r}")
-            if ram_bytes is None:
-                raise _error(step, "ram-addr places the -m RAM, but the command line has no -m SIZE",
-                             "give the RAM size: `-- -m size=64K` after run's file, `--ram-size 64K` to import-qmp")
-            ram_addr = (addr, step)
+            ram_addr = (_ram_addr(step, args, ram_bytes, initialized), step)
             continue
         if step.command == "device_add" and str(args.get("driver")) in FORK_ONLY:
             raise _error(step, f"device type '{args['driver']}' exists only in GreenSocs' QEMU fork",
                          FORK_ONLY[str(args["driver"])])
-        if step.command in _CREATES and not init:
-            init = True
-            out.append(Step(step.phase, StepKind.TRANSITION, MACHINE_INIT, {}, step.location,
-                            "the v4 dialect initializes the machine at its first device_add"))
-            if ram_addr is not None:
+        if initialized is None and (step.command == MACHINE_INIT or step.command in _CREATES and not explicit):
+            initialized = step
+            if step.command != MACHINE_INIT:
+                out.append(Step(step.phase, StepKind.TRANSITION, MACHINE_INIT, {}, step.location,
+                                "the v4 dialect initializes the machine at its first device_add"))
+            else:
+                out.append(replace(step, arguments=args))
+            if ram_addr is not None:  # the -m RAM, where the machine would have put it as it initialized
                 out.extend(_ram_steps(ram_id, ram_bytes or 0, *ram_addr))
+            if step.command == MACHINE_INIT:
+                continue
         if step.command == "sysbus-mmio-map":
             out.append(_mmio_map(step, args))
             continue
         if step.command == "qom-set":
             args = _absolute(args, ids)
         out.append(replace(step, arguments=args))
-    if ram_addr is not None and not init:
+    if ram_addr is not None and initialized is None:
         raise _error(ram_addr[1], "ram-addr is set, but no device_add follows to initialize the machine")
     return replace(qmp, commands=tuple(out))
+
+
+def _ram_addr(step: Step, args: Mapping[str, Any], ram_bytes: int | None, initialized: Step | None) -> int:
+    """The address of a ``qom-set /machine ram-addr``; QmpFileError when it cannot place the -m RAM."""
+    addr = args.get("value")
+    if isinstance(addr, bool) or not isinstance(addr, int):
+        raise _error(step, f"ram-addr must be an address, got {addr!r}")
+    if ram_bytes is None:
+        raise _error(step, "ram-addr places the -m RAM, but the command line has no -m SIZE",
+                     "give the RAM size: `-- -m size=64K` after run's file, `--ram-size 64K` to import-qmp")
+    if initialized is not None:
+        line = initialized.location.line if initialized.location else 0
+        raise _error(step, f"ram-addr is set after the machine was initialized (by line {line}): the RAM is "
+                     "placed when the machine initializes",
+                     "move the ram-addr qom-set before the first device_add (or x-machine-init)")
+    return addr
 
 
 def _ram_steps(ram_id: str, size: int, addr: int, at: Step) -> list[Step]:

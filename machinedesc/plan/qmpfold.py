@@ -22,14 +22,16 @@ the steps, the run goes on while the next wire follows them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 #: One wire as import-qmp reads it: (source id, output name, index, target id, input name, index).
 WireT = tuple[str, str, int, str, str, int]
 
-#: A component id ending in a number: hart12 is ("hart", 12). The stem keeps any leading zeros.
-_NUMBERED = re.compile(r"^(?P<stem>.+?)(?P<num>0|[1-9][0-9]*)$")
+#: A component id ending in a number: hart12 is ("hart", 12). The stem keeps any leading zeros, and
+#: any digits before the last 18 (a number of a QMP file is at most 64 bits).
+_NUMBERED = re.compile(r"^(?P<stem>.+?)(?P<num>0|[1-9][0-9]{0,17})$")
 
 
 @dataclass(frozen=True)
@@ -122,63 +124,67 @@ def fold_wires(wires: list[WireT]) -> list[WireT | WireEntry]:
 
 @dataclass(frozen=True)
 class CompT:
-    """A component as import-qmp writes it: properties, parent, MMIO maps (region, addr, priority), links."""
+    """A component as import-qmp writes it: properties, parent, MMIO maps, links.
+
+    Each MMIO map is (region, addr, priority), or (region, addr, priority,
+    offset, size) for a window of the region (the alias form).
+    """
 
     type: str
     props: dict[str, Any]
     parent: str | None
-    mmio: tuple[tuple[int, int, int], ...]
+    mmio: tuple[tuple[int, ...], ...]
     links: dict[str, str] = field(default_factory=dict)
 
 
 def _values(comp: CompT) -> list[Any]:
-    """Everything of a component that may step from copy to copy: properties, links, MMIO addresses."""
-    return [*comp.props.values(), *comp.links.values(), *(addr for _, addr, _ in comp.mmio)]
+    """Everything of a component that may step from copy to copy: properties, links, then each MMIO map's
+    address (and a window's offset and size)."""
+    return [*comp.props.values(), *comp.links.values(), *(v for m in comp.mmio for v in (m[1], *m[3:]))]
 
 
 def _shape(comp: CompT) -> tuple[Any, ...]:
-    """What must be equal in a run: type, parent, property and link names, value kinds, MMIO regions and priorities."""
+    """What must be equal in a run: type, parent, property and link names, value kinds, MMIO regions and
+    priorities, which maps are windows."""
     kinds = tuple((k, type(v).__name__) for k, v in comp.props.items())
-    return comp.type, comp.parent, kinds, tuple(comp.links), tuple((r, p) for r, _, p in comp.mmio)
+    return comp.type, comp.parent, kinds, tuple(comp.links), tuple((m[0], m[2], len(m)) for m in comp.mmio)
 
 
 #: How a value that stays the same in every copy is written: as it is.
 SAME = ""
 
 
-def _column(values: list[Any], hex_: bool = False) -> tuple[int, str | None]:
-    """How many values from the first follow one pattern, and its board text (SAME: they are equal).
+#: Whether the value of copy ``m`` follows a column's pattern.
+Fits = Callable[[int, Any], bool]
+
+
+def _pattern(first: Any, second: Any, hex_: bool = False) -> tuple[str, Fits] | None:
+    """The pattern the first two values of a column set, as board text (SAME: they are equal) and a test
+    of the later copies' values; None when the two follow none.
 
     Integers step by a constant; strings end in a number that steps
     (``virt.flash${i}``); booleans may differ in the first copy only
     (``${i != 0}``: a CPU's start-powered-off); anything else stays the same.
-    The text is None when not even the first two values follow a pattern.
     """
-    first, second = values[0], values[1]
     if second == first:
-        return next((m for m, v in enumerate(values) if v != first), len(values)), SAME
+        return SAME, lambda _m, v: bool(v == first)
     if isinstance(first, bool):
-        return next((m for m, v in enumerate(values[1:], 1) if v != second), len(values)), \
-            "${i != 0}" if second else "${i == 0}"
+        return ("${i != 0}" if second else "${i == 0}"), lambda _m, v: bool(v == second)
     if isinstance(first, int):
         step = second - first
-        return _prefix([v if isinstance(v, int) else None for v in values], first, step), _expr(first, step, hex_)
-    if not isinstance(first, str):
-        return 1, None
-    matches = [_NUMBERED.match(v) if isinstance(v, str) else None for v in values]
-    if matches[0] is None:
-        return 1, None
-    stem = matches[0]["stem"]
-    nums = [int(m["num"]) if m and m["stem"] == stem else None for m in matches]
-    start, step = int(matches[0]["num"]), (nums[1] or 0) - int(matches[0]["num"])
-    if nums[1] is None:
-        return 1, None
-    return _prefix(nums, start, step), f"{stem}{_expr(start, step)}"
+        return _expr(first, step, hex_), lambda m, v: isinstance(v, int) and v == first + step * m
+    if not isinstance(first, str) or not isinstance(second, str):
+        return None
+    one, two = _NUMBERED.match(first), _NUMBERED.match(second)
+    if one is None or two is None or two["stem"] != one["stem"]:
+        return None
+    stem, start = one["stem"], int(one["num"])
+    step = int(two["num"]) - start
 
-
-def _prefix(nums: list[int | None], start: int, step: int) -> int:
-    """How many of ``nums`` from the first are ``start + step * m``."""
-    return next((m for m, v in enumerate(nums) if v != start + step * m), len(nums))
+    def fits(m: int, v: Any) -> bool:
+        match = _NUMBERED.match(v) if isinstance(v, str) else None
+        return match is not None and match["stem"] == stem and int(match["num"]) == start + step * m
+    return f"{stem}{_expr(start, step)}", fits
 
 
 def fold_components(comps: list[tuple[str, CompT | None]]) -> list[tuple[str, int | None, list[str] | None]]:
@@ -203,27 +209,35 @@ def fold_components(comps: list[tuple[str, CompT | None]]) -> list[tuple[str, in
 
 
 def _component_run(comps: list[tuple[str, CompT | None]], k: int) -> tuple[int, str, list[str] | None]:
-    """The longest run from ``k`` (ids stepping, same shape, every value following a pattern); texts None: none."""
-    ids = [_NUMBERED.match(cid) for cid, _ in comps[k:k + 2]]
-    first = comps[k][1]
-    if len(ids) < 2 or ids[0] is None or ids[1] is None or first is None or ids[0]["stem"] != ids[1]["stem"]:
+    """The longest run from ``k`` (ids stepping, same shape, every value following a pattern); texts None: none.
+
+    Each copy is compared once with the patterns of the first two: the run costs its length (times the
+    values of one component), so folding a file is linear in its components.
+    """
+    if k + 1 >= len(comps):
+        return 1, "", None
+    (cid0, first), (cid1, second) = comps[k], comps[k + 1]
+    ids = _NUMBERED.match(cid0), _NUMBERED.match(cid1)
+    if ids[0] is None or ids[1] is None or first is None or second is None or ids[0]["stem"] != ids[1]["stem"] \
+            or _shape(second) != _shape(first):
         return 1, "", None
     stem, start = ids[0]["stem"], int(ids[0]["num"])
     step = int(ids[1]["num"]) - start
-    n = 1
+    if step == 0:
+        return 1, "", None
+    values = _values(first)
+    patterns = [_pattern(a, b, hex_=m >= len(first.props) + len(first.links))  # MMIO numbers in hex
+                for m, (a, b) in enumerate(zip(values, _values(second), strict=True))]
+    if any(p is None for p in patterns):
+        return 1, "", None
+    tests = [p[1] for p in patterns if p is not None]
+    n = 2
     while k + n < len(comps):
         cid, comp = comps[k + n]
         match = _NUMBERED.match(cid)
         if comp is None or match is None or match["stem"] != stem or int(match["num"]) != start + step * n or \
-                _shape(comp) != _shape(first):
+                _shape(comp) != _shape(first) or \
+                not all(fits(n, v) for fits, v in zip(tests, _values(comp), strict=True)):
             break
         n += 1
-    if n < 2 or step == 0:
-        return 1, "", None
-    run = [c for _, c in comps[k:k + n] if c is not None]
-    columns = [_column(list(column), hex_=m >= len(first.props) + len(first.links))  # MMIO addresses in hex
-               for m, column in enumerate(zip(*(_values(c) for c in run), strict=True))]
-    n = min([n, *(length for length, _ in columns)])
-    if n < 2 or any(text is None for _, text in columns):
-        return 1, "", None
-    return n, f"{stem}{_expr(start, step)}", [text or SAME for _, text in columns]
+    return n, f"{stem}{_expr(start, step)}", [p[0] if p else SAME for p in patterns]

@@ -38,6 +38,7 @@ from ..board.flowyaml import addr as _addr
 from ..board.flowyaml import scalar as _scalar
 from ..board.flowyaml import unique_name as _unique
 from ..board.flowyaml import value as _value
+from ..board.model import QEMU_ID
 from ..errors import QmpFileError
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
 from ..qemu.types import system_type_info
@@ -46,9 +47,9 @@ from .qmpfile import QmpFile
 from .qmpfold import CompT, WireEntry, fold_components, fold_wires
 from .steps import Step
 
-_OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
-_IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]+)\]$")
-_HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]+)\]$")
+_OUT = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]{1,18})\]$")
+_IN = re.compile(r"^(?P<path>.+)/(?P<name>[A-Za-z][A-Za-z0-9_-]*)\[(?P<index>[0-9]{1,18})\]$")
+_HART = re.compile(r"^(?P<array>[^/]+)/harts\[(?P<index>[0-9]{1,18})\]$")
 _PERIPHERAL = "/machine/peripheral/"
 #: A string written plain in flow style (no comma: it would end the flow entry).
 
@@ -109,11 +110,12 @@ class _Importer:
         elif step.command == "device_add":
             self.device(step, args)
         elif step.command == "x-sysbus-mmio-map" and str(args.get("device")) in self.comps:
-            entry: dict[str, int | str] = {"region": int(args.get("mmio", 0)), "addr": int(args["addr"]),
-                     "priority": int(args.get("priority", 0))}
+            entry: dict[str, int | str] = {"region": _arg(args, "mmio", 0, _U32),
+                                           "addr": _arg(args, "addr", None, _U64),
+                                           "priority": _arg(args, "priority", 0, _S32)}
             if "offset" in args or "size" in args:
                 # The alias form: a window of the region (mmio: offset:, size:).
-                entry.update(offset=int(args["offset"]), size=int(args["size"]))
+                entry.update(offset=_arg(args, "offset", None, _U64), size=_arg(args, "size", None, _U64))
                 self.count("MMIO windows (alias form, into the components' mmio with offset and size)")
             else:
                 self.count("MMIO maps (into the components' mmio)")
@@ -126,7 +128,12 @@ class _Importer:
 
     def device(self, step: Step, args: dict[str, Any]) -> None:
         driver = str(args.pop("driver", ""))
-        cid = str(args.pop("id", ""))
+        raw_id = args.pop("id", "")
+        if raw_id != "" and not (isinstance(raw_id, str) and QEMU_ID.match(raw_id)):
+            # QEMU refuses it too; written as a board key it could be YAML of its own ("a: {...}").
+            raise ValueError(f"id {raw_id!r} is not an id QEMU takes (a letter, then letters, digits, "
+                             "'_', '.', '-')")
+        cid = str(raw_id)
         line = step.location.line if step.location else 0
         if driver == "loader":
             self.left_out.append(f"line {line}: loader of {args.get('file', '?')} kept as a raw qmp: entry "
@@ -205,7 +212,7 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
            f"system: {system}", ""]
     if chardevs:
         out.append("chardevs:")
-        out.extend(f"  {c}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
+        out.extend(f"  {_scalar(c)}: {'stdio' if i == 0 else _scalar('null')}" for i, c in enumerate(chardevs))
         out.append("")
     out.append("components:" if imp.comps else "components: {}  # the file adds no device")
     for cid, comp in _folded_components(imp.comps, imp.counts).items():
@@ -214,12 +221,13 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
     if entries:
         out += ["", "wiring:"]
         used: set[str] = set()
+        last: dict[str, int] = {}
         for entry in entries:
             if not isinstance(entry, WireEntry):
                 src, sname, si, dst, dname, di = entry
                 entry = WireEntry(f"{src}-{dst}", f"{src}.{sname}[{si}]", f"{dst}.{dname}[{di}]", None, 1)
             count = f"count: {entry.count}, " if entry.count is not None else ""
-            out.append(f"  {_unique(entry.name, used)}: {{{count}from: {_scalar(entry.source)}, "
+            out.append(f"  {_unique(entry.name, used, last)}: {{{count}from: {_scalar(entry.source)}, "
                        f"to: {_scalar(entry.target)}}}")
             kind = "wire entries with ranges" if entry.ranged else "wire entries with count:" if entry.count else ""
             if kind:
@@ -246,10 +254,11 @@ def import_qmp(qmp: QmpFile, system: str | None, name: str) -> Imported:
 def _rename_dotted(imp: _Importer) -> dict[str, str]:
     """Ids with a dot (QEMU takes them; a board's lines cannot name them) renamed with '-' for '.'."""
     renamed: dict[str, str] = {}
+    used = set(imp.comps)  # and, as _unique adds them, the new names
+    last: dict[str, int] = {}
     for cid in list(imp.comps):
         if "." in cid:
-            new = _unique(cid.replace(".", "-"), set(imp.comps) | set(renamed.values()))
-            renamed[cid] = new
+            renamed[cid] = _unique(cid.replace(".", "-"), used, last)
     if not renamed:
         return renamed
     imp.comps = {renamed.get(k, k): v for k, v in imp.comps.items()}
@@ -342,8 +351,7 @@ def _component(comp: _Comp) -> str:
 def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> dict[str, _Comp]:
     """``comps`` with each run of numbered look-alikes (hart0, hart1, ...) as one ``count:`` entry (plan.qmpfold)."""
     items = [(cid, None if c.count is not None else
-              CompT(c.type, c.props, c.parent, tuple((int(m["region"]), int(m["addr"]), int(m["priority"]))
-                                                     for m in c.mmio), c.links))
+              CompT(c.type, c.props, c.parent, tuple(_map_numbers(m) for m in c.mmio), c.links))
              for cid, c in comps.items()]
     out: dict[str, _Comp] = {}
     k = 0
@@ -356,10 +364,28 @@ def _folded_components(comps: Mapping[str, _Comp], counts: dict[str, int]) -> di
         values = iter(texts)
         props = {name: next(values) or value for name, value in first.props.items()}
         links = {name: next(values) or value for name, value in first.links.items()}
-        mmio = [{**m, "addr": next(values) or m["addr"]} for m in first.mmio]
+        mmio = [{**m, **{k: next(values) or m[k] for k in ("addr", "offset", "size") if k in m}} for m in first.mmio]
         out[key] = _Comp(first.type, props, first.line, mmio, first.parent, n, links)
         counts["component entries with count:"] = counts.get("component entries with count:", 0) + 1
         k += n
     return out
 
 
+_U32, _S32, _U64 = (0, (1 << 32) - 1), (-(1 << 31), (1 << 31) - 1), (0, (1 << 64) - 1)
+
+
+def _arg(args: Mapping[str, Any], key: str, default: int | None, bounds: tuple[int, int]) -> int:
+    """Integer argument ``key`` of x-sysbus-mmio-map within QMP's type for it (``bounds``), else ValueError
+    (``run`` reports it at the command's line); KeyError when it is missing and has no default."""
+    value = args[key] if default is None else args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value!r} is not an integer")
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{key}={value} is out of range ({bounds[0]} to {bounds[1]})")
+    return value
+
+
+def _map_numbers(m: Mapping[str, Any]) -> tuple[int, ...]:
+    """An MMIO map as qmpfold.CompT has it: (region, addr, priority), plus (offset, size) for a window."""
+    window = (int(m["offset"]), int(m["size"])) if "offset" in m else ()
+    return (int(m["region"]), int(m["addr"]), int(m["priority"]), *window)

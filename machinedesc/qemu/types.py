@@ -93,6 +93,8 @@ class TypeInfo:
     creates_cpus: CpuUse | None = None
     #: Hand table, CPU types: the property holding a CPU's id (RISC-V mhartid); None: its creation index.
     cpu_id: str | None = None
+    #: Hand table: property -> (lowest, highest, why): values QEMU takes but cannot build.
+    limits: Mapping[str, tuple[int, int, str]] = field(default_factory=dict)
 
     @property
     def properties(self) -> Mapping[str, PropertyInfo] | None:
@@ -184,6 +186,7 @@ def _table_info(name: str) -> TypeInfo:
         realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
         mmio_follows=tuple(entry.get("mmio_follows", ())), cpus=_cpu_use(entry.get("cpus")),
         creates_cpus=_cpu_use(entry.get("creates_cpus")), cpu_id=entry.get("cpu_id"),
+        limits={k: (int(v[0]), int(v[1]), str(v[2])) for k, v in (entry.get("limits") or {}).items()},
     )
 
 
@@ -227,4 +230,5 @@ def merge(table: TypeInfo, device: DeviceTypeInfo) -> TypeInfo:
         lines_known=complete or (table.known and bool(table.outputs or table.inputs)),
         mmio_from_defaults=table.mmio is None and device.mmio_sizes is not None, device=device,
         mmio_follows=table.mmio_follows, cpus=table.cpus, creates_cpus=table.creates_cpus, cpu_id=table.cpu_id,
+        limits=table.limits,
     )

@@ -94,12 +94,27 @@ def test_the_alias_form_is_the_alias_form_of_x_sysbus_mmio_map() -> None:
     ("device_add driver=x id=a\nsysbus-mmio-map device=a addr=0 region=1\n", 2, 1,
      "sysbus-mmio-map: unknown argument 'region'"),
     ("qom-set path=/machine property=ram-addr value=0\n", 1, 1, "no device_add follows"),
+    # Set once the machine is initialized: it would have been left out (no RAM), silently.
+    ("device_add driver=x id=a\nqom-set path=/machine property=ram-addr value=0\n", 2, 1,
+     "ram-addr is set after the machine was initialized (by line 1)"),
+    ("x-machine-init\nqom-set path=/machine property=ram-addr value=0\ndevice_add driver=x id=a\n", 2, 1,
+     "ram-addr is set after the machine was initialized (by line 1)"),
 ])
 def test_what_cannot_be_mapped_is_named_at_its_line(text: str, line: int, col: int, message: str) -> None:
     with pytest.raises(QmpFileError) as exc:
         _read(text)
     assert (exc.value.location.line, exc.value.location.col) == (line, col)
     assert message in str(exc.value)
+
+
+def test_ram_addr_before_an_explicit_x_machine_init_places_the_ram_there() -> None:
+    """A v4 file that initializes the machine itself: the RAM follows its x-machine-init (it was left out)."""
+    assert _read("qom-set path=/machine property=ram-addr value=0x80000000\nx-machine-init\n"
+                 "device_add driver=x id=a\n") == [
+        (2, "x-machine-init", {}),
+        (1, "device_add", {"driver": "sysbus-memory", "id": "ram", "size": 65536}),
+        (1, "x-sysbus-mmio-map", {"device": "ram", "addr": 0x80000000}),
+        (3, "device_add", {"driver": "x", "id": "a"})]
 
 
 def test_ram_addr_without_m_is_an_error_at_its_line() -> None:
