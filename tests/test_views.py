@@ -191,6 +191,18 @@ def test_list_keeps_invalid_boards_with_their_first_error(tmp_path: Path, in_rep
     assert render_table(rows) == out
 
 
+def test_list_names_the_file_of_a_copy(tmp_path: Path, in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two copies of one board have one name: the file tells the rows apart.
+    soc = Path(BOARDS[0]).parent / "soc.yaml"
+    shutil.copytree(soc.parent / "lib", tmp_path / "lib")
+    shutil.copy(soc, tmp_path / "soc.yaml")
+    shutil.copy(soc, tmp_path / "soc-mine.yaml")
+    code, out, _ = run(["list", str(tmp_path)], capsys)
+    assert code == 0
+    names = [line.split("  ")[0] for line in out.splitlines()[1:-1]]
+    assert names == ["soc", "soc (soc-mine.yaml)"]
+
+
 def test_list_does_not_hang_on_what_is_not_a_board_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A FIFO, a directory and a symbolic link loop named *.yaml are rows with their error, read without blocking."""
     os.mkfifo(tmp_path / "fifo.yaml")

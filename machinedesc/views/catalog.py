@@ -77,11 +77,13 @@ def render_table(rows: list[Row]) -> str:
     header = ("NAME", "SYSTEM", "CPUS", "MEMORY", "STEPS", "EXTENDS", "SUMMARY")
     table: list[tuple[str, ...]] = [header]
     for r in rows:
+        # Copies of one board keep its name: then the file tells the rows apart.
+        name = r.name if Path(r.file).stem == r.name else f"{r.name} ({Path(r.file).name})"
         if r.error:
-            table.append((r.name, "-", "-", "-", "-", ", ".join(r.extends) or "-", f"INVALID: {r.error}"))
+            table.append((name, "-", "-", "-", "-", ", ".join(r.extends) or "-", f"INVALID: {r.error}"))
             continue
         cpus = ", ".join(f"{n} x {t}" for t, n in r.cpus.items()) or "-"
-        table.append((r.name, r.system, cpus, human_size(r.memory_bytes) if r.memory_bytes else "-",
+        table.append((name, r.system, cpus, human_size(r.memory_bytes) if r.memory_bytes else "-",
                       str(r.steps), ", ".join(r.extends) or "-", r.summary))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip()
