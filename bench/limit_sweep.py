@@ -8,8 +8,8 @@ properties (kind ``uint`` / ``int``), one fresh ``-M none -preconfig -S`` QEMU
 ``link<memory-region>`` properties set to system memory and two CPUs when it
 ``needs`` them) with that ONE property set to an extreme value:
 
-* uint8/16/32/64: the maximum of the type, and 0x10000000 (a large count) when
-  it fits;
+* uint8/16/32/64: the maximum of the type, 0x10000000 (a large count) when
+  it fits, and 0;
 * int*: the minimum and the maximum of the type.
 
 ``device_add realized=false``, the links, ``qom-set realized``,
@@ -58,7 +58,7 @@ def extremes(kind: str, qtype: str) -> list[int]:
     bits = BITS.get(qtype, 64 if kind == "uint" else 32)
     if kind == "uint":
         top = (1 << bits) - 1
-        return [top] + ([BIG_COUNT] if top > BIG_COUNT else [])
+        return [top] + ([BIG_COUNT] if top > BIG_COUNT else []) + [0]
     return [-(1 << (bits - 1)), (1 << (bits - 1)) - 1]
 
 

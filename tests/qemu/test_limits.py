@@ -30,6 +30,8 @@ SYSTEM_MEMORY = "/machine/unattached/system[0]"
 DUT = "/machine/peripheral/dut"
 # What a limit needs to be exercised at all: a hart array with no harts checks no hart ID.
 EXTRA = {"riscv.hart_array": {"num-harts": 1}}
+# The types tested for a pattern (else its first type): a plain and a vendor RISC-V CPU (their setters differ).
+REPRESENTATIVES = {"*-riscv-cpu": ("rv64-riscv-cpu", "sifive-u54-riscv-cpu")}
 
 
 def _typedb(system: str) -> dict[str, Any]:
@@ -50,9 +52,10 @@ def _cases() -> list[tuple[str, str, str, int]]:
             names = sorted(n for n, info in db.items() if fnmatch.fnmatchcase(n, key) and info.get("creatable"))
             if not limits or not names:
                 continue
-            name = key if key in names else ("rv64-riscv-cpu" if "rv64-riscv-cpu" in names else names[0])
-            for prop, (lo, hi, _why) in limits.items():
-                out += [(system, name, prop, int(lo)), (system, name, prop, int(hi))]
+            chosen = [n for n in (key, *REPRESENTATIVES.get(key, ())) if n in names] or names[:1]
+            for name in chosen:
+                for prop, (lo, hi, _why) in limits.items():
+                    out += [(system, name, prop, int(lo)), (system, name, prop, int(hi))]
     return out
 
 
