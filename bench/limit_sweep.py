@@ -18,8 +18,9 @@ signal, exiting by itself or hanging is a crash.  Properties whose names say
 "count" (num-*, *size, *len*, *count*, *lines*, *irqs*, *harts*, *cpus*,
 *sources*, *pages*, *width*) go first; ``--budget`` seconds bound the sweep.
 
-Output: one line per crash, ``system type property value: how``, and a count
-of the attempts.  Usage::
+Output: one line per crash, ``system type property value: how`` (marked
+``[refused by limits]`` when qemu_types.yaml's limits make ``validate`` refuse
+the value), and a count of the attempts.  Usage::
 
     python bench/limit_sweep.py [--budget 240] [--jobs 2] [--all] [--system riscv64]
 
@@ -43,6 +44,7 @@ from qemu.qmp import ExecuteError
 from machinedesc.qemu.build import patched_binary
 from machinedesc.qemu.probe import SYSTEM_MEMORY, _Died, _Vm
 from machinedesc.qemu.session import silence_qmp_logging
+from machinedesc.qemu.types import system_type_info
 
 SYSTEMS = ("riscv64", "aarch64")
 PRIORITY = re.compile(r"^num-|size|len|count|lines|irqs|harts|cpus|sources|pages|width")
@@ -129,7 +131,9 @@ async def run(budget: float, jobs: int, systems: tuple[str, ...], everything: bo
             why = await try_one(binary, system, dbs[system][name], name, prop, value)
             done += 1
             if why is not None:
-                line = f"{system} {name} {prop} {value:#x}: {why}"
+                limit = system_type_info(name, system).limits.get(prop)
+                refused = limit is not None and not limit[0] <= value <= limit[1]
+                line = f"{system} {name} {prop} {value:#x}: {why}" + (" [refused by limits]" if refused else "")
                 crashes.append(line)
                 print(line, flush=True)
 
