@@ -83,11 +83,10 @@ def test_a_window_qemu_did_not_make_is_a_verification_error(board: tuple[Path, P
 
 
 UBOOT_ARM64 = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")
-#: boards/arm64-virt.yaml with QEMU virt's PCIe host: the ECAM, the 32-bit and the 64-bit PCI memory
-#: through windows (the window's offset is the PCI address), the I/O space as a region; INTA-D on SPIs 3-6.
-PCIE_VARIANT = """machinedesc: 1
-extends: arm64-virt.yaml
-components:
+#: QEMU virt's PCIe host as board entries: the ECAM, the 32-bit and the 64-bit PCI memory through
+#: windows (the window's offset is the PCI address), the I/O space as a region; INTA-D on SPIs 3-6
+#: (also tests/apply/test_dtb_import.py's round trip).
+VIRT_PCIE_HOST = """components:
   pcie:
     type: gpex-pcihost
     mmio:
@@ -98,6 +97,8 @@ components:
 wiring:
   pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
 """
+#: boards/arm64-virt.yaml with that host.
+PCIE_VARIANT = "machinedesc: 1\nextends: arm64-virt.yaml\n" + VIRT_PCIE_HOST
 
 
 def test_uboot_finds_the_pcie_host_through_its_windows(tmp_path: Path, patched_aarch64: Path) -> None:

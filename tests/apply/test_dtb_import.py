@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO, Sandbox
+from test_apply_windows import VIRT_PCIE_HOST
 from test_boot_debian import (FIRMWARE_TIMEOUT, KERNEL_ARM64, LINUX_TIMEOUT, OPENSBI_DIR, UBOOT_ARM64, UBOOT_RISCV,
                               boot, need)
 
@@ -313,20 +314,8 @@ def test_runs_fold_only_what_is_equal_or_linear() -> None:
                                     ("p.irq[5]", "g.in[8]", 1)]
 
 
-#: boards/arm64-virt.yaml with the GICv2 fragment and virt's PCIe host (tests/apply/test_apply_windows.py's).
-ROUND_TRIP = """machinedesc: 1
-extends: v2.yaml
-components:
-  pcie:
-    type: gpex-pcihost
-    mmio:
-      - {addr: 0x4010000000, offset: 0, size: 0x10000000}
-      - {addr: 0x10000000, region: 1, offset: 0x10000000, size: 0x2eff0000}
-      - {addr: 0x8000000000, region: 1, offset: 0x8000000000, size: 0x8000000000}
-      - {addr: 0x3eff0000, region: 2}
-wiring:
-  pcie-gic: {from: "pcie.sysbus-irq[0..3]", to: "gic.unnamed-gpio-in[3..6]"}
-"""
+#: boards/arm64-virt.yaml with the GICv2 fragment and virt's PCIe host (test_apply_windows.VIRT_PCIE_HOST).
+ROUND_TRIP = "machinedesc: 1\nextends: v2.yaml\n" + VIRT_PCIE_HOST
 
 
 def test_the_generators_gicv2_and_pcie_nodes_import_back(sandbox: Sandbox) -> None:
