@@ -16,7 +16,7 @@ from ..source import SourceLocation
 from .located import LMap, entry_location
 
 if TYPE_CHECKING:
-    from .builder import _Builder
+    from .builder_values import Builder
 
 #: The entries that name files, resolved against their file's directory.
 FILE_ENTRIES = ("bios", "kernel", "initrd")
@@ -39,7 +39,7 @@ class BootSpec:
     rom_location: SourceLocation | None = None
 
 
-def boot_spec(b: _Builder, env: Mapping[str, Any]) -> BootSpec | None:
+def boot_spec(b: Builder, env: Mapping[str, Any]) -> BootSpec | None:
     """The board's BootSpec, or None without a ``boot:`` section; problems go to ``b``."""
     section = b.tree.get("boot")
     if not isinstance(section, LMap):

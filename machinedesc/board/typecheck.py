@@ -17,7 +17,7 @@ from ..qemu.typedb import PropertyInfo, TypeDatabase
 from ..qemu.types import CpuUse, TypeInfo, system_database
 from .expr import ExprError, evaluate
 from ..source import SourceLocation
-from .builder import yaml_repr
+from .builder_values import yaml_repr
 from .model import Board, Component, link_target
 
 #: device_add arguments that are not properties of the type.
