@@ -12,11 +12,12 @@ cluster), ``enable-method = "psci"`` when ``psci-conduit`` is 1 (SMC) or 2
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..board.model import Component
 from .bindings import Binding, binding_for, riscv_isa_order
-from .tree import Cells, Node, Ref, Strings, cells, strings
+from .interrupts import line_specifiers
+from .tree import Cells, Node, Ref, Strings, cell_value, cells, strings
 
 if TYPE_CHECKING:
     from .generate import Gen
@@ -28,13 +29,6 @@ SINGLE_LETTERS = "iemafdqcbpvh"
 PSCI_FUNCTIONS = {"migrate": 0xC4000005, "cpu_on": 0xC4000003, "cpu_off": 0x84000002, "cpu_suspend": 0xC4000001}
 #: Arm CPU GPIO outputs (target/arm/cpu.h GTIMER_*) in the order of the arm,armv8-timer binding's interrupts.
 TIMER_OUTPUTS = (3, 0, 1, 2)  # secure phys, non-secure phys, virtual, hyp
-
-
-def cell_value(value: Any) -> int | None:
-    """``value`` if it fits one 32-bit cell (an integer, not a boolean), else None."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
-        return value
-    return None
 
 
 def add_cpus(gen: Gen) -> dict[int, str]:
@@ -180,13 +174,13 @@ def add_arm_extras(gen: Gen) -> None:
         if binding is not None and node is not None and binding.kind == "arm-gicv3":
             regions = len([m for m in comp.mmio])
             node.props["#redistributor-regions"] = cells(max(regions - 1, 1))
-    maint = gen.line_specifiers(first.id, "gicv3-maintenance-interrupt", 0)
+    maint = line_specifiers(gen, first.id, "gicv3-maintenance-interrupt", 0)
     if maint:
         label, spec = maint[0]
         gic = next(n for n in gen.nodes.values() if n.label == label)
         gic.props["interrupt-parent"] = cells(Ref(label))
         gic.props["interrupts"] = cells(*spec)
-    timer = [gen.line_specifiers(first.id, "unnamed-gpio-out", k) for k in TIMER_OUTPUTS]
+    timer = [line_specifiers(gen, first.id, "unnamed-gpio-out", k) for k in TIMER_OUTPUTS]
     if all(timer):
         node = Node("timer", props={"compatible": strings("arm,armv8-timer", "arm,armv7-timer"),
                                     "interrupt-parent": cells(Ref(timer[0][0][0])),
@@ -196,7 +190,7 @@ def add_arm_extras(gen: Gen) -> None:
     elif any(timer):
         gen.notes.append(f"{first.id}: the generic timer needs its secure, non-secure, virtual and hyp "
                          "outputs (unnamed-gpio-out[3], [0], [1], [2]) wired to GIC PPIs: no /timer node")
-    pmu = gen.line_specifiers(first.id, "pmu-interrupt", 0)
+    pmu = line_specifiers(gen, first.id, "pmu-interrupt", 0)
     if pmu:
         gen.root.add(Node("pmu", props={"compatible": strings("arm,armv8-pmuv3"),
                                         "interrupt-parent": cells(Ref(pmu[0][0])), "interrupts": cells(*pmu[0][1])}))

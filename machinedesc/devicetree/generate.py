@@ -3,8 +3,10 @@
 How a QEMU type becomes a node is data (data/bindings.yaml, see
 docs/devicetree.md); this module walks the board once: CPU nodes under
 /cpus, memory nodes, device nodes (under the system's bus node), then the
-interrupts each device's wired outputs give in the controllers they reach,
-then /chosen, /aliases and the board's own ``devicetree:`` overrides.
+interrupts each device's wired outputs give in the controllers they reach
+(``interrupts``), then /chosen, /aliases, syscon and clock nodes
+(``system_nodes``) and the board's own ``devicetree:`` overrides
+(``overrides``). CPU nodes are ``cpus``'s, PCI hosts ``pci``'s.
 A component whose type has no binding is left out and named in
 ``DeviceTree.notes`` (``machinedesc dtb -v``): nothing is guessed.
 """
@@ -18,13 +20,12 @@ from typing import Any, Literal
 from ..board.expr import ExprError, substitute
 from ..board.model import Board, Component, LineRef, Mmio
 from .bindings import Binding, binding_for, system_info, variant
-from .cpus import add_arm_extras, add_cpus, cell_value
+from .cpus import add_arm_extras, add_cpus
+from .interrupts import add_interrupts, plic_contexts
 from .overrides import apply_overrides, early_overrides
 from .pci import pci_host, pci_interrupt_map
+from .system_nodes import add_chosen, add_clocks, add_syscon
 from .tree import Cells, DeviceTree, Node, Ref, Strings, Value, cells, split64, strings
-
-#: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
-GIC_LEVEL_HIGH = 4
 
 
 class Gen:
@@ -193,86 +194,6 @@ class Gen:
         self.nodes[comp.id] = node
         self.bus.add(node)
 
-    def specifier(self, target: LineRef) -> tuple[str, tuple[int, ...]] | None:
-        """The interrupt specifier a wire into ``target`` gives: (controller label, cells), or None."""
-        ctrl = self.controllers.get(target.component)
-        if ctrl is None or target.name != "unnamed-gpio-in":
-            return None
-        label, kind, env = ctrl
-        if kind == "index":
-            return label, (target.index,)
-        if kind in ("gic", "gicv2"):
-            spis = int(env.get("num_irq", 32)) - 32
-            if target.index < spis:
-                return label, (0, target.index, GIC_LEVEL_HIGH)
-            irq = (target.index - spis) % 32
-            # GICv2: a PPI's flags name the CPUs it reaches (bits 15:8), all of them as -M virt says.
-            mask = ((1 << min(int(env.get("num_cpu", 1)), 8)) - 1) << 8 if kind == "gicv2" else 0
-            return (label, (1, irq - 16, GIC_LEVEL_HIGH | mask)) if irq >= 16 else None
-        return None
-
-    def line_specifiers(self, comp_id: str, line: str, index: int) -> list[tuple[str, tuple[int, ...]]]:
-        out = []
-        for target in self.wires_from.get((comp_id, line, index), []):
-            spec = self.specifier(target)
-            if spec is None:
-                self.notes.append(f"{comp_id}.{line}[{index}] drives {target.text}, not an interrupt "
-                                  "controller of the device tree: no interrupt for it")
-            else:
-                out.append(spec)
-        return out
-
-    def interrupts(self, comp: Component, binding: Binding, node: Node, extended: bool) -> None:
-        specs: list[tuple[str, tuple[int, ...]]] = []
-        for line in binding.interrupts:
-            match = re.fullmatch(r"(.+)\[(\d+)\]", line)
-            if match:
-                specs += self.line_specifiers(comp.id, match[1], int(match[2]))
-                continue
-            indices = sorted(self.wired.get((comp.id, line), ()))
-            for i in indices:
-                specs += self.line_specifiers(comp.id, line, i)
-        if not specs:
-            return
-        parents = {label for label, _ in specs}
-        if extended or len(parents) > 1:
-            items: list[int | Ref] = []
-            for label, spec in specs:
-                items += [Ref(label), *spec]
-            node.props["interrupts-extended"] = Cells(tuple(items))
-        else:
-            node.props["interrupt-parent"] = cells(Ref(specs[0][0]))
-            node.props["interrupts"] = Cells(tuple(c for _, spec in specs for c in spec))
-
-    def plic_contexts(self, comp: Component, node: Node, intc: Mapping[int, str]) -> None:
-        """interrupts-extended of a SiFive PLIC: one entry per context of hart-config, in order."""
-        config = str(comp.props.get("hart-config", ""))
-        base = cell_value(comp.props.get("hartid-base", 0))
-        if base is None:
-            # Only without a type database for the system does such a value get this far.
-            self.notes.append(f"{comp.id}: hartid-base {comp.props.get('hartid-base')!r} is not a 32-bit hart ID: "
-                              "its contexts are left out of the device tree")
-            return
-        bits = {"M": 11, "S": 9, "H": 10, "U": 8}  # the external-interrupt bit of each mode in mip
-        # Context n is the n-th entry (sifive_plic.c parse_hart_config numbers them hart by hart, mode
-        # by mode; an empty entry names no hart): a hart without a CPU node (omit: true) keeps its
-        # contexts' places, marked "not present" by a -1 specifier (the sifive,plic-1.0.0 binding) on
-        # some hart's controller, which Linux and OpenSBI both skip (neither is 9 nor 11).
-        contexts: list[tuple[str | None, int]] = []
-        for k, modes in enumerate(m for m in config.split(",") if m):
-            ctrl = self.controllers.get(intc.get(base + k, ""))
-            label = ctrl[0] if ctrl else None
-            if label is None:
-                self.notes.append(f"{comp.id}: hart-config names hart {base + k}, which has no CPU node: "
-                                  "its contexts are marked not present (-1)")
-            contexts += [(label, bits.get(mode, 0)) for mode in modes]
-        present = [label for label, _ in contexts if label is not None]
-        if present:
-            items: list[int | Ref] = []
-            for label, bit in contexts:
-                items += [Ref(label), bit] if label is not None else [Ref(present[0]), 0xFFFFFFFF]
-            node.props["interrupts-extended"] = Cells(tuple(items))
-
 
 def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
     """The guest's device tree for ``board`` (deterministic: the same board gives the same tree).
@@ -309,14 +230,14 @@ def generate(board: Board, *, bootargs: str | None = None) -> DeviceTree:
             pci_interrupt_map(gen, comp, node)
             continue
         if binding.kind == "sifive-plic":
-            gen.plic_contexts(comp, node, intc)
-        gen.interrupts(comp, binding, node, extended=binding.kind == "riscv-clint-like")
+            plic_contexts(gen, comp, node, intc)
+        add_interrupts(gen, comp, binding, node, extended=binding.kind == "riscv-clint-like")
     add_arm_extras(gen)
     if gen.bus is not gen.root and gen.bus.children:
         gen.root.add(gen.bus)
-    _chosen(gen, bootargs)
-    _syscon(gen)
-    _clocks(gen)
+    add_chosen(gen, bootargs)
+    add_syscon(gen)
+    add_clocks(gen)
     tree = DeviceTree(gen.root, gen.notes)
     apply_overrides(gen, tree)
     return tree
@@ -360,71 +281,3 @@ def _memory(gen: Gen, comp: Component) -> None:
         })
         gen.nodes[comp.id] = node
         gen.root.add(node)
-
-
-def _console_uarts(gen: Gen) -> list[tuple[Component, Node]]:
-    """The UART nodes, the console (a chardev with backend stdio) first, then board order."""
-    uarts: list[tuple[int, int, Component, Node]] = []
-    for comp in gen.board.components:
-        binding = binding_for(comp.type)
-        node = gen.nodes.get(comp.id)
-        if binding is None or node is None or not binding.console:
-            continue
-        chardev = comp.props.get("chardev")
-        console = gen.board.chardevs.get(str(chardev), "").split(",")[0] == "stdio"
-        uarts.append((0 if console else 1, len(uarts), comp, node))
-    return [(c, n) for *_, c, n in sorted(uarts, key=lambda u: (u[0], u[1]))]
-
-
-def _chosen(gen: Gen, bootargs: str | None) -> None:
-    chosen = Node("chosen")
-    aliases = Node("aliases")
-    on_bus = {id(n) for n in gen.bus.children} if gen.bus is not gen.root else set()
-    for k, (_comp, node) in enumerate(_console_uarts(gen)):
-        # UART nodes sit on the bus or at the root.
-        path = f"/{gen.bus.full_name}/{node.full_name}" if id(node) in on_bus else f"/{node.full_name}"
-        aliases.props[f"serial{k}"] = strings(path)
-        if k == 0:
-            chosen.props["stdout-path"] = strings(path)
-    if bootargs is not None:
-        chosen.props["bootargs"] = strings(bootargs)
-    if aliases.props:
-        gen.root.add(aliases)
-    gen.root.add(chosen)
-
-
-def _syscon(gen: Gen) -> None:
-    """/poweroff and /reboot for a syscon device (the SiFive test device), as -M virt has them."""
-    for comp in gen.board.components:
-        binding = binding_for(comp.type)
-        if binding is None or comp.id not in gen.nodes or "syscon" not in binding.raw:
-            continue
-        # The first syscon device of the board gets them (-M virt has one).
-        for name, value in binding.raw["syscon"].items():
-            if gen.root.child(name) is None:
-                gen.root.add(Node(name, props={
-                    "compatible": strings(f"syscon-{name}"), "regmap": cells(Ref(gen.label(comp.id))),
-                    "offset": cells(0), "value": cells(int(value)),
-                }))
-        return
-
-
-def _clocks(gen: Gen) -> None:
-    """One fixed-clock node per distinct frequency the bindings' clocks need, at the root."""
-    made: dict[int, str] = {}
-    for comp in gen.board.components:
-        binding = binding_for(comp.type)
-        node = gen.nodes.get(comp.id)
-        if binding is None or node is None or not binding.clocks:
-            continue
-        refs: list[int | Ref] = []
-        for hz in binding.clocks.values():
-            if hz not in made:
-                made[hz] = gen.fresh_label(f"clk{hz // 1_000_000}mhz" if hz % 1_000_000 == 0 else f"clk{hz}hz")
-                gen.root.add(Node(f"clock-{hz}", None, made[hz], {
-                    "compatible": strings("fixed-clock"), "#clock-cells": cells(0),
-                    "clock-frequency": cells(hz), "clock-output-names": strings(made[hz]),
-                }))
-            refs.append(Ref(made[hz]))
-        node.props["clocks"] = Cells(tuple(refs))
-        node.props["clock-names"] = Strings(tuple(binding.clocks))

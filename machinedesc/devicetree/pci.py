@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..board.checks import region_size
 from ..board.model import Component, Mmio
 from .bindings import Binding
+from .interrupts import line_specifiers
 from .tree import Cells, Node, Ref, Strings, cells, split64
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def pci_host(gen: Gen, comp: Component, binding: Binding) -> None:
 
 def pci_interrupt_map(gen: Gen, comp: Component, node: Node) -> None:
     """``interrupt-map`` of a host bridge: slot S pin P (1-4) is sysbus-irq[(S + P - 1) % 4]'s interrupt."""
-    specs = [gen.line_specifiers(comp.id, "sysbus-irq", k) for k in range(PCI_PINS)]
+    specs = [line_specifiers(gen, comp.id, "sysbus-irq", k) for k in range(PCI_PINS)]
     if not any(specs):
         return
     if not all(len(s) == 1 for s in specs):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .dtc import dtb_of
 
@@ -61,6 +62,13 @@ def cells(*items: Cell) -> Cells:
 
 def strings(*items: str) -> Strings:
     return Strings(tuple(items))
+
+
+def cell_value(value: Any) -> int | None:
+    """``value`` if it fits one 32-bit cell (an integer, not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF:
+        return value
+    return None
 
 
 def split64(value: int, count: int) -> tuple[int, ...]:
