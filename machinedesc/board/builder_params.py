@@ -13,7 +13,6 @@ from .builder_values import Builder
 from .expr import ExprError, parse_size
 from .yaml_reader import LiteralError, resolve_plain
 
-
 #: The hint for a requirement whose check is not a comparison.
 REWRITE_CHECK = "a check is a comparison: ${harts >= 1}, ${1 <= contexts <= 2}, ${mode == 'MS'}"
 

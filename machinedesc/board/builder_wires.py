@@ -15,7 +15,6 @@ from .builder_values import Builder, copies_of
 from .located import PathT, entry_location, format_path
 from .model import MAX_COUNT, MAX_WIRE_ENDS, LineRef, Wire
 
-
 #: A line end as written, with an optional range of indices: ``plic.unnamed-gpio-in[8..39]``.
 _LINE_END = re.compile(r"^(?P<comp>[^.]+)\.(?P<name>[A-Za-z][A-Za-z0-9_-]*)"
                        r"(?:\[(?P<index>[0-9]+)(?:\.\.(?P<end>[0-9]+))?\])?$")

@@ -7,7 +7,8 @@ regions; the properties the entry computes (``${baudbase * 16}``) give the
 QEMU properties back; its ``interrupts`` / ``interrupts-extended``, through
 the controllers' specifiers (a RISC-V hart's ``mip`` bit, a PLIC source, a
 GIC SPI or PPI), become wires. ``/cpus`` and ``cpu-map`` become clusters of
-CPUs (dtimport_cpus), ``/memory`` nodes RAM. The table's ``import`` section
+CPUs (dtimport_cpus), the interrupt controllers components with inputs
+(dtimport_intc), ``/memory`` nodes RAM. The table's ``import`` section
 names what is skipped and why, and what one node is in QEMU when it is
 several devices (the SiFive CLINT). A PCIe host's reg and ranges become MMIO
 windows of its regions (dtimport_pci).
@@ -39,7 +40,7 @@ FOLDED = {"simple-bus": "a bus (its ranges translate its children's reg)",
           "fixed-clock": "a clock: QEMU's devices have their clocks built in (the bindings' clocks)",
           "syscon-poweroff": "/poweroff: the generator writes it for the syscon device",
           "syscon-reboot": "/reboot: the generator writes it for the syscon device"}
-#: Arm nodes read from the CPUs' side (dtimport_cpus.arm_extras).
+#: Arm nodes read from the CPUs' side (dtimport_intc.arm_extras).
 ARM_EXTRAS = ("arm,armv8-timer", "arm,armv7-timer", "arm,armv8-pmuv3")
 
 Wire = tuple[str, str, int, str, str, int]  # from component, line, index -> to component, line, index
@@ -161,6 +162,8 @@ class Importer:
 
     def node(self, node: Node) -> None:
         """Import, fold or skip one node outside /cpus (its parent already decided)."""
+        from .dtimport_devices import import_console, import_memory, import_root
+
         if node.path in self.outcome:
             return
         parent = self.outcome.get(node.parent.path, "") if node.parent is not None else ""
@@ -169,9 +172,9 @@ class Importer:
         if self.tree.string(node, "status") in ("disabled", "fail"):
             return self.skip(node, f"status = \"{self.tree.string(node, 'status')}\"")
         if node.parent is None:
-            return self.root(node)
+            return import_root(self, node)
         if node.name in ("chosen", "aliases"):
-            self.console(node)
+            import_console(self, node)
             return self.folded(node, "the console (stdout-path, serial0) gets the stdio chardev")
         if node.parent.parent is not None and self.tree.string(node.parent, "device_type") == "pci":
             return self.skip(node, f"on the PCI bus of {node.parent.path}: PCI devices are found by enumeration "
@@ -185,7 +188,7 @@ class Importer:
         if beyond is not None:
             return self.skip(node, beyond)
         if self.tree.string(node, "device_type") == "memory":
-            return self.memory(node)
+            return import_memory(self, node)
         compatibles = self.tree.strings(node, "compatible")
         for compat in compatibles:
             if self.by_compatible(node, compat):
@@ -196,7 +199,8 @@ class Importer:
 
     def by_compatible(self, node: Node, compat: str) -> bool:
         """Handle ``node`` by ``compat`` when something knows it; False to try the next string."""
-        from .dtimport_cpus import clint_like, gic, plic
+        from .dtimport_devices import import_device
+        from .dtimport_intc import clint_like, gic, plic
         from .dtimport_pci import pci_host
 
         table = import_table()
@@ -217,7 +221,7 @@ class Importer:
             elif binding.kind in ("arm-gicv3", "arm-gicv2"):
                 gic(self, node, binding)
             elif binding.kind == "device":
-                self.device(node, binding)
+                import_device(self, node, binding)
             elif binding.kind == "pci-host-ecam":
                 pci_host(self, node, binding)
             else:
@@ -262,115 +266,6 @@ class Importer:
                 nodes.sort(key=lambda n: (_unit(n.name), n.path))
                 self.numbered.update({n.path: f"{base}{k}" for k, n in enumerate(nodes)})
 
-    def root(self, node: Node) -> None:
-        consumed = {"model", "compatible"}
-        model = self.tree.string(node, "model")
-        if model is not None:
-            self.devicetree["model"] = model
-        if self.tree.strings(node, "compatible"):
-            self.devicetree["compatible"] = self.tree.strings(node, "compatible")
-        self.folded(node, "the board (model and compatible into devicetree:)")
-        self.leftover(node, consumed)
-
-    def memory(self, node: Node) -> None:
-        ids = []
-        for k, (addr, size) in enumerate(self.tree.reg(node)):
-            lo, hi, why = system_type_info("sysbus-memory", self.system).limits.get("size", (1, 1 << 64, ""))
-            if not lo <= size <= hi:  # QEMU refuses 0 bytes, and aborts near 2**64
-                self.notes.append(f"{node.path}: reg entry {k} at {addr:#x} is {size:#x} bytes: no RAM ({why})")
-                continue
-            cid = self.fresh_id("ram" if k == 0 else f"ram{k}")
-            ids.append(self.add(cid, Comp("sysbus-memory", node.path, {"size": size}, {0: addr})))
-        if not ids:
-            return self.skip(node, "a memory node without reg (or none of a size QEMU makes)")
-        self.imported(node, ids)
-        self.leftover(node, set())
-
-    def device(self, node: Node, binding: Binding) -> None:
-        regs = self.tree.reg(node)
-        if not regs:
-            return self.skip(node, f"no reg: {binding.type} is placed by its MMIO regions")
-        consumed: set[str] = set()
-        props = {**binding.raw.get("import-props", {}), **self.reverse_props(node, binding, consumed)}
-        if binding.clocks:
-            consumed |= {"clocks", "clock-names"}
-        label = self.id_for(node)
-        ids = []
-        if binding.raw.get("import-split-reg"):
-            sector = int(props.get("sector-length", 0))
-            for k, (addr, size) in enumerate(regs):
-                own = dict(props)
-                if sector and size % sector == 0:
-                    own["num-blocks"] = size // sector
-                else:
-                    self.notes.append(f"{node.path}: reg entry {k} ({size:#x} bytes) is not a whole number of "
-                                      f"{sector:#x}-byte sectors: num-blocks not set")
-                ids.append(self.add(self.fresh_id(f"{label}{k}"), Comp(binding.type, node.path, own, {0: addr})))
-        else:
-            regions = system_type_info(binding.type, self.system).mmio
-            if regions is not None and len(regs) > len(regions):
-                self.unmapped.setdefault(node.path, []).append(
-                    f"reg entries {len(regions)}..{len(regs) - 1} ({binding.type} has {len(regions)} MMIO region(s))")
-                regs = regs[:len(regions)]
-            mmio = {k: addr for k, (addr, _size) in enumerate(regs)}
-            ids.append(self.add(self.fresh_id(label), Comp(binding.type, node.path, props, mmio)))
-        if binding.console:
-            self.uarts.append((node, ids[0]))
-        if binding.interrupts:
-            self.sources.append((node, binding, ids))
-        self.imported(node, ids)
-        self.leftover(node, consumed)
-
-    def console(self, node: Node) -> None:
-        self.leftover(node, {"stdout-path", "stdin-path"} | {p for p in node.props if p.startswith("serial")})
-
-    # ------------------------------------------------------------ interrupts
-
-    def input_of(self, node: Node, ctrl: Node, spec: tuple[int, ...]) -> tuple[str, int] | None:
-        """The (component, unnamed-gpio-in index) a specifier of ``node`` names; None (noted) when none."""
-        c = self.ctrls.get(ctrl.path)
-        if c is None:
-            self.notes.append(f"{node.path}: an interrupt to {ctrl.path}, which is not imported: not wired")
-            return None
-        if len(spec) < (1 if c.kind == "index" else 3):
-            self.notes.append(f"{node.path}: interrupt specifier {list(spec)} of {ctrl.path} is too short to name "
-                              "an input (its #interrupt-cells): not wired")
-            return None
-        if c.kind == "index":
-            return c.comp, spec[0]
-        if spec[0] == 0:  # GIC SPI
-            return c.comp, spec[1]
-        self.notes.append(f"{node.path}: GIC interrupt {list(spec)} is not an SPI: a device's PPI is not wired")
-        return None
-
-    def wire_sources(self) -> None:
-        """Wires from each imported device's interrupts: the k-th specifier is its binding's k-th line."""
-        for node, binding, ids in self.sources:
-            specs = self.tree.interrupts(node)
-            for k, (ctrl, spec) in enumerate(specs):
-                line = _line(binding.interrupts, k)
-                target = self.input_of(node, ctrl, spec)
-                if line is None:
-                    self.notes.append(f"{node.path}: interrupt {k} has no output line in the binding of "
-                                      f"{binding.type}: not wired")
-                elif target is not None:
-                    self.wires.append((ids[0], line[0], line[1], target[0], "unnamed-gpio-in", target[1]))
-
-    def chardevs(self) -> dict[str, str]:
-        """serial0: stdio for the console UART (/chosen stdout-path, else the first), the others null."""
-        chosen = self.tree.root.nodes.get("chosen")
-        stdout = (self.tree.string(chosen, "stdout-path") or "") if chosen is not None else ""
-        stdout = stdout.split(":")[0]
-        if stdout and not stdout.startswith("/"):
-            aliases = self.tree.root.nodes.get("aliases")
-            stdout = (self.tree.string(aliases, stdout) or "") if aliases is not None else ""
-        ordered = sorted(self.uarts, key=lambda u: (u[0].path != stdout, self.comps[u[1]].mmio.get(0, 0)))
-        out: dict[str, str] = {}
-        for k, (_node, cid) in enumerate(ordered):
-            out[f"serial{k}"] = "stdio" if k == 0 else "null"
-            self.comps[cid].props["chardev"] = f"serial{k}"
-        return out
-
 
 _INVERSE = re.compile(r"^\$\{\s*(?P<p>[A-Za-z_][A-Za-z0-9_]*)\s*(?:(?P<op>[-+*])\s*(?P<k>0x[0-9a-fA-F]+|\d+))?\s*\}$")
 
@@ -398,23 +293,15 @@ def _invert(value: int | None, op: str | None, k: int) -> int | None:
     return back if back >= 0 else None
 
 
-def _line(lines: tuple[str, ...], k: int) -> tuple[str, int] | None:
-    """The k-th output line of a binding's ``interrupts``: a family (``sysbus-irq``: [k]) or a list."""
-    if len(lines) == 1 and "[" not in lines[0]:
-        return lines[0], k
-    if k >= len(lines):
-        return None
-    m = re.fullmatch(r"(.+)\[(\d+)\]", lines[k])
-    return (m[1], int(m[2])) if m else None
-
-
 def import_dtb(path: Path, name: str) -> Imported:
     """The board of the device tree in ``path`` (DTS or DTB), named ``name``, and its coverage report.
 
     Raises DeviceTreeFileError (exit 2): not a device tree, a parse error
     (``file:line:col``), a phandle that names no node, a tree without CPUs.
     """
-    from .dtimport_cpus import arm_extras, import_cpus
+    from .dtimport_cpus import import_cpus
+    from .dtimport_devices import chardevs
+    from .dtimport_intc import arm_extras, wire_sources
     from .dtimport_pci import pci_wires
     from .dtimport_lines import drop_wires_out_of_range
     from .dtimport_yaml import render, report
@@ -425,9 +312,8 @@ def import_dtb(path: Path, name: str) -> Imported:
     import_cpus(imp)
     for node in tree.dt.node_iter():
         imp.node(node)
-    imp.wire_sources()
+    wire_sources(imp)
     pci_wires(imp)
     arm_extras(imp)
     drop_wires_out_of_range(imp)
-    chardevs = imp.chardevs()
-    return Imported(render(imp, chardevs), report(imp))
+    return Imported(render(imp, chardevs(imp)), report(imp))

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING
 
 from .bindings import Binding
 from .dtimport import Comp
+from .dtimport_intc import input_of
 from .dtread import Node, join
 
 if TYPE_CHECKING:
     from .dtimport import Importer
+
 
 #: The space code of a ranges entry's first cell (bits 25:24): I/O, 32-bit and 64-bit memory.
 SPACE_IO, SPACE_MEM32, SPACE_MEM64 = 1, 2, 3
@@ -101,7 +103,7 @@ def pci_wires(imp: Importer) -> None:
         targets: dict[int, tuple[str, int]] = {}
         for slot, pin, ctrl, spec in _interrupt_map(imp, node):
             line = (slot + pin - 1) % PCI_PINS
-            target = imp.input_of(node, ctrl, spec)
+            target = input_of(imp, node, ctrl, spec)
             if target is None:
                 continue
             if targets.setdefault(line, target) != target:

@@ -20,7 +20,6 @@ from .tree import Cells, Node, Ref, cell_value, cells
 if TYPE_CHECKING:
     from .generate import Gen
 
-
 #: Arm GIC flags of a level-high interrupt (bindings/interrupt-controller/arm,gic-v3.yaml).
 GIC_LEVEL_HIGH = 4
 
