@@ -1,16 +1,16 @@
-"""What a board or QMP file may not do without --allow-host-access: the host-access policy and its checks.
+"""What a board or QMP file may not do without --allow-host-access: the host-access policy and its value checks.
 
 A board (and a QMP file) is data: by default nothing in it may run a host
 command, write a host file, read one other than an image loaded into guest
-memory, or open a host device or network endpoint.  ``check_board`` adds a problem at the offending YAML value for
-everything that would (plus the checks that keep a board's strings from
-smuggling options into QEMU's command line); ``check_command`` and
-``check_qemu_argv`` do the same for ``run``.  The tables below are the
-policy; docs/format.md lists them with their reasons.
-
-Over 400 lines on purpose: a third of the module is the policy's tables,
-each entry with its reason, and they are read together with the checks
-that apply them (a reviewer of the policy reads one file).
+memory, or open a host device or network endpoint.  The tables below are the
+policy (docs/format.md lists them with their reasons); the checks next to
+them say why one value breaks it (``command_problem``, ``chardev_problem``,
+``object_problem``, ``device_problem``, ``machine_problem``), plus the checks
+that keep strings from smuggling options into QEMU's command line.  A
+reviewer of the policy reads this one file: tables and the checks that apply
+them.  ``safety_board.check_board`` applies it to every value of a board, at
+its YAML position; ``check_qemu_argv`` and ``apply/configurator.py`` to a
+QMP file for ``run``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import Collector
 from ..qemu.phases import EXIT_PRECONFIG, MACHINE_INIT
-from .located import location_of
-from .model import Board
 
 #: The flag that lifts the policy, named in every hint.
 FLAG = "--allow-host-access"
@@ -143,7 +140,8 @@ HOST_MACHINE_PROPS: Mapping[str, str] = {
 RESERVED_CHARDEV = re.compile(r"machinedesc-.*")
 
 _MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_COMMAND_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+#: A QMP command name (a raw qmp: entry's execute).
+COMMAND_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Header options ``run`` accepts without --allow-host-access: what ``machinedesc plan`` writes,
@@ -311,76 +309,6 @@ def device_problem(driver: str, props: Mapping[str, Any]) -> tuple[str, str | No
         if key in HOST_OBJECT_PROPS:
             return f"property '{escape_control(key)}' touches the host: it {HOST_OBJECT_PROPS[key]}", key
     return None
-
-
-def check_board(board: Board, tree: Any, problems: Collector, allow_host_access: bool = False) -> None:
-    """Add a problem for every string that would smuggle options into QEMU's command line, and,
-    unless ``allow_host_access``, for everything in the board that touches the host."""
-    def add(path: tuple[str | int, ...], message: str, is_host: bool, key: bool = False) -> None:
-        where = ".".join(str(p) for p in path)
-        problems.add(location_of(tree, path, key=key), where, message, HINT if is_host else None)
-
-    _check_machine(board, tree, add, allow_host_access)
-    _check_chardevs(board, add, allow_host_access)
-    _check_raw(board, add, allow_host_access)
-    if not allow_host_access:
-        for backend in board.backends:
-            obj = object_problem(backend.type, backend.props)
-            if obj:
-                add(("backends", backend.id, *(("props", obj[1]) if obj[1] else ("type",))), obj[0], True)
-        _check_components(board, problems)
-
-
-_Add = Callable[..., None]
-
-
-def _check_machine(board: Board, tree: Any, add: _Add, allow_host_access: bool) -> None:
-    why = machine_problem(board.machine)
-    if why:
-        add(("machine", "type") if isinstance(tree.get("machine"), dict) else ("machine",), why, False)
-    for prop in board.machine_props:
-        if prop in HOST_MACHINE_PROPS and not allow_host_access:
-            add(("machine", "props", prop),
-                f"machine property '{prop}' touches the host: it {HOST_MACHINE_PROPS[prop]}", True, key=True)
-
-
-def _check_chardevs(board: Board, add: _Add, allow_host_access: bool) -> None:
-    for cid, spec in board.chardevs.items():
-        if RESERVED_CHARDEV.fullmatch(cid):
-            add(("chardevs", cid), f"chardev id '{cid}' is reserved for machinedesc's own QMP monitor", False,
-                key=True)
-        found = chardev_problem(spec, allow_host_access)
-        if found:
-            add(("chardevs", cid), found[0], found[1])
-
-
-def _check_raw(board: Board, add: _Add, allow_host_access: bool) -> None:
-    for raw in board.raw:
-        base: tuple[str | int, ...] = ("qmp", raw.name)
-        if not _COMMAND_NAME.fullmatch(raw.execute):
-            add((*base, "execute"), f"'{escape_control(raw.execute)}' is not a QMP command name", False)
-            continue
-        if raw.execute in LIFECYCLE_COMMANDS:
-            add((*base, "execute"), f"'{raw.execute}' cannot be a raw command: {LIFECYCLE_COMMANDS[raw.execute]}",
-                False)
-            continue
-        found = None if allow_host_access else command_problem(raw.execute, raw.arguments)
-        if found:
-            add((*base, "arguments", *found[1]) if found[1] else (*base, "execute"), found[0], True)
-
-
-def _check_components(board: Board, problems: Collector) -> None:
-    seen: set[str] = set()
-    for comp in board.components:
-        # Copies of a replicated entry share its YAML: report the entry once.
-        where = comp.yaml_path.split(" (i=")[0]
-        if comp.synthetic or where in seen:
-            continue
-        seen.add(where)
-        dev = device_problem(comp.type, comp.props)
-        if dev:
-            loc = comp.part_location("props", dev[1]) if dev[1] else comp.part_location("type")
-            problems.add(loc, f"{where}.props.{dev[1]}" if dev[1] else f"{where}.type", dev[0], HINT)
 
 
 def check_qemu_argv(argv: Sequence[str]) -> str | None:

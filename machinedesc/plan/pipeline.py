@@ -47,7 +47,7 @@ def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: 
     """Load, schema-check and semantically check a board; raises BoardError with every problem.
 
     Unless ``allow_host_access``, anything in the board that would touch the
-    host (see machinedesc.board.safety) is one of those problems.
+    host (see machinedesc.board.safety, safety_board) is one of those problems.
     """
     return _load_board(path, overrides, catalog, allow_host_access)[1]
 
@@ -55,7 +55,7 @@ def load_board(path: Path, overrides: Mapping[str, str] | None = None, catalog: 
 def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path | None,
                 allow_host_access: bool = False) -> tuple[Document, Board, list[Problem]]:
     """The document, its Board and the notes of the checks (what they could not check)."""
-    from ..board import safety
+    from ..board.safety_board import check_board as check_host_access
     from ..board.checks import check_board
     from ..board.includes import load_document
     from ..board.builder import build_board
@@ -82,7 +82,7 @@ def _load_board(path: Path, overrides: Mapping[str, str] | None, catalog: Path |
     # Model and semantic problems are reported together: all errors at once.
     board = build_board(tree, doc.file, overrides or {}, problems, doc.deleted, doc.fragments)
     check_board(board, problems)
-    safety.check_board(board, tree, problems, allow_host_access)
+    check_host_access(board, tree, problems, allow_host_access)
     problems.raise_if_any()
     return doc, board, problems.notes
 
