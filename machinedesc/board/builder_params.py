@@ -11,7 +11,7 @@ from typing import Any
 
 from .builder_values import Builder
 from .expr import ExprError, parse_size
-from .yaml_reader import LiteralError, resolve_plain
+from .yaml_scalars import LiteralError, resolve_plain
 
 #: The hint for a requirement whose check is not a comparison.
 REWRITE_CHECK = "a check is a comparison: ${harts >= 1}, ${1 <= contexts <= 2}, ${mode == 'MS'}"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import Hints
-from .yaml_reader import MAX_INT_BITS
+from .yaml_scalars import MAX_INT_BITS
 
 EXPR = re.compile(r"\$\{([^{}]*)\}")
 #: Characters of one expression; real ones are a few dozen.

@@ -51,7 +51,7 @@ from .steps import Step, StepKind
 # exponentially on a quote that never closes (40 backslashes: "for ever");
 # the strings both read (valid JSON strings) are the same.
 _TOKEN = re.compile(r"""(?:[^\s"']|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')+""")
-#: How deeply a JSON value may nest (as a board may: board.yaml_reader.MAX_DEPTH).
+#: How deeply a JSON value may nest (as a board may: board.yaml_compose.MAX_DEPTH).
 MAX_JSON_DEPTH = 64
 #: The largest QMP file run reads: a plan of 100,000 components is about 60 MiB.
 MAX_FILE_BYTES = 64 << 20
