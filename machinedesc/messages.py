@@ -11,6 +11,7 @@ problems (``BoardError``) and the ``Collector`` that gathers them are in
 from __future__ import annotations
 
 import difflib
+import heapq
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -145,9 +146,21 @@ class Hints:
 
     def did_you_mean(self, word: str, choices: Any) -> str | None:
         """A "did you mean 'x'?" hint, or None (also once the budget is spent)."""
+        close = self.ranked(word, choices, 1)
+        return f"did you mean '{close[0][1]}'?" if close else None
+
+    def ranked(self, word: str, choices: Any, n: int) -> list[tuple[float, str]]:
+        """Up to ``n`` (similarity 0..1, name) of ``choices`` close to ``word``, best first: difflib's
+        ``get_close_matches`` (cutoff 0.6) with its scores; [] once the budget is spent."""
         names = choices if hasattr(choices, "__len__") else list(choices)
         if len(names) > self.left:
-            return None
+            return []
         self.left -= len(names)
-        close = difflib.get_close_matches(word, sorted(str(c) for c in names), n=1, cutoff=0.6)
-        return f"did you mean '{close[0]}'?" if close else None
+        matcher = difflib.SequenceMatcher()
+        matcher.set_seq2(word)
+        found = []
+        for name in sorted(str(c) for c in names):
+            matcher.set_seq1(name)
+            if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6 and matcher.ratio() >= 0.6:
+                found.append((matcher.ratio(), name))
+        return heapq.nlargest(n, found)

@@ -161,3 +161,24 @@ def test_region_count_measured_with_defaults_is_a_note_when_a_property_may_chang
     notes = plan_notes(tmp_path, body.replace("type: t-intc,", "type: t-intc, props: {num-lines: 8},"))
     assert any("t-intc has 1 MMIO region(s) with default properties; a sets num-lines, so region 1 is not checked"
                in n for n in notes), notes
+
+
+def test_an_unknown_type_says_its_properties_are_not_checked(tmp_path: Path) -> None:
+    """No close type: the type's error says its properties wait for the type (nothing is checked silently)."""
+    err = errors(tmp_path, "components:\n  u: {type: zzz-nothing, props: {chardevv: serial0}, mmio: 0x0}\n")
+    assert "components.u.type: qemu-system-testsys has no device type 'zzz-nothing'; its properties are not " \
+           "checked until the type is known" in err
+    assert "chardevv" not in err
+    # Without properties there is nothing left unchecked to mention.
+    err = errors(tmp_path, "components:\n  u: {type: zzz-nothing, mmio: 0x0}\n")
+    assert "has no device type 'zzz-nothing'\n" in err + "\n" and "not checked" not in err
+
+
+def test_an_unknown_type_with_one_clear_suggestion_has_its_property_names_checked_against_it(tmp_path: Path) -> None:
+    err = errors(tmp_path, "components:\n  u: {type: t-uartt, props: {chardevv: serial0, fifo-depth: 8}, "
+                           "mmio: 0x0}\n")
+    assert "components.u.type: qemu-system-testsys has no device type 't-uartt'; its property names are checked " \
+           "against 't-uart', their values not until the type is known\n  hint: did you mean 't-uart'?" in err
+    assert "components.u.props.chardevv: t-uart (the type suggested for 't-uartt') has no property 'chardevv'\n" \
+           "  hint: did you mean 'chardev'?" in err
+    assert "fifo-depth" not in err

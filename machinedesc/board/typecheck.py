@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import Collector, Hints
 from ..qemu.typedb import PropertyInfo, TypeDatabase
-from ..qemu.types import CpuUse, TypeInfo, system_database
+from ..qemu.types import CpuUse, TypeInfo, system_database, system_type_info
 from .expr import ExprError, evaluate
 from ..source import SourceLocation
 from .builder_values import yaml_repr
@@ -44,7 +44,7 @@ def check_types(board: Board, problems: Collector) -> None:
                                 "types (qemu/data/qemu_types.yaml) are checked")
     by_id = board.by_id
     seen: set[tuple[int, str]] = set()
-    hints: dict[str, str] = {}  # unknown type -> its hint, computed once per name
+    hints: dict[str, tuple[str, str | None]] = {}  # unknown type -> (hint, suggested type), once per name
     for comp in board.components:
         if comp.synthetic or comp.parts is None:
             continue
@@ -99,13 +99,38 @@ def _entry_path(comp: Component) -> str:
     return comp.yaml_path.split(" (i=", 1)[0]
 
 
-def _unknown_type(comp: Component, db: TypeDatabase, hints: dict[str, str], problems: Collector) -> None:
-    hint = hints.get(comp.type)
-    if hint is None:
-        hint = hints[comp.type] = (problems.hints.did_you_mean(comp.type, db.concrete())
-                                   or f"`qemu-system-{db.system} -device help` lists the device types")
-    problems.add(comp.part_location("type"), f"{_entry_path(comp)}.type",
-                 f"qemu-system-{db.system} has no device type '{comp.type}'", hint)
+#: How similar (difflib's ratio) the one closest device type must be for an unknown type's property
+#: names to be checked against it: a typo of one or two characters in a name of ten.
+CLEAR_MATCH = 0.85
+
+
+def _unknown_type(comp: Component, db: TypeDatabase, hints: dict[str, tuple[str, str | None]],
+                  problems: Collector) -> None:
+    """The unknown type's error; its property names checked against the suggested type when only one is close.
+
+    Otherwise the properties are not checked at all, and the error says so
+    (a typo in them would else surface only once the type is fixed).
+    """
+    if comp.type not in hints:
+        ranked = problems.hints.ranked(comp.type, db.concrete(), 2)
+        clear = ranked and ranked[0][0] >= CLEAR_MATCH and (len(ranked) == 1 or ranked[1][0] < ranked[0][0])
+        hints[comp.type] = (f"did you mean '{ranked[0][1]}'?" if ranked else
+                            f"`qemu-system-{db.system} -device help` lists the device types",
+                            ranked[0][1] if clear else None)
+    hint, guess = hints[comp.type]
+    names = [n for n in comp.props if n not in DEVICE_ADD_OPTIONS]
+    props = system_type_info(guess, db.system).properties if guess is not None and names else None
+    message = f"qemu-system-{db.system} has no device type '{comp.type}'"
+    if props is not None:
+        message += f"; its property names are checked against '{guess}', their values not until the type is known"
+    elif names:
+        message += "; its properties are not checked until the type is known"
+    problems.add(comp.part_location("type"), f"{_entry_path(comp)}.type", message, hint)
+    for name in names:
+        if props is not None and name not in props:
+            problems.add(comp.part_location("props", name, key=True), f"{_entry_path(comp)}.props.{name}",
+                         f"{guess} (the type suggested for '{comp.type}') has no property '{name}'",
+                         problems.hints.did_you_mean(name, props) or f"its properties: {_names(props)}")
 
 
 def _check_props(comp: Component, props: Mapping[str, PropertyInfo], first_copy: bool, problems: Collector) -> None:
