@@ -118,6 +118,9 @@ def test_human_sizes() -> None:
         ["0 B", "8 B", "4 KiB", "32 KiB", "128 MiB", "1 TiB", "1.50 KiB", "?"]
     # Rounded down: a size never looks bigger than it is.
     assert human_size((1 << 20) - 1) == "1023.99 KiB"
+    # Exact (diff): the largest unit that divides the size, as a board writes it.
+    assert [human_size(n, exact=True) for n in (1536, 1536 << 20, 0x801, 0)] == \
+        ["1536 B", "1536 MiB", "2049 B", "0 B"]
 
 
 def test_memory_map_shows_holes_overlaps_and_regions_mapped_twice(in_repo: Path) -> None:
@@ -325,6 +328,23 @@ def test_diff_is_by_meaning_not_by_text(tmp_path: Path, capsys: pytest.CaptureFi
     # Only the parameter itself is new; the machine is the same, so is the plan.
     assert text.splitlines()[2:] == ["board:", f"  + params.n: 2  ({tmp_path}/b.yaml:5)"]
     assert not equal
+
+
+def test_diff_shows_sizes_in_units_as_show_does(tmp_path: Path) -> None:
+    """Sizes (MMIO sizes, size properties, parameters written with a unit) in the board's units, exactly;
+    addresses and counts stay as they were."""
+    base = ("machinedesc: 1\nsystem: riscv64\nname: x\nparams: {ram_size: 128 MiB, harts: 2}\ncomponents:\n"
+            "  ram: {type: sysbus-memory, props: {size: '${ram_size}'}, mmio: 0x80000000}\n"
+            "  rom: {type: sysbus-memory, props: {size: 0x1000, readonly: true}, "
+            "mmio: [{addr: 0x1000, region: 0, size: 0x1000, offset: 0}]}\n")
+    (tmp_path / "a.yaml").write_text(base)
+    (tmp_path / "b.yaml").write_text(base.replace("128 MiB", "1536 MiB").replace("harts: 2", "harts: 3")
+                                     .replace("size: 0x1000, offset", "size: 0x801, offset"))
+    text, _ = diff_boards(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert "  ~ params.ram_size: 128 MiB -> 1536 MiB" in text
+    assert "  ~ params.harts: 2 -> 3" in text
+    assert "  ~ ram.props.size: 128 MiB -> 1536 MiB (from ${ram_size})" in text
+    assert "  ~ rom region 0 window +0x0: 0x1000 size 4 KiB -> 0x1000 size 2049 B" in text
 
 
 def test_diff_json(in_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..board.expr import SIZE
 from ..board.includes import load_document
 from ..board.located import location_of
 from ..board.model import Board, Component
 from ..errors import BoardError, printable
 from ..plan.pipeline import load_board
 from ..source import SourceLocation
-from .machine import counted, interrupt_routes, plan_of, value_text
+from .machine import counted, human_size, interrupt_routes, plan_of, value_text
 from .revision import Side, checkout
 
 #: The sections of a diff, in the order they are printed.
@@ -53,19 +54,20 @@ _Where = Mapping[str, SourceLocation | None]
 
 
 def _values(section: str, what: str, old: Mapping[str, Any], new: Mapping[str, Any],
-            old_at: _Where, new_at: _Where) -> list[Change]:
+            old_at: _Where, new_at: _Where, sizes: frozenset[str] = frozenset()) -> list[Change]:
     """Changes of the entries of two mappings; ``what`` is their path prefix (``params.``), ``*_at``
-    where each entry is written, by that path prefix and key."""
+    where each entry is written, by that path prefix and key; ``sizes`` the keys whose values are sizes."""
     out = []
     for key in [*old, *(k for k in new if k not in old)]:
         was, now = old_at.get(f"{what}{key}"), new_at.get(f"{what}{key}")
+        size = key in sizes
         if key not in new:
-            out.append(Change(section, "-", f"{what}{key}: {value_text(old[key])}", was))
+            out.append(Change(section, "-", f"{what}{key}: {value_text(old[key], size=size)}", was))
         elif key not in old:
-            out.append(Change(section, "+", f"{what}{key}: {value_text(new[key])}", None, now))
+            out.append(Change(section, "+", f"{what}{key}: {value_text(new[key], size=size)}", None, now))
         elif old[key] != new[key] or type(old[key]) is not type(new[key]):
-            out.append(Change(section, "~", f"{what}{key}: {value_text(old[key])} -> {value_text(new[key])}",
-                              was, now))
+            out.append(Change(section, "~", f"{what}{key}: {value_text(old[key], size=size)} -> "
+                              f"{value_text(new[key], size=size)}", was, now))
     return out
 
 
@@ -77,6 +79,8 @@ class Loaded:
     board: Board
     steps: int
     where: _Where
+    #: The parameters whose default is written with a unit (``128 MiB``): shown in units.
+    size_params: frozenset[str] = frozenset()
 
 
 #: The board-level sections whose entries ``_board_changes`` compares, as the YAML spells them.
@@ -91,7 +95,7 @@ def _board_changes(a: Loaded, b: Loaded) -> list[Change]:
                                                           "system": new.system, "machine": new.machine},
                   a.where, b.where)
     out += _values("board", "machine.props.", old.machine_props, new.machine_props, a.where, b.where)
-    out += _values("board", "params.", old.params, new.params, a.where, b.where)
+    out += _values("board", "params.", old.params, new.params, a.where, b.where, a.size_params | b.size_params)
     out += _values("board", "chardevs.", old.chardevs, new.chardevs, a.where, b.where)
     out += _values("board", "backends.", {b.id: {"type": b.type, **b.props} for b in old.backends},
                    {b.id: {"type": b.type, **b.props} for b in new.backends}, a.where, b.where)
@@ -140,6 +144,12 @@ def _component_changes(old: Board, new: Board) -> list[Change]:
     return out
 
 
+def _is_size(comp: Component, prop: str) -> bool:
+    """Whether QEMU's type of ``prop`` of ``comp`` is a size (``size`` of sysbus-memory), by the type data."""
+    info = (comp.info.properties or {}).get(prop)
+    return info is not None and info.kind == "size"
+
+
 def _same_component(was: Component, comp: Component) -> list[Change]:
     out: list[Change] = []
     for key in [*was.props, *(k for k in comp.props if k not in was.props)]:
@@ -147,8 +157,10 @@ def _same_component(was: Component, comp: Component) -> list[Change]:
         if key in was.props and key in comp.props and before == after and type(before) is type(after):
             continue
         sign = "~" if key in was.props and key in comp.props else ("-" if key in was.props else "+")
-        text = {"~": f"{value_text(before)} -> {value_text(after)}{_expression(comp, key)}",
-                "-": f"{value_text(before)} (removed)", "+": f"{value_text(after)}{_expression(comp, key)}"}[sign]
+        size = _is_size(comp, key)
+        old_text, new_text = value_text(before, size=size), value_text(after, size=size)
+        text = {"~": f"{old_text} -> {new_text}{_expression(comp, key)}",
+                "-": f"{old_text} (removed)", "+": f"{new_text}{_expression(comp, key)}"}[sign]
         out.append(Change("components", sign, f"{comp.id}.props.{key}: {text}",
                           was.part_location("props", key) if key in was.props else None,
                           comp.part_location("props", key) if key in comp.props else None))
@@ -188,7 +200,8 @@ def _mappings(board: Board) -> dict[tuple[str, int | str], tuple[_Maps, SourceLo
 
 
 def _where(maps: _Maps) -> str:
-    return ", ".join(f"{a:#x}" + (f" size {s:#x}" if s is not None else "") + (f" priority {p}" if p else "")
+    return ", ".join(f"{a:#x}" + (f" size {human_size(s, exact=True)}" if s is not None else "")
+                     + (f" priority {p}" if p else "")
                      for a, s, p in maps)
 
 
@@ -277,7 +290,14 @@ def _load(side: Side, overrides: Mapping[str, str], allow_host_access: bool) -> 
         tree = load_document(side.path, side.catalog).tree
     except BoardError as err:
         raise side.relabel(err) from None
-    return Loaded(board, steps, _where_written(tree))
+    return Loaded(board, steps, _where_written(tree), _size_params(tree))
+
+
+def _size_params(tree: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters whose value the merged tree writes with a unit (``ram_size: 128 MiB``)."""
+    params = tree.get("params")
+    return frozenset(k for k, v in params.items() if isinstance(v, str) and SIZE.match(v)) \
+        if isinstance(params, Mapping) else frozenset()
 
 
 def diff_boards(old_spec: str, new_spec: str, overrides: Mapping[str, str] | None = None,

@@ -27,11 +27,13 @@ MAX_NOTES = 8
 _UNITS = (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10))
 
 
-def human_size(size: int | None) -> str:
-    """``134217728`` -> ``128 MiB``; ``0x8000`` -> ``32 KiB``; ``1536`` -> ``1.5 KiB``; ``7`` -> ``7 B``.
+def human_size(size: int | None, *, exact: bool = False) -> str:
+    """``134217728`` -> ``128 MiB``; ``0x8000`` -> ``32 KiB``; ``1536`` -> ``1.50 KiB``; ``7`` -> ``7 B``.
 
     Exact in the largest binary unit that divides the size, else that unit with
     up to two decimals (rounded down, so a size never looks bigger than it is).
+    With ``exact`` (``diff``: two different sizes never read alike) always the
+    largest unit that divides it, as a board writes it: ``1536`` -> ``1536 B``.
     """
     if size is None:
         return "?"
@@ -40,7 +42,8 @@ def human_size(size: int | None) -> str:
             whole, rest = divmod(size, 1 << shift)
             if not rest:
                 return f"{whole} {unit}"
-            return f"{whole}.{(rest * 100) >> shift:02d} {unit}"
+            if not exact:
+                return f"{whole}.{(rest * 100) >> shift:02d} {unit}"
     return f"{size} B"
 
 
@@ -287,12 +290,15 @@ def _through(gate: str, gates: dict[str, str], outputs: dict[str, list[Connectio
     return out
 
 
-def value_text(value: Any) -> str:
-    """A property value as the board would write it: ``true``, ``0x80000000`` for addresses, ``'text'``."""
+def value_text(value: Any, *, size: bool = False) -> str:
+    """A property value as the board would write it: ``true``, ``0x80000000`` for addresses, ``'text'``;
+    with ``size`` (a value known to be a size), an integer in its unit (``human_size``, exact)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, int) and size and value >= 0:
+        return human_size(value, exact=True)
     if isinstance(value, int):
         # Addresses and sizes (page multiples) read best in hex, counts and frequencies in decimal.
         return f"{value:#x}" if value >= 0x10000 and not value % 0x1000 else str(value)
