@@ -196,14 +196,14 @@ def _mmio_map(step: Step, args: dict[str, Any]) -> Step:
         if {"offset", "size"} & set(args):
             raise _error(step, "sysbus-mmio-map: offset= and size= map a window of the region only with alias=true",
                          "add alias=true, or leave them out to map the whole region")
-        return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location)
+        return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location, written=step.command)
     # The alias form: the window [offset (default 0), offset + size) of the region at addr,
     # x-sysbus-mmio-map's alias form (patch 32), which takes both offset and size.
     if "size" not in args:
         raise _error(step, "sysbus-mmio-map alias=true: size= is missing (the size of the window, bytes)",
                      "machinedesc's QEMU maps a window of a known size: give size=")
     args.setdefault("offset", 0)
-    return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location)
+    return Step(step.phase, StepKind.RAW, "x-sysbus-mmio-map", args, step.location, written=step.command)
 
 
 def _unhex(value: Any) -> Any:

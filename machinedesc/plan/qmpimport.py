@@ -99,7 +99,7 @@ class _Importer:
                 if literal:  # int() of an argument that is not a number (addr=0xzz)
                     detail = f"{literal[1]} is not a number (decimal, or hex with 0x)"
                 raise QmpFileError(step.location or SourceLocation(self.qmp.path, 0, 0),
-                                   f"{step.command}: cannot import this command: {detail}",
+                                   f"{step.as_written}: cannot import this command: {detail}",
                                    "fix the command (`machinedesc run` on the file shows what QEMU says)") from None
 
     def take(self, step: Step) -> None:

@@ -41,11 +41,19 @@ class Step:
     location: SourceLocation | None
     reason: str = ""
     component: str | None = None
+    #: The command as its QMP file wrote it, when a dialect translated it (``sysbus-mmio-map`` of the v4
+    #: dialect, sent as ``x-sysbus-mmio-map``): messages about the file name what the user wrote.
+    written: str | None = None
 
     @property
     def message(self) -> dict[str, Any]:
         """The QMP wire message (without id)."""
         return qmp_message(self.command, self.arguments)
+
+    @property
+    def as_written(self) -> str:
+        """The command as the user's file spells it (``written``, else ``command``)."""
+        return self.written or self.command
 
     @property
     def note(self) -> str:

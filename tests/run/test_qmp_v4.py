@@ -208,3 +208,16 @@ def test_a_v4_file_with_windows_imports_as_a_board_with_windows(tmp_path: Path) 
     board.write_text(result.yaml, encoding="utf-8")
     maps = [s.arguments for s in load_plan(board).steps if s.command == "x-sysbus-mmio-map"]
     assert {"device": "data", "addr": 0x30000000, "priority": 1, "offset": 0x1400, "size": 0x800} in maps
+
+
+def test_import_errors_name_the_v4_command_the_file_wrote() -> None:
+    """The dialect translates sysbus-mmio-map; an import error still names what is in the user's file."""
+    from machinedesc.plan.qmpimport import import_qmp
+
+    text = ("device_add driver=riscv.sifive.plic id=plic num-sources=53\n"
+            "sysbus-mmio-map device=plic addr=0xc000000 priority=0x80000000\n")
+    qmp = qmpdialect.translate(parse(text, "f.qmp"), None)
+    with pytest.raises(QmpFileError) as err:
+        import_qmp(qmp, "riscv64", "f")
+    assert str(err.value).startswith("f.qmp:2:1: sysbus-mmio-map: cannot import this command: priority=2147483648 "
+                                     "is out of range"), str(err.value)
