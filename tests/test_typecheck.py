@@ -182,3 +182,17 @@ def test_an_unknown_type_with_one_clear_suggestion_has_its_property_names_checke
     assert "components.u.props.chardevv: t-uart (the type suggested for 't-uartt') has no property 'chardevv'\n" \
            "  hint: did you mean 'chardev'?" in err
     assert "fifo-depth" not in err
+
+
+def test_a_property_that_may_shrink_a_measured_line_count_is_noted(tmp_path: Path) -> None:
+    """An index below the count measured with default properties, but not below what a shaping property
+    the board lowers may leave: the check cannot be sure, and a note names the property."""
+    body = ("components:\n  a: {type: t-uart, mmio: 0x0}\n  b: {type: t-intc, props: {num-lines: 2}, mmio: 0x1000}\n"
+            "wiring:\n  w: {from: 'a.sysbus-irq[0]', to: 'b.unnamed-gpio-in[3]'}\n")
+    notes = plan_notes(tmp_path, body)
+    assert any("b.unnamed-gpio-in[3]: checked only against the 4 'unnamed-gpio-in' lines t-intc has with its "
+               "default properties; b sets num-lines to 2 (default 4): if the count follows it, index 3 is out of range" in n
+               for n in notes), notes
+    # A value that cannot lower the count below the index, or an index the value leaves room for: no note.
+    assert not [n for n in plan_notes(tmp_path, body.replace("num-lines: 2", "num-lines: 8")) if "checked only" in n]
+    assert not [n for n in plan_notes(tmp_path, body.replace("[3]", "[1]")) if "checked only" in n]

@@ -124,6 +124,19 @@ def shaping_props(comp: Component) -> list[str]:
                   if isinstance(v, int) and not isinstance(v, bool) and SHAPING_PROPERTY.search(k))
 
 
+def _lowered(comp: Component, index: int) -> str:
+    """The shaping properties ``comp`` sets below their default and to at most ``index`` (``num-lines to 2
+    (default 4)``): if a measured line count follows one of them, ``index`` is beyond it. '' when none."""
+    known = comp.info.properties or {}
+    found = []
+    for name in shaping_props(comp):
+        value, prop = comp.props[name], known.get(name)
+        default = prop.default if prop is not None else None
+        if value <= index and (not isinstance(default, int) or isinstance(default, bool) or value < default):
+            found.append(f"{name} to {value}" + (f" (default {default})" if isinstance(default, int) else ""))
+    return ", ".join(found)
+
+
 def _line_count(info: LineInfo, comp: Component) -> int | None:
     if info.count is None or isinstance(info.count, int):
         return info.count
@@ -162,6 +175,11 @@ def _check_line(ref: LineRef, by_id: Mapping[str, Component], output: bool, wher
         problems.add(ref.location, where,
                      f"{ref.text}: index {ref.index} out of range ({comp.id} has {count} '{ref.name}' lines)")
         return False
+    elif count is not None and info.from_defaults and (lowered := _lowered(comp, ref.index)):
+        problems.note(ref.location, where,
+                      f"{ref.text}: checked only against the {count} '{ref.name}' lines {comp.type} has with its "
+                      f"default properties; {comp.id} sets {lowered}: if the count follows it, index {ref.index} "
+                      "is out of range", "QEMU checks it when the wire is connected")
     reserved = RESERVED_INPUT_ZERO.get(comp.type) if not output and ref.index == 0 else None
     if reserved is not None:
         problems.add(ref.location, where, f"{ref.text}: {reserved}",
