@@ -1,9 +1,7 @@
-"""Semantic checks on a Board: references, lines, drivers, MMIO overlaps, clusters."""
+"""Semantic checks on a Board: references, lines, drivers, clusters; MMIO overlaps are ``checks_mmio``'s."""
 
 from __future__ import annotations
 
-import heapq
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -11,15 +9,13 @@ from typing import Any
 from ..errors import Collector
 from ..qemu.phases import Phase
 from ..qemu.types import LineInfo
-from ..source import SourceLocation
+# region_size and MAX_OVERLAPS_LISTED are checks_mmio's, imported from here too (boot, views, devicetree, tests).
+from .checks_mmio import MAX_OVERLAPS_LISTED as MAX_OVERLAPS_LISTED
+from .checks_mmio import check_mmio
+from .checks_mmio import region_size as region_size
 from .expr import ExprError, evaluate
-from .model import U64_MAX, Board, Component, LineRef, Mmio, link_target
-from .typecheck import check_types, env_of
-
-#: Property names that may change how many lines or how large regions a device
-#: has: when a board sets one on a device whose counts and sizes come from the
-#: type database (measured with default properties), that check becomes a note.
-SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
+from .model import Board, Component, LineRef, link_target
+from .typecheck import check_types, env_of, shaping_props
 
 #: Interrupt controllers whose input 0 is no interrupt source, with why (QEMU 10.0 sources).
 RESERVED_INPUT_ZERO = {
@@ -38,7 +34,7 @@ def check_board(board: Board, problems: Collector) -> None:
     _check_refs(board, by_id, backends, problems)
     _check_clusters(board, by_id, problems)
     _check_lines(board, by_id, problems)
-    _check_mmio(board, problems)
+    check_mmio(board, problems)
 
 
 def _ref_hint(name: str, choices: Any, deleted: Mapping[str, Any], problems: Collector) -> str:
@@ -116,12 +112,6 @@ def _check_clusters(board: Board, by_id: Mapping[str, Component], problems: Coll
         if comp.info.is_cluster and not members[comp.id] and not board.incomplete:
             problems.add(comp.location, comp.yaml_path, f"cpu-cluster '{comp.id}' has no CPUs",
                          f"give CPUs 'parent: {comp.id}', or remove the cluster (QEMU refuses an empty one)")
-
-
-def shaping_props(comp: Component) -> list[str]:
-    """The properties ``comp`` sets that may change its line counts or region sizes (SHAPING_PROPERTY)."""
-    return sorted(k for k, v in comp.props.items()
-                  if isinstance(v, int) and not isinstance(v, bool) and SHAPING_PROPERTY.search(k))
 
 
 def _lowered(comp: Component, index: int) -> str:
@@ -203,202 +193,3 @@ def _check_lines(board: Board, by_id: Mapping[str, Component], problems: Collect
                              "an input takes one output; list both outputs in one wire with join: or")
             else:
                 driven[dst.text] = (wire.name, dst)
-
-
-def region_size(comp: Component, region: int) -> int | None:
-    """The size of MMIO region ``region`` from the type data (a hand-table expression or a measured size)."""
-    return region_size_or_why(comp, region)[0]
-
-
-def _size_followers(comp: Component) -> list[str]:
-    """The properties ``comp`` sets that may change its regions in a way the type data does not compute."""
-    info = comp.info
-    follows = sorted(set(info.mmio_follows) & set(comp.props))
-    return follows or (shaping_props(comp) if info.mmio_from_defaults else [])
-
-
-def region_size_or_why(comp: Component, region: int) -> tuple[int | None, str]:
-    """(size, "") of MMIO region ``region`` from the type data, or (None, why it is not known)."""
-    info = comp.info
-    sizes = info.mmio
-    if sizes is None or region >= len(sizes):
-        why = (info.device.probe_note if info.device is not None and info.device.probe_note else "no size measured")
-        return None, f"the size of {comp.type}'s region {region} is unknown ({why})"
-    follows = _size_followers(comp)
-    if follows:
-        size = sizes[region]
-        shown = f"{size:#x} bytes" if isinstance(size, int) else str(size)
-        return None, (f"{comp.type}'s region {region} is {shown} with default properties; "
-                      f"{comp.id} sets {', '.join(follows)}, which may change it")
-    spec = sizes[region]
-    if isinstance(spec, int):
-        return spec, ""
-    try:
-        value = evaluate(spec, env_of(comp))
-    except ExprError:
-        return None, f"the size of {comp.type}'s region {region} ({spec}) cannot be computed"
-    return (value, "") if isinstance(value, int) else (None, f"{spec} is not an integer")
-
-
-#: Overlapping pairs listed per group of regions that overlap at one priority;
-#: the rest of the group is summed up in one more problem, so that N regions at
-#: one address give a bounded report, not N * (N - 1) / 2 lines.
-MAX_OVERLAPS_LISTED = 32
-
-_Span = tuple[int, int, int, Component, int]  # start, end, priority, component, index in comp.mmio
-
-
-def _check_mmio(board: Board, problems: Collector) -> None:
-    spans = _mmio_spans(board, problems)
-    spans.sort(key=lambda s: (s[0], s[1], s[3].index, s[4]))
-    # One sweep per priority (regions of different priorities may overlap),
-    # all fed in address order, so that problems come in the same order.
-    sweeps: dict[int, _OverlapSweep] = {}
-    for span in spans:
-        sweep = sweeps.get(span[2])
-        if sweep is None:
-            sweep = sweeps[span[2]] = _OverlapSweep(problems)
-        sweep.add(span)
-    for sweep in sweeps.values():
-        sweep.end_group()
-
-
-def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
-    """Every mapping with a known size, as a span: a region's, or a window's; problems for those that cannot be.
-
-    A window (``offset``) occupies [addr, addr + size), whatever the size of
-    its region, so several windows of one region at several addresses are
-    spans of their own and overlap only what they cover.
-    """
-    spans: list[_Span] = []
-    for comp in board.components:
-        info = comp.info
-        for k, m in enumerate(comp.mmio):
-            where = f"{comp.yaml_path}.mmio"
-            if info.known and not info.sysbus:
-                problems.add(m.location, where, f"{comp.type} is not a sysbus device: it has no MMIO regions to map")
-                continue
-            if info.mmio is not None and m.region >= len(info.mmio):
-                follows = _size_followers(comp)
-                if not follows:
-                    problems.add(m.location, where,
-                                 f"{comp.type} has {len(info.mmio)} MMIO region(s); region {m.region} does not exist")
-                    continue
-                problems.note(m.location, where,
-                              f"{comp.type} has {len(info.mmio)} MMIO region(s) with default properties; {comp.id} "
-                              f"sets {', '.join(follows)}, so region {m.region} is not checked",
-                              "QEMU checks it when the region is mapped")
-                if m.size is None:
-                    continue
-            if m.addr < 0:
-                problems.add(m.location, where, f"negative address {m.addr}")
-                continue
-            if m.window and not _window_fits(comp, m, where, problems):
-                continue
-            size, why = (m.size, "") if m.size is not None else region_size_or_why(comp, m.region)
-            if size is None:
-                problems.note(m.location, where, f"overlaps of {comp.id} region {m.region} are not checked: {why}",
-                              "give the region's size in the mapping (mmio: [{addr: ..., size: ...}])")
-            if size is None or size <= 0:
-                continue
-            end = m.addr + size - 1
-            if end > U64_MAX:
-                problems.add(m.location, where, f"region [{m.addr:#x}, {end:#x}] ends beyond the 64-bit address space")
-                continue
-            spans.append((m.addr, end, m.priority, comp, k))
-    return spans
-
-
-def _window_fits(comp: Component, m: Mmio, where: str, problems: Collector) -> bool:
-    """Whether window ``m`` is not empty and, when the region's size is known, lies within the region."""
-    assert m.offset is not None and m.size is not None
-    if m.size == 0:
-        problems.add(m.location, where, f"{m.describe(comp.id)}: a window's size must not be zero")
-        return False
-    region = region_size(comp, m.region)
-    if region is not None and m.offset + m.size > region:
-        problems.add(m.location, where,
-                     f"{m.describe(comp.id)} does not lie within the region ({region:#x} bytes)",
-                     f"a window of it ends at {region:#x} at most: offset + size <= {region:#x}")
-        return False
-    return True
-
-
-def _span_location(span: _Span) -> SourceLocation | None:
-    return span[3].mmio[span[4]].location or span[3].location
-
-
-def _span_name(span: _Span) -> str:
-    return span[3].mmio[span[4]].describe(span[3].id)
-
-
-class _OverlapSweep:
-    """Overlaps among the regions of one priority, fed in address order.
-
-    A group is a run of regions each overlapping an earlier one of the run.
-    Its first MAX_OVERLAPS_LISTED pairs are listed, each naming both regions
-    (a region with every earlier region still open); the others are only
-    counted, with a heap of the open regions' ends, so a group of N costs
-    O(N log N) and its report is bounded.
-    """
-
-    def __init__(self, problems: Collector) -> None:
-        self.problems = problems
-        self.open: list[_Span] = []  # the open regions, in address order, while pairs are still listed
-        self.ends: list[int] = []  # heap: the end of every open region
-        self.first: _Span | None = None
-        self.group_end = -1
-        self.regions = 0
-        self.pairs = 0
-        self.listed = 0
-        self.unlisted: _Span | None = None  # the region of the first pair not listed
-
-    def add(self, span: _Span) -> None:
-        start, end = span[0], span[1]
-        if start > self.group_end:
-            self.end_group()
-            self.first, self.regions, self.pairs, self.listed, self.unlisted = span, 0, 0, 0, None
-            self.open, self.ends = [], []
-        ends = self.ends
-        while ends and ends[0] < start:
-            heapq.heappop(ends)
-        # Every open region began no later and ends at or after ``start``: each overlaps this one.
-        if self.listed < MAX_OVERLAPS_LISTED:
-            self.open = [a for a in self.open if a[1] >= start]
-            for other in self.open:
-                if self.listed == MAX_OVERLAPS_LISTED:
-                    self.unlisted = span
-                    break
-                self._report(other, span)
-                self.listed += 1
-            self.open.append(span)
-        elif self.unlisted is None and ends:
-            self.unlisted = span
-        self.pairs += len(ends)
-        heapq.heappush(ends, end)
-        self.group_end = max(self.group_end, end)
-        self.regions += 1
-
-    def _report(self, a: _Span, b: _Span) -> None:
-        a_start, a_end, prio = a[0], a[1], a[2]
-        b_start, b_end, b_comp = b[0], b[1], b[3]
-        self.problems.add(
-            _span_location(b), f"{b_comp.yaml_path}.mmio",
-            f"{_span_name(b)} [{b_start:#x}, {b_end:#x}] overlaps "
-            f"{_span_name(a)} [{a_start:#x}, {a_end:#x}] at the same priority {prio}",
-            "move one of them, or give the one that should win a higher priority",
-        )
-
-    def end_group(self) -> None:
-        """Sum up the pairs of the group just ended that were not listed."""
-        if self.first is None or self.unlisted is None:
-            return
-        b = self.unlisted
-        self.problems.add(
-            _span_location(b), f"{b[3].yaml_path}.mmio",
-            f"{self.pairs - self.listed:,} more overlapping pairs at the same priority {b[2]} are not listed, "
-            f"from {_span_name(b)} [{b[0]:#x}, {b[1]:#x}] on: {self.regions:,} regions overlap in "
-            f"[{self.first[0]:#x}, {self.group_end:#x}] ({self.pairs:,} pairs; only the first "
-            f"{MAX_OVERLAPS_LISTED} of a group are listed)",
-            "move them apart, or give the ones that should win a higher priority",
-        )

@@ -26,6 +26,11 @@ DEVICE_ADD_OPTIONS = frozenset({"bus"})
 YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n"})
 #: A string that was meant as a size but is not in the grammar (``1.5 GiB``, ``128MB``, ``4k``).
 LOOKS_LIKE_SIZE = re.compile(r"^\s*[0-9][0-9_,.]*\s*([KMGTPE]i?B?|[kmgtpe]i?b?|B|bytes?)\s*$")
+#: Property names that may change how many lines or how large regions a device
+#: has: when a board sets one on a device whose counts and sizes come from the
+#: type database (measured with default properties), that check becomes a note.
+SHAPING_PROPERTY = re.compile(r"(^|[-_])(num|len)[-_]|size|count|shift|width|pages|harts|cpus|irqs|lines|ports|regions")
+
 SIZE_HINT = "write a size as an integer, or an integer and a binary unit: B, KiB, MiB, GiB, TiB (e.g. 1536 MiB)"
 
 
@@ -34,6 +39,12 @@ def env_of(comp: Component) -> dict[str, Any]:
     env = comp.info.defaults()
     env.update({k.replace("-", "_"): v for k, v in comp.props.items()})
     return env
+
+
+def shaping_props(comp: Component) -> list[str]:
+    """The properties ``comp`` sets that may change its line counts or region sizes (SHAPING_PROPERTY)."""
+    return sorted(k for k, v in comp.props.items()
+                  if isinstance(v, int) and not isinstance(v, bool) and SHAPING_PROPERTY.search(k))
 
 
 def check_types(board: Board, problems: Collector) -> None:
