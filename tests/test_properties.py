@@ -855,7 +855,7 @@ def test_overlap_groups_beyond_the_listed_pairs_match_an_oracle(regions: list[tu
     A group: regions of one priority, in order of (start, end, file order), each overlapping an
     earlier one of the group; its pairs in order of the later region, then the earlier one.
     """
-    from machinedesc.board import checks
+    from machinedesc.board import checks_mmio
 
     unit = 0x1000
     comps = {f"m{k}": {"type": "sysbus-memory", "props": {"size": size * unit},
@@ -879,7 +879,7 @@ def test_overlap_groups_beyond_the_listed_pairs_match_an_oracle(regions: list[tu
                 more.add((len(pairs) - 3, prio, f"m{b[2]}", len(group), group[0][0],
                           max(s[1] for s in group), len(pairs)))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(checks, "MAX_OVERLAPS_LISTED", 3)
+        patch.setattr(checks_mmio, "MAX_OVERLAPS_LISTED", 3)
         problems = _problems_of({"machinedesc": 1, "system": NO_DATABASE, "components": comps})
     reported_listed, reported_more = set(), set()
     for problem in problems:
