@@ -98,9 +98,12 @@ def launch(job: Job, opts: Options, out: BinaryIO, stop: Stop, started: Started 
 
 
 def watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) -> None:
+    """Call ``callback`` (from a thread) with the time of the console's first byte, once it comes (benchmarks)."""
     def poll() -> None:
         while qemu.poll() is None and qemu.first_output is None:
             time.sleep(0.0005)
+        if qemu.first_output is None:
+            qemu.finish_console()  # QEMU exited: what it wrote may still be in the relay
         if qemu.first_output is not None:
             callback(qemu.first_output)
     threading.Thread(target=poll, daemon=True).start()
