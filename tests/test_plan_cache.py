@@ -57,6 +57,39 @@ def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path, counted: list
     assert render_qmp(changed).count("driver=vendor-dev") == 2
 
 
+def test_an_edit_of_machinedesc_itself_that_keeps_size_and_mtime_is_seen(tmp_path: Path, counted: list[int],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """machinedesc's own files are stamped by status (size, mtime, ctime, inode; pipeline._package_stamp):
+    an edit sets the ctime, which cp -p or tar cannot set back, a file replaced by rename is a new inode,
+    and a file changed within the file system's clock tick is stamped by content too."""
+    import os
+
+    package = tmp_path / "package"
+    (package / "plan").mkdir(parents=True)
+    module = package / "plan" / "planner.py"
+    module.write_text("RULE = 1\n")
+    os.utime(module, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    monkeypatch.setattr(pipeline, "_PACKAGE", package)
+    board = tmp_path / "board.yaml"
+    board.write_text(BASE)
+    pipeline.load_plan(board, cache=True)
+    pipeline.load_plan(board, cache=True)
+    assert len(counted) == 1
+    module.write_text("RULE = 2\n")  # the same size, the same mtime
+    os.utime(module, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    pipeline.load_plan(board, cache=True)
+    assert len(counted) == 2
+    replacement = package / "planner.new"
+    replacement.write_text("RULE = 3\n")
+    os.utime(replacement, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    replacement.rename(module)
+    pipeline.load_plan(board, cache=True)
+    assert len(counted) == 3
+    (package / "plan" / "wires.py").write_text("")  # a new module
+    pipeline.load_plan(board, cache=True)
+    assert len(counted) == 4
+
+
 def test_options_are_part_of_the_key(tmp_path: Path, counted: list[int]) -> None:
     board = tmp_path / "board.yaml"
     board.write_text(BASE)

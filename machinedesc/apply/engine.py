@@ -30,6 +30,7 @@ from .guest import Stop, launch, run_guest
 from .job import Job, Options, plan_job
 from .progress import Reporter
 from .send import PIPELINE_WINDOW, refused, send_all, unknown_type_failure
+from .spawn import Started
 from .verify import verify
 
 
@@ -44,12 +45,14 @@ async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path:
         raise StepError(unknown_type_failure(job, exc, binary)) from None
 
 
-async def drive(job: Job, opts: Options) -> int:
+async def drive(job: Job, opts: Options, started: Started | None = None) -> int:
     """Start (or connect to) QEMU, build the job's machine, then run/detach/leave; returns 0.
 
-    Raises CapabilityError (3), StepError (4), QemuError (5), ConsoleError (6),
-    Interrupted (130+) or UsageError (2); on every path the QEMU started here
-    is gone and its directory removed, unless the job detached successfully.
+    ``started`` holds a QEMU already started for the job (``spawn.start_early``):
+    drive takes it over instead of starting one. Raises CapabilityError (3),
+    StepError (4), QemuError (5), ConsoleError (6), Interrupted (130+) or
+    UsageError (2); on every path the QEMU started here (or taken over) is
+    gone and its directory removed, unless the job detached successfully.
     """
     opts.validate()
     silence_qmp_logging()
@@ -75,7 +78,7 @@ async def drive(job: Job, opts: Options) -> int:
             binary = f"the QEMU at {opts.connect}"
             await connect(client, opts.connect, opts.timeout, None)
         else:
-            qemu = launch(job, opts, out, stop)
+            qemu = launch(job, opts, out, stop, started)
             binary = str(qemu.binary)
             await _connect_started(client, qemu, job, opts)
         session = Session(client, opts.timeout, qemu, reporter, binary)

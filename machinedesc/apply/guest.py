@@ -1,10 +1,11 @@
 """Start QEMU for a job and run its guest: console redirection, the CPUs, detach, waiting for exit.
 
 ``launch`` starts QEMU (``-preconfig``, ``-S``, the console where --serial
-says); after a verified build ``run_guest`` starts the CPUs (unless
---paused), then detaches (printing where everything is) or relays the
-console until QEMU exits.  ``Stop`` turns a signal or a lost console into
-the cancellation of drive() and the error it ends with.
+says: ``spawn``), or takes over the one apply started early; after a
+verified build ``run_guest`` starts the CPUs (unless --paused), then
+detaches (printing where everything is) or relays the console until QEMU
+exits.  ``Stop`` turns a signal or a lost console into the cancellation of
+drive() and the error it ends with.
 """
 
 from __future__ import annotations
@@ -12,25 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from qemu.qmp import ExecuteError
 
-from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, QemuTimeoutError, UsageError
-from ..qemu.binary import find_binary
-from ..qemu.chardevs import rewrite_chardevs
+from ..errors import ConsoleError, Interrupted, MachinedescError, QemuError, QemuTimeoutError
 from ..qemu.phases import EXIT_PRECONFIG
 from ..qemu.process import QemuProcess
 from ..qemu.session import Session, disconnect, stderr_tail
-from ..qemu.workdir import make_workdir
-from .job import Job, Options, check_detaching
+from .job import Job, Options
 from .progress import Reporter
 from .send import refused
+from .spawn import Started, spawn
 from .terminal import keystrokes_to, typing_fd
 
 
@@ -82,60 +79,31 @@ def console_lost(exc: OSError, opts: Options) -> ConsoleError:
                         "QEMU was stopped, console output was lost")
 
 
-def launch(job: Job, opts: Options, out: BinaryIO, stop: Stop) -> QemuProcess:
-    """Find the binary and start QEMU for ``job``, its console failures reported to ``stop``."""
-    binary_path = Path(job.binary) if job.binary else find_binary(job.system or "", opts.qemu)
-    qemu = start_qemu(binary_path, job, opts, out)
-    qemu.on_console_error = stop.on_console_error
-    if opts.on_first_output is not None:
-        watch_first_output(qemu, opts.on_first_output)
+def launch(job: Job, opts: Options, out: BinaryIO, stop: Stop, started: Started | None = None) -> QemuProcess:
+    """QEMU for ``job``: the one ``started`` holds (apply starts it before importing the engine), else a new
+    one (``spawn``); its console failures reported to ``stop``."""
+    qemu = started.take() if started is not None else None
+    if qemu is None:
+        qemu = spawn(job, opts, out)
+    try:
+        qemu.on_console_error = stop.on_console_error
+        if qemu.console_error is not None:
+            stop.on_console_error(qemu.console_error)  # it failed before there was anyone to tell
+        if opts.on_first_output is not None:
+            watch_first_output(qemu, opts.on_first_output)
+    except BaseException:
+        qemu.cleanup()
+        raise
     return qemu
 
 
-def start_qemu(binary: Path, job: Job, opts: Options, out: BinaryIO) -> QemuProcess:
-    args = list(job.qemu_args)
-    serial = opts.serial or ("log" if opts.detach else "stdio")
-    check_detaching([*args, *opts.extra_args])
-    console: BinaryIO | None = None if opts.detach else out
-    owned = False
-    if serial.startswith("file:") and not opts.detach and len(job.console_ids) == 1:
-        # machinedesc writes the file itself (QEMU's stdio relayed into it): QEMU's
-        # file chardev drops output silently when the disk is full, we report it.
-        path = Path(serial[len("file:"):]).expanduser()
-        try:
-            console, owned = open(path, "wb"), True  # noqa: SIM115 - closed by QemuProcess.cleanup
-        except OSError as exc:
-            raise UsageError(f"machinedesc: cannot write --serial file {path}: {exc.strerror or exc}") from None
-        serial = "relay"
-    workdir: Path | None = None
-    if serial != "stdio":
-        workdir = make_workdir()
-        try:
-            args = rewrite_chardevs(args, job.console_ids, serial, workdir)
-        except ValueError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            if owned and console is not None:
-                console.close()
-            raise UsageError(str(exc)) from None
-    if "-preconfig" not in args and "--preconfig" not in args:
-        args.append("-preconfig")
-    # Always stopped until verified: a fast guest must not power off before we look at it.
-    if "-S" not in args:
-        args.append("-S")
-    args.extend(opts.extra_args)
-    try:
-        return QemuProcess(binary, args, console=console, keep_alive=opts.detach, workdir=workdir,
-                           console_input=typing_fd(job, opts) is not None, close_console=owned)
-    except BaseException:
-        if owned and console is not None:
-            console.close()
-        raise
-
-
 def watch_first_output(qemu: QemuProcess, callback: Callable[[float], None]) -> None:
+    """Call ``callback`` (from a thread) with the time of the console's first byte, once it comes (benchmarks)."""
     def poll() -> None:
         while qemu.poll() is None and qemu.first_output is None:
             time.sleep(0.0005)
+        if qemu.first_output is None:
+            qemu.finish_console()  # QEMU exited: what it wrote may still be in the relay
         if qemu.first_output is not None:
             callback(qemu.first_output)
     threading.Thread(target=poll, daemon=True).start()

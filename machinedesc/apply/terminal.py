@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import termios
@@ -35,6 +34,8 @@ def keystrokes_to(qemu: QemuProcess, fd: int | None) -> Iterator[None]:
     if fd is None:
         yield
         return
+    import asyncio  # here: typing_fd is asked before QEMU starts, ahead of asyncio (apply.spawn)
+
     loop = asyncio.get_running_loop()
     saved = termios.tcgetattr(fd)
     mode = termios.tcgetattr(fd)

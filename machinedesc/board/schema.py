@@ -1,4 +1,8 @@
-"""The JSON Schema stage: validate a located tree, report every violation at its position."""
+"""The JSON Schema stage: validate a located tree, report every violation at its position.
+
+jsonschema is imported when a tree is validated, not with this module:
+``machinedesc schema`` (``schema_text``) and the docs generator need only the text.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Collector, Hints
 from .located import LMap, PathT, format_path, location_of
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_NAME = "board.schema.json"
 
@@ -47,6 +52,8 @@ FRAGMENT_KEYS = ("machinedesc", "summary", "params", "requires", "components", "
 def _validator(fragment: bool = False) -> jsonschema.Draft202012Validator:
     # Local $refs inlined: resolving them on every component costs a third of
     # the validation time of a large board.
+    import jsonschema
+
     schema = board_schema()
     if fragment:
         schema = {**{k: v for k, v in schema.items() if k not in ("if", "then")}, "required": ["machinedesc"],
@@ -243,6 +250,8 @@ def _most_specific(error: ValidationError) -> list[ValidationError]:
     by_path: dict[tuple[Any, ...], list[ValidationError]] = {}
     for leaf in best:
         by_path.setdefault(tuple(leaf.absolute_path), []).append(leaf)
+    from jsonschema.exceptions import best_match
+
     chosen = []
     for errs in by_path.values():
         meant = [e for e in errs if e.validator != "type"]
