@@ -50,7 +50,7 @@ def step_text(step: Step) -> str:
 SETTLE_SECONDS = 1.0
 
 
-#: Steps per x-batch command (patch 37 of the series): enough that QEMU's input, output and
+#: Steps per x-batch command (patch 44 of the series): enough that QEMU's input, output and
 #: main-loop iteration per command vanish from a build's time, few enough that a reply stays
 #: small and the progress line moves.
 BATCH_STEPS = 256

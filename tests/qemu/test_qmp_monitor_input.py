@@ -1,4 +1,4 @@
-"""The QMP monitor reads its input in chunks (patch 38) and still parses one request at a time.
+"""The QMP monitor reads its input in chunks (patch 45) and still parses one request at a time.
 
 Requests are written to the monitor's socket many at once, in one write, over a raw socket (no QMP
 library in between): every request must get its reply, in order, with out-of-band commands off
