@@ -122,3 +122,39 @@ def test_unknown_type_in_a_qmp_file_is_exit_4_at_its_line(sandbox: Sandbox, patc
     assert (f"  hint: {hint}" in lines) if hint else not any("hint" in line for line in lines), out.stderr
     assert "patch series" not in out.stderr
     sandbox.assert_clean()
+
+
+def test_hart_id_far_above_maxcpus_builds(sandbox: Sandbox, patched_riscv64: Path, tmp_path: Path) -> None:
+    # QEMU before patch 37 sized its implied-extension bitmaps by -smp 1 and indexed them by hart ID: SIGSEGV.
+    board = tmp_path / "hart.yaml"
+    board.write_text("machinedesc: 1\nsystem: riscv64\ncomponents:\n"
+                     "  hart0: {type: rv64-riscv-cpu, props: {mhartid: 0x10000000}}\n"
+                     "  ram: {type: sysbus-memory, props: {size: 1 MiB}, mmio: 0x80000000}\n")
+    _built(sandbox, board, patched_riscv64)
+    sandbox.assert_clean()
+
+
+# Properties whose combination QEMU cannot build (bench/limit_sweep.py): no single-property limit says so, QEMU's
+# realize refuses them (patches 38, 39), and apply reports that at the device's line.
+PFLASH = {
+    "cfi.pflash02": ("{name: flash, num-blocks: 0x10000, sector-length: 0x10000, width: 2}",
+                     'unsupported configuration: flash size ("num-blocks" * "sector-length") 0x100000000 bytes: '
+                     "it must be 1 byte to 4 GiB - 1"),
+    "cfi.pflash01": ("{name: flash, num-blocks: 4, sector-length: 0x40000, width: 1, device-width: 2}",
+                     'unsupported configuration: "device-width" (2) is larger than "width" (1)'),
+}
+
+
+@pytest.mark.parametrize("driver", sorted(PFLASH))
+def test_flash_properties_qemu_refuses_fail_at_their_line(sandbox: Sandbox, patched_aarch64: Path, tmp_path: Path,
+                                                          driver: str) -> None:
+    props, error = PFLASH[driver]
+    board = tmp_path / "flash.yaml"
+    board.write_text("machinedesc: 1\nsystem: aarch64\ncomponents:\n  cpu0: {type: cortex-a53-arm-cpu}\n"
+                     f"  flash:\n    type: {driver}\n    props: {props}\n    mmio: 0x0\n")
+    out = sandbox.call(sandbox.argv_cli("apply", str(board), "--qemu", str(patched_aarch64)))
+    assert out.rc == 4, out.stderr
+    assert re.search(r"(^|\n).*flash\.yaml:5:3: step \d+/\d+ failed \(phase initialized\)\n"
+                     rf"  device_add driver={re.escape(driver)} id=flash ", out.stderr), out.stderr
+    assert f"QEMU error GenericError: {error}\n" in out.stderr, out.stderr
+    sandbox.assert_clean()

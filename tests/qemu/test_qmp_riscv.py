@@ -25,6 +25,19 @@ def test_mhartid_property(qmp_riscv64: QemuInstance) -> None:
     assert "mhartid  0000000000000005" in hmp(vm, "info registers")
 
 
+def test_every_hart_gets_its_implied_extensions(qmp_riscv64: QemuInstance) -> None:
+    # V implies Zve64d (target/riscv/cpu.c RVV_IMPLIED). Patch 37: QEMU recorded the rules it had applied
+    # per hart ID in bitmaps sized by -smp 1, so hart ID 3000 wrote past them (0x10000000 was a SIGSEGV)
+    # and a second hart with ID 0 (another cluster) got no implied extension at all.
+    vm = qmp_riscv64
+    vm.cmd("x-machine-init")
+    for n, hartid in enumerate((0, 0, 3000, 0x10000000)):
+        vm.cmd("device_add", driver="rv64-riscv-cpu", id=f"hart{n}", mhartid=hartid, v=True)
+    assert [vm.cmd("qom-get", path=f"hart{n}", property="zve64d") for n in range(4)] == [True] * 4
+    vm.cmd("x-exit-preconfig")
+    assert "mhartid  0000000010000000" in hmp(vm, "info registers -a")
+
+
 def test_mtimer_after_harts(qmp_riscv64: QemuInstance) -> None:
     vm = qmp_riscv64
     vm.cmd("x-machine-init")
