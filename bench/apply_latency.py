@@ -151,10 +151,10 @@ def build_big(plan: Plan, qemu: Path) -> dict[str, float]:
     namespace = vars(engine)  # the engine's own name for send_all, which run() calls
     send_all = namespace["send_all"]
 
-    async def measured(session: Any, job: Any, window: int = 1) -> None:
+    async def measured(session: Any, job: Any, window: int = 1, batch: int = 0) -> None:
         pid = session.qemu.pid
         q0, p0 = qemu_cpu(pid), time.process_time()
-        await send_all(session, job, window=window)
+        await send_all(session, job, window=window, batch=batch)
         cpu.update(qemu=qemu_cpu(pid) - q0, python=time.process_time() - p0)
 
     namespace["send_all"] = measured  # measured around the real one

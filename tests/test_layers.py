@@ -8,7 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "machinedesc"
 
 #: Bottom to top; a module may import from its own layer and those below.
-LAYERS = {"__init__": 0, "errors": 0, "messages": 0, "source": 0, "storage": 0, "qemu": 1, "board": 2, "devicetree": 3, "boot": 4,
+LAYERS = {"__init__": 0, "errors": 0, "messages": 0, "source": 0, "storage": 0, "qemu": 1, "board": 2,
+          "devicetree": 3, "boot": 4,
           "plan": 5, "apply": 6, "views": 6, "live": 7, "commands": 7, "cli": 8, "api": 8, "__main__": 9,
           "pytest_plugin": 9}
 #: What board/ may take from qemu/: facts about QEMU, not the transport.

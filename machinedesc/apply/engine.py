@@ -23,23 +23,23 @@ from qemu.qmp import ExecuteError, QMPClient
 
 from ..errors import CapabilityError, Interrupted, MachinedescError, QemuError, StepError, UnknownTypeError
 from ..plan.steps import Plan
-from ..qemu.capabilities import probe
+from ..qemu.capabilities import Capabilities, probe
 from ..qemu.process import QemuProcess
 from ..qemu.session import Session, connect, disconnect, silence_qmp_logging
 from .guest import Stop, launch, run_guest
 from .job import Job, Options, plan_job
 from .progress import Reporter
-from .send import PIPELINE_WINDOW, refused, send_all, unknown_type_failure
+from .send import BATCH_COMMAND, BATCH_STEPS, PIPELINE_WINDOW, refused, send_all, unknown_type_failure
 from .spawn import Started
 from .verify import verify
 
 
-async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> None:
+async def _probe(session: Session[Reporter], job: Job, binary: str, binary_path: Path | None) -> Capabilities:
     """The capability probe for everything the job sends (see capabilities.probe); an unknown
     device type is a StepError (exit 4) at the first step that names one."""
     needed = set(job.extra_commands) | ({"query-machine-phase"} if job.check_phases else set())
     try:
-        await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
+        return await probe(session, job.title, [(s.command, s.arguments) for s in job.steps], needed,
                     binary, binary_path, [str(s.location) if s.location else "" for s in job.steps])
     except UnknownTypeError as exc:
         raise StepError(unknown_type_failure(job, exc, binary)) from None
@@ -125,11 +125,13 @@ async def _connect_started(client: QMPClient, qemu: QemuProcess, job: Job, opts:
 async def _build(session: Session[Reporter], job: Job, opts: Options, t_begin: float) -> None:
     """Probe, send every step, verify; record timings when asked."""
     t_connected = time.monotonic()
-    await _probe(session, job, session.where, None if opts.connect else Path(session.where))
+    caps = await _probe(session, job, session.where, None if opts.connect else Path(session.where))
     start = time.monotonic()
     # Pipelining is safe only when a failure kills QEMU: never in a QEMU we merely
-    # connected to.  With -v each reply is echoed right after its command.
-    await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW)
+    # connected to.  A batch stops at its first failure, so it is safe anywhere.
+    # With -v each reply is echoed right after its command.
+    batch = BATCH_STEPS if BATCH_COMMAND in caps.commands and not opts.verbose else 0
+    await send_all(session, job, window=1 if opts.connect or opts.verbose else PIPELINE_WINDOW, batch=batch)
     t_sent = time.monotonic()
     await verify(session, job.checks, job.steps)
     if opts.timings is not None:

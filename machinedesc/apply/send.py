@@ -11,6 +11,7 @@ import asyncio
 import collections
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from qemu.qmp import ExecuteError
@@ -49,7 +50,26 @@ def step_text(step: Step) -> str:
 SETTLE_SECONDS = 1.0
 
 
-async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> None:
+#: Steps per x-batch command (patch 44 of the series): enough that QEMU's input, output and
+#: main-loop iteration per command vanish from a build's time, few enough that a reply stays
+#: small and the progress line moves.
+BATCH_STEPS = 256
+
+#: The QMP command that runs a list of commands in order and stops at the first failure.
+BATCH_COMMAND = "x-batch"
+
+
+@dataclass
+class _Sent:
+    """Steps ``first``.. in flight as one QMP command: one step, or several in one x-batch."""
+
+    first: int
+    steps: list[Step]
+    batched: bool
+    task: asyncio.Task[Any]
+
+
+async def send_all(session: Session[Reporter], job: Job, window: int = 1, batch: int = 0) -> None:
     """Send the steps in order, checking phases; raise StepError at the first failure.
 
     ``window`` > 1 pipelines: up to that many commands are in flight at once
@@ -58,63 +78,113 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1) -> Non
     before any command outside PIPELINE_SAFE.  A failure is reported for the
     first failing step; commands already in flight behind it may still run,
     so only use a window when QEMU is killed on failure (never with --connect).
+
+    ``batch`` > 1 sends runs of up to that many PIPELINE_SAFE steps of one
+    phase as one x-batch command (the binary must have it: see
+    capabilities).  QEMU stops a batch at its first failing step, so a batch
+    is as safe as its steps sent one by one, also with --connect.
     """
-    total = len(job.steps)
-    checked: str | None = None
-    inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]] = collections.deque()
+    sender = _Sender(session, job, window, batch)
     try:
         for n, step in enumerate(job.steps, start=1):
-            if job.check_phases and step.phase and (checked is None or not step.phase.accepts(checked)):
-                await _drain(inflight, total)
-                actual = await session.phase()
-                if not step.phase.accepts(actual):
-                    raise StepError(_step_failure(n, total, step,
-                                                  f"QEMU is in phase '{actual}', but this step belongs "
-                                                  f"to phase '{step.phase.value}'"))
-                checked = actual
-            expected = Phase.after(step.command)
-            if expected is not None or step.command not in PIPELINE_SAFE:
-                # A phase transition, or a command that may act outside QEMU's machine
-                # (object-add of a file backend, chardev-add, raw escape-hatch
-                # commands), is only sent once every step before it has succeeded.
-                await _drain(inflight, total)
-            if session.reporter.tty:  # the step's text costs a qmp-shell rendering: only for a terminal
-                session.reporter.progress(n, total, step.phase.value if step.phase else None, step_text(step))
-            task = asyncio.ensure_future(session.call(step.command, step.arguments))
-            inflight.append((n, step, task))
-            if expected is not None or len(inflight) >= window:
-                await _drain(inflight, total, keep=0 if expected is not None else window - 1)
-            if expected is not None and job.check_phases:
-                actual = await session.phase()
-                if not expected.accepts(actual):
-                    raise StepError(_step_failure(n, total, step,
-                                                  f"after {step.command} QEMU is in phase '{actual}', "
-                                                  f"expected '{expected.value}'"))
-                checked = actual
-        await _drain(inflight, total)
+            await sender.step(n, step)
+        await sender.flush(len(job.steps) + 1)
+        await _drain(sender.inflight, sender.total)
     except StepError:
         # QEMU answered (it refused a step): let the commands in flight behind it get their
         # replies, so that none arrives for a cancelled request (qemu.qmp logs each such
         # reply as an error, which a test report then shows).
-        if inflight:
-            await asyncio.wait([t for _, _, t in inflight], timeout=SETTLE_SECONDS)
+        if sender.inflight:
+            await asyncio.wait([sent.task for sent in sender.inflight], timeout=SETTLE_SECONDS)
         raise
     finally:
         # On failure: do not leave tasks (and their exceptions) dangling.
-        for _, _, task in inflight:
-            task.cancel()
-        if inflight:
-            await asyncio.gather(*(t for _, _, t in inflight), return_exceptions=True)
+        for sent in sender.inflight:
+            sent.task.cancel()
+        if sender.inflight:
+            await asyncio.gather(*(sent.task for sent in sender.inflight), return_exceptions=True)
     session.reporter.clear()
 
 
-async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]], total: int,
-                 keep: int = 0) -> None:
+class _Sender:
+    """The state of one send_all: the phase last checked, the commands in flight, the run being batched."""
+
+    def __init__(self, session: Session[Reporter], job: Job, window: int, batch: int) -> None:
+        self.session = session
+        self.job = job
+        self.window = window
+        self.batch = batch
+        self.total = len(job.steps)
+        self.checked: str | None = None
+        self.inflight: collections.deque[_Sent] = collections.deque()
+        self.run: list[Step] = []
+
+    async def step(self, n: int, step: Step) -> None:
+        """Send step ``n`` (or add it to the run being batched), after a phase check if it needs one."""
+        check = bool(self.job.check_phases and step.phase
+                     and (self.checked is None or not step.phase.accepts(self.checked)))
+        expected = Phase.after(step.command)
+        batchable = self.batch > 1 and expected is None and step.command in PIPELINE_SAFE
+        if batchable and not check:
+            self.run.append(step)
+            if len(self.run) >= self.batch:
+                await self.flush(n + 1)
+            return
+        await self.flush(n)
+        if check and step.phase:
+            await _drain(self.inflight, self.total)
+            await self.check_phase(n, step, step.phase, "QEMU is in phase '{actual}', but this step belongs "
+                                                        "to phase '{phase}'")
+        if batchable:
+            self.run.append(step)  # the first of a new phase's run
+            return
+        if expected is not None or step.command not in PIPELINE_SAFE:
+            # A phase transition, or a command that may act outside QEMU's machine
+            # (object-add of a file backend, chardev-add, raw escape-hatch
+            # commands), is only sent once every step before it has succeeded.
+            await _drain(self.inflight, self.total)
+        self.send(n, [step])
+        if expected is not None or len(self.inflight) >= self.window:
+            await _drain(self.inflight, self.total, keep=0 if expected is not None else self.window - 1)
+        if expected is not None and self.job.check_phases:
+            await self.check_phase(n, step, expected, f"after {step.command} QEMU is in phase '{{actual}}', "
+                                                      "expected '{phase}'")
+
+    async def check_phase(self, n: int, step: Step, phase: Phase, why: str) -> None:
+        """StepError (``why`` with {actual} and {phase} filled) unless QEMU's phase is ``phase``."""
+        actual = await self.session.phase()
+        if not phase.accepts(actual):
+            raise StepError(_step_failure(n, self.total, step, why.format(actual=actual, phase=phase.value)))
+        self.checked = actual
+
+    def send(self, first: int, steps: list[Step]) -> None:
+        """Send ``steps`` (numbered from ``first``): one command, or an x-batch of several."""
+        step = steps[0]
+        if self.session.reporter.tty:  # the step's text costs a qmp-shell rendering: only for a terminal
+            self.session.reporter.progress(first, self.total, step.phase.value if step.phase else None,
+                                           step_text(step))
+        if len(steps) > 1:
+            call = self.session.call(BATCH_COMMAND, {"commands": [s.message for s in steps]})
+        else:
+            call = self.session.call(step.command, step.arguments)
+        self.inflight.append(_Sent(first, steps, len(steps) > 1, asyncio.ensure_future(call)))
+
+    async def flush(self, upto: int) -> None:
+        """Send the run of batchable steps that ends before step ``upto``."""
+        if self.run:
+            self.send(upto - len(self.run), self.run[:])
+            self.run.clear()
+            if len(self.inflight) >= self.window:
+                await _drain(self.inflight, self.total, keep=self.window - 1)
+
+
+async def _drain(inflight: collections.deque[_Sent], total: int, keep: int = 0) -> None:
     """Wait for the oldest commands in flight until only ``keep`` remain; StepError on an error reply."""
     while len(inflight) > keep:
-        n, step, task = inflight[0]
+        sent = inflight[0]
+        n, step = sent.first, sent.steps[0]
         try:
-            reply = await task
+            reply = await sent.task
         except ExecuteError as exc:
             raise refused(_step_failure(n, total, step,
                                          f"QEMU error {exc.error_class}: {exc.error.error.desc}"), exc) from None
@@ -123,14 +193,38 @@ async def _drain(inflight: collections.deque[tuple[int, Step, asyncio.Task[Any]]
             # the oldest one without a reply is the one it was executing.
             what = ("QEMU did not answer this step" if isinstance(exc, QemuTimeoutError)
                     else "QEMU stopped during this step")
+            if sent.batched:
+                what = (f"{what} or one of the {len(sent.steps) - 1} after it (steps {n}-{n + len(sent.steps) - 1} "
+                        f"were sent as one {BATCH_COMMAND})\n  hint: -v sends the steps one at a time, "
+                        "which names the step")
             died = _step_failure(n, total, step, what)
             raise type(exc)(f"{died}\n{exc.message}", exc.stderr_tail) from None
-        if step.command == "human-monitor-command":
+        if sent.batched:
+            _check_batch(sent, reply, total)
+        elif step.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
                 raise StepError(_step_failure(n, total, step, f"HMP error: {failure}"),
                                 sent=step.message, received={"return": reply})
         inflight.popleft()
+
+
+def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
+    """StepError for the step whose reply in an x-batch reply is an error (QEMU ran none after it)."""
+    replies = reply.get("replies") if isinstance(reply, dict) else None
+    if not isinstance(replies, list):
+        raise StepError(_step_failure(sent.first, total, sent.steps[0],
+                                      f"{BATCH_COMMAND} answered without a list of replies: {reply!r:.200}"))
+    for k, (step, answer) in enumerate(zip(sent.steps, replies, strict=False)):
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict):
+            cls, desc = str(error.get("class", "")), str(error.get("desc", ""))
+            raise StepError(_step_failure(sent.first + k, total, step, f"QEMU error {cls}: {desc}"),
+                            sent=step.message, received=answer, error_class=cls)
+    if len(replies) != len(sent.steps):
+        raise StepError(_step_failure(sent.first, total, sent.steps[0],
+                                      f"{BATCH_COMMAND} answered {len(replies)} replies for "
+                                      f"{len(sent.steps)} commands, none of them an error"))
 
 
 # HMP reports its errors in the reply text, not as a QMP error: "Error: ..."

@@ -115,8 +115,9 @@ def _collect_steps(board: Board, comps: list[Component], by_id: Mapping[str, Com
         phase[Node("machine", prop)] = Phase.ACCEL_CREATED
     # A device that creates CPUs (riscv.hart_array) counts as them for the devices that look CPUs up.
     cpus = [c for c in comps if c.info.is_cpu or c.info.creates_cpus is not None]
+    mapped = [c for c in comps if c.mmio and c.phase is Phase.INITIALIZED]
     for c in comps:
-        _component_steps(c, by_id, cpus, phase, edges)
+        _component_steps(c, by_id, cpus, mapped, phase, edges)
     for conn in conns:
         src, dst = by_id.get(conn.source.component), by_id.get(conn.target.component)
         if src is None or dst is None:
@@ -153,7 +154,7 @@ def _late_steps(board: Board, comps: list[Component], by_id: Mapping[str, Compon
 
 
 def _component_steps(c: Component, by_id: Mapping[str, Component], cpus: list[Component],
-                     phase: dict[Node, Phase], edges: _Edges) -> None:
+                     mapped: list[Component], phase: dict[Node, Phase], edges: _Edges) -> None:
     """The steps of one component (create, realize, set, map) and the constraints on them."""
     edge = edges.append
     create, realize = Node("create", c.id), Node("realize", c.id)
@@ -178,6 +179,11 @@ def _component_steps(c: Component, by_id: Mapping[str, Component], cpus: list[Co
     if c.info.realize_after_cpus:
         for cpu in cpus:
             edge((Node("realize", cpu.id), realize, f"{c.type} finds its CPUs when it realizes"))
+    if c.info.realize_after_maps:
+        for other in mapped:
+            if other.id != c.id:
+                for k in range(len(other.mmio)):
+                    edge((Node("map", other.id, k), realize, f"{c.type} reads the memory map when it realizes"))
     for k in range(len(c.mmio)):
         phase[Node("map", c.id, k)] = c.phase
         edge((realize, Node("map", c.id, k), f"{c.id} is mapped after it realizes"))
@@ -317,6 +323,10 @@ class _SortKey:
             if comp.synthetic:
                 # Inserted devices sit with the first wire that needs them.
                 return (phase, 1, self.anchor[comp.id], 0, _KIND[kind])
+            if kind == "map":
+                # Maps after everything that does not need them: QEMU renders the memory map
+                # once for a run of maps sent in one x-batch, instead of once per map.
+                return (phase, 4, comp.index, 0, n.number)
             return (phase, 0, comp.index, _KIND[kind], n.number)
         if kind == "wire":
             return (phase, 1, n.number, 1, 0)

@@ -104,8 +104,8 @@ async def capabilities(session: Session[Any], binary: Path | None) -> Capabiliti
 
 async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str, Mapping[str, Any]]],
                 needed: Iterable[str], binary: str, binary_path: Path | None = None,
-                locations: Sequence[str] = ()) -> None:
-    """Check that QEMU has every command, argument and device type that ``commands`` use.
+                locations: Sequence[str] = ()) -> Capabilities:
+    """Check that QEMU has every command, argument and device type that ``commands`` use; its capabilities.
 
     ``needed`` names further commands machinedesc itself sends (e.g.
     query-machine-phase); ``locations``, ``file:line:col`` or '' for each
@@ -122,7 +122,7 @@ async def probe(session: Session[Any], title: str, commands: Sequence[tuple[str,
         raise CapabilityError(refusal)
     problem = missing_capabilities(caps, commands, needed)
     if problem is None:
-        return
+        return caps
     if all(line.startswith("  missing device types: ") for line in problem):
         drivers = {str(args.get("driver", "")) for name, args in commands if name == "device_add"}
         raise UnknownTypeError(sorted(drivers - caps.types), caps.types)

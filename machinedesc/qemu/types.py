@@ -82,6 +82,8 @@ class TypeInfo:
     chardevs: tuple[str, ...] = ()
     links: dict[str, bool] = field(default_factory=dict)
     realize_after_cpus: bool = False
+    #: Hand table: realize reads the memory map, so every region is mapped first.
+    realize_after_maps: bool = False
     lines_known: bool = True
     mmio_from_defaults: bool = False
     device: DeviceTypeInfo | None = None
@@ -184,6 +186,7 @@ def _table_info(name: str) -> TypeInfo:
         mmio=tuple(mmio) if mmio is not None else None, outputs=_lines(entry.get("outputs")),
         inputs=_lines(entry.get("inputs")), chardevs=tuple(entry.get("chardevs", ())), links=links,
         realize_after_cpus=bool(entry.get("realize_after_cpus", False)),
+        realize_after_maps=bool(entry.get("realize_after_maps", False)),
         mmio_follows=tuple(entry.get("mmio_follows", ())), cpus=_cpu_use(entry.get("cpus")),
         creates_cpus=_cpu_use(entry.get("creates_cpus")), cpu_id=entry.get("cpu_id"),
         limits={k: (int(v[0]), int(v[1]), str(v[2])) for k, v in (entry.get("limits") or {}).items()},
@@ -227,6 +230,7 @@ def merge(table: TypeInfo, device: DeviceTypeInfo) -> TypeInfo:
         mmio=mmio, outputs={**outputs, **table.outputs}, inputs={**inputs, **table.inputs},
         chardevs=tuple(dict.fromkeys([*table.chardevs, *chardevs])), links={**links, **table.links},
         realize_after_cpus=table.realize_after_cpus or "cpus" in device.realize_needs,
+        realize_after_maps=table.realize_after_maps,
         lines_known=complete or (table.known and bool(table.outputs or table.inputs)),
         mmio_from_defaults=table.mmio is None and device.mmio_sizes is not None, device=device,
         mmio_follows=table.mmio_follows, cpus=table.cpus, creates_cpus=table.creates_cpus, cpu_id=table.cpu_id,

@@ -162,7 +162,10 @@ def _harts_file(harts: int) -> str:
         out += [f"qom-set path=/machine/peripheral/{dev} property=unnamed-gpio-out[{out_base + h}] "
                 f"value=/machine/peripheral/cluster0/hart{h}/unnamed-gpio-in[{mip}]" for h in range(harts)]
     out += ["qom-set path=/machine/peripheral/uart0 property=sysbus-irq[0] "
-            "value=/machine/peripheral/plic/unnamed-gpio-in[10]", "x-exit-preconfig"]
+            "value=/machine/peripheral/plic/unnamed-gpio-in[10]"]
+    # The planner maps after everything else (docs/plan.md): the maps go last, in the board's order.
+    maps = [line for line in out if line.startswith("x-sysbus-mmio-map")]
+    out = [line for line in out if line not in maps] + maps + ["x-exit-preconfig"]
     return "# system: riscv64\n" + "\n".join(out) + "\n"
 
 
@@ -243,9 +246,9 @@ def test_windows_of_look_alike_components_keep_their_offsets_and_sizes(tmp_path:
     board plans the file's steps (the fold once kept the first window's offset and size for every copy)."""
     maps = [(4096, 0, 16), (8192, 32, 16), (12288, 64, 128), (16384, 96, 128)]
     out = ["x-machine-init"]
-    for k, (addr, offset, size) in enumerate(maps):
-        out += [f"device_add driver=sysbus-memory id=d{k} size=8192",
-                f"x-sysbus-mmio-map device=d{k} addr={addr} offset={offset} size={size}"]
+    out += [f"device_add driver=sysbus-memory id=d{k} size=8192" for k in range(len(maps))]
+    out += [f"x-sysbus-mmio-map device=d{k} addr={addr} offset={offset} size={size}"
+            for k, (addr, offset, size) in enumerate(maps)]  # maps last, as the planner orders them
     text = "# system: riscv64\n" + "\n".join([*out, "x-exit-preconfig"]) + "\n"
     plan, yaml = _plan_of_import(tmp_path, text)
     assert _steps(plan) == _steps(parse(text, "f.qmp").commands)
