@@ -185,3 +185,31 @@ def test_a_machine_property_step_names_its_board_line(tmp_path: Path) -> None:
     [step] = [s for s in plan.steps if s.kind == StepKind.MACHINE]
     assert step.location is not None
     assert (Path(step.location.file).name, step.location.line) == ("b.yaml", HEADER.count("\n") + 4)
+
+
+def test_maps_come_after_the_other_steps_of_their_phase_in_board_order(tmp_path: Path) -> None:
+    """QEMU renders the memory map once for a run of maps in one x-batch (docs/plan.md): maps go last."""
+    plan = plan_of(tmp_path, """components:
+  uart0: {type: serial-mm, props: {chardev: serial0}, mmio: 0x10000000}
+  ram: {type: sysbus-memory, props: {size: 0x1000}, mmio: 0x80000000}
+  test: {type: riscv.sifive.test, mmio: 0x100000}
+""")
+    kinds = [s.kind for s in plan.steps if s.phase is Phase.INITIALIZED and s.kind is not StepKind.TRANSITION]
+    first_map = kinds.index(StepKind.MAP)
+    assert kinds[first_map:] == [StepKind.MAP] * 3, kinds
+    maps = [s.arguments["device"] for s in plan.steps if s.kind is StepKind.MAP]
+    assert maps == ["uart0", "ram", "test"]  # the board's order
+
+
+def test_a_loader_realizes_after_every_map_whatever_the_board_order(tmp_path: Path) -> None:
+    """The generic loader sizes a raw image by the memory at its address when it realizes."""
+    plan = plan_of(tmp_path, """components:
+  fw: {type: loader, props: {file: /dev/null, addr: 0x80000000, force-raw: true}}
+  ram: {type: sysbus-memory, props: {size: 0x1000}, mmio: 0x80000000}
+  uart0: {type: serial-mm, props: {chardev: serial0}, mmio: 0x10000000}
+""")
+    loader = index(plan, "driver=loader id=fw")
+    assert index(plan, "x-sysbus-mmio-map device=ram") < loader
+    assert index(plan, "x-sysbus-mmio-map device=uart0") < loader
+    step = plan.steps[loader]
+    assert step.location is not None and step.location.line == 5
