@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 import subprocess
@@ -130,3 +131,9 @@ def tiny_elf(machine: int, entry: int, code: bytes) -> bytes:
 def hmp(vm: QemuInstance, command_line: str) -> str:
     """Run an HMP command through QMP (only once the machine is ready)."""
     return str(vm.cmd("human-monitor-command", **{"command-line": command_line}))
+
+
+def flat_ranges(vm: QemuInstance) -> set[str]:
+    """Lines of the system address space's flat view ('START-END (prio P, KIND): NAME'), once ready."""
+    system = hmp(vm, "info mtree -f").split('AS "memory", root: system')[1].split("FlatView")[0]
+    return {line.strip() for line in system.splitlines() if re.match(r"\s+[0-9a-f]{16}-", line)}

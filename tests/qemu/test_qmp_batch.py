@@ -6,7 +6,7 @@ import re
 import struct
 from typing import Any
 
-from qemu_fixtures import Launcher, QemuInstance, hmp
+from qemu_fixtures import Launcher, QemuInstance, flat_ranges, hmp
 
 RAM = 0x80000000
 # lui t0,0x10000; li t1,'A'; sb t1,0(t0); j .
@@ -15,12 +15,6 @@ PUTC_A = struct.pack("<4I", 0x100002B7, 0x04100313, 0x00628023, 0x0000006F)
 
 def request(command: str, **arguments: Any) -> dict[str, Any]:
     return {"execute": command, "arguments": arguments}
-
-
-def flat_ranges(vm: QemuInstance) -> set[str]:
-    """Lines of the system address space's flat view ('START-END (prio P, KIND): NAME')."""
-    system = hmp(vm, "info mtree -f").split('AS "memory", root: system')[1].split("FlatView")[0]
-    return {line.strip() for line in system.splitlines() if re.match(r"\s+[0-9a-f]{16}-", line)}
 
 
 def test_runs_commands_in_order_and_returns_each_reply(qmp_riscv64: QemuInstance) -> None:

@@ -8,14 +8,7 @@ import time
 
 import pytest
 from qemu.qmp import ExecuteError
-from qemu_fixtures import EM_RISCV, Launcher, QemuInstance, hmp, tiny_elf
-
-
-def flat_ranges(vm: QemuInstance) -> set[str]:
-    """Lines of the system address space's flat view ('START-END (prio P, KIND): NAME')."""
-    text = hmp(vm, "info mtree -f")
-    system = text.split('AS "memory", root: system')[1].split("FlatView")[0]
-    return {line.strip() for line in system.splitlines() if re.match(r"\s+[0-9a-f]{16}-", line)}
+from qemu_fixtures import EM_RISCV, Launcher, QemuInstance, flat_ranges, hmp, tiny_elf
 
 
 def test_map_ram_and_rom_and_several_instances(qmp_riscv64: QemuInstance) -> None:
