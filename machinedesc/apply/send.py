@@ -266,6 +266,8 @@ def _step_failure(n: int, total: int, step: Step, why: str) -> str:
     if step.phase:
         head += f" (phase {step.phase.value})"
     lines = [head, f"  {step_text(step)}"]
+    if step.as_written != step.command:
+        lines.append(f"  (the file's {step.as_written}, sent as {step.command})")
     if step.note:
         lines.append(f"  step: {step.note}")
     if step.location:

@@ -152,6 +152,22 @@ def test_v4_file_runs_the_demo_firmware(sandbox: Sandbox, firmware: Path) -> Non
     assert "hello from timer interrupt" in res.stdout
 
 
+def test_a_refused_v4_map_names_the_command_the_file_wrote(sandbox: Sandbox) -> None:
+    f = sandbox.base / "bad-v4.qmp"
+    f.write_text(SOC_V4.read_text().replace("x-exit-preconfig\n", "sysbus-mmio-map device=nosuch addr=0x1000\n"
+                                                                  "x-exit-preconfig\n"))
+    line = f.read_text().splitlines().index("sysbus-mmio-map device=nosuch addr=0x1000") + 1
+    res = sandbox.call(sandbox.argv_run(str(f), "--qemu", str(patched_qemu("riscv64")), "--", "-m", "128M",
+                                        "-smp", "2", "-nodefaults", "-chardev", "stdio,id=serial0"))
+    assert res.rc == 4, res.stderr
+    lines = res.stderr.splitlines()
+    at = next(k for k, text in enumerate(lines) if text.startswith(f"{f}:{line}:1: step "))
+    assert lines[at + 1] == "  x-sysbus-mmio-map device=nosuch addr=4096"
+    assert lines[at + 2] == "  (the file's sysbus-mmio-map, sent as x-sysbus-mmio-map)"
+    assert "Device 'nosuch' not found" in res.stderr
+    sandbox.assert_clean()
+
+
 def test_forcing_the_machinedesc_dialect_says_so(sandbox: Sandbox) -> None:
     qemu = patched_qemu("riscv64")
     res = sandbox.call(sandbox.argv_run(str(SOC_V4), "--dialect", "machinedesc", "--qemu", str(qemu)))
