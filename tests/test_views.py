@@ -469,3 +469,22 @@ def test_diff_of_a_revision_with_a_catalog_above_the_board(repo: Path, monkeypat
     # Without --catalog the include leaves the board's directory: refused, at the revision too.
     code, _, err = run(["diff", "boards/variant.yaml@HEAD", "boards/variant.yaml"], capsys)
     assert code == 2 and err.startswith("HEAD:boards/variant.yaml:3:")
+
+
+def test_show_writes_sizes_in_units_only_where_the_value_is_a_size(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """As diff decides: a size-typed property, a parameter written with a unit; not a hex one, not a uint32."""
+    board = tmp_path / "b.yaml"
+    board.write_text("machinedesc: 1\nsystem: riscv64\nparams: {ram_size: 2 MiB, rom_size: 0x10000, base: 0x80000000}\n"
+                     "components:\n  hart0: {type: rv64-riscv-cpu}\n"
+                     "  ram: {type: sysbus-memory, props: {size: '${ram_size}'}, mmio: '${base}'}\n"
+                     "  rom: {type: sysbus-memory, props: {size: 1536, readonly: true}, mmio: 0x0}\n"
+                     "  mtimer: {type: riscv.aclint.mtimer, props: {num-harts: 1, aperture-size: 0x8000}, "
+                     "mmio: 0x2004000}\n", encoding="utf-8")
+    code, out, err = run(["show", str(board)], capsys)
+    assert code == 0, err
+    assert "  params: ram_size=2 MiB, rom_size=0x10000, base=0x80000000\n" in out
+    assert "size=2 MiB\n" in out and "size=1536 B readonly=true\n" in out  # exact: 1.50 KiB would hide bytes
+    assert "aperture-size=32768" in out  # a uint32, not a size to QEMU
+    code, out, err = run(["show", "--format", "json", str(board)], capsys)
+    assert json.loads(out)["params"]["ram_size"] == 2 << 20

@@ -2,7 +2,7 @@
 
 An ELF's loadable segments (``p_paddr``, ``p_memsz``: where QEMU's ELF
 loader puts them) are read with pyelftools; a raw image is placed by
-``boot.setup`` and may carry a Linux Image header (arm64: magic ``ARM\\x64``
+``boot.virt`` and may carry a Linux Image header (arm64: magic ``ARM\\x64``
 at 0x38, ``text_offset`` at 8, ``image_size`` at 16; RISC-V: ``RSC\\x05`` at
 0x34), which says both its architecture and how much memory it needs.
 

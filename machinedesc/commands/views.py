@@ -42,7 +42,10 @@ def show(board: Path, sets: tuple[str, ...], catalog: Path | None, fmt: str, all
     from ..views import show as view
 
     loaded = load_board(board, parse_sets(sets), catalog, allow_host_access=allow_host_access)
-    click.echo(view.render_text(loaded) if fmt == "text" else view.render_json(loaded), nl=False)
+    if fmt == "text":
+        click.echo(view.render_text(loaded, view.written_size_params(board, catalog)), nl=False)
+    else:
+        click.echo(view.render_json(loaded), nl=False)
 
 
 @click.command()

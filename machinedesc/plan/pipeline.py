@@ -117,7 +117,8 @@ def load_plan(path: Path, overrides: Mapping[str, str] | None = None, firmware: 
 def _plan(path: Path, overrides: Mapping[str, str] | None, firmware: Sequence[Path],
           catalog: Path | None, allow_host_access: bool = False,
           boot: Mapping[str, str] | None = None) -> tuple[tuple[Path, ...], Plan]:
-    from ..boot.setup import check_firmware, prepare
+    from ..boot.firmware import check_firmware
+    from ..boot.setup import prepare
     from ..errors import Collector, render_notes
     from .graph import build_graph
     from .planner import make_plan

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..board.typecheck import created_cpus
 from ..board.model import Backend, Board, Component, RawCommand, link_target
-from ..boot.setup import Load
+from ..boot.placer import Load
 from ..devicetree.dtc import dtb_sha256
 from ..devicetree.generate import generate
 from ..qemu.phases import Phase

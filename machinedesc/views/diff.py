@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..board.expr import SIZE
 from ..board.includes import load_document
 from ..board.located import location_of
 from ..board.model import Board, Component
 from ..errors import BoardError, printable
 from ..plan.pipeline import load_board
 from ..source import SourceLocation
-from .machine import counted, human_size, interrupt_routes, plan_of, value_text
+from .machine import counted, human_size, interrupt_routes, is_size, plan_of, size_params, value_text
 from .revision import Side, checkout
 
 #: The sections of a diff, in the order they are printed.
@@ -144,12 +143,6 @@ def _component_changes(old: Board, new: Board) -> list[Change]:
     return out
 
 
-def _is_size(comp: Component, prop: str) -> bool:
-    """Whether QEMU's type of ``prop`` of ``comp`` is a size (``size`` of sysbus-memory), by the type data."""
-    info = (comp.info.properties or {}).get(prop)
-    return info is not None and info.kind == "size"
-
-
 def _same_component(was: Component, comp: Component) -> list[Change]:
     out: list[Change] = []
     for key in [*was.props, *(k for k in comp.props if k not in was.props)]:
@@ -157,7 +150,7 @@ def _same_component(was: Component, comp: Component) -> list[Change]:
         if key in was.props and key in comp.props and before == after and type(before) is type(after):
             continue
         sign = "~" if key in was.props and key in comp.props else ("-" if key in was.props else "+")
-        size = _is_size(comp, key)
+        size = is_size(comp, key)
         old_text, new_text = value_text(before, size=size), value_text(after, size=size)
         text = {"~": f"{old_text} -> {new_text}{_expression(comp, key)}",
                 "-": f"{old_text} (removed)", "+": f"{new_text}{_expression(comp, key)}"}[sign]
@@ -290,14 +283,7 @@ def _load(side: Side, overrides: Mapping[str, str], allow_host_access: bool) -> 
         tree = load_document(side.path, side.catalog).tree
     except BoardError as err:
         raise side.relabel(err) from None
-    return Loaded(board, steps, _where_written(tree), _size_params(tree))
-
-
-def _size_params(tree: Mapping[str, Any]) -> frozenset[str]:
-    """The parameters whose value the merged tree writes with a unit (``ram_size: 128 MiB``)."""
-    params = tree.get("params")
-    return frozenset(k for k, v in params.items() if isinstance(v, str) and SIZE.match(v)) \
-        if isinstance(params, Mapping) else frozenset()
+    return Loaded(board, steps, _where_written(tree), size_params(tree))
 
 
 def diff_boards(old_spec: str, new_spec: str, overrides: Mapping[str, str] | None = None,

@@ -8,10 +8,12 @@ agree on every number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..board.checks import region_size
+from ..board.expr import SIZE
 from ..board.model import Board, Component
 from ..errors import Collector
 from ..plan.graph import build_graph
@@ -288,6 +290,19 @@ def _through(gate: str, gates: dict[str, str], outputs: dict[str, list[Connectio
                 continue
             out.append(conn.target.text)
     return out
+
+
+def is_size(comp: Component, prop: str) -> bool:
+    """Whether QEMU's type of ``prop`` of ``comp`` is a size (``size`` of sysbus-memory), by the type data."""
+    info = (comp.info.properties or {}).get(prop)
+    return info is not None and info.kind == "size"
+
+
+def size_params(tree: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters whose value the merged tree writes with a unit (``ram_size: 128 MiB``)."""
+    params = tree.get("params")
+    return frozenset(k for k, v in params.items() if isinstance(v, str) and SIZE.match(v)) \
+        if isinstance(params, Mapping) else frozenset()
 
 
 def value_text(value: Any, *, size: bool = False) -> str:

@@ -1,19 +1,24 @@
 """``machinedesc show``: one board as text (for terminals and pipes) or JSON (for tools).
 
 Text: a heading, the components grouped by cluster, the memory map in address
-order and the interrupt tree. Every name from the board goes through
-``errors.printable`` (a board cannot drive the terminal).
+order and the interrupt tree. Sizes read as the memory map has them, in binary
+units (``human_size``, exact, as ``diff`` shows them): size-typed properties
+(by the type data) and parameters the board writes with a unit; JSON keeps
+integers. Every name from the board goes through ``errors.printable`` (a
+board cannot drive the terminal).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from ..board.includes import load_document
 from ..board.model import Board, Component, Mmio
 from ..errors import printable
-from .machine import (NO_CLUSTER, MapRow, Route, counted, cpu_types, groups, human_size, interrupt_routes, memory_map,
-                      memory_total, value_text)
+from .machine import (NO_CLUSTER, MapRow, Route, counted, cpu_types, groups, human_size, interrupt_routes, is_size,
+                      memory_map, memory_total, size_params, value_text)
 
 
 def _addr_width(rows: list[MapRow]) -> int:
@@ -28,7 +33,7 @@ def _component_line(comp: Component) -> str:
     extra = f" @ {mmio}" if mmio else ""
     phase = f" [phase {comp.phase.value}]" if comp.phase.value != "initialized" else ""
     line = f"    {comp.id:<14} {comp.type}{extra}{phase}{where}"
-    settings = [f"{k}={value_text(v)}" for k, v in comp.props.items()]
+    settings = [f"{k}={value_text(v, size=is_size(comp, k))}" for k, v in comp.props.items()]
     settings += [f"{k}->{v}" for k, v in comp.links.items()]
     return line + ("\n" + " " * 19 + " ".join(settings) if settings else "")
 
@@ -41,15 +46,20 @@ def _mapping_text(m: Mmio) -> str:
     return f" ({' '.join(parts)})" if parts else ""
 
 
-def render_text(board: Board) -> str:
-    """The whole text report, ending in a newline."""
+def written_size_params(path: Path, catalog: Path | None = None) -> frozenset[str]:
+    """The parameters the board file (its includes merged) writes with a unit: ``render_text``'s ``sizes``."""
+    return size_params(load_document(path, catalog).tree)
+
+
+def render_text(board: Board, sizes: frozenset[str] = frozenset()) -> str:
+    """The whole text report, ending in a newline; ``sizes``: the parameters shown in units."""
     out = [f"{board.name}: {board.summary}" if board.summary else board.name,
            f"  file {board.file}, qemu-system-{board.system}, machine {board.machine}"]
     cpus = ", ".join(f"{n} x {t}" for t, n in cpu_types(board).items()) or "none"
     out.append(f"  CPUs: {cpus}; memory: {human_size(memory_total(board))}; "
                f"{counted(len(board.components), 'component')}, {counted(len(board.wires), 'wire')}")
     if board.params:
-        out.append("  params: " + ", ".join(f"{k}={value_text(v)}" for k, v in board.params.items()))
+        out.append("  params: " + ", ".join(f"{k}={value_text(v, size=k in sizes)}" for k, v in board.params.items()))
     out += ["", "Components" if board.components else "Components: none"]
     for cluster, members in groups(board).items():
         if cluster == NO_CLUSTER:
