@@ -58,6 +58,12 @@ BATCH_STEPS = 256
 #: The QMP command that runs a list of commands in order and stops at the first failure.
 BATCH_COMMAND = "x-batch"
 
+#: The PIPELINE_SAFE commands that go in an x-batch: those that answer ``{}``, so that a batch's
+#: reply stays small.  qom-get and qom-list answer with data (a qom-list of a container of
+#: thousands of devices is about 100 KB); 256 of them in one reply would pass qemu.qmp's
+#: 10 MB limit on a message and lose the connection, so they go one by one.
+BATCH_SAFE = frozenset({"device_add", "qom-set", "x-sysbus-mmio-map"})
+
 
 @dataclass
 class _Sent:
@@ -79,7 +85,7 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1, batch:
     first failing step; commands already in flight behind it may still run,
     so only use a window when QEMU is killed on failure (never with --connect).
 
-    ``batch`` > 1 sends runs of up to that many PIPELINE_SAFE steps of one
+    ``batch`` > 1 sends runs of up to that many BATCH_SAFE steps of one
     phase as one x-batch command (the binary must have it: see
     capabilities).  QEMU stops a batch at its first failing step, so a batch
     is as safe as its steps sent one by one, also with --connect.
@@ -124,7 +130,7 @@ class _Sender:
         check = bool(self.job.check_phases and step.phase
                      and (self.checked is None or not step.phase.accepts(self.checked)))
         expected = Phase.after(step.command)
-        batchable = self.batch > 1 and expected is None and step.command in PIPELINE_SAFE
+        batchable = self.batch > 1 and expected is None and step.command in BATCH_SAFE
         if batchable and not check:
             self.run.append(step)
             if len(self.run) >= self.batch:
