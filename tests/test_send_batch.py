@@ -134,3 +134,19 @@ def test_commands_with_unbounded_replies_are_not_batched() -> None:
                              ("x-batch", 3)] + [("qom-list", 1)] * 300 + [("qom-get", 1), ("x-batch", 2),
                                                                           ("x-exit-preconfig", 1),
                                                                           ("query-machine-phase", 1)]
+
+
+def test_a_failure_inside_an_x_batch_of_a_qmp_file_fails_its_step() -> None:
+    # A QMP file may send x-batch itself: QEMU answers it with success and the failure inside the
+    # list of replies. It used to pass as a successful step (the build went on, exit 0).
+    inner = [{"execute": "device_add", "arguments": {"driver": "riscv.sifive.test", "id": k}} for k in ("a", "b")]
+    steps = [step("x-machine-init", 1, Phase.ACCEL_CREATED), step("x-batch", 2, commands=inner),
+             step("x-exit-preconfig", 3)]
+    session = FakeSession(fail_at="b")
+    with pytest.raises(StepError) as err:
+        asyncio.run(send_all(session, Job("test", steps, "riscv64", (), ()), window=8, batch=256))  # type: ignore[arg-type]
+    text = str(err.value)
+    assert text.startswith("b.yaml:2:1: step 2/3 failed (phase initialized)\n"), text
+    assert text.rstrip().endswith("command 2 of 2 in this x-batch failed: QEMU error GenericError: refused"), text
+    assert err.value.error_class == "GenericError"
+    assert "x-exit-preconfig" not in [c for c, _ in session.calls]

@@ -207,6 +207,8 @@ async def _drain(inflight: collections.deque[_Sent], total: int, keep: int = 0) 
             raise type(exc)(f"{died}\n{exc.message}", exc.stderr_tail) from None
         if sent.batched:
             _check_batch(sent, reply, total)
+        elif step.command == BATCH_COMMAND:
+            _check_own_batch(n, total, step, reply)
         elif step.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
@@ -231,6 +233,20 @@ def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
         raise StepError(_step_failure(sent.first, total, sent.steps[0],
                                       f"{BATCH_COMMAND} answered {len(replies)} replies for "
                                       f"{len(sent.steps)} commands, none of them an error"))
+
+
+def _check_own_batch(n: int, total: int, step: Step, reply: Any) -> None:
+    """StepError if an x-batch a QMP file sends itself has a failing command: QEMU answers it with success."""
+    replies = reply.get("replies") if isinstance(reply, dict) else None
+    for k, answer in enumerate(replies if isinstance(replies, list) else []):
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict):
+            cls, desc = str(error.get("class", "")), str(error.get("desc", ""))
+            commands = step.arguments.get("commands")
+            count = len(commands) if isinstance(commands, list) else len(replies or ())
+            raise StepError(_step_failure(n, total, step, f"command {k + 1} of {count} in this {BATCH_COMMAND} "
+                                                          f"failed: QEMU error {cls}: {desc}"),
+                            sent=step.message, received={"return": reply}, error_class=cls)
 
 
 # HMP reports its errors in the reply text, not as a QMP error: "Error: ..."
