@@ -671,7 +671,9 @@ def _broken_plans(plan: Plan) -> dict[str, Plan]:
                                                           _index(plan, _create_of("h1")))
     out["child before parent"] = _move(plan, _index(plan, _create_of("h0")), _index(plan, _create_of("cl0")))
     mmio = _index(plan, lambda s: s.command == "x-sysbus-mmio-map")
-    out["map before realize"] = _move(plan, mmio, mmio - 1)
+    # Maps come last in their phase (docs/plan.md): move it before its device's device_add, which realizes it.
+    mapped = str(plan.steps[mmio].arguments["device"]).rsplit("/", 1)[-1]
+    out["map before realize"] = _move(plan, mmio, _index(plan, _create_of(mapped)))
     wire = _index(plan, lambda s: s.kind is StepKind.WIRE)
     out["wire before its ends exist"] = _move(plan, wire, _index(plan, lambda s: s.command == "device_add"))
     out["step after its phase"] = _move(plan, wire, len(plan.steps) - 1)
