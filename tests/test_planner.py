@@ -145,6 +145,21 @@ qmp:
     assert index(plan, "x-sysbus-mmio-map device=uart0") < index(plan, "property=x value=1")
 
 
+def test_raw_command_without_after_comes_after_every_map(tmp_path: Path) -> None:
+    # A raw command without after: sees the whole machine of its phase, maps included (as before the
+    # maps moved to the end of their phase): a raw map that moves a device must not be undone by the
+    # device's own map, and a raw loader's image needs the RAM mapped.
+    body = CLUSTER + """  ram: {type: sysbus-memory, props: {size: 1 MiB}, mmio: 0x80000000}
+  uart0: {type: serial-mm, props: {chardev: serial0}, mmio: 0x1000}
+qmp:
+  move: {execute: x-sysbus-mmio-map, arguments: {device: uart0, addr: 0x2000}}
+  fw: {execute: device_add, arguments: {driver: loader, id: fw, file: /dev/null, addr: 0x80000000}}
+"""
+    plan = plan_of(tmp_path, body)
+    maps = [index(plan, "x-sysbus-mmio-map device=ram"), index(plan, "x-sysbus-mmio-map device=uart0 addr=4096")]
+    assert max(maps) < index(plan, "device=uart0 addr=8192") < index(plan, "driver=loader id=fw")
+
+
 def test_firmware_loads_after_cpus_and_memory(tmp_path: Path) -> None:
     board = tmp_path / "b.yaml"
     board.write_text(HEADER + CLUSTER + "  ram: {type: sysbus-memory, props: {size: 1 MiB}, mmio: 0x80000000}\n")

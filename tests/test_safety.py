@@ -71,3 +71,20 @@ def test_transaction_and_qom_set_are_looked_into() -> None:
     assert safety.command_problem("qom-set", {"path": "/machine", "property": "dt-compatible", "value": "x"}) is None
     assert safety.command_problem("netdev_add", {"type": "hubport", "id": "h", "hubid": 0}) is None
     assert safety.command_problem("chardev-add", {"id": "c", "backend": {"type": "ringbuf", "data": {}}}) is None
+
+
+def test_commands_inside_x_batch_are_looked_into() -> None:
+    # x-batch (patch 44) runs a list of requests: each is held to the policy, nested batches too.
+    pmemsave = {"execute": "pmemsave", "arguments": {"val": 0, "size": 16, "filename": "/tmp/x"}}
+    found = safety.command_problem("x-batch", {"commands": [{"execute": "qom-list", "arguments": {"path": "/"}},
+                                                            pmemsave]})
+    assert found == ("QMP command 'pmemsave' touches the host: it writes guest memory to a host file",
+                     ("commands", 1, "execute"))
+    found = safety.command_problem("x-batch", {"commands": [{"execute": "x-batch", "arguments": {"commands": [
+        {"execute": "chardev-add", "arguments": {"id": "c", "backend": {"type": "file", "data": {}}}}]}}]})
+    assert found is not None and found[1] == ("commands", 0, "arguments", "commands", 0, "arguments", "backend",
+                                              "type")
+    assert safety.command_problem("x-batch", {"commands": [{"exec-oob": "migrate", "arguments": {"uri": "exec:x"}}]})
+    ok = {"commands": [{"execute": "device_add", "arguments": {"driver": "serial-mm", "id": "u"}}, 7, {"execute": 1}]}
+    assert safety.command_problem("x-batch", ok) is None
+    assert safety.command_problem("x-batch", {"commands": "junk"}) is None

@@ -116,3 +116,37 @@ def test_qemu_dying_inside_a_batch_names_the_range_and_how_to_find_the_step() ->
     assert text.startswith("b.yaml:10:1: step 2/302 failed (phase initialized)\n"), text
     assert "QEMU stopped during this step or one of the 255 after it (steps 2-257 were sent as one x-batch)" in text
     assert "hint: -v sends the steps one at a time" in text
+
+
+def test_commands_with_unbounded_replies_are_not_batched() -> None:
+    # qom-list and qom-get answer with data (a qom-list of /machine/peripheral on a 2,000-device machine is
+    # about 100 KB): 256 of them in one x-batch reply went past qemu.qmp's 10 MB line limit and apply
+    # reported a QEMU that "stopped", exit 5. Only commands that answer {} are batched.
+    steps = [step("x-machine-init", 1, Phase.ACCEL_CREATED)]
+    steps += [step("device_add", 10 + k, driver="riscv.sifive.test", id=f"d{k}") for k in range(3)]
+    steps += [step("qom-list", 20 + k, path="/machine/peripheral") for k in range(300)]
+    steps += [step("qom-get", 400, path="/machine/peripheral/d0", property="realized")]
+    steps += [step("qom-set", 401 + k, path=f"/machine/peripheral/d{k}", property="x", value=1) for k in range(2)]
+    steps += [step("x-exit-preconfig", 9999)]
+    session = FakeSession(fail_at="nothing")  # the qom-sets have no id
+    asyncio.run(send_all(session, Job("test", steps, "riscv64", (), ()), window=8, batch=256))  # type: ignore[arg-type]
+    assert sent(session) == [("query-machine-phase", 1), ("x-machine-init", 1), ("query-machine-phase", 1),
+                             ("x-batch", 3)] + [("qom-list", 1)] * 300 + [("qom-get", 1), ("x-batch", 2),
+                                                                          ("x-exit-preconfig", 1),
+                                                                          ("query-machine-phase", 1)]
+
+
+def test_a_failure_inside_an_x_batch_of_a_qmp_file_fails_its_step() -> None:
+    # A QMP file may send x-batch itself: QEMU answers it with success and the failure inside the
+    # list of replies. It used to pass as a successful step (the build went on, exit 0).
+    inner = [{"execute": "device_add", "arguments": {"driver": "riscv.sifive.test", "id": k}} for k in ("a", "b")]
+    steps = [step("x-machine-init", 1, Phase.ACCEL_CREATED), step("x-batch", 2, commands=inner),
+             step("x-exit-preconfig", 3)]
+    session = FakeSession(fail_at="b")
+    with pytest.raises(StepError) as err:
+        asyncio.run(send_all(session, Job("test", steps, "riscv64", (), ()), window=8, batch=256))  # type: ignore[arg-type]
+    text = str(err.value)
+    assert text.startswith("b.yaml:2:1: step 2/3 failed (phase initialized)\n"), text
+    assert text.rstrip().endswith("command 2 of 2 in this x-batch failed: QEMU error GenericError: refused"), text
+    assert err.value.error_class == "GenericError"
+    assert "x-exit-preconfig" not in [c for c, _ in session.calls]

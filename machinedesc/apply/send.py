@@ -58,6 +58,12 @@ BATCH_STEPS = 256
 #: The QMP command that runs a list of commands in order and stops at the first failure.
 BATCH_COMMAND = "x-batch"
 
+#: The PIPELINE_SAFE commands that go in an x-batch: those that answer ``{}``, so that a batch's
+#: reply stays small.  qom-get and qom-list answer with data (a qom-list of a container of
+#: thousands of devices is about 100 KB); 256 of them in one reply would pass qemu.qmp's
+#: 10 MB limit on a message and lose the connection, so they go one by one.
+BATCH_SAFE = frozenset({"device_add", "qom-set", "x-sysbus-mmio-map"})
+
 
 @dataclass
 class _Sent:
@@ -79,7 +85,7 @@ async def send_all(session: Session[Reporter], job: Job, window: int = 1, batch:
     first failing step; commands already in flight behind it may still run,
     so only use a window when QEMU is killed on failure (never with --connect).
 
-    ``batch`` > 1 sends runs of up to that many PIPELINE_SAFE steps of one
+    ``batch`` > 1 sends runs of up to that many BATCH_SAFE steps of one
     phase as one x-batch command (the binary must have it: see
     capabilities).  QEMU stops a batch at its first failing step, so a batch
     is as safe as its steps sent one by one, also with --connect.
@@ -124,7 +130,7 @@ class _Sender:
         check = bool(self.job.check_phases and step.phase
                      and (self.checked is None or not step.phase.accepts(self.checked)))
         expected = Phase.after(step.command)
-        batchable = self.batch > 1 and expected is None and step.command in PIPELINE_SAFE
+        batchable = self.batch > 1 and expected is None and step.command in BATCH_SAFE
         if batchable and not check:
             self.run.append(step)
             if len(self.run) >= self.batch:
@@ -201,6 +207,8 @@ async def _drain(inflight: collections.deque[_Sent], total: int, keep: int = 0) 
             raise type(exc)(f"{died}\n{exc.message}", exc.stderr_tail) from None
         if sent.batched:
             _check_batch(sent, reply, total)
+        elif step.command == BATCH_COMMAND:
+            _check_own_batch(n, total, step, reply)
         elif step.command == "human-monitor-command":
             failure = hmp_failure(reply)
             if failure:
@@ -225,6 +233,20 @@ def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
         raise StepError(_step_failure(sent.first, total, sent.steps[0],
                                       f"{BATCH_COMMAND} answered {len(replies)} replies for "
                                       f"{len(sent.steps)} commands, none of them an error"))
+
+
+def _check_own_batch(n: int, total: int, step: Step, reply: Any) -> None:
+    """StepError if an x-batch a QMP file sends itself has a failing command: QEMU answers it with success."""
+    replies = reply.get("replies") if isinstance(reply, dict) else None
+    for k, answer in enumerate(replies if isinstance(replies, list) else []):
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict):
+            cls, desc = str(error.get("class", "")), str(error.get("desc", ""))
+            commands = step.arguments.get("commands")
+            count = len(commands) if isinstance(commands, list) else len(replies or ())
+            raise StepError(_step_failure(n, total, step, f"command {k + 1} of {count} in this {BATCH_COMMAND} "
+                                                          f"failed: QEMU error {cls}: {desc}"),
+                            sent=step.message, received={"return": reply}, error_class=cls)
 
 
 # HMP reports its errors in the reply text, not as a QMP error: "Error: ..."

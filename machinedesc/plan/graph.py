@@ -336,7 +336,8 @@ class _SortKey:
             return (phase, 0, self.machine_props[n.name], 1, 0)
         if kind == "raw":
             raw_index, last = self.raw[n.name]
-            return (phase, 0, last, 9, raw_index) if last is not None else (phase, 3, raw_index, 0, 0)
+            # Without after: last in its phase, after the maps too: it sees the whole machine.
+            return (phase, 0, last, 9, raw_index) if last is not None else (phase, 5, raw_index, 0, 0)
         if kind == "firmware":
             return (phase, 2, n.number, 0, 0)
         return (phase, 9, 0, 0, 0)

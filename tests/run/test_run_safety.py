@@ -73,6 +73,10 @@ def test_unbalanced_quote_in_the_header_is_an_error_at_its_line(sandbox: Sandbox
     ("chardev-add id=c backend={{\"type\":\"file\",\"data\":{{\"out\":\"{marker}\"}}}}",
      "chardev backend 'file' touches the host"),
     ("dump-guest-memory paging=false protocol=file:{marker}", "QMP command 'dump-guest-memory' touches the host"),
+    # x-batch (patch 44) runs the commands it is given: they are held to the same policy.
+    ("x-batch commands=[{{\"execute\":\"qom-list\",\"arguments\":{{\"path\":\"/\"}}}},"
+     "{{\"execute\":\"migrate\",\"arguments\":{{\"uri\":\"exec:touch {marker}\"}}}}]",
+     "QMP command 'migrate' touches the host"),
 ])
 def test_commands_that_touch_the_host_are_refused_at_their_line(sandbox: Sandbox, stock_riscv: Path,
                                                                  tmp_path: Path, line: str, needle: str) -> None:
