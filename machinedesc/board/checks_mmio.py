@@ -74,6 +74,67 @@ def check_mmio(board: Board, problems: Collector) -> None:
         sweep.add(span)
     for sweep in sweeps.values():
         sweep.end_group()
+    check_sections(board, spans, problems)
+
+
+#: Bytes of QEMU's target page under ``-M none``, per system. A flat view's sections are
+#: numbered below it: system/physmem.c phys_section_add asserts ``sections_nb <
+#: TARGET_PAGE_SIZE`` (the number shares an IOTLB entry with a page address). aarch64's
+#: pages vary (TARGET_PAGE_BITS_VARY, at least 10 bits: target/arm/cpu-param.h) and are fixed
+#: in cpu_exec_init_all before any CPU exists; ``none`` asks no minimum_page_bits, so they
+#: stay 1 KiB. RISC-V's are 4 KiB (target/riscv/cpu-param.h).
+TARGET_PAGE_SIZE = {"aarch64": 1024, "riscv32": 4096, "riscv64": 4096}
+
+#: Share of the sections past which a board gets a note: devices' own subregions and what the
+#: guest maps (PCI BARs) take sections too.
+SECTIONS_NOTE_SHARE = 0.9
+
+
+def check_sections(board: Board, spans: list[_Span], problems: Collector) -> None:
+    """An error when the board's mappings alone need more flat-view sections than QEMU can number.
+
+    Counted as system/physmem.c adds them (register_subpage, register_multipage): a run
+    of whole pages is one section, each part of a page is one more, and each page split
+    that way one more for its subpage. Overlaps and devices' own subregions only add to
+    this, so the error is certain; near the limit it is a note.
+    """
+    page = TARGET_PAGE_SIZE.get(board.system or "")
+    if page is None:
+        return
+    used = 1  # PHYS_SECTION_UNASSIGNED
+    split: set[int] = set()
+    for start, end, _prio, comp, k in sorted(spans, key=lambda s: (s[0], s[1])):
+        used += _sections(start, end, page, split)
+        if used > page:
+            m = comp.mmio[k]
+            problems.add(m.location, f"{comp.yaml_path}.mmio",
+                         f"the memory map needs at least {used} flat-view sections by this region (in address "
+                         f"order), and QEMU numbers at most {page} ({board.system} has {page}-byte target pages "
+                         "under -M none): it would abort mapping it (phys_section_add)",
+                         "map fewer regions: one sysbus-memory instead of several adjacent ones, or regions "
+                         "that cover whole pages")
+            return
+    if used > page * SECTIONS_NOTE_SHARE:
+        problems.note(None, "components",
+                      f"the memory map needs at least {used} of the {page} flat-view sections QEMU can number "
+                      f"on {board.system}; devices' own subregions and what the guest maps (PCI BARs) need more, "
+                      "and QEMU aborts past the limit (phys_section_add)")
+
+
+def _sections(start: int, end: int, page: int, split: set[int]) -> int:
+    """Sections [start, end] adds: one per part of a page (and one per newly split page), one for whole pages."""
+    first, last = start // page, end // page
+    head, tail = start % page != 0, (end + 1) % page != 0
+    parts = [first] if head or (first == last and tail) else []
+    if tail and last not in parts:
+        parts.append(last)
+    whole = (last - first + 1) - len(parts)
+    added = len(parts) + (1 if whole > 0 else 0)
+    for p in parts:
+        if p not in split:
+            split.add(p)
+            added += 1
+    return added
 
 
 def _mmio_spans(board: Board, problems: Collector) -> list[_Span]:
