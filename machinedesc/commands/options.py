@@ -52,7 +52,8 @@ def qemu_options(func: click.decorators.FC) -> click.decorators.FC:
                           "(it is never killed)."),
         click.option("--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
                      callback=_check_timeout,
-                     help="How long to wait for QEMU to start or answer one command; a QEMU that stops "
+                     help="How long to wait for QEMU to start or answer one command (one x-batch of up to "
+                          "256 steps counts as one; -v sends steps one at a time); a QEMU that stops "
                           "answering is given up after that long, wherever it happens."),
         click.option("-v", "--verbose", is_flag=True, help="Echo every QMP command and reply on stderr."),
         click.option("--allow-host-access", is_flag=True,
