@@ -211,5 +211,6 @@ async def run_guest(session: Session[Reporter], qemu: QemuProcess, job: Job, opt
     if qemu.console_error is not None:
         raise console_lost(qemu.console_error, opts)
     if rc != 0:
-        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} while the guest was running",
-                        stderr_tail(qemu))
+        # With --paused the CPUs run only if a QMP client sent 'cont'.
+        when = "after the build, with the CPUs paused (--paused)" if opts.paused else "while the guest was running"
+        raise QemuError(f"machinedesc: QEMU {qemu.describe_exit()} {when}", stderr_tail(qemu))

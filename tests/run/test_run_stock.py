@@ -464,6 +464,20 @@ def test_qemu_dying_while_the_guest_runs_exits_5(sandbox: Sandbox, stock_riscv: 
     sandbox.assert_clean()
 
 
+def test_qemu_dying_with_the_cpus_paused_says_so(sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
+    f = virt_file(sandbox.base / "virt.qmp", firmware / "riscv64-hello-nopoweroff.elf")
+    proc = sandbox.start(sandbox.argv_run(str(f), "--qemu", str(stock_riscv), "--paused"))
+    err = StderrWatcher(proc)
+    err.wait_for("CPUs are paused")
+    os.kill(sandbox.wait_qemu(), signal.SIGKILL)
+    assert proc.wait(20) == 5
+    text = err.finish()
+    proc.communicate()
+    assert "QEMU was killed by SIGKILL after the build, with the CPUs paused (--paused)" in text, text
+    assert "while the guest was running" not in text
+    sandbox.assert_clean()
+
+
 def test_file_without_header_needs_qemu_and_takes_the_arguments_after_dashes(
         sandbox: Sandbox, stock_riscv: Path, firmware: Path) -> None:
     f = sandbox.base / "bare.qmp"
