@@ -150,3 +150,30 @@ def test_a_failure_inside_an_x_batch_of_a_qmp_file_fails_its_step() -> None:
     assert text.rstrip().endswith("command 2 of 2 in this x-batch failed: QEMU error GenericError: refused"), text
     assert err.value.error_class == "GenericError"
     assert "x-exit-preconfig" not in [c for c, _ in session.calls]
+
+
+class HmpSession(FakeSession):
+    """Answers a human-monitor-command inside an x-batch with HMP's error text, as QEMU does."""
+
+    async def call(self, command: str, arguments: Mapping[str, Any] | None = None,
+                   timeout: float | None = None) -> Any:
+        reply = await super().call(command, arguments, timeout)
+        if command == "x-batch":
+            for k, request in enumerate((arguments or {})["commands"]):
+                if request["execute"] == "human-monitor-command":
+                    reply["replies"][k] = {"return": "Error: Device 'nosuch' not found\r\n"}
+        return reply
+
+
+def test_an_hmp_error_inside_an_x_batch_of_a_qmp_file_fails_its_step() -> None:
+    inner = [{"execute": "device_add", "arguments": {"driver": "riscv.sifive.test", "id": "a"}},
+             {"execute": "human-monitor-command", "arguments": {"command-line": "device_del nosuch"}}]
+    steps = [step("x-machine-init", 1, Phase.ACCEL_CREATED), step("x-batch", 2, commands=inner),
+             step("x-exit-preconfig", 3)]
+    session = HmpSession()
+    with pytest.raises(StepError) as err:
+        asyncio.run(send_all(session, Job("test", steps, "riscv64", (), ()), window=8, batch=256))  # type: ignore[arg-type]
+    text = str(err.value)
+    assert text.rstrip().endswith("command 2 of 2 in this x-batch failed: HMP error: Error: Device 'nosuch' "
+                                  "not found"), text
+    assert "x-exit-preconfig" not in [c for c, _ in session.calls]

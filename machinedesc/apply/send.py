@@ -238,15 +238,23 @@ def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
 def _check_own_batch(n: int, total: int, step: Step, reply: Any) -> None:
     """StepError if an x-batch a QMP file sends itself has a failing command: QEMU answers it with success."""
     replies = reply.get("replies") if isinstance(reply, dict) else None
+    commands = step.arguments.get("commands")
+    requests = commands if isinstance(commands, list) else []
+    count = len(requests) or len(replies or ())
     for k, answer in enumerate(replies if isinstance(replies, list) else []):
         error = answer.get("error") if isinstance(answer, dict) else None
+        request = requests[k] if k < len(requests) and isinstance(requests[k], dict) else {}
+        why = None
         if isinstance(error, dict):
-            cls, desc = str(error.get("class", "")), str(error.get("desc", ""))
-            commands = step.arguments.get("commands")
-            count = len(commands) if isinstance(commands, list) else len(replies or ())
+            cls, why = str(error.get("class", "")), f"QEMU error {error.get('class', '')}: {error.get('desc', '')}"
+        elif request.get("execute") == "human-monitor-command" and isinstance(answer, dict):
+            # HMP answers its errors as text (hmp_failure), inside a batch as outside.
+            failure = hmp_failure(answer.get("return"))
+            cls, why = "", (f"HMP error: {failure}" if failure else None)
+        if why is not None:
             raise StepError(_step_failure(n, total, step, f"command {k + 1} of {count} in this {BATCH_COMMAND} "
-                                                          f"failed: QEMU error {cls}: {desc}"),
-                            sent=step.message, received={"return": reply}, error_class=cls)
+                                                          f"failed: {why}"),
+                            sent=step.message, received={"return": reply}, error_class=cls or None)
 
 
 # HMP reports its errors in the reply text, not as a QMP error: "Error: ..."
