@@ -209,12 +209,38 @@ async def _drain(inflight: collections.deque[_Sent], total: int, keep: int = 0) 
             _check_batch(sent, reply, total)
         elif step.command == BATCH_COMMAND:
             _check_own_batch(n, total, step, reply)
-        elif step.command == "human-monitor-command":
-            failure = hmp_failure(reply)
+        else:
+            failure = _answer_failure(step.command, {"return": reply})
             if failure:
-                raise StepError(_step_failure(n, total, step, f"HMP error: {failure}"),
+                raise StepError(_step_failure(n, total, step, failure[0]),
                                 sent=step.message, received={"return": reply})
         inflight.popleft()
+
+
+def _answer_failure(command: str, answer: Any) -> tuple[str, str | None] | None:
+    """(why, QMP error class) if ``answer``, the reply to ``command``, reports a failure, else None.
+
+    A failure is an error reply, or a human-monitor-command whose text is
+    an HMP error (``hmp_failure``): HMP answers its errors with success.
+    """
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        cls = str(error.get("class", ""))
+        return f"QEMU error {cls}: {error.get('desc', '')}", cls
+    if command == "human-monitor-command" and isinstance(answer, dict):
+        failure = hmp_failure(answer.get("return"))
+        if failure:
+            return f"HMP error: {failure}", None
+    return None
+
+
+def _batch_failure(commands: list[str], replies: list[Any]) -> tuple[int, str, str | None, Any] | None:
+    """(index, why, error class, reply) of the first failing reply of an x-batch, else None."""
+    for k, answer in enumerate(replies):
+        failure = _answer_failure(commands[k] if k < len(commands) else "", answer)
+        if failure:
+            return k, failure[0], failure[1], answer
+    return None
 
 
 def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
@@ -223,12 +249,12 @@ def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
     if not isinstance(replies, list):
         raise StepError(_step_failure(sent.first, total, sent.steps[0],
                                       f"{BATCH_COMMAND} answered without a list of replies: {reply!r:.200}"))
-    for k, (step, answer) in enumerate(zip(sent.steps, replies, strict=False)):
-        error = answer.get("error") if isinstance(answer, dict) else None
-        if isinstance(error, dict):
-            cls, desc = str(error.get("class", "")), str(error.get("desc", ""))
-            raise StepError(_step_failure(sent.first + k, total, step, f"QEMU error {cls}: {desc}"),
-                            sent=step.message, received=answer, error_class=cls)
+    failed = _batch_failure([s.command for s in sent.steps], replies)
+    if failed is not None:
+        k, why, cls, answer = failed
+        step = sent.steps[k]
+        raise StepError(_step_failure(sent.first + k, total, step, why),
+                        sent=step.message, received=answer, error_class=cls)
     if len(replies) != len(sent.steps):
         raise StepError(_step_failure(sent.first, total, sent.steps[0],
                                       f"{BATCH_COMMAND} answered {len(replies)} replies for "
@@ -238,23 +264,16 @@ def _check_batch(sent: _Sent, reply: Any, total: int) -> None:
 def _check_own_batch(n: int, total: int, step: Step, reply: Any) -> None:
     """StepError if an x-batch a QMP file sends itself has a failing command: QEMU answers it with success."""
     replies = reply.get("replies") if isinstance(reply, dict) else None
-    commands = step.arguments.get("commands")
-    requests = commands if isinstance(commands, list) else []
-    count = len(requests) or len(replies or ())
-    for k, answer in enumerate(replies if isinstance(replies, list) else []):
-        error = answer.get("error") if isinstance(answer, dict) else None
-        request = requests[k] if k < len(requests) and isinstance(requests[k], dict) else {}
-        why = None
-        if isinstance(error, dict):
-            cls, why = str(error.get("class", "")), f"QEMU error {error.get('class', '')}: {error.get('desc', '')}"
-        elif request.get("execute") == "human-monitor-command" and isinstance(answer, dict):
-            # HMP answers its errors as text (hmp_failure), inside a batch as outside.
-            failure = hmp_failure(answer.get("return"))
-            cls, why = "", (f"HMP error: {failure}" if failure else None)
-        if why is not None:
-            raise StepError(_step_failure(n, total, step, f"command {k + 1} of {count} in this {BATCH_COMMAND} "
-                                                          f"failed: {why}"),
-                            sent=step.message, received={"return": reply}, error_class=cls or None)
+    requests = step.arguments.get("commands")
+    commands = [str(r.get("execute", "")) if isinstance(r, dict) else "" for r in requests] \
+        if isinstance(requests, list) else []
+    failed = _batch_failure(commands, replies if isinstance(replies, list) else [])
+    if failed is not None:
+        k, why, cls, _ = failed
+        count = len(commands) or len(replies or ())
+        raise StepError(_step_failure(n, total, step, f"command {k + 1} of {count} in this {BATCH_COMMAND} "
+                                                      f"failed: {why}"),
+                        sent=step.message, received={"return": reply}, error_class=cls)
 
 
 # HMP reports its errors in the reply text, not as a QMP error: "Error: ..."
